@@ -1,0 +1,349 @@
+//! Why a request was refused, and how each refusal is answered over HTTP and gRPC.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode};
+
+/// The kind of an [`AuthError`]; each kind has one fixed answer (see [`AuthError`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No credential on a protected route.
+    MissingCredential,
+    /// The request itself is malformed: two `Authorization` headers, an empty bearer, a
+    /// bearer outside the RFC 6750 b64token syntax, or two credentials at once.
+    InvalidRequest,
+    /// The credential is invalid, expired, unknown or too large.
+    InvalidToken,
+    /// The caller is known but lacks a required role.
+    InsufficientScope,
+    /// The source of keys is unavailable (no JWKS yet, or stale past its limit).
+    Unavailable,
+}
+
+/// gRPC status codes that authentication answers with.
+///
+/// Kept here as plain numbers so that `auth-core` needs no gRPC dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrpcCode {
+    /// 7: the caller is identified but not allowed.
+    PermissionDenied = 7,
+    /// 14: try again later.
+    Unavailable = 14,
+    /// 16: the caller could not be identified.
+    Unauthenticated = 16,
+}
+
+impl GrpcCode {
+    /// The numeric code, as sent in `grpc-status`.
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+}
+
+/// A refused request: an opaque error with a [`kind`](Self::kind).
+///
+/// | kind | HTTP | `WWW-Authenticate` | gRPC |
+/// |---|---|---|---|
+/// | `MissingCredential` | 401 | `Bearer realm=".."` | 16 UNAUTHENTICATED |
+/// | `InvalidRequest` | 400 | `error="invalid_request"` | 16 UNAUTHENTICATED |
+/// | `InvalidToken` | 401 | `error="invalid_token"` | 16 UNAUTHENTICATED |
+/// | `InsufficientScope` | 403 | `error="insufficient_scope", scope=".."` | 7 PERMISSION_DENIED |
+/// | `Unavailable` | 503 + `Retry-After` | none | 14 UNAVAILABLE |
+///
+/// The body and gRPC message are fixed per kind and never carry the credential, claims,
+/// key id, issuer, algorithm or a library's error text. The [`reason`](Self::reason) is a
+/// short code for logs only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    reason: &'static str,
+    scope: Option<Arc<str>>,
+    retry_after: Option<Duration>,
+}
+
+/// What a 503 asks the client to wait when the source gave no better figure.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl AuthError {
+    fn new(kind: AuthErrorKind, reason: &'static str) -> Self {
+        Self {
+            kind,
+            reason,
+            scope: None,
+            retry_after: None,
+        }
+    }
+
+    /// No credential was presented.
+    pub fn missing_credential() -> Self {
+        Self::new(AuthErrorKind::MissingCredential, "missing_credential")
+    }
+
+    /// The request is malformed; `reason` is a log code such as `duplicate_authorization`.
+    pub fn invalid_request(reason: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, reason)
+    }
+
+    /// The credential is not valid; `reason` is a log code such as `unknown_api_key`.
+    pub fn invalid_token(reason: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidToken, reason)
+    }
+
+    /// The caller lacks a role; `scope` is the space-separated list of roles that would do.
+    pub fn insufficient_scope(scope: impl Into<Arc<str>>) -> Self {
+        Self {
+            scope: Some(scope.into()),
+            ..Self::new(AuthErrorKind::InsufficientScope, "missing_role")
+        }
+    }
+
+    /// The key source is unavailable; `retry_after` is sent as `Retry-After` (whole seconds, at least 1).
+    pub fn unavailable(reason: &'static str, retry_after: Option<Duration>) -> Self {
+        Self {
+            retry_after: Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+            ..Self::new(AuthErrorKind::Unavailable, reason)
+        }
+    }
+
+    /// The kind, which decides the answer.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// A short reason code for logs, never shown to the client.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The roles that would satisfy the requirement, for `InsufficientScope`.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// How long the client should wait, for `Unavailable`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The HTTP status.
+    pub fn http_status(&self) -> StatusCode {
+        match self.kind {
+            AuthErrorKind::MissingCredential | AuthErrorKind::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 error code, where the kind has one.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self.kind {
+            AuthErrorKind::MissingCredential | AuthErrorKind::Unavailable => None,
+            AuthErrorKind::InvalidRequest => Some("invalid_request"),
+            AuthErrorKind::InvalidToken => Some("invalid_token"),
+            AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 section 3), or `None` for a 503.
+    ///
+    /// `realm` must be a valid quoted-string body; [`crate::ConfigError`] is raised for a bad
+    /// realm when the layer is built, so this never fails at request time.
+    pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
+        let value = match (self.kind, self.error_code()) {
+            (AuthErrorKind::Unavailable, _) => return None,
+            (AuthErrorKind::InsufficientScope, Some(code)) => format!(
+                "Bearer realm=\"{realm}\", error=\"{code}\", scope=\"{}\"",
+                self.scope.as_deref().unwrap_or_default()
+            ),
+            (_, Some(code)) => format!("Bearer realm=\"{realm}\", error=\"{code}\""),
+            (_, None) => format!("Bearer realm=\"{realm}\""),
+        };
+        HeaderValue::try_from(value).ok()
+    }
+
+    /// The fixed JSON body.
+    pub fn body(&self) -> &'static str {
+        match self.kind {
+            AuthErrorKind::MissingCredential => r#"{"error":"unauthorized"}"#,
+            AuthErrorKind::InvalidRequest => r#"{"error":"invalid_request"}"#,
+            AuthErrorKind::InvalidToken => r#"{"error":"invalid_token"}"#,
+            AuthErrorKind::InsufficientScope => r#"{"error":"insufficient_scope"}"#,
+            AuthErrorKind::Unavailable => r#"{"error":"temporarily_unavailable"}"#,
+        }
+    }
+
+    /// The gRPC status code.
+    pub fn grpc_code(&self) -> GrpcCode {
+        match self.kind {
+            AuthErrorKind::MissingCredential
+            | AuthErrorKind::InvalidRequest
+            | AuthErrorKind::InvalidToken => GrpcCode::Unauthenticated,
+            AuthErrorKind::InsufficientScope => GrpcCode::PermissionDenied,
+            AuthErrorKind::Unavailable => GrpcCode::Unavailable,
+        }
+    }
+
+    /// The fixed `grpc-message`.
+    pub fn grpc_message(&self) -> &'static str {
+        match self.kind {
+            AuthErrorKind::MissingCredential => "missing credential",
+            AuthErrorKind::InvalidRequest => "invalid request",
+            AuthErrorKind::InvalidToken => "invalid credential",
+            AuthErrorKind::InsufficientScope => "insufficient scope",
+            AuthErrorKind::Unavailable => "authentication temporarily unavailable",
+        }
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("reason", &self.reason)
+            .field("scope", &self.scope)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({})",
+            self.error_code().unwrap_or(match self.kind {
+                AuthErrorKind::Unavailable => "unavailable",
+                _ => "unauthorized",
+            }),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// A configuration mistake, found while building; never raised per request.
+///
+/// The message names the variable (or builder setting) and, for lists, the position of the
+/// bad entry. It never contains a secret value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: String,
+    message: String,
+}
+
+impl ConfigError {
+    /// An error about `variable` (an environment variable or a builder setting).
+    pub fn new(variable: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            variable: variable.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The variable or setting at fault.
+    pub fn variable(&self) -> &str {
+        &self.variable
+    }
+
+    /// What is wrong with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(e: &AuthError) -> Option<String> {
+        e.www_authenticate("api")
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn mapping_table() {
+        let cases = [
+            (
+                AuthError::missing_credential(),
+                401,
+                Some(r#"Bearer realm="api""#),
+                16,
+            ),
+            (
+                AuthError::invalid_request("x"),
+                400,
+                Some(r#"Bearer realm="api", error="invalid_request""#),
+                16,
+            ),
+            (
+                AuthError::invalid_token("x"),
+                401,
+                Some(r#"Bearer realm="api", error="invalid_token""#),
+                16,
+            ),
+            (
+                AuthError::insufficient_scope("admin ops"),
+                403,
+                Some(r#"Bearer realm="api", error="insufficient_scope", scope="admin ops""#),
+                7,
+            ),
+            (
+                AuthError::unavailable("jwks_not_loaded", None),
+                503,
+                None,
+                14,
+            ),
+        ];
+        for (error, status, www, grpc) in cases {
+            assert_eq!(error.http_status().as_u16(), status, "{error:?}");
+            assert_eq!(challenge(&error).as_deref(), www, "{error:?}");
+            assert_eq!(error.grpc_code().as_i32(), grpc, "{error:?}");
+            let body: serde_json::Value = serde_json::from_str(error.body()).unwrap();
+            assert!(body["error"].is_string(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn missing_credential_has_no_error_code() {
+        // RFC 6750 section 3.1: a request without authentication information
+        // SHOULD NOT carry an error code.
+        assert!(
+            !challenge(&AuthError::missing_credential())
+                .unwrap()
+                .contains("error=")
+        );
+    }
+
+    #[test]
+    fn unavailable_always_has_retry_after() {
+        assert_eq!(
+            AuthError::unavailable("x", None).retry_after(),
+            Some(DEFAULT_RETRY_AFTER)
+        );
+        let e = AuthError::unavailable("x", Some(Duration::from_secs(30)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn body_and_grpc_message_do_not_carry_the_reason() {
+        let e = AuthError::invalid_token("bad_signature");
+        assert!(!e.body().contains("signature"));
+        assert!(!e.grpc_message().contains("signature"));
+    }
+}

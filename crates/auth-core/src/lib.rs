@@ -1,0 +1,44 @@
+//! The core model of the auth middleware: who is calling ([`Identity`]), what they presented
+//! ([`Credential`]), how a credential is checked ([`Authenticator`]) and how a failure is
+//! answered ([`AuthError`], with its HTTP and gRPC mapping).
+//!
+//! This crate has no runtime, framework or network dependency: it is the vocabulary that
+//! `auth-layer` (tower, axum, tonic), `auth-hmac` and `auth-jwks` share.
+//!
+//! ```
+//! use auth_core::{ApiKeyAuthenticator, ApiKeySet, Admins, Authenticator, Check, CredentialExtractor, Outcome};
+//!
+//! let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default()).unwrap();
+//! let auth = ApiKeyAuthenticator::new(keys);
+//!
+//! let request = http::Request::builder()
+//!     .header("x-api-key", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA")
+//!     .body(())
+//!     .unwrap();
+//! let credential = CredentialExtractor::default().extract(request.headers()).unwrap().unwrap();
+//! match auth.authenticate(credential) {
+//!     Check::Ready(Outcome::Authenticated(identity)) => assert_eq!(identity.subject(), "key-1"),
+//!     _ => panic!("the key is configured"),
+//! }
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api_key;
+mod authenticator;
+mod clock;
+mod credential;
+mod error;
+mod identity;
+mod secret;
+
+pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength, sha256_digest};
+pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture};
+pub use clock::Clock;
+pub use credential::{
+    Credential, CredentialExtractor, DEFAULT_API_KEY_HEADER, Fingerprint, MAX_CREDENTIAL_LEN,
+    is_b64token,
+};
+pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
+pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
+pub use secret::Secret;
