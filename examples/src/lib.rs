@@ -1,1 +1,61 @@
-//! placeholder
+//! The demo application, shared by the `demo` binary and the end-to-end tests.
+#![allow(missing_docs)]
+
+use auth_core::Identity;
+use auth_layer::{AuthLayer, RequireRoles};
+use axum::routing::get;
+use axum::{Json, Router};
+use rand::RngCore;
+use serde_json::{Value, json};
+
+/// Roles `/metrics` needs, both of them.
+pub const METRICS_ROLES: [&str; 2] = ["runtime.health:read", "runtime.metrics:read"];
+
+/// The variables that turn on configuration from the environment.
+pub const AUTH_VARIABLES: [&str; 5] = [
+    "AUTH_MODE",
+    "API_KEYS",
+    "API_KEYS_FILE",
+    "OIDC_CONFIG",
+    "HMAC_SECRET",
+];
+
+/// The demo routes behind `auth`:
+/// `GET /health` (public), `GET /whoami` (any identity), `GET /admin` (role `admin`),
+/// `GET /metrics` (both [`METRICS_ROLES`]).
+pub fn router(auth: AuthLayer) -> Router {
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route(
+            "/admin",
+            get(|| async { Json(json!({ "admin": true })) })
+                .route_layer(RequireRoles::any(["admin"])),
+        )
+        .route(
+            "/metrics",
+            get(metrics).route_layer(RequireRoles::all(METRICS_ROLES)),
+        )
+        .route("/health", get(auth.health_handler()))
+        .layer(auth)
+}
+
+async fn whoami(identity: Identity) -> Json<Value> {
+    Json(json!({
+        "subject": identity.subject(),
+        "name": identity.name(),
+        "method": identity.method().kind(),
+        "authenticated_by": identity.method().to_string(),
+        "roles": identity.roles(),
+    }))
+}
+
+async fn metrics() -> &'static str {
+    "# TYPE demo_requests_total counter\ndemo_requests_total 1\n"
+}
+
+/// A new random key: 32 bytes from the OS generator, hex-encoded (64 characters).
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

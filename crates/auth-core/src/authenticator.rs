@@ -59,3 +59,13 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Checks `credential`.
     fn authenticate(&self, credential: Credential<'_>) -> Check;
 }
+
+impl<T: Authenticator + ?Sized> Authenticator for std::sync::Arc<T> {
+    fn method(&self) -> &'static str {
+        (**self).method()
+    }
+
+    fn authenticate(&self, credential: Credential<'_>) -> Check {
+        (**self).authenticate(credential)
+    }
+}

@@ -4,7 +4,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+/// The realm in `WWW-Authenticate` challenges unless one is configured.
+pub const DEFAULT_REALM: &str = "api";
+
+/// Whether a request is gRPC (`content-type: application/grpc*`). gRPC requests are refused
+/// with HTTP 200 and `grpc-status`, since gRPC clients turn an HTTP 401 into UNKNOWN or UNAVAILABLE.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
 
 /// The kind of an [`AuthError`]; each kind has one fixed answer (see [`AuthError`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,6 +214,37 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// The whole answer: status, headers and fixed body, in HTTP form or, when `grpc`, as a
+    /// trailers-only gRPC response (HTTP 200, `grpc-status`, `grpc-message`, no body).
+    pub fn to_response(&self, realm: &str, grpc: bool) -> Response<&'static str> {
+        let mut response = Response::new("");
+        if !grpc {
+            *response.status_mut() = self.http_status();
+            *response.body_mut() = self.body();
+        }
+        let headers = response.headers_mut();
+        if grpc {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert("grpc-status", HeaderValue::from(self.grpc_code().as_i32()));
+            headers.insert(
+                "grpc-message",
+                HeaderValue::from_static(self.grpc_message()),
+            );
+            return response;
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.www_authenticate(realm) {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(after) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+        response
+    }
+}
+
 impl fmt::Debug for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthError")
@@ -317,6 +360,54 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(error.body()).unwrap();
             assert!(body["error"].is_string(), "{error:?}");
         }
+    }
+
+    #[test]
+    fn http_response() {
+        let r = AuthError::invalid_token("x").to_response("api", false);
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="api", error="invalid_token""#
+        );
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(*r.body(), r#"{"error":"invalid_token"}"#);
+
+        let r =
+            AuthError::unavailable("x", Some(Duration::from_secs(30))).to_response("api", false);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[RETRY_AFTER], "30");
+        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn grpc_response_is_http_200_with_grpc_status() {
+        for (error, code) in [
+            (AuthError::missing_credential(), "16"),
+            (AuthError::invalid_request("x"), "16"),
+            (AuthError::invalid_token("x"), "16"),
+            (AuthError::insufficient_scope("admin"), "7"),
+            (AuthError::unavailable("x", None), "14"),
+        ] {
+            let r = error.to_response("api", true);
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["grpc-status"], code);
+            assert_eq!(r.headers()[CONTENT_TYPE], "application/grpc");
+            assert!(r.body().is_empty());
+        }
+    }
+
+    #[test]
+    fn grpc_detection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_grpc(&h));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert!(is_grpc(&h));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(!is_grpc(&h));
     }
 
     #[test]

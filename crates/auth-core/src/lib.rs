@@ -3,7 +3,10 @@
 //! answered ([`AuthError`], with its HTTP and gRPC mapping).
 //!
 //! This crate has no runtime, framework or network dependency: it is the vocabulary that
-//! `auth-layer` (tower, axum, tonic), `auth-hmac` and `auth-jwks` share.
+//! `auth-layer` (tower, axum, tonic), `auth-hmac` and `auth-jwks` share. The one exception is
+//! opt-in: the `axum` feature (off by default; `auth-layer`'s `axum` feature turns it on)
+//! adds `axum-core`'s extractor traits so that `Identity` can be a handler argument, which
+//! Rust's orphan rule allows only in this crate or in axum.
 //!
 //! ```
 //! use auth_core::{ApiKeyAuthenticator, ApiKeySet, Admins, Authenticator, Check, CredentialExtractor, Outcome};
@@ -32,6 +35,9 @@ mod error;
 mod identity;
 mod secret;
 
+#[cfg(feature = "axum")]
+mod axum;
+
 pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength, sha256_digest};
 pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture};
 pub use clock::Clock;
@@ -39,6 +45,6 @@ pub use credential::{
     Credential, CredentialExtractor, DEFAULT_API_KEY_HEADER, Fingerprint, MAX_CREDENTIAL_LEN,
     is_b64token,
 };
-pub use error::{AuthError, AuthErrorKind, ConfigError, GrpcCode};
+pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, is_grpc};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
 pub use secret::Secret;

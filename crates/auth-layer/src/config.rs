@@ -1,0 +1,456 @@
+//! `AuthConfig`: the layer's configuration read from environment variables.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet, ConfigError, DEFAULT_API_KEY_HEADER};
+use http::HeaderName;
+use http::header::AUTHORIZATION;
+
+use crate::AuthLayer;
+use crate::reload::KeyFile;
+use crate::rules::{Rules, parse_method_roles};
+
+/// How often `API_KEYS_FILE` is checked for changes unless configured otherwise.
+pub const DEFAULT_KEY_FILE_POLL: Duration = Duration::from_secs(5);
+
+/// An authentication method, as named in `AUTH_MODE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Method {
+    /// `api_key`: `API_KEYS` or `API_KEYS_FILE`.
+    ApiKey,
+    /// `oidc`: `OIDC_CONFIG`.
+    Oidc,
+    /// `hmac`: `HMAC_SECRET`.
+    Hmac,
+}
+
+impl Method {
+    fn parse(word: &str) -> Option<Self> {
+        match word {
+            "api_key" => Some(Self::ApiKey),
+            "oidc" => Some(Self::Oidc),
+            "hmac" => Some(Self::Hmac),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Keys {
+    Inline(ApiKeySet),
+    File {
+        file: KeyFile,
+        set: ApiKeySet,
+        digest: [u8; 32],
+    },
+}
+
+/// The layer's configuration, from environment variables (see the crate docs for the list).
+///
+/// [`AuthConfig::from_env`] reads the process environment; [`AuthConfig::from_env_prefixed`]
+/// reads the same names with a prefix (`MYAPP_API_KEYS`); [`AuthConfig::from_lookup`] reads
+/// from any function, which is how tests avoid touching the process environment. Every
+/// problem is a [`ConfigError`] naming the variable; secret values are never quoted.
+#[derive(Debug)]
+pub struct AuthConfig {
+    /// `None` when authentication is off (`AUTH_MODE=none`, or nothing configured).
+    methods: Option<Vec<Method>>,
+    keys: Option<Keys>,
+    api_key_header: HeaderName,
+    admins: Admins,
+    rules: Rules,
+    key_file_poll: Duration,
+}
+
+impl AuthConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_prefixed("")
+    }
+
+    /// Reads the process environment, every name prefixed with `prefix`.
+    pub fn from_env_prefixed(prefix: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(prefix, |name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `get`, which is called with full (prefixed) names.
+    pub fn from_lookup(
+        prefix: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &str| {
+            let full = format!("{prefix}{name}");
+            let value = get(&full);
+            (full, value)
+        };
+
+        let (admins_var, admins) = var("AUTH_ADMINS");
+        let admins = match admins {
+            Some(v) => parse_list(&admins_var, &v).map(Admins::new)?,
+            None => Admins::default(),
+        };
+
+        let (header_var, header) = var("API_KEY_HEADER");
+        let api_key_header = match header {
+            None => HeaderName::from_static(DEFAULT_API_KEY_HEADER),
+            Some(h) => match HeaderName::try_from(h.trim()) {
+                Ok(name) if name != AUTHORIZATION => name,
+                Ok(_) => {
+                    return Err(ConfigError::new(
+                        header_var,
+                        "cannot be Authorization, which always carries bearer tokens",
+                    ));
+                }
+                Err(_) => return Err(ConfigError::new(header_var, "is not a valid header name")),
+            },
+        };
+
+        let (keys_var, inline) = var("API_KEYS");
+        let (file_var, file) = var("API_KEYS_FILE");
+        let keys = match (inline, file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    &keys_var,
+                    format!("set only one of {keys_var} and {file_var}"),
+                ));
+            }
+            (Some(v), None) => Some(Keys::Inline(ApiKeySet::parse(&keys_var, &v, &admins)?)),
+            (None, Some(path)) => {
+                let file = KeyFile {
+                    path: PathBuf::from(path),
+                    variable: file_var,
+                };
+                let (set, digest) = file.load(&admins)?;
+                Some(Keys::File { file, set, digest })
+            }
+            (None, None) => None,
+        };
+
+        let (oidc_var, oidc) = var("OIDC_CONFIG");
+        let (hmac_var, hmac) = var("HMAC_SECRET");
+        let (mode_var, mode) = var("AUTH_MODE");
+        let methods = match mode.as_deref().map(str::trim) {
+            Some("none") => None,
+            Some(words) => {
+                let mut methods = Vec::new();
+                for word in words.split(',').map(str::trim) {
+                    let method = Method::parse(word).ok_or_else(|| {
+                        ConfigError::new(
+                            &mode_var,
+                            format!("`{word}` is not one of api_key, oidc, hmac, none"),
+                        )
+                    })?;
+                    if methods.contains(&method) {
+                        return Err(ConfigError::new(
+                            &mode_var,
+                            format!("`{word}` is named twice"),
+                        ));
+                    }
+                    methods.push(method);
+                }
+                Some(methods)
+            }
+            None => {
+                let set = [
+                    (Method::ApiKey, keys.is_some()),
+                    (Method::Oidc, oidc.is_some()),
+                    (Method::Hmac, hmac.is_some()),
+                ];
+                let methods: Vec<_> = set
+                    .into_iter()
+                    .filter(|&(_, on)| on)
+                    .map(|(m, _)| m)
+                    .collect();
+                (!methods.is_empty()).then_some(methods)
+            }
+        };
+        for method in methods.iter().flatten() {
+            match method {
+                Method::ApiKey if keys.is_none() => {
+                    return Err(ConfigError::new(
+                        &mode_var,
+                        format!("names api_key but neither {keys_var} nor API_KEYS_FILE is set"),
+                    ));
+                }
+                Method::Oidc => {
+                    return Err(ConfigError::new(
+                        &oidc_var,
+                        "OIDC validation is not built yet; use api_key",
+                    ));
+                }
+                Method::Hmac => {
+                    return Err(ConfigError::new(
+                        &hmac_var,
+                        "HMAC role tokens are not built yet; use api_key",
+                    ));
+                }
+                Method::ApiKey => {}
+            }
+        }
+
+        let mut rules = Rules::default();
+        let (public_var, public) = var("AUTH_PUBLIC_PATHS");
+        if let Some(paths) = public {
+            rules.clear_exemptions();
+            for (i, path) in paths
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .enumerate()
+            {
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    return Err(ConfigError::new(
+                        &public_var,
+                        format!("entry #{} is not a path starting with `/`", i + 1),
+                    ));
+                }
+                rules.exempt(path);
+            }
+        }
+        let (roles_var, roles) = var("AUTH_METHOD_ROLES");
+        if let Some(roles) = roles {
+            parse_method_roles(&roles_var, &roles, &mut rules)?;
+        }
+
+        Ok(Self {
+            methods,
+            keys,
+            api_key_header,
+            admins,
+            rules,
+            key_file_poll: DEFAULT_KEY_FILE_POLL,
+        })
+    }
+
+    /// How often `API_KEYS_FILE` is checked for changes (default 5 s).
+    #[must_use]
+    pub fn key_file_poll_interval(mut self, every: Duration) -> Self {
+        self.key_file_poll = every;
+        self
+    }
+
+    /// The methods in chain order, or an empty list when authentication is off.
+    pub fn methods(&self) -> &[Method] {
+        self.methods.as_deref().unwrap_or_default()
+    }
+
+    /// Builds the layer. With `API_KEYS_FILE` this must run inside a Tokio runtime, which
+    /// polls the file for changes for as long as the layer lives.
+    pub fn into_layer(self) -> Result<AuthLayer, ConfigError> {
+        let Some(methods) = self.methods else {
+            tracing::warn!(
+                target: "auth",
+                "AUTHENTICATION IS OFF: no AUTH_MODE, API_KEYS, OIDC_CONFIG or HMAC_SECRET is set; every request is let through"
+            );
+            let mut layer = AuthLayer::disabled();
+            layer.shared_mut().rules = self.rules;
+            return Ok(layer);
+        };
+        let mut layer = AuthLayer::disabled();
+        let shared = layer.shared_mut();
+        shared.extractor = auth_core::CredentialExtractor::new(self.api_key_header);
+        shared.rules = self.rules;
+        shared.enabled = true;
+        let mut keys = self.keys;
+        for method in methods {
+            match method {
+                Method::ApiKey => match keys.take() {
+                    Some(Keys::Inline(set)) => {
+                        shared.chain.push(Arc::new(ApiKeyAuthenticator::new(set)))
+                    }
+                    Some(Keys::File { file, set, digest }) => {
+                        let authenticator = Arc::new(ApiKeyAuthenticator::new(set));
+                        let guard = file.watch(
+                            self.admins.clone(),
+                            Arc::clone(&authenticator),
+                            digest,
+                            self.key_file_poll,
+                        )?;
+                        shared.tasks.push(Arc::new(guard));
+                        shared.chain.push(authenticator);
+                    }
+                    None => unreachable!("checked in from_lookup"),
+                },
+                Method::Oidc | Method::Hmac => unreachable!("refused in from_lookup"),
+            }
+        }
+        Ok(layer)
+    }
+}
+
+/// A JSON array of strings, or a comma-separated list.
+fn parse_list(variable: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let value = value.trim();
+    if value.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(value).map_err(|e| {
+            ConfigError::new(
+                variable,
+                format!("not a JSON array of strings (column {})", e.column()),
+            )
+        })
+    } else {
+        Ok(value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+impl AuthLayer {
+    /// The layer configured by the process environment: `AuthConfig::from_env()?.into_layer()`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        AuthConfig::from_env()?.into_layer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const K1: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA";
+
+    fn config(vars: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        AuthConfig::from_lookup("", |name| vars.get(name).cloned())
+    }
+
+    fn error_variable(vars: &[(&str, &str)]) -> String {
+        config(vars).unwrap_err().variable().to_owned()
+    }
+
+    #[test]
+    fn nothing_set_is_off() {
+        let c = config(&[]).unwrap();
+        assert!(c.methods().is_empty());
+        assert_eq!(c.into_layer().unwrap().mode(), "none");
+        assert_eq!(
+            config(&[("AUTH_MODE", "none"), ("API_KEYS", K1)])
+                .unwrap()
+                .methods(),
+            []
+        );
+    }
+
+    #[test]
+    fn api_keys_alone_enable_api_key_mode() {
+        let c = config(&[("API_KEYS", K1)]).unwrap();
+        assert_eq!(c.methods(), [Method::ApiKey]);
+        assert_eq!(c.into_layer().unwrap().mode(), "api_key");
+    }
+
+    #[test]
+    fn misconfiguration_names_the_variable() {
+        assert_eq!(error_variable(&[("AUTH_MODE", "api_key")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("AUTH_MODE", "api_key"), ("API_KEYS", "")]),
+            "API_KEYS"
+        );
+        assert_eq!(error_variable(&[("AUTH_MODE", "kerberos")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("AUTH_MODE", "api_key,api_key"), ("API_KEYS", K1)]),
+            "AUTH_MODE"
+        );
+        assert_eq!(error_variable(&[("API_KEYS", "short")]), "API_KEYS");
+        assert_eq!(error_variable(&[("API_KEYS", "[{bad json")]), "API_KEYS");
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEYS_FILE", "/x")]),
+            "API_KEYS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS_FILE", "/nonexistent/keys")]),
+            "API_KEYS_FILE"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEY_HEADER", "authorization")]),
+            "API_KEY_HEADER"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEY_HEADER", "bad header")]),
+            "API_KEY_HEADER"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_ADMINS", "[1,2]")]),
+            "AUTH_ADMINS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", "health")]),
+            "AUTH_PUBLIC_PATHS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_METHOD_ROLES", "/x")]),
+            "AUTH_METHOD_ROLES"
+        );
+    }
+
+    #[test]
+    fn methods_not_built_yet_are_refused_clearly() {
+        let e = config(&[("AUTH_MODE", "oidc"), ("OIDC_CONFIG", "{}")]).unwrap_err();
+        assert_eq!(e.variable(), "OIDC_CONFIG");
+        assert!(e.message().contains("not built yet"), "{e}");
+        assert_eq!(error_variable(&[("HMAC_SECRET", "x")]), "HMAC_SECRET");
+    }
+
+    #[test]
+    fn errors_never_quote_a_key() {
+        let weak = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let e = config(&[("API_KEYS", &format!("{K1},{weak}"))]).unwrap_err();
+        assert!(
+            !e.to_string().contains(weak) && !e.to_string().contains(K1),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn prefix_applies_to_every_name() {
+        let vars: HashMap<String, String> =
+            [("MYAPP_API_KEYS", K1), ("MYAPP_AUTH_PUBLIC_PATHS", "/ping")]
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+        let layer = AuthConfig::from_lookup("MYAPP_", |n| vars.get(n).cloned())
+            .unwrap()
+            .into_layer()
+            .unwrap();
+        assert_eq!(layer.mode(), "api_key");
+        assert_eq!(layer.exemptions(), ["/ping"]);
+        let e = AuthConfig::from_lookup("MYAPP_", |n| {
+            (n == "MYAPP_AUTH_MODE").then(|| "x".to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(e.variable(), "MYAPP_AUTH_MODE");
+    }
+
+    #[test]
+    fn public_paths_replace_the_defaults() {
+        let layer = config(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", "/ping, /version")])
+            .unwrap()
+            .into_layer()
+            .unwrap();
+        let mut paths = layer.exemptions();
+        paths.sort();
+        assert_eq!(paths, ["/ping", "/version"]);
+        assert!(
+            config(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", "")])
+                .unwrap()
+                .into_layer()
+                .unwrap()
+                .exemptions()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn admins_from_json_or_list() {
+        assert_eq!(parse_list("V", r#"["a","b"]"#).unwrap(), ["a", "b"]);
+        assert_eq!(parse_list("V", " a, ,b ").unwrap(), ["a", "b"]);
+    }
+}

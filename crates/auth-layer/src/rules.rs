@@ -1,0 +1,295 @@
+//! What a path (or full gRPC method) asks for: nothing (exempt), a role requirement, or just
+//! an identity.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use auth_core::{AuthError, ConfigError, Identity};
+
+/// Paths exempt unless configured otherwise.
+pub(crate) const DEFAULT_PUBLIC_PATHS: [&str; 2] = ["/health", "/grpc.health.v1.Health/Check"];
+
+/// Roles a route needs: any one of them, or all of them.
+#[derive(Debug)]
+pub(crate) struct RoleRequirement {
+    all: bool,
+    roles: Box<[String]>,
+    /// The roles space-separated, as `scope` in the 403 challenge (RFC 6750 section 3).
+    scope: Arc<str>,
+}
+
+impl RoleRequirement {
+    pub(crate) fn new(all: bool, roles: Vec<String>) -> Result<Self, String> {
+        if roles.is_empty() {
+            return Err("a role requirement needs at least one role".into());
+        }
+        // RFC 6750 scope-token = 1*( %x21 / %x23-5B / %x5D-7E ): no space, quote or backslash.
+        if let Some(bad) = roles.iter().position(|r| {
+            r.is_empty()
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        }) {
+            return Err(format!(
+                "role #{} is empty or has a space, quote, backslash or non-ASCII character",
+                bad + 1
+            ));
+        }
+        let scope = roles.join(" ").into();
+        Ok(Self {
+            all,
+            roles: roles.into(),
+            scope,
+        })
+    }
+
+    pub(crate) fn check(&self, identity: &Identity) -> Result<(), AuthError> {
+        let satisfied = if self.all {
+            self.roles.iter().all(|r| identity.has_role(r))
+        } else {
+            self.roles.iter().any(|r| identity.has_role(r))
+        };
+        if satisfied {
+            Ok(())
+        } else {
+            Err(AuthError::insufficient_scope(Arc::clone(&self.scope)))
+        }
+    }
+}
+
+/// What a request path needs.
+pub(crate) enum PathRule<'a> {
+    /// Public: never rejected, though a valid credential still yields an identity.
+    Exempt,
+    /// An identity with these roles.
+    Require(&'a RoleRequirement),
+    /// Any identity.
+    Authenticated,
+}
+
+/// Exemptions and per-path role rules. Matching is exact on the raw path: no prefix, no
+/// normalisation, so `/health/../admin`, `//health`, `/health/` and `/Health` are not `/health`.
+#[derive(Clone, Debug)]
+pub(crate) struct Rules {
+    exempt: HashSet<Box<str>>,
+    exact: HashMap<Box<str>, Arc<RoleRequirement>>,
+    /// `/pkg.Service/*` rules, stored as `/pkg.Service/`; longest prefix first.
+    by_prefix: Vec<(Box<str>, Arc<RoleRequirement>)>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            exempt: DEFAULT_PUBLIC_PATHS.iter().map(|&p| p.into()).collect(),
+            exact: HashMap::new(),
+            by_prefix: Vec::new(),
+        }
+    }
+}
+
+impl Rules {
+    pub(crate) fn classify(&self, path: &str) -> PathRule<'_> {
+        if self.exempt.contains(path) {
+            return PathRule::Exempt;
+        }
+        if let Some(r) = self.exact.get(path) {
+            return PathRule::Require(r);
+        }
+        match self
+            .by_prefix
+            .iter()
+            .find(|(prefix, _)| path.starts_with(&**prefix))
+        {
+            Some((_, r)) => PathRule::Require(r),
+            None => PathRule::Authenticated,
+        }
+    }
+
+    pub(crate) fn exempt(&mut self, path: &str) {
+        self.exempt.insert(path.into());
+    }
+
+    pub(crate) fn clear_exemptions(&mut self) {
+        self.exempt.clear();
+    }
+
+    pub(crate) fn exemptions(&self) -> impl Iterator<Item = &str> {
+        self.exempt.iter().map(|p| &**p)
+    }
+
+    /// Adds a rule for an exact path or a `/pkg.Service/*` pattern.
+    pub(crate) fn require(
+        &mut self,
+        pattern: &str,
+        requirement: Arc<RoleRequirement>,
+    ) -> Result<(), String> {
+        if !pattern.starts_with('/') {
+            return Err(format!("`{pattern}` does not start with `/`"));
+        }
+        match pattern.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
+                self.by_prefix.push((prefix.into(), requirement));
+                self.by_prefix
+                    .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+            }
+            Some(_) => {
+                return Err(format!(
+                    "`{pattern}`: `*` is only allowed as a whole last segment (`/pkg.Service/*`)"
+                ));
+            }
+            None if pattern.contains('*') => {
+                return Err(format!("`{pattern}`: `*` is only allowed at the end"));
+            }
+            None => {
+                self.exact.insert(pattern.into(), requirement);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `AUTH_METHOD_ROLES`: `/pkg.Svc/Method=role1+role2;/pkg.Admin/*=admin;/admin=admin`.
+///
+/// Each rule requires all of its `+`-joined roles; `|`-joined roles require any one of them.
+pub(crate) fn parse_method_roles(
+    variable: &str,
+    value: &str,
+    rules: &mut Rules,
+) -> Result<(), ConfigError> {
+    for (i, rule) in value
+        .split(';')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .enumerate()
+    {
+        let err = |msg: String| ConfigError::new(variable, format!("rule #{}: {msg}", i + 1));
+        let (pattern, roles) = rule
+            .split_once('=')
+            .ok_or_else(|| err("expected `PATH=role1+role2`".into()))?;
+        let roles = roles.trim();
+        let (all, parts): (bool, Vec<String>) = if roles.contains('|') {
+            if roles.contains('+') {
+                return Err(err("mixes `+` (all of) and `|` (any of)".into()));
+            }
+            (
+                false,
+                roles.split('|').map(|r| r.trim().to_owned()).collect(),
+            )
+        } else {
+            (
+                true,
+                roles.split('+').map(|r| r.trim().to_owned()).collect(),
+            )
+        };
+        let requirement = RoleRequirement::new(all, parts).map_err(err)?;
+        rules
+            .require(pattern.trim(), Arc::new(requirement))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::AuthMethod;
+
+    fn id(roles: &[&str]) -> Identity {
+        Identity::builder("s", AuthMethod::ApiKey { name: "k".into() })
+            .roles(roles.iter().copied())
+            .build()
+    }
+
+    #[test]
+    fn exemptions_are_exact() {
+        let rules = Rules::default();
+        assert!(matches!(rules.classify("/health"), PathRule::Exempt));
+        assert!(matches!(
+            rules.classify("/grpc.health.v1.Health/Check"),
+            PathRule::Exempt
+        ));
+        for spoof in [
+            "/health/../admin",
+            "//health",
+            "/health/",
+            "/Health",
+            "/health%2F",
+            "/health;x",
+            "/healthz",
+            "/grpc.health.v1.Health/Watch",
+        ] {
+            assert!(
+                matches!(rules.classify(spoof), PathRule::Authenticated),
+                "{spoof}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_and_all() {
+        let any = RoleRequirement::new(false, vec!["a".into(), "b".into()]).unwrap();
+        let all = RoleRequirement::new(true, vec!["a".into(), "b".into()]).unwrap();
+        assert!(any.check(&id(&["b"])).is_ok());
+        assert!(all.check(&id(&["b"])).is_err());
+        assert!(all.check(&id(&["a", "b", "c"])).is_ok());
+        let err = all.check(&id(&[])).unwrap_err();
+        assert_eq!(err.scope(), Some("a b"));
+        assert_eq!(err.http_status(), 403);
+    }
+
+    #[test]
+    fn bad_role_names_are_refused() {
+        for bad in ["", "a b", "a\"b", "a\\b", "é"] {
+            assert!(
+                RoleRequirement::new(true, vec![bad.into()]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(RoleRequirement::new(true, vec![]).is_err());
+    }
+
+    #[test]
+    fn method_roles_syntax() {
+        let mut rules = Rules::default();
+        parse_method_roles(
+            "AUTH_METHOD_ROLES",
+            "/pkg.Svc/Get=reader+auditor; /pkg.Admin/*=admin;/admin=admin|ops",
+            &mut rules,
+        )
+        .unwrap();
+        let PathRule::Require(get) = rules.classify("/pkg.Svc/Get") else {
+            panic!()
+        };
+        assert!(get.check(&id(&["reader"])).is_err());
+        assert!(get.check(&id(&["reader", "auditor"])).is_ok());
+        let PathRule::Require(admin) = rules.classify("/pkg.Admin/Drop") else {
+            panic!()
+        };
+        assert!(admin.check(&id(&["admin"])).is_ok());
+        let PathRule::Require(any) = rules.classify("/admin") else {
+            panic!()
+        };
+        assert!(any.check(&id(&["ops"])).is_ok());
+        assert!(matches!(
+            rules.classify("/pkg.Svc/Other"),
+            PathRule::Authenticated
+        ));
+        assert!(matches!(
+            rules.classify("/admin/x"),
+            PathRule::Authenticated
+        ));
+
+        for bad in ["/x", "x=a", "/x=a+b|c", "/x/*y=a", "/x*=a", "/x="] {
+            let err =
+                parse_method_roles("AUTH_METHOD_ROLES", bad, &mut Rules::default()).unwrap_err();
+            assert_eq!(err.variable(), "AUTH_METHOD_ROLES", "{bad}");
+        }
+    }
+
+    #[test]
+    fn exemption_wins_over_a_role_rule() {
+        let mut rules = Rules::default();
+        parse_method_roles("V", "/health=admin", &mut rules).unwrap();
+        assert!(matches!(rules.classify("/health"), PathRule::Exempt));
+    }
+}
