@@ -1,6 +1,8 @@
 //! The demo application, shared by the `demo` binary and the end-to-end tests.
 #![allow(missing_docs)]
 
+pub mod grpc;
+
 use auth_core::Identity;
 use auth_layer::{AuthLayer, RequireRoles};
 use axum::routing::get;

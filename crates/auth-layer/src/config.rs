@@ -201,13 +201,9 @@ impl AuthConfig {
                 .filter(|p| !p.is_empty())
                 .enumerate()
             {
-                if !path.starts_with('/') || path.contains(char::is_whitespace) {
-                    return Err(ConfigError::new(
-                        &public_var,
-                        format!("entry #{} is not a path starting with `/`", i + 1),
-                    ));
-                }
-                rules.exempt(path);
+                rules
+                    .exempt(path)
+                    .map_err(|e| ConfigError::new(&public_var, format!("entry #{}: {e}", i + 1)))?;
             }
         }
         let (roles_var, roles) = var("AUTH_METHOD_ROLES");
@@ -446,6 +442,24 @@ mod tests {
                 .exemptions()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn public_paths_may_name_a_whole_grpc_service() {
+        let paths = "/health,/grpc.reflection.v1.ServerReflection/*";
+        let layer = config(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", paths)])
+            .unwrap()
+            .into_layer()
+            .unwrap();
+        let mut exempt = layer.exemptions();
+        exempt.sort();
+        assert_eq!(
+            exempt,
+            ["/grpc.reflection.v1.ServerReflection/*", "/health"]
+        );
+        // A prefix for HTTP paths is refused: exemptions are exact.
+        let e = config(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", "/static/*")]).unwrap_err();
+        assert_eq!(e.variable(), "AUTH_PUBLIC_PATHS");
     }
 
     #[test]

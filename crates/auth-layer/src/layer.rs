@@ -130,10 +130,17 @@ impl AuthLayer {
         self
     }
 
-    /// Exempts an exact path (or full gRPC method name, `/pkg.Service/Method`). An exempt
-    /// request is never rejected, and still gets an identity when it carries a valid credential.
+    /// Exempts an exact path, a full gRPC method (`/pkg.Service/Method`), or every method of a
+    /// gRPC service (`/grpc.reflection.v1.ServerReflection/*`, for gRPC requests only). An
+    /// exempt request is never rejected, and still gets an identity when it carries a valid
+    /// credential.
+    ///
+    /// # Panics
+    /// If `path` does not start with `/`, or has a `*` other than as `/package.Service/*`.
     pub fn exempt(mut self, path: impl AsRef<str>) -> Self {
-        self.shared_mut().rules.exempt(path.as_ref());
+        if let Err(e) = self.shared_mut().rules.exempt(path.as_ref()) {
+            panic!("AuthLayer::exempt: {e}");
+        }
         self
     }
 
@@ -192,7 +199,7 @@ impl AuthLayer {
 
     /// The exempt paths, in no particular order.
     pub fn exemptions(&self) -> Vec<String> {
-        self.shared.rules.exemptions().map(str::to_owned).collect()
+        self.shared.rules.exemptions().collect()
     }
 }
 
@@ -252,7 +259,7 @@ impl Shared {
         headers: &HeaderMap,
         result: Result<Identity, AuthError>,
     ) -> Decision {
-        let rule = self.rules.classify(path);
+        let rule = self.rules.classify(path, auth_core::is_grpc(headers));
         let decision = match (rule, result) {
             (PathRule::Exempt, Ok(identity)) => Decision::Pass(Some(identity)),
             (PathRule::Exempt, Err(_)) => Decision::Pass(None),

@@ -40,6 +40,8 @@
 
 mod chain;
 mod config;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 #[cfg(feature = "axum")]
 mod health;
 mod layer;

@@ -72,6 +72,10 @@ pub(crate) enum PathRule<'a> {
 #[derive(Clone, Debug)]
 pub(crate) struct Rules {
     exempt: HashSet<Box<str>>,
+    /// `/pkg.Service/*` exemptions, stored as `/pkg.Service/`. They apply to gRPC requests
+    /// only, whose path is always exactly `/package.Service/Method`; an HTTP path never
+    /// matches them, so they cannot become a prefix bypass for HTTP routes.
+    exempt_grpc_services: Vec<Box<str>>,
     exact: HashMap<Box<str>, Arc<RoleRequirement>>,
     /// `/pkg.Service/*` rules, stored as `/pkg.Service/`; longest prefix first.
     by_prefix: Vec<(Box<str>, Arc<RoleRequirement>)>,
@@ -81,6 +85,7 @@ impl Default for Rules {
     fn default() -> Self {
         Self {
             exempt: DEFAULT_PUBLIC_PATHS.iter().map(|&p| p.into()).collect(),
+            exempt_grpc_services: Vec::new(),
             exact: HashMap::new(),
             by_prefix: Vec::new(),
         }
@@ -88,8 +93,14 @@ impl Default for Rules {
 }
 
 impl Rules {
-    pub(crate) fn classify(&self, path: &str) -> PathRule<'_> {
-        if self.exempt.contains(path) {
+    pub(crate) fn classify(&self, path: &str, grpc: bool) -> PathRule<'_> {
+        if self.exempt.contains(path)
+            || (grpc
+                && self
+                    .exempt_grpc_services
+                    .iter()
+                    .any(|s| path.starts_with(&**s)))
+        {
             return PathRule::Exempt;
         }
         if let Some(r) = self.exact.get(path) {
@@ -105,16 +116,37 @@ impl Rules {
         }
     }
 
-    pub(crate) fn exempt(&mut self, path: &str) {
-        self.exempt.insert(path.into());
+    /// Exempts an exact path, or every method of a gRPC service (`/pkg.Service/*`).
+    pub(crate) fn exempt(&mut self, path: &str) -> Result<(), String> {
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err(format!("`{path}` is not a path starting with `/`"));
+        }
+        match path.strip_suffix('*') {
+            None if !path.contains('*') => {
+                self.exempt.insert(path.into());
+            }
+            Some(service) if is_grpc_service_prefix(service) => {
+                self.exempt_grpc_services.push(service.into())
+            }
+            _ => {
+                return Err(format!(
+                    "`{path}`: exemptions are exact paths, or `/package.Service/*` for a gRPC service"
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn clear_exemptions(&mut self) {
         self.exempt.clear();
+        self.exempt_grpc_services.clear();
     }
 
-    pub(crate) fn exemptions(&self) -> impl Iterator<Item = &str> {
-        self.exempt.iter().map(|p| &**p)
+    pub(crate) fn exemptions(&self) -> impl Iterator<Item = String> + '_ {
+        self.exempt
+            .iter()
+            .map(|p| p.to_string())
+            .chain(self.exempt_grpc_services.iter().map(|s| format!("{s}*")))
     }
 
     /// Adds a rule for an exact path or a `/pkg.Service/*` pattern.
@@ -146,6 +178,20 @@ impl Rules {
         }
         Ok(())
     }
+}
+
+/// `/package.Service/`: one segment with a dot, as gRPC service names have.
+fn is_grpc_service_prefix(prefix: &str) -> bool {
+    prefix
+        .strip_prefix('/')
+        .and_then(|s| s.strip_suffix('/'))
+        .is_some_and(|service| {
+            service.contains('.')
+                && !service.contains('/')
+                && service
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        })
 }
 
 /// Parses `AUTH_METHOD_ROLES`: `/pkg.Svc/Method=role1+role2;/pkg.Admin/*=admin;/admin=admin`.
@@ -203,9 +249,9 @@ mod tests {
     #[test]
     fn exemptions_are_exact() {
         let rules = Rules::default();
-        assert!(matches!(rules.classify("/health"), PathRule::Exempt));
+        assert!(matches!(rules.classify("/health", false), PathRule::Exempt));
         assert!(matches!(
-            rules.classify("/grpc.health.v1.Health/Check"),
+            rules.classify("/grpc.health.v1.Health/Check", false),
             PathRule::Exempt
         ));
         for spoof in [
@@ -219,9 +265,38 @@ mod tests {
             "/grpc.health.v1.Health/Watch",
         ] {
             assert!(
-                matches!(rules.classify(spoof), PathRule::Authenticated),
+                matches!(rules.classify(spoof, false), PathRule::Authenticated),
                 "{spoof}"
             );
+        }
+    }
+
+    #[test]
+    fn grpc_service_exemptions_apply_to_grpc_requests_only() {
+        let mut rules = Rules::default();
+        rules
+            .exempt("/grpc.reflection.v1.ServerReflection/*")
+            .unwrap();
+        let method = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        assert!(matches!(rules.classify(method, true), PathRule::Exempt));
+        assert!(matches!(
+            rules.classify(method, false),
+            PathRule::Authenticated
+        ));
+        assert!(matches!(
+            rules.classify("/grpc.reflection.v1.ServerReflectionX/M", true),
+            PathRule::Authenticated
+        ));
+        for bad in [
+            "/static/*",
+            "/a/b/*",
+            "/x*",
+            "*",
+            "/pkg.Svc/M*",
+            "no-slash",
+            "/a b",
+        ] {
+            assert!(rules.exempt(bad).is_err(), "{bad}");
         }
     }
 
@@ -257,25 +332,25 @@ mod tests {
             &mut rules,
         )
         .unwrap();
-        let PathRule::Require(get) = rules.classify("/pkg.Svc/Get") else {
+        let PathRule::Require(get) = rules.classify("/pkg.Svc/Get", false) else {
             panic!()
         };
         assert!(get.check(&id(&["reader"])).is_err());
         assert!(get.check(&id(&["reader", "auditor"])).is_ok());
-        let PathRule::Require(admin) = rules.classify("/pkg.Admin/Drop") else {
+        let PathRule::Require(admin) = rules.classify("/pkg.Admin/Drop", false) else {
             panic!()
         };
         assert!(admin.check(&id(&["admin"])).is_ok());
-        let PathRule::Require(any) = rules.classify("/admin") else {
+        let PathRule::Require(any) = rules.classify("/admin", false) else {
             panic!()
         };
         assert!(any.check(&id(&["ops"])).is_ok());
         assert!(matches!(
-            rules.classify("/pkg.Svc/Other"),
+            rules.classify("/pkg.Svc/Other", false),
             PathRule::Authenticated
         ));
         assert!(matches!(
-            rules.classify("/admin/x"),
+            rules.classify("/admin/x", false),
             PathRule::Authenticated
         ));
 
@@ -290,6 +365,6 @@ mod tests {
     fn exemption_wins_over_a_role_rule() {
         let mut rules = Rules::default();
         parse_method_roles("V", "/health=admin", &mut rules).unwrap();
-        assert!(matches!(rules.classify("/health"), PathRule::Exempt));
+        assert!(matches!(rules.classify("/health", false), PathRule::Exempt));
     }
 }
