@@ -24,9 +24,15 @@ pub const AUTH_VARIABLES: [&str; 5] = [
 
 /// The demo routes behind `auth`:
 /// `GET /health` (public), `GET /whoami` (any identity), `GET /admin` (role `admin`),
-/// `GET /metrics` (both [`METRICS_ROLES`]).
+/// `GET /metrics` (both [`METRICS_ROLES`]), and `POST /auth/token` when the layer has a
+/// token exchange.
 pub fn router(auth: AuthLayer) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    // `POST /auth/token` when AUTH_TOKEN_CLIENTS is configured; the layer exempts it.
+    if let Some(exchange) = auth.token_exchange() {
+        router = router.merge(exchange.clone().router());
+    }
+    router
         .route("/whoami", get(whoami))
         .route(
             "/admin",

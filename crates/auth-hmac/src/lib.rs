@@ -1,1 +1,67 @@
-//! placeholder
+//! HS256 role tokens for the auth middleware: mint them, verify them as an
+//! [`auth_core::Authenticator`], revoke them by `jti`, and exchange a registered client's
+//! secret for one at `POST /auth/token`.
+//!
+//! Tokens carry `sub`, `roles`, `exp`, `iat`, `jti`, `iss` (the HMAC issuer, `auth-hmac` by
+//! default) and optionally `aud`. A token is claimed by [`HmacAuthenticator`] only when its
+//! `iss` is the HMAC issuer, so role tokens and OIDC tokens can share one chain.
+//!
+//! ```
+//! use std::time::Duration;
+//! use auth_core::{Authenticator, Check, Clock, Credential, Outcome};
+//! use auth_hmac::{HmacAuthenticator, HmacConfig};
+//!
+//! let clock = Clock::manual(1_700_000_000);
+//! let config = HmacConfig::new("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-role-tokens")?
+//!     .audience("metrics")
+//!     .clock(clock.clone());
+//! let token = config.create_access_token("ops", ["runtime.metrics:read"], Duration::from_secs(3600), Some("metrics"))?;
+//! let auth = HmacAuthenticator::new(config);
+//!
+//! let Check::Ready(Outcome::Authenticated(identity)) = auth.authenticate(Credential::Bearer(&token)) else {
+//!     panic!("a fresh token is accepted");
+//! };
+//! assert_eq!(identity.subject(), "ops");
+//! assert!(identity.has_role("runtime.metrics:read"));
+//!
+//! // An hour and a leeway minute later, the same token is refused.
+//! clock.advance(Duration::from_secs(3600 + 60));
+//! let Check::Ready(Outcome::Rejected(error)) = auth.authenticate(Credential::Bearer(&token)) else {
+//!     panic!("an expired token is refused");
+//! };
+//! assert_eq!(error.reason(), "token_expired");
+//!
+//! // Other issuers' tokens and API keys are left to the next authenticator.
+//! assert!(matches!(auth.authenticate(Credential::Bearer("an-api-key")), Check::Ready(Outcome::NotMine)));
+//! # Ok::<(), auth_core::ConfigError>(())
+//! ```
+//!
+//! Configuration from the environment: [`HmacConfig::from_vars`] (`HMAC_SECRET`,
+//! `HMAC_SECRET_PREVIOUS`, `HMAC_ISSUER`, `HMAC_AUDIENCE`, `AUTH_LEEWAY_SECS`) and
+//! [`TokenExchange::from_vars`] (`AUTH_TOKEN_CLIENTS`, `AUTH_TOKEN_TTL_SECS`).
+//!
+//! Features: `axum` adds `TokenExchange::router` and `token_handler`, to serve the
+//! exchange from an axum `Router`.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod authenticator;
+mod config;
+mod exchange;
+mod json;
+mod revocation;
+mod token;
+
+pub use authenticator::HmacAuthenticator;
+pub use config::{DEFAULT_ISSUER, DEFAULT_LEEWAY, HmacConfig, MIN_SECRET_LEN};
+#[cfg(feature = "axum")]
+pub use exchange::token_handler;
+pub use exchange::{
+    DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME, MAX_BODY_BYTES,
+    TOKEN_PATH, TokenClients, TokenExchange,
+};
+pub use revocation::{DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList};
+pub use token::{
+    AccessTokenClaims, MAX_TOKEN_LIFETIME, TokenError, TokenErrorKind, create_access_token,
+    decode_access_token,
+};

@@ -38,6 +38,14 @@ impl Method {
     }
 }
 
+/// The HMAC parts: the authenticator's configuration and, with `AUTH_TOKEN_CLIENTS`, the exchange.
+#[cfg(feature = "hmac")]
+#[derive(Debug)]
+struct Hmac {
+    config: auth_hmac::HmacConfig,
+    exchange: Option<auth_hmac::TokenExchange>,
+}
+
 #[derive(Debug)]
 enum Keys {
     Inline(ApiKeySet),
@@ -59,6 +67,8 @@ pub struct AuthConfig {
     /// `None` when authentication is off (`AUTH_MODE=none`, or nothing configured).
     methods: Option<Vec<Method>>,
     keys: Option<Keys>,
+    #[cfg(feature = "hmac")]
+    hmac: Option<Hmac>,
     api_key_header: HeaderName,
     admins: Admins,
     rules: Rules,
@@ -130,7 +140,9 @@ impl AuthConfig {
         };
 
         let (oidc_var, oidc) = var("OIDC_CONFIG");
-        let (hmac_var, hmac) = var("HMAC_SECRET");
+        let (hmac_var, hmac_secret) = var("HMAC_SECRET");
+        #[cfg(feature = "hmac")]
+        let hmac = read_hmac(prefix, &get)?;
         let (mode_var, mode) = var("AUTH_MODE");
         let methods = match mode.as_deref().map(str::trim) {
             Some("none") => None,
@@ -157,7 +169,7 @@ impl AuthConfig {
                 let set = [
                     (Method::ApiKey, keys.is_some()),
                     (Method::Oidc, oidc.is_some()),
-                    (Method::Hmac, hmac.is_some()),
+                    (Method::Hmac, hmac_secret.is_some()),
                 ];
                 let methods: Vec<_> = set
                     .into_iter()
@@ -181,13 +193,21 @@ impl AuthConfig {
                         "OIDC validation is not built yet; use api_key",
                     ));
                 }
+                #[cfg(feature = "hmac")]
+                Method::Hmac if hmac.is_none() => {
+                    return Err(ConfigError::new(
+                        &mode_var,
+                        format!("names hmac but {hmac_var} is not set"),
+                    ));
+                }
+                #[cfg(not(feature = "hmac"))]
                 Method::Hmac => {
                     return Err(ConfigError::new(
                         &hmac_var,
-                        "HMAC role tokens are not built yet; use api_key",
+                        "role tokens need auth-layer's `hmac` feature, which this build leaves out",
                     ));
                 }
-                Method::ApiKey => {}
+                _ => {}
             }
         }
 
@@ -211,9 +231,17 @@ impl AuthConfig {
             parse_method_roles(&roles_var, &roles, &mut rules)?;
         }
 
+        // The exchange issues the tokens this layer checks: it must not need one itself.
+        #[cfg(feature = "hmac")]
+        if hmac.as_ref().is_some_and(|h| h.exchange.is_some()) {
+            rules.exempt(auth_hmac::TOKEN_PATH).expect("a valid path");
+        }
+
         Ok(Self {
             methods,
             keys,
+            #[cfg(feature = "hmac")]
+            hmac,
             api_key_header,
             admins,
             rules,
@@ -251,6 +279,8 @@ impl AuthConfig {
         shared.rules = self.rules;
         shared.enabled = true;
         let mut keys = self.keys;
+        #[cfg(feature = "hmac")]
+        let mut hmac = self.hmac;
         for method in methods {
             match method {
                 Method::ApiKey => match keys.take() {
@@ -270,11 +300,46 @@ impl AuthConfig {
                     }
                     None => unreachable!("checked in from_lookup"),
                 },
-                Method::Oidc | Method::Hmac => unreachable!("refused in from_lookup"),
+                #[cfg(feature = "hmac")]
+                Method::Hmac => {
+                    let Hmac { config, exchange } = hmac.take().expect("checked in from_lookup");
+                    let authenticator =
+                        auth_hmac::HmacAuthenticator::new(config).admins(self.admins.clone());
+                    shared.chain.push(Arc::new(authenticator));
+                    shared.token_exchange = exchange;
+                }
+                _ => unreachable!("refused in from_lookup"),
             }
+        }
+        #[cfg(feature = "hmac")]
+        if hmac.is_some_and(|h| h.exchange.is_some()) {
+            tracing::warn!(
+                target: "auth",
+                "AUTH_TOKEN_CLIENTS is set but AUTH_MODE leaves out hmac: the token exchange is not served"
+            );
         }
         Ok(layer)
     }
+}
+
+/// `HMAC_SECRET` and friends, and `AUTH_TOKEN_CLIENTS`, which needs them.
+#[cfg(feature = "hmac")]
+fn read_hmac(
+    prefix: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Hmac>, ConfigError> {
+    let Some(config) = auth_hmac::HmacConfig::from_vars(prefix, get)? else {
+        let clients = format!("{prefix}AUTH_TOKEN_CLIENTS");
+        if get(&clients).is_some() {
+            return Err(ConfigError::new(
+                clients,
+                format!("needs {prefix}HMAC_SECRET to sign the tokens it issues"),
+            ));
+        }
+        return Ok(None);
+    };
+    let exchange = auth_hmac::TokenExchange::from_vars(prefix, get, config.clone())?;
+    Ok(Some(Hmac { config, exchange }))
 }
 
 /// A JSON array of strings, or a comma-separated list.
@@ -393,6 +458,55 @@ mod tests {
         assert_eq!(e.variable(), "OIDC_CONFIG");
         assert!(e.message().contains("not built yet"), "{e}");
         assert_eq!(error_variable(&[("HMAC_SECRET", "x")]), "HMAC_SECRET");
+    }
+
+    #[cfg(feature = "hmac")]
+    const SECRET: &str = "Zx8Qm2VtP9rK4LwN8bYc3HdF6sJg5KeA-hmac";
+
+    #[cfg(feature = "hmac")]
+    #[test]
+    fn hmac_secret_enables_hmac_after_api_keys() {
+        let layer = config(&[("API_KEYS", K1), ("HMAC_SECRET", SECRET)])
+            .unwrap()
+            .into_layer()
+            .unwrap();
+        assert_eq!(layer.mode(), "api_key,hmac");
+        assert!(layer.token_exchange().is_none());
+        let layer = config(&[
+            ("AUTH_MODE", "hmac,api_key"),
+            ("API_KEYS", K1),
+            ("HMAC_SECRET", SECRET),
+        ])
+        .unwrap()
+        .into_layer()
+        .unwrap();
+        assert_eq!(layer.mode(), "hmac,api_key");
+        assert_eq!(error_variable(&[("AUTH_MODE", "hmac")]), "AUTH_MODE");
+    }
+
+    #[cfg(feature = "hmac")]
+    #[test]
+    fn token_clients_need_the_secret_and_are_exempt() {
+        let clients = format!(
+            r#"[{{"client_id":"ci","secret_sha256":"{}","roles":["deploy"]}}]"#,
+            "ab".repeat(32)
+        );
+        assert_eq!(
+            error_variable(&[("AUTH_TOKEN_CLIENTS", &clients)]),
+            "AUTH_TOKEN_CLIENTS"
+        );
+        let layer = config(&[
+            ("HMAC_SECRET", SECRET),
+            ("AUTH_TOKEN_CLIENTS", &clients),
+            ("AUTH_PUBLIC_PATHS", "/ping"),
+        ])
+        .unwrap()
+        .into_layer()
+        .unwrap();
+        assert!(layer.token_exchange().is_some());
+        let mut exempt = layer.exemptions();
+        exempt.sort();
+        assert_eq!(exempt, [auth_hmac::TOKEN_PATH, "/ping"]);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub(crate) struct Shared {
     pub(crate) enabled: bool,
     /// Background work (key-file reloads) that lives as long as the layer and its services.
     pub(crate) tasks: Vec<Arc<crate::reload::TaskGuard>>,
+    /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
+    #[cfg(feature = "hmac")]
+    pub(crate) token_exchange: Option<auth_hmac::TokenExchange>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -114,6 +117,8 @@ impl AuthLayer {
                 realm: DEFAULT_REALM.into(),
                 enabled,
                 tasks: Vec::new(),
+                #[cfg(feature = "hmac")]
+                token_exchange: None,
             }),
         }
     }
@@ -195,6 +200,13 @@ impl AuthLayer {
         } else {
             "none".into()
         }
+    }
+
+    /// The token-exchange endpoint configured from `AUTH_TOKEN_CLIENTS`, to be served at
+    /// [`auth_hmac::TOKEN_PATH`] (which the layer exempts). `None` without it.
+    #[cfg(feature = "hmac")]
+    pub fn token_exchange(&self) -> Option<&auth_hmac::TokenExchange> {
+        self.shared.token_exchange.as_ref()
     }
 
     /// The exempt paths, in no particular order.

@@ -10,7 +10,6 @@
 //! let app = Router::new()
 //!     .route("/metrics", get(|| async { "..." }).route_layer(RequireRoles::all(["runtime.metrics:read"])))
 //!     .route("/whoami", get(|id: auth_core::Identity| async move { id.subject().to_owned() }))
-//!     .route("/health", get(auth.health_handler()))
 //!     .layer(auth);
 //! # let _: Router = app;
 //! # Ok(())

@@ -3,14 +3,16 @@
 //!
 //! With any auth variable set (`AUTH_MODE`, `API_KEYS`, `API_KEYS_FILE`, `OIDC_CONFIG`,
 //! `HMAC_SECRET`) it is configured by `AuthLayer::from_env()`. With none it generates two API
-//! keys and prints `curl` and `grpcurl` lines that show a 200, a 401 and a 403.
+//! keys, an HMAC secret and a token client, and prints `curl` and `grpcurl` lines that show a
+//! 200, a 401 and a 403, a role token for `/metrics`, and the token exchange.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet};
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_examples::{AUTH_VARIABLES, generate_key, router};
-use auth_layer::AuthLayer;
+use auth_examples::{AUTH_VARIABLES, METRICS_ROLES, generate_key, router};
+use auth_hmac::HmacConfig;
+use auth_layer::{AuthConfig, AuthLayer};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -61,18 +63,54 @@ fn address(variable: &str, default: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{variable}: `{value}` is not an address such as {default}"))
 }
 
-/// Two fresh keys: `demo` (no roles) and `demo-admin` (role `admin`), and the lines to try them.
+/// Fresh secrets for this run, configured through the same code path as the environment:
+/// API keys `demo` (no roles) and `demo-admin` (role `admin`), an HMAC secret for role
+/// tokens, and a token-exchange client `demo-client` that gets both metrics roles.
 fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
-    let (user, admin) = (generate_key(), generate_key());
-    let keys = format!(
-        r#"[{{"name":"demo","key":"{user}"}},{{"name":"demo-admin","key":"{admin}","roles":["admin"]}}]"#
+    let (user, admin, hmac_secret, client_secret) = (
+        generate_key(),
+        generate_key(),
+        generate_key(),
+        generate_key(),
     );
-    let set = ApiKeySet::parse("demo keys", &keys, &Admins::default())?;
+    let vars = [
+        (
+            "API_KEYS",
+            format!(
+                r#"[{{"name":"demo","key":"{user}"}},{{"name":"demo-admin","key":"{admin}","roles":["admin"]}}]"#
+            ),
+        ),
+        ("HMAC_SECRET", hmac_secret.clone()),
+        (
+            "AUTH_TOKEN_CLIENTS",
+            format!(
+                r#"[{{"client_id":"demo-client","secret_sha256":"{}","roles":["{}","{}"]}}]"#,
+                hex::encode(auth_core::sha256_digest(client_secret.as_bytes())),
+                METRICS_ROLES[0],
+                METRICS_ROLES[1]
+            ),
+        ),
+    ];
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let auth = AuthConfig::from_lookup("", get)?.into_layer()?;
+    let metrics_token = HmacConfig::new(hmac_secret)?.create_access_token(
+        "demo-metrics",
+        METRICS_ROLES,
+        Duration::from_secs(3600),
+        None,
+    )?;
     let banner = [
         "".to_owned(),
-        "No auth variables are set, so the demo made two API keys for this run:".to_owned(),
-        format!("  demo        {user}"),
-        format!("  demo-admin  {admin}   (role admin)"),
+        "No auth variables are set, so the demo made secrets for this run:".to_owned(),
+        format!("  API key demo        {user}"),
+        format!("  API key demo-admin  {admin}   (role admin)"),
+        format!("  role token (1 h, roles {} {})", METRICS_ROLES[0], METRICS_ROLES[1]),
+        format!("      {metrics_token}"),
+        format!("  token client demo-client, secret {client_secret}"),
         "".to_owned(),
         "HTTP:".to_owned(),
         format!("  curl -i http://{{http}}/whoami -H 'X-API-Key: {user}'            # 200"),
@@ -81,7 +119,14 @@ fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
         "  curl -i http://{http}/whoami -H 'X-API-Key: wrong'            # 401 invalid_token".to_owned(),
         format!("  curl -i http://{{http}}/admin -H 'X-API-Key: {user}'             # 403 insufficient_scope"),
         format!("  curl -i http://{{http}}/admin -H 'X-API-Key: {admin}'            # 200"),
+        format!("  curl -i http://{{http}}/metrics -H 'Authorization: Bearer {metrics_token}'  # 200"),
+        format!("  curl -i http://{{http}}/metrics -H 'X-API-Key: {user}'           # 403, the key lacks the roles"),
         "  curl -i http://{http}/health                                  # 200, public".to_owned(),
+        "".to_owned(),
+        "Exchange the client secret for a role token, then use it:".to_owned(),
+        format!(
+            "  curl -s http://{{http}}/auth/token -H 'content-type: application/json' -d '{{\"client_id\":\"demo-client\",\"credential\":\"{client_secret}\"}}'"
+        ),
         "".to_owned(),
         "gRPC:".to_owned(),
         "  grpcurl -plaintext {grpc} grpc.health.v1.Health/Check                            # SERVING, public".to_owned(),
@@ -92,7 +137,7 @@ fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
         "".to_owned(),
     ]
     .join("\n");
-    Ok((AuthLayer::new(ApiKeyAuthenticator::new(set)), Some(banner)))
+    Ok((auth, Some(banner)))
 }
 
 async fn until(mut stopped: watch::Receiver<()>) {

@@ -1,0 +1,182 @@
+//! [`HmacAuthenticator`]: role tokens as an `auth_core::Authenticator`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use auth_core::{
+    Admins, AuthError, AuthMethod, Authenticator, Check, Credential, Identity, Outcome,
+};
+
+use crate::token::{self, Failure, Verified};
+use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, TokenError};
+
+/// Authenticates HS256 role tokens sent as `Authorization: Bearer`.
+///
+/// A token is this authenticator's when its unverified `iss` is the HMAC issuer; anything
+/// else (another issuer's JWT, an API key, garbage) is [`Outcome::NotMine`], decided without
+/// cryptography. A token of ours is then held to every rule (HS256 only, no `crit` or `b64`,
+/// a valid signature under the current or previous secret, `exp`/`nbf`/`iat` with leeway,
+/// the audience when one is configured, not revoked) and is [`Outcome::Rejected`] with
+/// `invalid_token` on any failure. The answer is always [`Check::Ready`].
+///
+/// ```
+/// use std::time::Duration;
+/// use auth_core::{Authenticator, Check, Credential, Outcome};
+/// use auth_hmac::{HmacAuthenticator, HmacConfig};
+///
+/// let config = HmacConfig::new("0123456789abcdef0123456789abcdef-secret")?;
+/// let token = config.create_access_token("ops", ["runtime.metrics:read"], Duration::from_secs(60), None)?;
+/// let auth = HmacAuthenticator::new(config);
+/// let Check::Ready(Outcome::Authenticated(identity)) = auth.authenticate(Credential::Bearer(&token)) else {
+///     panic!("a fresh token is valid");
+/// };
+/// assert!(identity.has_role("runtime.metrics:read"));
+///
+/// auth.revoke_token(&token).unwrap();
+/// assert!(matches!(auth.authenticate(Credential::Bearer(&token)), Check::Ready(Outcome::Rejected(_))));
+/// # Ok::<(), auth_core::ConfigError>(())
+/// ```
+pub struct HmacAuthenticator {
+    config: HmacConfig,
+    admins: Admins,
+    revoked: RevocationList,
+}
+
+impl fmt::Debug for HmacAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacAuthenticator")
+            .field("config", &self.config)
+            .field("admins", &self.admins)
+            .field("revoked", &self.revoked)
+            .finish()
+    }
+}
+
+impl HmacAuthenticator {
+    /// An authenticator for `config`, with no admins and its own empty revocation list.
+    pub fn new(config: HmacConfig) -> Self {
+        let revoked = RevocationList::new(config.clock.clone());
+        Self {
+            config,
+            admins: Admins::default(),
+            revoked,
+        }
+    }
+
+    /// Grants role `admin` to tokens whose subject is listed (`AUTH_ADMINS`).
+    #[must_use]
+    pub fn admins(mut self, admins: Admins) -> Self {
+        self.admins = admins;
+        self
+    }
+
+    /// Checks against `list` instead of a list of its own, so that several authenticators
+    /// (or one rebuilt on reload) share revocations.
+    #[must_use]
+    pub fn revocation_list(mut self, list: RevocationList) -> Self {
+        self.revoked = list;
+        self
+    }
+
+    /// The revocation list checked; clone it to revoke from elsewhere.
+    pub fn revocations(&self) -> &RevocationList {
+        &self.revoked
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HmacConfig {
+        &self.config
+    }
+
+    /// The HMAC issuer, which must differ from every OIDC issuer in the chain.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// Revokes the token `jti` of `subject`, which expires at `exp` (Unix seconds); the
+    /// entry is kept until `exp` plus the leeway, when the token is refused anyway.
+    ///
+    /// # Errors
+    /// [`RevocationError::Full`]; see [`RevocationList::revoke`].
+    pub fn revoke(&self, jti: &str, subject: &str, exp: u64) -> Result<(), RevocationError> {
+        self.revoked
+            .revoke(jti, subject, exp.saturating_add(self.config.leeway_secs))
+    }
+
+    /// Revokes `token`, which must be a correctly signed token of ours (expired ones need no
+    /// revocation and succeed); returns its claims.
+    ///
+    /// # Errors
+    /// [`RevocationError::InvalidToken`] for a token that does not verify,
+    /// [`RevocationError::NoTokenId`] for one without `jti`, [`RevocationError::Full`].
+    pub fn revoke_token(&self, token: &str) -> Result<AccessTokenClaims, RevocationError> {
+        let claims = match self.config.decode_access_token(token) {
+            Ok(claims) => claims,
+            Err(e) => match e.expired_claims() {
+                Some(claims) => claims.clone(),
+                None => return Err(RevocationError::InvalidToken),
+            },
+        };
+        let jti = claims.jti.as_deref().ok_or(RevocationError::NoTokenId)?;
+        self.revoke(jti, &claims.sub, claims.exp)?;
+        Ok(claims)
+    }
+
+    /// Verifies `token` as the authenticator does, revocation included, and returns its
+    /// claims.
+    ///
+    /// # Errors
+    /// A [`TokenError`]; a token of another issuer is invalid with reason `wrong_issuer`.
+    pub fn verify(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
+        self.check(token).map(|v| v.claims).map_err(|f| match f {
+            Failure::NotMine => TokenError::invalid("wrong_issuer"),
+            Failure::Refused(e) => e,
+        })
+    }
+
+    fn check(&self, token: &str) -> Result<Verified, Failure> {
+        let verified = token::verify(&self.config, token, self.config.clock.now_unix())?;
+        if verified
+            .claims
+            .jti
+            .as_deref()
+            .is_some_and(|jti| self.revoked.is_revoked(jti))
+        {
+            return Err(TokenError::invalid("token_revoked").into());
+        }
+        Ok(verified)
+    }
+
+    fn identity(&self, verified: Verified) -> Identity {
+        let Verified { claims, payload } = verified;
+        Identity::builder(
+            claims.sub,
+            AuthMethod::Hmac {
+                issuer: Arc::clone(&self.config.issuer),
+            },
+        )
+        .roles(claims.roles)
+        .claims(payload)
+        .expires_at(UNIX_EPOCH + Duration::from_secs(claims.exp))
+        .admins(&self.admins)
+        .build()
+    }
+}
+
+impl Authenticator for HmacAuthenticator {
+    fn method(&self) -> &'static str {
+        "hmac"
+    }
+
+    fn authenticate(&self, credential: Credential<'_>) -> Check {
+        let Credential::Bearer(token) = credential else {
+            return Check::Ready(Outcome::NotMine);
+        };
+        Check::Ready(match self.check(token) {
+            Ok(verified) => Outcome::Authenticated(self.identity(verified)),
+            Err(Failure::NotMine) => Outcome::NotMine,
+            Err(Failure::Refused(e)) => Outcome::Rejected(AuthError::invalid_token(e.reason())),
+        })
+    }
+}

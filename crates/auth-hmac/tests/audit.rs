@@ -1,0 +1,129 @@
+//! Audit events: revocations and exchanges are logged (target `auth`) by jti, subject and
+//! client id, never with a token, a secret or a credential.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth_core::{Clock, sha256_digest};
+use auth_hmac::{HmacAuthenticator, HmacConfig, TokenClients, TokenExchange};
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use tower::ServiceExt;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn subscriber(captured: &Captured) -> impl tracing::Subscriber + Send + Sync {
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_target(true)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish()
+}
+
+#[test]
+fn revocation_is_audited_by_jti_and_subject() {
+    let captured = Captured::default();
+    let clock = Clock::manual(NOW);
+    let config = HmacConfig::new(SECRET).unwrap().clock(clock);
+    let token = config
+        .create_access_token("deploy-bot", ["a"], Duration::from_secs(600), None)
+        .unwrap();
+    let jti = config.decode_access_token(&token).unwrap().jti.unwrap();
+    let auth = HmacAuthenticator::new(config);
+    tracing::subscriber::with_default(subscriber(&captured), || {
+        auth.revoke_token(&token).unwrap();
+    });
+    let logs = captured.text();
+    assert!(logs.contains(" auth: "), "target auth: {logs}");
+    assert!(logs.contains("token_revoked"), "{logs}");
+    assert!(logs.contains(&jti), "{logs}");
+    assert!(logs.contains("deploy-bot"), "{logs}");
+    assert!(!logs.contains(&token), "{logs}");
+    assert!(!logs.contains(token.rsplit('.').next().unwrap()), "{logs}");
+    assert!(!logs.contains(SECRET), "{logs}");
+}
+
+#[test]
+fn exchange_is_audited_without_credentials_or_tokens() {
+    const CREDENTIAL: &str = "agent-registration-secret-5f2b8c1e9d4a7360";
+    let captured = Captured::default();
+    let digest = hex::encode(sha256_digest(CREDENTIAL.as_bytes()));
+    let clients = TokenClients::parse(
+        "AUTH_TOKEN_CLIENTS",
+        &format!(r#"[{{"client_id":"agent","secret_sha256":"{digest}","roles":["r"]}}]"#),
+    )
+    .unwrap();
+    let exchange = TokenExchange::new(HmacConfig::new(SECRET).unwrap(), clients);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut issued = String::new();
+    tracing::subscriber::with_default(subscriber(&captured), || {
+        for credential in [CREDENTIAL, "wrong-guess-credential"] {
+            let body = serde_json::json!({"client_id": "agent", "credential": credential});
+            let request = http::Request::post("/auth/token")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            let response = runtime.block_on(exchange.clone().oneshot(request)).unwrap();
+            let bytes = runtime
+                .block_on(response.into_body().collect())
+                .unwrap()
+                .to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            if let Some(token) = json["access_token"].as_str() {
+                issued = token.to_owned();
+            }
+        }
+    });
+    let logs = captured.text();
+    assert!(
+        logs.contains("token_issued") && logs.contains("token_exchange_failed"),
+        "{logs}"
+    );
+    assert!(logs.contains("agent"), "{logs}");
+    assert!(!issued.is_empty());
+    let jti = HmacConfig::new(SECRET)
+        .unwrap()
+        .decode_access_token(&issued)
+        .unwrap()
+        .jti
+        .unwrap();
+    assert!(
+        logs.contains(&jti),
+        "the issued jti is logged, for revocation: {logs}"
+    );
+    for hidden in [
+        CREDENTIAL,
+        "wrong-guess-credential",
+        &digest,
+        &issued,
+        SECRET,
+    ] {
+        assert!(!logs.contains(hidden), "{hidden} in {logs}");
+    }
+}

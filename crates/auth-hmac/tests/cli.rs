@@ -1,0 +1,199 @@
+//! The `auth-token` binary, run as a user would.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use auth_core::{Secret, sha256_digest};
+use auth_hmac::decode_access_token;
+
+const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-cli-secret";
+
+fn auth_token() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_auth-token"));
+    for name in [
+        "HMAC_SECRET",
+        "HMAC_SECRET_PREVIOUS",
+        "HMAC_ISSUER",
+        "HMAC_AUDIENCE",
+        "AUTH_LEEWAY_SECS",
+        "AUTH_TOKEN_SECRET_INPUT",
+    ] {
+        command.env_remove(name);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> (Output, String, String) {
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    (output, stdout, stderr)
+}
+
+fn mint(args: &[&str]) -> String {
+    let (output, stdout, stderr) = run(auth_token()
+        .env("HMAC_SECRET", SECRET)
+        .arg("mint")
+        .args(args));
+    assert!(output.status.success(), "{stderr}");
+    stdout.trim_end().to_owned()
+}
+
+#[test]
+fn mint_then_verify() {
+    let token = mint(&[
+        "--sub",
+        "ops",
+        "--role",
+        "runtime.health:read",
+        "--role",
+        "x",
+        "--ttl",
+        "1h",
+        "--aud",
+        "metrics",
+    ]);
+    let claims = decode_access_token(&token, &Secret::from(SECRET), Some("metrics")).unwrap();
+    assert_eq!(claims.sub, "ops");
+    assert_eq!(claims.roles, ["runtime.health:read", "x"]);
+    assert_eq!(claims.exp - claims.iat.unwrap(), 3600);
+
+    let token = mint(&["--sub", "ci", "--ttl", "90"]);
+    let claims = decode_access_token(&token, &Secret::from(SECRET), None).unwrap();
+    assert_eq!(claims.exp - claims.iat.unwrap(), 90);
+    assert!(claims.roles.is_empty());
+}
+
+#[test]
+fn mint_honours_the_issuer_variable() {
+    let (output, stdout, _) = run(auth_token()
+        .env("HMAC_SECRET", SECRET)
+        .env("HMAC_ISSUER", "ops-tokens")
+        .args(["mint", "--sub", "ops"]));
+    assert!(output.status.success());
+    let (output, stdout, _) = run(auth_token()
+        .env("HMAC_SECRET", SECRET)
+        .env("HMAC_ISSUER", "ops-tokens")
+        .args(["decode", stdout.trim()]));
+    assert!(output.status.success());
+    assert!(stdout.contains(r#""iss": "ops-tokens""#), "{stdout}");
+}
+
+#[test]
+fn decode_says_valid_expired_or_invalid() {
+    let token = mint(&["--sub", "ops", "--role", "r", "--ttl", "1s"]);
+    let (output, stdout, _) = run(auth_token()
+        .env("HMAC_SECRET", SECRET)
+        .args(["decode", &token]));
+    assert!(output.status.success());
+    assert!(stdout.starts_with("status: valid\n"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.split_once('\n').unwrap().1).unwrap();
+    assert_eq!(json["sub"], "ops");
+    assert_eq!(json["roles"], serde_json::json!(["r"]));
+
+    // Expired: past exp and the leeway, without sleeping: a zero leeway and a token whose
+    // exp is already behind the clock is made by hand.
+    let expired = hand_made_expired_token();
+    let (output, stdout, stderr) = run(auth_token()
+        .env("HMAC_SECRET", SECRET)
+        .args(["decode", &expired]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.starts_with("status: expired\n"), "{stdout}");
+    assert!(stdout.contains(r#""sub": "old""#), "{stdout}");
+    assert!(stderr.contains("expired"), "{stderr}");
+
+    // Invalid: another secret.
+    let (output, stdout, stderr) = run(auth_token()
+        .env(
+            "HMAC_SECRET",
+            "Zr8vN2qL5xT9wK3mP7cF4hJ6sD1gB0yQ-other-secret",
+        )
+        .args(["decode", &token]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout.is_empty(),
+        "no unverified claims are shown: {stdout}"
+    );
+    assert!(
+        stderr.contains("status: invalid (bad_signature)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&token));
+}
+
+fn hand_made_expired_token() -> String {
+    use auth_core::Clock;
+    let clock = Clock::manual(1_000_000_000);
+    auth_hmac::HmacConfig::new(SECRET)
+        .unwrap()
+        .clock(clock)
+        .create_access_token("old", ["r"], std::time::Duration::from_secs(60), None)
+        .unwrap()
+}
+
+#[test]
+fn digest_from_stdin_or_env() {
+    let expected = format!(
+        "sha256:{}\n",
+        hex::encode(sha256_digest(b"registration secret"))
+    );
+    let mut child = auth_token()
+        .arg("digest")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"registration secret\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+
+    let (output, stdout, _) = run(auth_token()
+        .env("AUTH_TOKEN_SECRET_INPUT", "registration secret")
+        .arg("digest"));
+    assert!(output.status.success());
+    assert_eq!(stdout, expected);
+
+    let (output, _, stderr) = run(auth_token().arg("digest").stdin(Stdio::null()));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("empty"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_and_missing_secret() {
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["mint"],
+        &["mint", "--sub"],
+        &["mint", "--sub", "a", "--ttl", "soon"],
+        &["mint", "--sub", "a", "--secret", "x"],
+        &["decode"],
+        &["digest", "secret-on-argv"],
+    ] {
+        let (output, _, stderr) = run(auth_token().env("HMAC_SECRET", SECRET).args(args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage:"), "{stderr}");
+    }
+    let (output, _, stderr) = run(auth_token().args(["mint", "--sub", "a"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("HMAC_SECRET is not set"), "{stderr}");
+
+    let (output, _, stderr) = run(auth_token()
+        .env("HMAC_SECRET", "short-secret")
+        .args(["mint", "--sub", "a"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("HMAC_SECRET") && !stderr.contains("short-secret"),
+        "{stderr}"
+    );
+
+    let (output, stdout, _) = run(auth_token().arg("--help"));
+    assert!(output.status.success());
+    assert!(stdout.contains("auth-token mint"));
+}

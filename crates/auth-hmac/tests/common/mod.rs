@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests: hand-made tokens and outcome checks.
+#![allow(dead_code, unreachable_pub)]
+
+use auth_core::{AuthError, Authenticator, Check, Credential, Identity, Outcome};
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+pub const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-current";
+pub const PREVIOUS: &str = "Zr8vN2qL5xT9wK3mP7cF4hJ6sD1gB0yQ-previous";
+pub const NOW: u64 = 1_700_000_000;
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A token with exactly this header and payload JSON, MAC'd with HMAC-SHA256 under `secret`.
+pub fn sign_raw(header: &str, payload: &str, secret: &str) -> String {
+    let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    sign_input(&signing_input, hmac::HMAC_SHA256, secret)
+}
+
+/// `signing_input` followed by its MAC under `algorithm`.
+pub fn sign_input(signing_input: &str, algorithm: hmac::Algorithm, secret: &str) -> String {
+    let key = hmac::Key::new(algorithm, secret.as_bytes());
+    let tag = hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(tag.as_ref()))
+}
+
+pub const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// A payload of ours with these extra members spliced in (`"k":v,...` or empty).
+pub fn payload(extra: &str) -> String {
+    let sep = if extra.is_empty() { "" } else { "," };
+    format!(
+        r#"{{"sub":"ops","roles":["runtime.health:read"],"iat":{NOW},"exp":{},"jti":"j-1","iss":"auth-hmac"{sep}{extra}}}"#,
+        NOW + 3600
+    )
+}
+
+pub fn check(auth: &impl Authenticator, token: &str) -> Outcome {
+    match auth.authenticate(Credential::Bearer(token)) {
+        Check::Ready(outcome) => outcome,
+        Check::Pending(_) => panic!("HMAC tokens are always decided at once"),
+    }
+}
+
+pub fn accepted(auth: &impl Authenticator, token: &str) -> Identity {
+    match check(auth, token) {
+        Outcome::Authenticated(identity) => identity,
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+pub fn rejected(auth: &impl Authenticator, token: &str) -> AuthError {
+    match check(auth, token) {
+        Outcome::Rejected(error) => {
+            assert_eq!(error.kind(), auth_core::AuthErrorKind::InvalidToken);
+            error
+        }
+        other => panic!("expected rejection, got {other:?}"),
+    }
+}
+
+pub fn not_mine(auth: &impl Authenticator, token: &str) {
+    match check(auth, token) {
+        Outcome::NotMine => {}
+        other => panic!("expected NotMine, got {other:?}"),
+    }
+}
