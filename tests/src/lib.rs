@@ -81,35 +81,65 @@ pub fn config(vars: &[(&str, &str)]) -> AuthConfig {
 }
 
 /// Everything logged at any level on this thread while the guard lives.
+///
+/// One global subscriber per test binary, at TRACE, writes each event into the buffer the
+/// current thread registered, if any. A thread-local subscriber per test (`set_default`)
+/// would race with parallel tests over tracing's global cache of callsite interest and
+/// could miss events; a single global one leaves nothing to race.
 #[derive(Clone, Default)]
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
-impl CapturedLogs {
-    /// Starts capturing on the current thread (use a current-thread runtime so the server's
-    /// tasks log here too).
-    pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Self::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CapturedLogs>> = const { std::cell::RefCell::new(None) };
+}
 
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+/// Stops the capture on this thread when dropped.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
     }
 }
 
-impl Write for CapturedLogs {
+/// Writes to the current thread's capture buffer, or nowhere.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(logs) = c.borrow().as_ref() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Starts capturing on the current thread (use a current-thread runtime so the server's
+    /// tasks log here too).
+    pub fn start() -> (Self, CaptureGuard) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in tests");
+        });
+        let logs = Self::default();
+        CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, CaptureGuard(()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }

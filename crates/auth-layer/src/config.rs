@@ -69,6 +69,8 @@ pub struct AuthConfig {
     keys: Option<Keys>,
     #[cfg(feature = "hmac")]
     hmac: Option<Hmac>,
+    #[cfg(feature = "oidc")]
+    oidc: Option<auth_jwks::OidcConfig>,
     api_key_header: HeaderName,
     admins: Admins,
     rules: Rules,
@@ -143,6 +145,23 @@ impl AuthConfig {
         let (hmac_var, hmac_secret) = var("HMAC_SECRET");
         #[cfg(feature = "hmac")]
         let hmac = read_hmac(prefix, &get)?;
+        #[cfg(feature = "oidc")]
+        let oidc = oidc
+            .as_deref()
+            .map(|json| auth_jwks::OidcConfig::from_json(&oidc_var, json))
+            .transpose()?;
+        #[cfg(all(feature = "oidc", feature = "hmac"))]
+        if let (Some(oidc), Some(hmac)) = (&oidc, &hmac) {
+            let issuer = hmac.config.issuer_name();
+            if oidc.issuers().any(|i| i == issuer) {
+                return Err(ConfigError::new(
+                    format!("{prefix}HMAC_ISSUER"),
+                    format!(
+                        "equals an issuer of {oidc_var}: role tokens and OIDC tokens must never be confused"
+                    ),
+                ));
+            }
+        }
         let (mode_var, mode) = var("AUTH_MODE");
         let methods = match mode.as_deref().map(str::trim) {
             Some("none") => None,
@@ -187,10 +206,18 @@ impl AuthConfig {
                         format!("names api_key but neither {keys_var} nor API_KEYS_FILE is set"),
                     ));
                 }
+                #[cfg(feature = "oidc")]
+                Method::Oidc if oidc.is_none() => {
+                    return Err(ConfigError::new(
+                        &mode_var,
+                        format!("names oidc but {oidc_var} is not set"),
+                    ));
+                }
+                #[cfg(not(feature = "oidc"))]
                 Method::Oidc => {
                     return Err(ConfigError::new(
                         &oidc_var,
-                        "OIDC validation is not built yet; use api_key",
+                        "OIDC needs auth-layer's `oidc` feature, which this build leaves out",
                     ));
                 }
                 #[cfg(feature = "hmac")]
@@ -242,6 +269,8 @@ impl AuthConfig {
             keys,
             #[cfg(feature = "hmac")]
             hmac,
+            #[cfg(feature = "oidc")]
+            oidc,
             api_key_header,
             admins,
             rules,
@@ -261,9 +290,57 @@ impl AuthConfig {
         self.methods.as_deref().unwrap_or_default()
     }
 
-    /// Builds the layer. With `API_KEYS_FILE` this must run inside a Tokio runtime, which
-    /// polls the file for changes for as long as the layer lives.
-    pub fn into_layer(self) -> Result<AuthLayer, ConfigError> {
+    /// Builds the layer.
+    ///
+    /// With `API_KEYS_FILE` this must run inside a Tokio runtime, which polls the file for
+    /// changes for as long as the layer lives. With `OIDC_CONFIG` it waits (at most 5 s) for
+    /// the first key fetch of every issuer: an issuer that does not answer does not stop
+    /// start-up (its tokens get 503 while it is retried), but a discovery document naming
+    /// another issuer does. Inside a multi-threaded runtime the wait blocks this worker;
+    /// prefer [`AuthConfig::build`] in async code.
+    pub fn into_layer(mut self) -> Result<AuthLayer, ConfigError> {
+        #[cfg(feature = "oidc")]
+        let oidc = match self.oidc.take() {
+            Some(config) if self.methods().contains(&Method::Oidc) => {
+                Some(auth_jwks::OidcAuthenticator::start_blocking(
+                    config,
+                    self.admins.clone(),
+                    auth_core::Clock::system(),
+                )?)
+            }
+            _ => None,
+        };
+        self.assemble(
+            #[cfg(feature = "oidc")]
+            oidc,
+        )
+    }
+
+    /// Builds the layer, awaiting the OIDC issuers' first key fetches (at most 5 s) on the
+    /// current runtime, which then runs their background refreshes. See [`AuthConfig::into_layer`].
+    pub async fn build(mut self) -> Result<AuthLayer, ConfigError> {
+        #[cfg(feature = "oidc")]
+        let oidc = match self.oidc.take() {
+            Some(config) if self.methods().contains(&Method::Oidc) => Some(
+                auth_jwks::OidcAuthenticator::start(
+                    config,
+                    self.admins.clone(),
+                    auth_core::Clock::system(),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        self.assemble(
+            #[cfg(feature = "oidc")]
+            oidc,
+        )
+    }
+
+    fn assemble(
+        self,
+        #[cfg(feature = "oidc")] mut oidc: Option<auth_jwks::OidcAuthenticator>,
+    ) -> Result<AuthLayer, ConfigError> {
         let Some(methods) = self.methods else {
             tracing::warn!(
                 target: "auth",
@@ -308,6 +385,12 @@ impl AuthConfig {
                     shared.chain.push(Arc::new(authenticator));
                     shared.token_exchange = exchange;
                 }
+                #[cfg(feature = "oidc")]
+                Method::Oidc => {
+                    let authenticator = oidc.take().expect("started in into_layer or build");
+                    shared.chain.push(Arc::new(authenticator));
+                }
+                #[allow(unreachable_patterns)]
                 _ => unreachable!("refused in from_lookup"),
             }
         }
@@ -452,12 +535,43 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "oidc")]
     #[test]
-    fn methods_not_built_yet_are_refused_clearly() {
-        let e = config(&[("AUTH_MODE", "oidc"), ("OIDC_CONFIG", "{}")]).unwrap_err();
-        assert_eq!(e.variable(), "OIDC_CONFIG");
-        assert!(e.message().contains("not built yet"), "{e}");
-        assert_eq!(error_variable(&[("HMAC_SECRET", "x")]), "HMAC_SECRET");
+    fn oidc_configuration_errors_name_the_variable() {
+        assert_eq!(error_variable(&[("AUTH_MODE", "oidc")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("OIDC_CONFIG", "{not json")]),
+            "OIDC_CONFIG"
+        );
+        assert_eq!(
+            error_variable(&[("OIDC_CONFIG", r#"{"issuers":[]}"#)]),
+            "OIDC_CONFIG"
+        );
+    }
+
+    #[cfg(all(feature = "oidc", feature = "hmac"))]
+    #[test]
+    fn the_hmac_issuer_may_not_be_an_oidc_issuer() {
+        let oidc = r#"{"issuers":[{"issuer":"https://idp.example","audience":"api","jwks_uri":"http://127.0.0.1:9/jwks"}]}"#;
+        let vars = [
+            ("OIDC_CONFIG", oidc),
+            ("HMAC_SECRET", SECRET),
+            ("HMAC_ISSUER", "https://idp.example"),
+        ];
+        assert_eq!(error_variable(&vars), "HMAC_ISSUER");
+    }
+
+    /// An issuer that refuses connections does not stop start-up: its tokens get 503 later.
+    #[cfg(feature = "oidc")]
+    #[tokio::test]
+    async fn a_down_issuer_does_not_stop_start_up() {
+        let oidc = r#"{"issuers":[{"issuer":"http://127.0.0.1:9","audience":"api"}]}"#;
+        let layer = config(&[("OIDC_CONFIG", oidc), ("API_KEYS", K1)])
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(layer.mode(), "api_key,oidc");
     }
 
     #[cfg(feature = "hmac")]

@@ -3,7 +3,7 @@
 //!
 //! With any auth variable set (`AUTH_MODE`, `API_KEYS`, `API_KEYS_FILE`, `OIDC_CONFIG`,
 //! `HMAC_SECRET`) it is configured by `AuthLayer::from_env()`. With none it generates two API
-//! keys, an HMAC secret and a token client, and prints `curl` and `grpcurl` lines that show a
+//! keys, an HMAC secret, a token client and an in-process OpenID issuer, and prints `curl` and `grpcurl` lines that show a
 //! 200, a 401 and a 403, a role token for `/metrics`, and the token exchange.
 
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use auth_examples::grpc::{grpc_auth, serve_grpc};
 use auth_examples::{AUTH_VARIABLES, METRICS_ROLES, generate_key, router};
 use auth_hmac::HmacConfig;
+use auth_jwks::dev_issuer::DevIssuer;
 use auth_layer::{AuthConfig, AuthLayer};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -24,10 +25,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = address("BIND_ADDR", "127.0.0.1:8080")?;
     let grpc_addr = address("GRPC_ADDR", "127.0.0.1:50051")?;
     let configured = AUTH_VARIABLES.iter().any(|v| std::env::var_os(v).is_some());
+    // Kept alive for the whole run: the no-variables mode's in-process OpenID provider.
+    let mut dev_issuer = None;
     let (auth, banner) = if configured {
-        (AuthLayer::from_env()?, None)
+        (AuthConfig::from_env()?.build().await?, None)
     } else {
-        demo_layer()?
+        let issuer = DevIssuer::start().await?;
+        let demo = demo_layer(&issuer).await?;
+        dev_issuer = Some(issuer);
+        demo
     };
     // One AuthLayer value for both surfaces; the gRPC rules only touch gRPC method paths.
     let auth = grpc_auth(auth);
@@ -52,6 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (http, grpc) = tokio::join!(http, grpc);
     http?;
     grpc?;
+    drop(dev_issuer);
     tracing::info!("demo stopped");
     Ok(())
 }
@@ -65,8 +72,11 @@ fn address(variable: &str, default: &str) -> Result<SocketAddr, String> {
 
 /// Fresh secrets for this run, configured through the same code path as the environment:
 /// API keys `demo` (no roles) and `demo-admin` (role `admin`), an HMAC secret for role
-/// tokens, and a token-exchange client `demo-client` that gets both metrics roles.
-fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
+/// tokens, a token-exchange client `demo-client` that gets both metrics roles, and the
+/// in-process `issuer` as the OIDC issuer for audience `demo-api`.
+async fn demo_layer(
+    issuer: &DevIssuer,
+) -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
     let (user, admin, hmac_secret, client_secret) = (
         generate_key(),
         generate_key(),
@@ -82,6 +92,13 @@ fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
         ),
         ("HMAC_SECRET", hmac_secret.clone()),
         (
+            "OIDC_CONFIG",
+            format!(
+                r#"{{"issuers":[{{"issuer":"{}","audience":"demo-api"}}]}}"#,
+                issuer.issuer()
+            ),
+        ),
+        (
             "AUTH_TOKEN_CLIENTS",
             format!(
                 r#"[{{"client_id":"demo-client","secret_sha256":"{}","roles":["{}","{}"]}}]"#,
@@ -96,7 +113,13 @@ fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
     };
-    let auth = AuthConfig::from_lookup("", get)?.into_layer()?;
+    let auth = AuthConfig::from_lookup("", get)?.build().await?;
+    let alice = issuer.mint(
+        "alice",
+        "demo-api",
+        &["orders:read"],
+        Duration::from_secs(3600),
+    );
     let metrics_token = HmacConfig::new(hmac_secret)?.create_access_token(
         "demo-metrics",
         METRICS_ROLES,
@@ -111,6 +134,8 @@ fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
         format!("  role token (1 h, roles {} {})", METRICS_ROLES[0], METRICS_ROLES[1]),
         format!("      {metrics_token}"),
         format!("  token client demo-client, secret {client_secret}"),
+        format!("  OIDC access token for alice (1 h, scope orders:read) from the in-process issuer {}", issuer.issuer()),
+        format!("      {alice}"),
         "".to_owned(),
         "HTTP:".to_owned(),
         format!("  curl -i http://{{http}}/whoami -H 'X-API-Key: {user}'            # 200"),
@@ -120,6 +145,8 @@ fn demo_layer() -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
         format!("  curl -i http://{{http}}/admin -H 'X-API-Key: {user}'             # 403 insufficient_scope"),
         format!("  curl -i http://{{http}}/admin -H 'X-API-Key: {admin}'            # 200"),
         format!("  curl -i http://{{http}}/metrics -H 'Authorization: Bearer {metrics_token}'  # 200"),
+        format!("  curl -i http://{{http}}/whoami -H 'Authorization: Bearer {alice}'  # 200, method oidc"),
+        format!("  curl -i http://{{http}}/admin -H 'Authorization: Bearer {alice}'   # 403, alice is no admin"),
         format!("  curl -i http://{{http}}/metrics -H 'X-API-Key: {user}'           # 403, the key lacks the roles"),
         "  curl -i http://{http}/health                                  # 200, public".to_owned(),
         "".to_owned(),

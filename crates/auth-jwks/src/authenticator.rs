@@ -1,0 +1,436 @@
+//! [`OidcAuthenticator`]: routes a bearer JWT to its issuer and validates it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use auth_core::{
+    Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
+    sha256_digest,
+};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::cache::TokenCache;
+use crate::config::OidcConfig;
+use crate::fetch::Fetcher;
+use crate::source::{IssuerStatus, Source, Timing};
+use crate::validate::{Routed, identity, route};
+
+/// Validates JWT access tokens of the configured OpenID Connect issuers.
+///
+/// Cloning is one reference count; background key refreshes stop when the last clone is dropped.
+/// See the [crate documentation](crate) for an example.
+#[derive(Clone)]
+pub struct OidcAuthenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sources: Vec<Arc<Source>>,
+    names: Vec<Arc<str>>,
+    cache: TokenCache,
+    admins: Admins,
+    clock: Clock,
+    leeway: u64,
+    tasks: Vec<AbortHandle>,
+    /// Set when the refreshes run on a runtime of our own; dropping it lets that thread end.
+    own_runtime: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A request may spend the issuer's fetch budget.
+    MayFetch,
+    /// The fetch has been awaited; decide with what we have.
+    Settled,
+}
+
+enum Step {
+    Done(Outcome),
+    Wait(Arc<Source>, u64),
+}
+
+impl OidcAuthenticator {
+    /// Starts key loading for every issuer at once and waits for the first attempts, at most
+    /// the start-up timeout (5 s by default) in all.
+    ///
+    /// An issuer that does not answer in time does not fail start-up: its tokens are answered
+    /// with 503 and `Retry-After` while it is retried in the background with backoff and
+    /// jitter. A discovery document naming another issuer does fail it. Must be called
+    /// within a Tokio runtime, which then runs the background refreshes.
+    pub async fn start(
+        config: OidcConfig,
+        admins: Admins,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
+        let variable = Arc::clone(&config.variable);
+        select_jwt_backend();
+        let fetcher = Fetcher::new(config.connect_timeout, config.read_timeout)
+            .map_err(|m| ConfigError::new(&*variable, m))?;
+        let runtime = Handle::try_current()
+            .map_err(|_| ConfigError::new(&*variable, "OIDC key loading needs a Tokio runtime"))?;
+        let timing = Timing {
+            refresh_interval: config.refresh_interval,
+            max_stale: config.max_stale(),
+            cooldown: config.unknown_kid_cooldown,
+        };
+        let sources: Vec<Arc<Source>> = config
+            .issuers
+            .iter()
+            .map(|issuer| Source::new(Arc::clone(issuer), timing, fetcher.clone(), runtime.clone()))
+            .collect();
+        let tasks = sources
+            .iter()
+            .map(|s| runtime.spawn(Arc::clone(s).refresh_loop()).abort_handle())
+            .collect();
+        let inner = Arc::new(Inner {
+            names: sources
+                .iter()
+                .map(|s| Arc::clone(&s.issuer.issuer))
+                .collect(),
+            sources,
+            cache: TokenCache::new(
+                config.token_cache_size,
+                config.token_cache_ttl,
+                config.leeway_secs,
+                clock.clone(),
+            ),
+            admins,
+            clock,
+            leeway: config.leeway_secs,
+            tasks,
+            own_runtime: None,
+        });
+        let deadline = tokio::time::Instant::now() + config.startup_timeout;
+        for source in &inner.sources {
+            let _ = tokio::time::timeout_at(deadline, source.wait_for(1)).await;
+        }
+        for (i, source) in inner.sources.iter().enumerate() {
+            let issuer = &*source.issuer.issuer;
+            let plain = [
+                Some(&source.issuer.discovery_uri),
+                source.issuer.jwks_uri.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|uri| {
+                uri.scheme_str() == Some("http") && !is_loopback(uri.host().unwrap_or_default())
+            });
+            if plain {
+                tracing::warn!(target: "auth", issuer,
+                    "oidc keys are fetched over plain http from a non-loopback host; use https outside tests");
+            }
+            if source.is_misconfigured() {
+                return Err(ConfigError::new(
+                    &*variable,
+                    format!(
+                        "issuers[{i}]: the discovery document at {} names a different issuer than {issuer:?}",
+                        source.issuer.discovery_uri
+                    ),
+                ));
+            }
+            let status = source.status();
+            if status.available {
+                tracing::info!(target: "auth", issuer, keys = status.keys, "oidc issuer ready");
+            } else {
+                tracing::warn!(target: "auth", issuer, reason = status.last_error.unwrap_or("timeout"),
+                    "oidc issuer keys not loaded at start; its tokens get 503 until a retry succeeds");
+            }
+        }
+        Ok(Self { inner })
+    }
+
+    /// [`start`](Self::start) for synchronous set-up code such as `AuthLayer::from_env()`.
+    ///
+    /// Inside a multi-threaded Tokio runtime, this blocks the current worker
+    /// (`block_in_place`) while the first attempts run, and the runtime keeps the background
+    /// refreshes. Anywhere else (no runtime, or a current-thread runtime, which cannot be
+    /// blocked on) the refreshes get a small runtime on a thread of their own, `auth-jwks`,
+    /// which ends when the last clone of the authenticator is dropped.
+    pub fn start_blocking(
+        config: OidcConfig,
+        admins: Admins,
+        clock: Clock,
+    ) -> Result<Self, ConfigError> {
+        if let Ok(handle) = Handle::try_current()
+            && handle.runtime_flavor() == RuntimeFlavor::MultiThread
+        {
+            return tokio::task::block_in_place(|| {
+                handle.block_on(Self::start(config, admins, clock))
+            });
+        }
+        let variable = Arc::clone(&config.variable);
+        let failed = |what: &str| {
+            ConfigError::new(
+                &*variable,
+                format!("could not start the OIDC key refresh thread: {what}"),
+            )
+        };
+        let (result_tx, result_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("auth-jwks".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = result_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let started = Self::start(config, admins, clock).await;
+                    let keep_running = started.is_ok();
+                    let _ = result_tx.send(Ok(started));
+                    if keep_running {
+                        let _ = stop_rx.await;
+                    }
+                });
+            })
+            .map_err(|e| failed(&e.to_string()))?;
+        let mut auth = result_rx
+            .recv()
+            .map_err(|_| failed("it ended early"))?
+            .map_err(|e| failed(&e))??;
+        if let Some(inner) = Arc::get_mut(&mut auth.inner) {
+            inner.own_runtime = Some(stop_tx);
+        }
+        Ok(auth)
+    }
+
+    /// The issuers this authenticator validates, as configured.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner.names.iter().map(|n| &**n)
+    }
+
+    /// How many validated tokens the cache holds (for metrics and tests).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner.cache.len()
+    }
+
+    /// Where `issuer`'s keys stand, or `None` for an issuer that is not configured.
+    pub fn issuer_status(&self, issuer: &str) -> Option<IssuerStatus> {
+        self.source(issuer).map(|s| s.status())
+    }
+
+    /// Waits until `issuer` has completed at least `fetches` key fetch attempts (see
+    /// [`IssuerStatus::fetches`]); returns at once for an unknown issuer.
+    pub async fn wait_for_fetches(&self, issuer: &str, fetches: u64) {
+        if let Some(source) = self.source(issuer) {
+            source.wait_for(fetches).await;
+        }
+    }
+
+    fn source(&self, issuer: &str) -> Option<&Arc<Source>> {
+        self.inner
+            .sources
+            .iter()
+            .find(|s| &*s.issuer.issuer == issuer)
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// jsonwebtoken panics at the first verification when both backends are compiled in
+/// (as with `--all-features`); pick aws-lc-rs then, explicitly.
+fn select_jwt_backend() {
+    #[cfg(all(feature = "aws_lc_rs", feature = "rust_crypto"))]
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+}
+
+impl Inner {
+    fn reject(
+        &self,
+        token: &str,
+        digest: Option<&[u8; 32]>,
+        issuer: &str,
+        error: AuthError,
+    ) -> Outcome {
+        let fingerprint = match digest {
+            Some(d) => Fingerprint::from_digest(d),
+            None => Fingerprint::of(token.as_bytes()),
+        };
+        tracing::debug!(target: "auth", reason = error.reason(), %fingerprint, issuer, "oidc token refused");
+        Outcome::Rejected(error)
+    }
+
+    fn validate(&self, token: &str, digest: Option<[u8; 32]>, mode: Mode) -> Step {
+        let (index, parsed) = match route(token, &self.names) {
+            Routed::NotMine => return Step::Done(Outcome::NotMine),
+            Routed::Malformed(i, reason) => {
+                return Step::Done(self.reject(
+                    token,
+                    digest.as_ref(),
+                    &self.names[i],
+                    AuthError::invalid_token(reason),
+                ));
+            }
+            Routed::Mine(i, parsed) => (i, parsed),
+        };
+        let source = &self.sources[index];
+        let issuer = &*source.issuer;
+        let refuse = |error: AuthError| {
+            Step::Done(self.reject(token, digest.as_ref(), &issuer.issuer, error))
+        };
+        let header = match parsed.check_header(issuer) {
+            Ok(h) => h,
+            Err(e) => return refuse(e),
+        };
+        let (alg, kid) = (header.alg, header.kid);
+        let exp = match parsed.check_claims(issuer, self.clock.now_unix(), self.leeway) {
+            Ok(exp) => exp,
+            Err(e) => return refuse(e),
+        };
+        let snapshot = source.snapshot();
+        if let Err(unavailable) = source.check_fresh(&snapshot) {
+            if mode == Mode::MayFetch
+                && !source.is_misconfigured()
+                && let Some(target) = source.request_fetch()
+            {
+                return Step::Wait(Arc::clone(source), target);
+            }
+            return refuse(unavailable);
+        }
+        let key = match kid {
+            Some(kid) => {
+                let mut with_kid = snapshot.keys.with_kid(kid).peekable();
+                if with_kid.peek().is_none() {
+                    match mode {
+                        Mode::MayFetch if !source.is_known_unknown(kid) => {
+                            if let Some(target) = source.request_fetch() {
+                                return Step::Wait(Arc::clone(source), target);
+                            }
+                        }
+                        Mode::MayFetch => {}
+                        // RFC 7515 section 4.1.4: the kid is only a hint, but one the fresh
+                        // key set does not have will not appear until the next refresh.
+                        Mode::Settled => source.remember_unknown(kid),
+                    }
+                    return refuse(AuthError::invalid_token("unknown_kid"));
+                }
+                let mut fitting = with_kid.filter(|k| k.fits(alg)).peekable();
+                if fitting.peek().is_none() {
+                    return refuse(AuthError::invalid_token("key_alg_mismatch"));
+                }
+                // A known kid with a bad signature never causes a fetch: the key is there.
+                match fitting.find(|k| parsed.verify(k, alg)) {
+                    Some(k) => Arc::clone(k),
+                    None => return refuse(AuthError::invalid_token("bad_signature")),
+                }
+            }
+            None => match snapshot.keys.fitting(alg).find(|k| parsed.verify(k, alg)) {
+                Some(k) => Arc::clone(k),
+                None => return refuse(AuthError::invalid_token("no_key_verifies")),
+            },
+        };
+        let identity = identity(parsed.claims, issuer, exp, &self.admins);
+        if let Some(digest) = digest {
+            self.cache.insert(
+                digest,
+                token,
+                identity.clone(),
+                exp,
+                key,
+                Arc::clone(source),
+            );
+        }
+        Step::Done(Outcome::Authenticated(identity))
+    }
+}
+
+impl Authenticator for OidcAuthenticator {
+    fn method(&self) -> &'static str {
+        "oidc"
+    }
+
+    fn authenticate(&self, credential: Credential<'_>) -> Check {
+        let Credential::Bearer(token) = credential else {
+            return Check::Ready(Outcome::NotMine);
+        };
+        let inner = &self.inner;
+        if token.len() > auth_core::MAX_CREDENTIAL_LEN {
+            return Check::Ready(Outcome::Rejected(AuthError::invalid_token(
+                "credential_too_large",
+            )));
+        }
+        let digest = inner
+            .cache
+            .enabled()
+            .then(|| sha256_digest(token.as_bytes()));
+        if let Some(d) = &digest
+            && let Ok(entry) = inner.cache.get(d, token, inner.clock.now_unix())
+        {
+            return Check::Ready(match entry.source.check_fresh(&entry.source.snapshot()) {
+                Ok(()) => Outcome::Authenticated(entry.identity.clone()),
+                Err(e) => inner.reject(token, Some(d), &entry.source.issuer.issuer, e),
+            });
+        }
+        match inner.validate(token, digest, Mode::MayFetch) {
+            Step::Done(outcome) => Check::Ready(outcome),
+            Step::Wait(source, target) => {
+                let inner = Arc::clone(&self.inner);
+                let token = token.to_owned();
+                Check::Pending(Box::pin(async move {
+                    source.wait_for(target).await;
+                    match inner.validate(&token, digest, Mode::Settled) {
+                        Step::Done(outcome) => outcome,
+                        // Settled never asks to wait again.
+                        Step::Wait(..) => {
+                            Outcome::Rejected(AuthError::unavailable("jwks_not_loaded", None))
+                        }
+                    }
+                }))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for OidcAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcAuthenticator")
+            .field("issuers", &self.inner.names)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "127.0.0.1", "127.1.2.3", "[::1]", "::1"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "login.example.com",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "localhost.example.com",
+            "",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! Configuration: the issuers we trust and the cache and fetch settings (`OIDC_CONFIG`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::ConfigError;
+use http::Uri;
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use serde::Deserialize;
+
+/// The variable named in errors when the configuration was built in code.
+const BUILDER: &str = "OidcConfig";
+
+/// Algorithms allowed when an issuer names none.
+pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// One trusted issuer, as configured; checked when [`OidcConfigBuilder::build`] runs.
+///
+/// ```
+/// use auth_jwks::IssuerConfig;
+///
+/// let issuer = IssuerConfig::new("https://login.example.com", "api://orders")
+///     .audience("api://orders-v2")
+///     .roles_claim("realm_access.roles")
+///     .algorithms(["RS256", "ES256"])
+///     .required_typ("at+jwt");
+/// assert_eq!(issuer.issuer(), "https://login.example.com");
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct IssuerConfig {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    roles_claim: Option<String>,
+    algorithms: Option<Vec<String>>,
+    required_typ: Option<String>,
+}
+
+impl IssuerConfig {
+    /// An issuer whose tokens must carry `audience` in `aud`.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audiences: vec![audience.into()],
+            jwks_uri: None,
+            roles_claim: None,
+            algorithms: None,
+            required_typ: None,
+        }
+    }
+
+    /// Accepts another audience as well.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Fetches keys from `uri` instead of discovering the JWKS URI.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Reads roles from this claim: a dotted path such as `groups` or `realm_access.roles`
+    /// (default `roles`). A string value is one role, except for `scope`, which is split on spaces.
+    pub fn roles_claim(mut self, path: impl Into<String>) -> Self {
+        self.roles_claim = Some(path.into());
+        self
+    }
+
+    /// Replaces the algorithm allow-list (default RS256-512, PS256-512, ES256, ES384, EdDSA).
+    pub fn algorithms<I, S>(mut self, algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.algorithms = Some(algorithms.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Requires the header `typ` to be this media type (`at+jwt` for RFC 9068 access tokens).
+    pub fn required_typ(mut self, typ: impl Into<String>) -> Self {
+        self.required_typ = Some(typ.into());
+        self
+    }
+
+    /// The issuer URL as configured.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+/// A checked issuer.
+#[derive(Debug)]
+pub(crate) struct Issuer {
+    pub(crate) issuer: Arc<str>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) jwks_uri: Option<Uri>,
+    pub(crate) discovery_uri: Uri,
+    pub(crate) roles_claim: String,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) required_typ: Option<String>,
+}
+
+/// How to reach, cache and judge the configured issuers.
+///
+/// Parse `OIDC_CONFIG` with [`OidcConfig::from_json`], or build one in code with
+/// [`OidcConfig::builder`].
+///
+/// ```
+/// use auth_jwks::OidcConfig;
+///
+/// let config = OidcConfig::from_json("OIDC_CONFIG", r#"{
+///     "issuers": [{"issuer": "https://login.example.com", "audience": ["api", "api-v2"],
+///                  "roles_claim": "scope", "algorithms": ["RS256"]}],
+///     "jwks_refresh_interval_secs": 3600, "token_cache_size": 1000,
+///     "token_cache_ttl_secs": 300, "leeway_secs": 60
+/// }"#).unwrap();
+/// assert_eq!(config.issuers().collect::<Vec<_>>(), ["https://login.example.com"]);
+///
+/// let refused = OidcConfig::from_json("OIDC_CONFIG", r#"{"issuers": [{"issuer": "https://a.example",
+///     "audience": "api", "algorithms": ["HS256"]}]}"#).unwrap_err();
+/// assert_eq!(refused.variable(), "OIDC_CONFIG");
+/// ```
+#[derive(Clone, Debug)]
+pub struct OidcConfig {
+    pub(crate) variable: Arc<str>,
+    pub(crate) issuers: Vec<Arc<Issuer>>,
+    pub(crate) refresh_interval: Duration,
+    pub(crate) token_cache_size: u64,
+    pub(crate) token_cache_ttl: Duration,
+    pub(crate) leeway_secs: u64,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) unknown_kid_cooldown: Duration,
+}
+
+impl OidcConfig {
+    /// Starts a configuration in code; errors from [`OidcConfigBuilder::build`] name `OidcConfig`.
+    pub fn builder() -> OidcConfigBuilder {
+        OidcConfigBuilder {
+            variable: BUILDER.into(),
+            issuers: Vec::new(),
+            refresh_interval: Duration::from_secs(3600),
+            token_cache_size: 1000,
+            token_cache_ttl: Duration::from_secs(300),
+            leeway: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            startup_timeout: Duration::from_secs(5),
+            unknown_kid_cooldown: Duration::from_secs(30),
+        }
+    }
+
+    /// Parses the `OIDC_CONFIG` JSON; errors name `variable`.
+    ///
+    /// Unknown fields are refused (a misspelt `audiance` must not silently disable a check),
+    /// as are HS* algorithms, which an OpenID provider's public keys can never verify.
+    pub fn from_json(variable: &str, json: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_json::from_str(json).map_err(|e| {
+            ConfigError::new(
+                variable,
+                format!("is not valid OIDC configuration JSON: {e}"),
+            )
+        })?;
+        let mut builder = Self::builder();
+        builder.variable = variable.into();
+        for raw_issuer in raw.issuers {
+            let (first, rest) = match raw_issuer.audience {
+                OneOrMany::One(a) => (a, Vec::new()),
+                OneOrMany::Many(mut list) => {
+                    if list.is_empty() {
+                        (String::new(), list)
+                    } else {
+                        let first = list.remove(0);
+                        (first, list)
+                    }
+                }
+            };
+            let mut issuer = IssuerConfig::new(raw_issuer.issuer, first);
+            issuer.audiences.extend(rest);
+            issuer.jwks_uri = raw_issuer.jwks_uri;
+            issuer.roles_claim = raw_issuer.roles_claim;
+            issuer.algorithms = raw_issuer.algorithms;
+            issuer.required_typ = raw_issuer.required_typ;
+            builder = builder.issuer(issuer);
+        }
+        if let Some(secs) = raw.jwks_refresh_interval_secs {
+            builder = builder.jwks_refresh_interval(Duration::from_secs(secs));
+        }
+        if let Some(size) = raw.token_cache_size {
+            builder = builder.token_cache_size(size);
+        }
+        if let Some(secs) = raw.token_cache_ttl_secs {
+            builder = builder.token_cache_ttl(Duration::from_secs(secs));
+        }
+        if let Some(secs) = raw.leeway_secs {
+            builder = builder.leeway(Duration::from_secs(secs));
+        }
+        builder.build()
+    }
+
+    /// The configured issuer URLs, exactly as written (to keep other token kinds from claiming them).
+    pub fn issuers(&self) -> impl Iterator<Item = &str> + '_ {
+        self.issuers.iter().map(|i| &*i.issuer)
+    }
+
+    /// How often keys are refreshed; they are kept on failure for ten times this long.
+    pub fn jwks_refresh_interval(&self) -> Duration {
+        self.refresh_interval
+    }
+
+    /// How long keys may go without a successful refresh before the issuer fails closed.
+    pub fn max_stale(&self) -> Duration {
+        self.refresh_interval.saturating_mul(10)
+    }
+}
+
+/// Builds an [`OidcConfig`] in code; see [`OidcConfig::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct OidcConfigBuilder {
+    variable: Arc<str>,
+    issuers: Vec<IssuerConfig>,
+    refresh_interval: Duration,
+    token_cache_size: u64,
+    token_cache_ttl: Duration,
+    leeway: Duration,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    startup_timeout: Duration,
+    unknown_kid_cooldown: Duration,
+}
+
+impl OidcConfigBuilder {
+    /// Trusts another issuer.
+    pub fn issuer(mut self, issuer: IssuerConfig) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Key refresh interval (default 1 hour; at least 1 second).
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// Validated tokens kept (default 1000; 0 turns the cache off).
+    pub fn token_cache_size(mut self, size: u64) -> Self {
+        self.token_cache_size = size;
+        self
+    }
+
+    /// How long a validated token is kept at most (default 5 minutes; 0 turns the cache off).
+    pub fn token_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.token_cache_ttl = ttl;
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 10 minutes).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// TCP connect timeout for discovery and JWKS fetches (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout for a whole discovery or JWKS response, headers and body (default 5 s).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// How long start-up waits for the first key load of all issuers together (default 5 s).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// The least time between two fetches that an unknown `kid` may cause (default 30 s).
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// Checks everything and returns the configuration.
+    pub fn build(self) -> Result<OidcConfig, ConfigError> {
+        let variable = self.variable.clone();
+        let err = |message: String| ConfigError::new(&*variable, message);
+        if self.issuers.is_empty() {
+            return Err(err("names no issuers".into()));
+        }
+        if self.refresh_interval < Duration::from_secs(1) {
+            return Err(err("jwks_refresh_interval_secs must be at least 1".into()));
+        }
+        if self.leeway > Duration::from_secs(600) {
+            return Err(err("leeway_secs must be at most 600".into()));
+        }
+        for (name, timeout) in [
+            ("connect timeout", self.connect_timeout),
+            ("read timeout", self.read_timeout),
+            ("startup timeout", self.startup_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(err(format!("the {name} must not be zero")));
+            }
+        }
+        let mut issuers: Vec<Arc<Issuer>> = Vec::with_capacity(self.issuers.len());
+        for (i, raw) in self.issuers.into_iter().enumerate() {
+            let checked = check_issuer(raw).map_err(|m| err(format!("issuers[{i}]: {m}")))?;
+            if issuers.iter().any(|other| other.issuer == checked.issuer) {
+                return Err(err(format!("issuers[{i}]: issuer is listed twice")));
+            }
+            issuers.push(Arc::new(checked));
+        }
+        Ok(OidcConfig {
+            variable,
+            issuers,
+            refresh_interval: self.refresh_interval,
+            token_cache_size: self.token_cache_size,
+            token_cache_ttl: self.token_cache_ttl,
+            leeway_secs: self.leeway.as_secs(),
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+            startup_timeout: self.startup_timeout,
+            unknown_kid_cooldown: self.unknown_kid_cooldown,
+        })
+    }
+}
+
+fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
+    let issuer_uri = http_uri(&raw.issuer).map_err(|m| format!("issuer {m}"))?;
+    if issuer_uri.query().is_some() || raw.issuer.contains('#') {
+        // OpenID Connect Discovery 1.0 section 2: the issuer has no query or fragment.
+        return Err("issuer must not have a query or fragment".into());
+    }
+    if raw.audiences.iter().any(String::is_empty) || raw.audiences.is_empty() {
+        return Err("audience must be a non-empty string or a non-empty array of them".into());
+    }
+    let jwks_uri = raw
+        .jwks_uri
+        .as_deref()
+        .map(|u| http_uri(u).map_err(|m| format!("jwks_uri {m}")))
+        .transpose()?;
+    // OpenID Connect Discovery 1.0 section 4: the path is appended to the issuer without its trailing slash.
+    let discovery = format!(
+        "{}/.well-known/openid-configuration",
+        raw.issuer.trim_end_matches('/')
+    );
+    let discovery_uri = http_uri(&discovery).map_err(|m| format!("issuer {m}"))?;
+    let roles_claim = raw.roles_claim.unwrap_or_else(|| "roles".into());
+    if roles_claim.is_empty() || roles_claim.split('.').any(str::is_empty) {
+        return Err(
+            "roles_claim must be a claim name or a dotted path such as realm_access.roles".into(),
+        );
+    }
+    let algorithms = match raw.algorithms {
+        None => DEFAULT_ALGORITHMS.to_vec(),
+        Some(names) => {
+            if names.is_empty() {
+                return Err("algorithms must not be empty".into());
+            }
+            let mut algorithms = Vec::with_capacity(names.len());
+            for name in names {
+                let alg: Algorithm = name
+                    .parse()
+                    .map_err(|_| format!("algorithm {name:?} is not supported"))?;
+                if alg.family() == AlgorithmFamily::Hmac {
+                    return Err(format!(
+                        "algorithm {name} is refused: an OpenID provider's public keys cannot verify HMAC"
+                    ));
+                }
+                if !algorithms.contains(&alg) {
+                    algorithms.push(alg);
+                }
+            }
+            algorithms
+        }
+    };
+    if raw.required_typ.as_deref() == Some("") {
+        return Err("required_typ must not be empty".into());
+    }
+    Ok(Issuer {
+        issuer: raw.issuer.into(),
+        audiences: raw.audiences,
+        jwks_uri,
+        discovery_uri,
+        roles_claim,
+        algorithms,
+        required_typ: raw.required_typ,
+    })
+}
+
+fn http_uri(value: &str) -> Result<Uri, String> {
+    let uri: Uri = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a valid URL"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
+        _ => Err(format!("{value:?} must be an absolute http(s) URL")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuers: Vec<RawIssuer>,
+    jwks_refresh_interval_secs: Option<u64>,
+    token_cache_size: Option<u64>,
+    token_cache_ttl_secs: Option<u64>,
+    leeway_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    issuer: String,
+    audience: OneOrMany,
+    jwks_uri: Option<String>,
+    roles_claim: Option<String>,
+    algorithms: Option<Vec<String>>,
+    required_typ: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<OidcConfig, String> {
+        OidcConfig::from_json("OIDC_CONFIG", json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn full_config() {
+        let c = parse(
+            r#"{"issuers":[
+                {"issuer":"https://a.example","audience":"api"},
+                {"issuer":"https://b.example/realms/x/","audience":["one","two"],"jwks_uri":"http://127.0.0.1:9/jwks",
+                 "roles_claim":"realm_access.roles","algorithms":["ES256","EdDSA"],"required_typ":"at+jwt"}],
+               "jwks_refresh_interval_secs":600,"token_cache_size":10,"token_cache_ttl_secs":30,"leeway_secs":5}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.issuers().collect::<Vec<_>>(),
+            ["https://a.example", "https://b.example/realms/x/"]
+        );
+        let a = &c.issuers[0];
+        assert_eq!(a.algorithms, DEFAULT_ALGORITHMS);
+        assert_eq!(a.roles_claim, "roles");
+        assert_eq!(
+            a.discovery_uri,
+            "https://a.example/.well-known/openid-configuration"
+        );
+        let b = &c.issuers[1];
+        assert_eq!(b.audiences, ["one", "two"]);
+        assert_eq!(b.algorithms, [Algorithm::ES256, Algorithm::EdDSA]);
+        assert_eq!(
+            b.discovery_uri,
+            "https://b.example/realms/x/.well-known/openid-configuration"
+        );
+        assert_eq!(b.required_typ.as_deref(), Some("at+jwt"));
+        assert_eq!(c.max_stale(), Duration::from_secs(6000));
+        assert_eq!(
+            (
+                c.token_cache_size,
+                c.token_cache_ttl.as_secs(),
+                c.leeway_secs
+            ),
+            (10, 30, 5)
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_variable() {
+        for (json, needle) in [
+            ("{", "not valid"),
+            (r#"{"issuers":[]}"#, "no issuers"),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x"}],"extra":1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audiance":"x"}]}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x","algorithms":["HS256"]}]}"#,
+                "HMAC",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x","algorithms":["none"]}]}"#,
+                "not supported",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x","algorithms":[]}]}"#,
+                "empty",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":""}]}"#,
+                "audience",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":[]}]}"#,
+                "audience",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"a.example","audience":"x"}]}"#,
+                "absolute",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"ftp://a","audience":"x"}]}"#,
+                "absolute",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a?x=1","audience":"x"}]}"#,
+                "query",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x","jwks_uri":"/keys"}]}"#,
+                "jwks_uri",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x","roles_claim":"a..b"}]}"#,
+                "roles_claim",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x"},{"issuer":"https://a","audience":"y"}]}"#,
+                "twice",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x"}],"jwks_refresh_interval_secs":0}"#,
+                "at least",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x"}],"leeway_secs":-1}"#,
+                "not valid",
+            ),
+        ] {
+            let e = parse(json).unwrap_err();
+            assert!(e.starts_with("OIDC_CONFIG: "), "{json}: {e}");
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn builder_errors_name_the_builder() {
+        let e = OidcConfig::builder().build().unwrap_err();
+        assert_eq!(e.variable(), "OidcConfig");
+        let ok = OidcConfig::builder()
+            .issuer(IssuerConfig::new("https://a.example", "api").algorithms(["RS256", "RS256"]))
+            .build()
+            .unwrap();
+        assert_eq!(ok.issuers[0].algorithms, [Algorithm::RS256]);
+    }
+}

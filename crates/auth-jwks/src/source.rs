@@ -1,0 +1,445 @@
+//! One issuer's key source: a lock-free snapshot of its keys, single-flight fetches, a
+//! background refresh with jitter and backoff, and the unknown-`kid` budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use auth_core::AuthError;
+use http::Uri;
+use rand::Rng;
+use serde::Deserialize;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::Issuer;
+use crate::fetch::{FetchError, Fetcher};
+use crate::keys::KeySet;
+
+/// The first retry after a failure waits about this long, doubling up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Unknown kids remembered at most; beyond that the list is cleared (it is only an optimisation).
+const MAX_NEGATIVE: usize = 1024;
+
+/// Timing shared by all sources.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub(crate) refresh_interval: Duration,
+    pub(crate) max_stale: Duration,
+    pub(crate) cooldown: Duration,
+}
+
+/// What requests read: the keys and when they were last confirmed by the issuer.
+pub(crate) struct Snapshot {
+    pub(crate) keys: Arc<KeySet>,
+    /// `None` until the first successful fetch.
+    pub(crate) confirmed_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    in_flight: bool,
+    completed: u64,
+    last_started: Option<Instant>,
+    not_before: Option<Instant>,
+    failures: u32,
+    jwks_uri: Option<Uri>,
+    misconfigured: bool,
+    last_error: Option<&'static str>,
+}
+
+/// Where an issuer's keys stand, for health checks and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerStatus {
+    /// Whether keys have been loaded and are not older than the max-stale age.
+    pub available: bool,
+    /// Usable keys in the current set.
+    pub keys: usize,
+    /// Fetch attempts completed, successful or not.
+    pub fetches: u64,
+    /// The reason code of the last failed attempt, cleared by a success.
+    pub last_error: Option<&'static str>,
+    /// Whether discovery named another issuer; the issuer then answers 503 until it is fixed.
+    pub misconfigured: bool,
+}
+
+pub(crate) struct Source {
+    pub(crate) issuer: Arc<Issuer>,
+    timing: Timing,
+    fetcher: Fetcher,
+    runtime: Handle,
+    snapshot: ArcSwap<Snapshot>,
+    state: Mutex<State>,
+    done: watch::Sender<u64>,
+    negative: Mutex<HashMap<Box<str>, Instant>>,
+}
+
+/// A failed attempt.
+struct Failure {
+    error: FetchError,
+    mismatch: bool,
+}
+
+impl From<FetchError> for Failure {
+    fn from(error: FetchError) -> Self {
+        Self {
+            error,
+            mismatch: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code panics while holding these locks; recover the data rather than propagate a poison.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Source {
+    pub(crate) fn new(
+        issuer: Arc<Issuer>,
+        timing: Timing,
+        fetcher: Fetcher,
+        runtime: Handle,
+    ) -> Arc<Self> {
+        let state = State {
+            jwks_uri: issuer.jwks_uri.clone(),
+            ..State::default()
+        };
+        Arc::new(Self {
+            issuer,
+            timing,
+            fetcher,
+            runtime,
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                keys: Arc::default(),
+                confirmed_at: None,
+            }),
+            state: Mutex::new(state),
+            done: watch::Sender::new(0),
+            negative: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The current keys; a lock-free read.
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// `Ok` when `snapshot` may be used, or the 503 to answer.
+    pub(crate) fn check_fresh(&self, snapshot: &Snapshot) -> Result<(), AuthError> {
+        match snapshot.confirmed_at {
+            None => Err(AuthError::unavailable("jwks_not_loaded", self.retry_hint())),
+            Some(at) if at.elapsed() > self.timing.max_stale => {
+                Err(AuthError::unavailable("jwks_stale", self.retry_hint()))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn retry_hint(&self) -> Option<Duration> {
+        let state = lock(&self.state);
+        let now = Instant::now();
+        state
+            .not_before
+            .filter(|&t| t > now)
+            .map(|t| (t - now).max(Duration::from_secs(1)))
+    }
+
+    pub(crate) fn status(&self) -> IssuerStatus {
+        let snapshot = self.snapshot();
+        let state = lock(&self.state);
+        IssuerStatus {
+            available: snapshot
+                .confirmed_at
+                .is_some_and(|at| at.elapsed() <= self.timing.max_stale),
+            keys: snapshot.keys.len(),
+            fetches: state.completed,
+            last_error: state.last_error,
+            misconfigured: state.misconfigured,
+        }
+    }
+
+    pub(crate) fn is_misconfigured(&self) -> bool {
+        lock(&self.state).misconfigured
+    }
+
+    /// Asks for a fetch on behalf of a request (unknown `kid`, no keys yet).
+    ///
+    /// Joins a fetch in flight; otherwise starts one only if the last fetch of any kind began
+    /// at least a cooldown ago and the issuer's `Retry-After` has passed. Returns the
+    /// completion count to wait for, or `None` when the budget is spent.
+    pub(crate) fn request_fetch(self: &Arc<Self>) -> Option<u64> {
+        let mut state = lock(&self.state);
+        if state.in_flight {
+            return Some(state.completed + 1);
+        }
+        let now = Instant::now();
+        if state
+            .last_started
+            .is_some_and(|t| now < t + self.timing.cooldown)
+            || state.not_before.is_some_and(|t| now < t)
+        {
+            return None;
+        }
+        Some(self.start_fetch(&mut state, now))
+    }
+
+    fn start_fetch(self: &Arc<Self>, state: &mut State, now: Instant) -> u64 {
+        state.in_flight = true;
+        state.last_started = Some(now);
+        // A spawned task, not a future owned by the first request: if that request is
+        // cancelled, everyone else waiting still gets the result.
+        self.runtime.spawn(Arc::clone(self).run_fetch());
+        state.completed + 1
+    }
+
+    /// Waits until `target` fetches have completed. Each fetch is bounded by the timeouts.
+    pub(crate) fn wait_for(&self, target: u64) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.done.subscribe();
+        async move {
+            let _ = rx.wait_for(|&completed| completed >= target).await;
+        }
+    }
+
+    /// Whether `kid` was recently looked for and not found.
+    pub(crate) fn is_known_unknown(&self, kid: &str) -> bool {
+        let mut negative = lock(&self.negative);
+        match negative.get(kid) {
+            Some(&until) if Instant::now() < until => true,
+            Some(_) => {
+                negative.remove(kid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn remember_unknown(&self, kid: &str) {
+        let mut negative = lock(&self.negative);
+        if negative.len() >= MAX_NEGATIVE {
+            negative.clear();
+        }
+        negative.insert(kid.into(), Instant::now() + self.timing.refresh_interval);
+    }
+
+    async fn run_fetch(self: Arc<Self>) {
+        let result = self.fetch_once().await;
+        let now = Instant::now();
+        let issuer = &*self.issuer.issuer;
+        let mut state = lock(&self.state);
+        match result {
+            Ok(keys) => {
+                let previous = self.snapshot.load_full();
+                if !previous.keys.same_keys(&keys) {
+                    let revoked = previous.keys.revoke_missing(&keys);
+                    lock(&self.negative).clear();
+                    tracing::info!(target: "auth", issuer, keys = keys.len(), revoked, "oidc keys updated");
+                }
+                let keys = if previous.keys.same_keys(&keys) {
+                    Arc::clone(&previous.keys)
+                } else {
+                    Arc::new(keys)
+                };
+                self.snapshot.store(Arc::new(Snapshot {
+                    keys,
+                    confirmed_at: Some(now),
+                }));
+                state.failures = 0;
+                state.not_before = None;
+                state.last_error = None;
+                state.misconfigured = false;
+            }
+            Err(failure) => {
+                state.failures = state.failures.saturating_add(1);
+                state.not_before = failure.error.retry_after.map(|d| now + d);
+                state.last_error = Some(failure.error.reason);
+                if failure.mismatch {
+                    state.misconfigured = true;
+                    tracing::error!(target: "auth", issuer, reason = failure.error.reason,
+                        "oidc discovery names another issuer; its tokens are refused until this is fixed");
+                } else {
+                    tracing::warn!(target: "auth", issuer, reason = failure.error.reason,
+                        failures = state.failures, "oidc key fetch failed; keeping last-known-good keys");
+                }
+            }
+        }
+        state.in_flight = false;
+        state.completed += 1;
+        self.done.send_replace(state.completed);
+    }
+
+    async fn fetch_once(&self) -> Result<KeySet, Failure> {
+        let known_uri = lock(&self.state).jwks_uri.clone();
+        let jwks_uri = match known_uri {
+            Some(uri) => uri,
+            None => {
+                let uri = self.discover().await?;
+                lock(&self.state).jwks_uri = Some(uri.clone());
+                uri
+            }
+        };
+        let body = self.fetcher.get(&jwks_uri).await?;
+        let previous = self.snapshot.load_full();
+        KeySet::parse(&body, &previous.keys).map_err(|reason| FetchError::new(reason).into())
+    }
+
+    async fn discover(&self) -> Result<Uri, Failure> {
+        let body = self.fetcher.get(&self.issuer.discovery_uri).await?;
+        let document: Discovery =
+            serde_json::from_slice(&body).map_err(|_| FetchError::new("discovery_not_json"))?;
+        // OpenID Connect Discovery 1.0 section 4.3: the issuer in the document must be
+        // identical to the one the configuration was retrieved for.
+        if document.issuer != *self.issuer.issuer {
+            return Err(Failure {
+                error: FetchError::new("discovery_issuer_mismatch"),
+                mismatch: true,
+            });
+        }
+        let uri: Uri = document
+            .jwks_uri
+            .parse()
+            .map_err(|_| FetchError::new("discovery_bad_jwks_uri"))?;
+        if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+            return Err(FetchError::new("discovery_bad_jwks_uri").into());
+        }
+        Ok(uri)
+    }
+
+    /// Fetches at start, then refreshes ahead of the interval with jitter; after a failure
+    /// retries with exponential backoff and jitter, never sooner than `Retry-After`.
+    pub(crate) async fn refresh_loop(self: Arc<Self>) {
+        loop {
+            let target = {
+                let mut state = lock(&self.state);
+                if state.in_flight {
+                    state.completed + 1
+                } else {
+                    self.start_fetch(&mut state, Instant::now())
+                }
+            };
+            self.wait_for(target).await;
+            let delay = self.next_delay();
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn next_delay(&self) -> Duration {
+        let state = lock(&self.state);
+        let interval = self.timing.refresh_interval;
+        let mut rng = rand::rng();
+        let delay = if state.failures == 0 || state.misconfigured {
+            // Up to a tenth early, so that many instances do not refresh in step.
+            interval - interval.mul_f64(rng.random_range(0.0..0.1))
+        } else {
+            let exp = state.failures.saturating_sub(1).min(16);
+            let base = FIRST_BACKOFF
+                .saturating_mul(1 << exp)
+                .min(MAX_BACKOFF)
+                .min(interval);
+            base / 2 + base.mul_f64(rng.random_range(0.0..0.5))
+        };
+        let now = Instant::now();
+        match state.not_before {
+            Some(t) if t > now => delay.max(t - now),
+            _ => delay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{IssuerConfig, OidcConfig};
+
+    fn source(refresh: u64) -> Arc<Source> {
+        let config = OidcConfig::builder()
+            .issuer(IssuerConfig::new("https://idp.example", "api"))
+            .jwks_refresh_interval(Duration::from_secs(refresh))
+            .build()
+            .unwrap();
+        let timing = Timing {
+            refresh_interval: config.refresh_interval,
+            max_stale: config.max_stale(),
+            cooldown: Duration::from_secs(30),
+        };
+        let fetcher = Fetcher::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        Source::new(
+            Arc::clone(&config.issuers[0]),
+            timing,
+            fetcher,
+            Handle::current(),
+        )
+    }
+
+    #[tokio::test]
+    async fn refresh_comes_up_to_a_tenth_early() {
+        let s = source(1000);
+        for _ in 0..50 {
+            let d = s.next_delay();
+            assert!(
+                d > Duration::from_secs(900) && d <= Duration::from_secs(1000),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_back_off_exponentially_with_jitter_capped_by_the_interval() {
+        let s = source(100);
+        for (failures, low, high) in [
+            (1, 500, 1000),
+            (2, 1000, 2000),
+            (4, 4000, 8000),
+            (12, 50_000, 100_000),
+        ] {
+            lock(&s.state).failures = failures;
+            for _ in 0..20 {
+                let d = s.next_delay().as_millis();
+                assert!(d >= low && d <= high, "{failures}: {d}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_holds_off_retries_and_on_demand_fetches() {
+        let s = source(100);
+        {
+            let mut state = lock(&s.state);
+            state.failures = 1;
+            state.not_before = Some(Instant::now() + Duration::from_secs(120));
+        }
+        assert!(s.next_delay() >= Duration::from_secs(119));
+        assert!(s.request_fetch().is_none());
+        let hint = s.retry_hint().unwrap();
+        assert!(hint > Duration::from_secs(100) && hint <= Duration::from_secs(120));
+        let snapshot = s.snapshot();
+        assert_eq!(
+            s.check_fresh(&snapshot).unwrap_err().retry_after(),
+            Some(hint)
+        );
+    }
+
+    #[tokio::test]
+    async fn negative_cache_expires_and_is_bounded() {
+        let s = source(100);
+        s.remember_unknown("k");
+        assert!(s.is_known_unknown("k") && !s.is_known_unknown("other"));
+        for i in 0..MAX_NEGATIVE + 1 {
+            s.remember_unknown(&i.to_string());
+        }
+        assert!(lock(&s.negative).len() <= MAX_NEGATIVE);
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(101)).await;
+        assert!(!s.is_known_unknown(&MAX_NEGATIVE.to_string()));
+    }
+}

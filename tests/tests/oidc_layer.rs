@@ -1,0 +1,271 @@
+//! OIDC through the whole stack: the demo's router and gRPC server behind a layer configured
+//! from variables (`api_key,oidc,hmac`), with the test IdP serving discovery and JWKS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use auth_core::Clock;
+use auth_examples::grpc::pb::WhoAmIRequest;
+use auth_examples::grpc::pb::demo_client::DemoClient;
+use auth_examples::grpc::{grpc_auth, serve_grpc};
+use auth_hmac::HmacConfig;
+use auth_layer::AuthLayer;
+use auth_tests::idp::{Fault, SigningKey, TestIdp};
+use auth_tests::{CapturedLogs, KEY_A, config, get, serve};
+use serde_json::json;
+use tonic::Code;
+
+const SECRET: &str = "c2VjcmV0LWZvci1obWFjLXJvbGUtdG9rZW5zLWluLXRlc3Rz";
+
+/// The layer for `idp`: API keys, then the IdP's tokens (roles in `roles`), then role tokens.
+async fn layer(idp: &TestIdp) -> AuthLayer {
+    let oidc =
+        json!({"issuers": [{"issuer": idp.issuer(), "audience": "api", "roles_claim": "roles"}]})
+            .to_string();
+    config(&[
+        ("API_KEYS", KEY_A),
+        ("OIDC_CONFIG", &oidc),
+        ("HMAC_SECRET", SECRET),
+    ])
+    .build()
+    .await
+    .unwrap()
+}
+
+/// A token of `idp` valid now (the IdP's defaults are dated for manual clocks).
+fn token(idp: &TestIdp, key: &SigningKey, sub: &str, roles: &[&str]) -> String {
+    let now = Clock::system().now_unix();
+    idp.token_with(key, |claims| {
+        claims["sub"] = json!(sub);
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(now + 600);
+        claims["roles"] = json!(roles);
+    })
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn demo(idp: &TestIdp) -> SocketAddr {
+    serve(auth_examples::router(layer(idp).await)).await
+}
+
+#[tokio::test]
+async fn every_method_in_one_chain() {
+    let key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&key]).await;
+    let addr = demo(&idp).await;
+    assert_eq!(
+        get(addr, "/health", &[]).await.body,
+        r#"{"auth_mode":"api_key,oidc,hmac","status":"ok"}"#
+    );
+
+    let alice = token(&idp, &key, "alice", &["orders:read"]);
+    let reply = get(addr, "/whoami", &[("authorization", &bearer(&alice))]).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        (body["subject"].as_str(), body["method"].as_str()),
+        (Some("alice"), Some("oidc"))
+    );
+    assert_eq!(body["roles"], json!(["orders:read"]));
+
+    let role_token = HmacConfig::new(SECRET)
+        .unwrap()
+        .create_access_token("ops", ["x"], Duration::from_secs(600), None)
+        .unwrap();
+    assert_eq!(
+        get(addr, "/whoami", &[("authorization", &bearer(&role_token))])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(addr, "/whoami", &[("x-api-key", KEY_A)]).await.status,
+        200
+    );
+    // A repeated token is answered from the validated-token cache: still exactly one JWKS fetch.
+    for _ in 0..3 {
+        assert_eq!(
+            get(addr, "/whoami", &[("authorization", &bearer(&alice))])
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(idp.jwks_requests(), 1);
+}
+
+#[tokio::test]
+async fn roles_from_the_token_decide_403() {
+    let key = SigningKey::ec("ec-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let addr = demo(&idp).await;
+    let reader = token(&idp, &key, "bob", &["orders:read"]);
+    let reply = get(addr, "/admin", &[("authorization", &bearer(&reader))]).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(r#"Bearer realm="api", error="insufficient_scope", scope="admin""#)
+    );
+    let admin = token(&idp, &key, "carol", &["admin"]);
+    assert_eq!(
+        get(addr, "/admin", &[("authorization", &bearer(&admin))])
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn foreign_expired_or_tampered_tokens_are_401_alike() {
+    let key = SigningKey::ed25519("ed-1");
+    let idp = TestIdp::start(&[&key]).await;
+    let addr = demo(&idp).await;
+    let other = TestIdp::start(&[&key]).await;
+    let now = Clock::system().now_unix();
+    let foreign = token(&other, &key, "mallory", &["admin"]);
+    let expired = idp.token_with(&key, |c| {
+        c["iat"] = json!(now - 7200);
+        c["exp"] = json!(now - 3600);
+    });
+    let good = token(&idp, &key, "alice", &[]);
+    let (head, rest) = good.split_once('.').unwrap();
+    let (_, signature) = rest.rsplit_once('.').unwrap();
+    let forged_payload = auth_tests::idp::b64(
+        json!({"iss": idp.issuer(), "sub": "alice", "aud": "api", "iat": now, "exp": now + 600, "roles": ["admin"]}).to_string(),
+    );
+    let tampered = format!("{head}.{forged_payload}.{signature}");
+    for token in [foreign, expired, tampered] {
+        let reply = get(addr, "/whoami", &[("authorization", &bearer(&token))]).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+        assert_eq!(reply.body, r#"{"error":"invalid_token"}"#);
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(r#"Bearer realm="api", error="invalid_token""#)
+        );
+    }
+    // A token of an unknown issuer costs the IdP nothing.
+    assert_eq!(other.requests(), 0);
+}
+
+#[tokio::test]
+async fn an_idp_down_at_start_is_503_for_its_tokens_only() {
+    let key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&key]).await;
+    idp.set_fault(Fault::Close);
+    let auth = layer(&idp).await;
+    let addr = serve(auth_examples::router(auth.clone())).await;
+
+    let reply = get(
+        addr,
+        "/whoami",
+        &[("authorization", &bearer(&token(&idp, &key, "alice", &[])))],
+    )
+    .await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(
+        reply
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().unwrap() >= 1)
+    );
+    assert!(reply.header("www-authenticate").is_none());
+    assert_eq!(reply.body, r#"{"error":"temporarily_unavailable"}"#);
+    // Other methods and public routes are untouched.
+    assert_eq!(
+        get(addr, "/whoami", &[("x-api-key", KEY_A)]).await.status,
+        200
+    );
+    assert_eq!(get(addr, "/health", &[]).await.status, 200);
+
+    // Over gRPC the same fault is UNAVAILABLE, not UNAUTHENTICATED.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = listener.local_addr().unwrap();
+    tokio::spawn(serve_grpc(
+        grpc_auth(auth),
+        listener,
+        std::future::pending(),
+    ));
+    let mut client = DemoClient::connect(format!("http://{grpc}")).await.unwrap();
+    let mut request = tonic::Request::new(WhoAmIRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        bearer(&token(&idp, &key, "alice", &[])).parse().unwrap(),
+    );
+    assert_eq!(
+        client.who_am_i(request).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+}
+
+#[tokio::test]
+async fn oidc_over_grpc() {
+    let key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&key]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = listener.local_addr().unwrap();
+    tokio::spawn(serve_grpc(
+        grpc_auth(layer(&idp).await),
+        listener,
+        std::future::pending(),
+    ));
+    let mut client = DemoClient::connect(format!("http://{grpc}")).await.unwrap();
+    let call = |token: String| {
+        let mut request = tonic::Request::new(WhoAmIRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", bearer(&token).parse().unwrap());
+        request
+    };
+    let reply = client
+        .who_am_i(call(token(&idp, &key, "alice", &["a"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (reply.subject.as_str(), reply.method.as_str()),
+        ("alice", "oidc")
+    );
+    let ping = |token: String| {
+        let mut request = tonic::Request::new(auth_examples::grpc::pb::AdminPingRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", bearer(&token).parse().unwrap());
+        request
+    };
+    let denied = client
+        .admin_ping(ping(token(&idp, &key, "alice", &["a"])))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(
+        client
+            .admin_ping(ping(token(&idp, &key, "root", &["admin"])))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tokens_never_reach_the_logs() {
+    let (logs, _guard) = CapturedLogs::start();
+    let key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&key]).await;
+    let addr = demo(&idp).await;
+    let good = token(&idp, &key, "alice", &[]);
+    let bad = format!("{}x", &good[..good.len() - 1]);
+    for t in [&good, &bad] {
+        get(addr, "/whoami", &[("authorization", &bearer(t))]).await;
+    }
+    let logs = logs.text();
+    assert!(
+        logs.contains("outcome=\"accepted\"") && logs.contains("outcome=\"rejected\""),
+        "{logs}"
+    );
+    let signature = good.rsplit('.').next().unwrap();
+    assert!(
+        !logs.contains(signature) && !logs.contains(&good[..40]),
+        "a token reached the logs"
+    );
+}
