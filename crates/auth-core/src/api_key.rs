@@ -1,26 +1,19 @@
 //! API keys: named, stored only as SHA-256 digests, looked up in constant time per request.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{
-    Admins, AuthError, AuthMethod, Authenticator, Check, ConfigError, Credential, Identity,
-    Outcome, Secret,
+    Admins, AuthError, AuthMethod, Authenticator, Check, ConfigError, Credential,
+    DigestBuildHasher, Identity, Outcome, Secret, sha256_digest,
 };
 
 /// Keys shorter than this refuse to load.
 const MIN_KEY_LEN: usize = 32;
-
-/// The SHA-256 digest of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
 
 /// Why a key was refused at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,28 +119,7 @@ fn looks_like_jwt(value: &str) -> bool {
     value.starts_with("eyJ") && value.bytes().filter(|&b| b == b'.').count() == 2
 }
 
-/// Hashes a digest by its first eight bytes. The digests are SHA-256 outputs, so an
-/// attacker cannot choose them to collide (no HashDoS), and SipHash would only add cost.
-#[derive(Default)]
-struct DigestPrefixHasher(u64);
-
-impl Hasher for DigestPrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().take(8) {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Buckets = HashMap<u64, Vec<([u8; 32], Identity)>, BuildHasherDefault<DigestPrefixHasher>>;
+type Buckets = HashMap<u64, Vec<([u8; 32], Identity)>, DigestBuildHasher>;
 
 fn prefix(digest: &[u8; 32]) -> u64 {
     let mut first = [0; 8];

@@ -4,7 +4,6 @@ use std::fmt;
 
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, HeaderName};
-use sha2::{Digest, Sha256};
 
 use crate::AuthError;
 
@@ -64,7 +63,7 @@ pub struct Fingerprint([u8; 8]);
 impl Fingerprint {
     /// The fingerprint of `credential`.
     pub fn of(credential: &[u8]) -> Self {
-        Self::from_digest(&Sha256::digest(credential).into())
+        Self::from_digest(&crate::sha256_digest(credential))
     }
 
     /// The fingerprint from an already computed SHA-256 digest.

@@ -31,20 +31,24 @@ mod api_key;
 mod authenticator;
 mod clock;
 mod credential;
+mod digest;
 mod error;
 mod identity;
+mod json;
 mod secret;
 
 #[cfg(feature = "axum")]
 mod axum;
 
-pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength, sha256_digest};
+pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength};
 pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture};
 pub use clock::Clock;
 pub use credential::{
     Credential, CredentialExtractor, DEFAULT_API_KEY_HEADER, Fingerprint, MAX_CREDENTIAL_LEN,
     is_b64token,
 };
+pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, is_grpc};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
+pub use json::parse_strict_object;
 pub use secret::Secret;

@@ -1,8 +1,6 @@
-//! Strict JSON for token segments: an object, with no member name repeated at any depth.
-//!
-//! `serde_json::Value` keeps the last of two members with the same name, and other JWT
-//! libraries keep the first, so a token with `"sub"` twice could mean different things to
-//! different readers (RFC 7515 section 5.2 lets a JWS reject such a token; we always do).
+//! Reading `iss` from a token payload before anything else, to decide whether the token is
+//! ours. Full parsing is `auth_core::parse_strict_object`, which refuses duplicate member
+//! names (RFC 7515 section 5.2 lets a JWS reject them; two readers could disagree otherwise).
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -10,85 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
 
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Strict;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
-        Ok(Strict(Value::Bool(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
-        Ok(Strict(Value::Number(v.into())))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
-        Ok(Strict(Value::Number(v.into())))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
-        Number::from_f64(v)
-            .map(|n| Strict(Value::Number(n)))
-            .ok_or_else(|| E::custom("not a finite number"))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v)))
-    }
-
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-        while let Some(Strict(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Strict(Value::Array(items)))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Strict, A::Error> {
-        let mut map = Map::new();
-        while let Some(name) = access.next_key::<String>()? {
-            let Strict(value) = access.next_value()?;
-            if map.insert(name, value).is_some() {
-                return Err(de::Error::custom("duplicate member name"));
-            }
-        }
-        Ok(Strict(Value::Object(map)))
-    }
-}
-
-/// Parses `bytes` as one JSON object without repeated member names; `None` for anything else
-/// (not UTF-8, not an object, trailing data, nesting past serde_json's depth limit).
-pub(crate) fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice::<Strict>(bytes) {
-        Ok(Strict(Value::Object(map))) => Some(map),
-        _ => None,
-    }
-}
-
-/// A string borrowed from the input where it has no escapes.
 struct Text<'de>(Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for Text<'de> {
@@ -222,37 +142,6 @@ pub(crate) fn names_issuer(bytes: &[u8], issuer: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn objects_only() {
-        assert!(parse_object(br#"{"a":1,"b":[1,{"c":null}],"d":"x"}"#).is_some());
-        for bad in [
-            &b"[]"[..],
-            b"1",
-            b"\"x\"",
-            b"null",
-            b"{",
-            b"{} x",
-            b"{\"a\":\xff}",
-            b"",
-        ] {
-            assert!(parse_object(bad).is_none(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn duplicate_names_are_refused_at_any_depth() {
-        assert!(parse_object(br#"{"a":1,"a":1}"#).is_none());
-        assert!(parse_object(br#"{"a":1,"\u0061":2}"#).is_none());
-        assert!(parse_object(br#"{"x":{"a":1,"a":2}}"#).is_none());
-        assert!(parse_object(br#"{"x":[{"a":1,"a":2}]}"#).is_none());
-    }
-
-    #[test]
-    fn deep_nesting_is_refused() {
-        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
-        assert!(parse_object(deep.as_bytes()).is_none());
-    }
 
     #[test]
     fn names_issuer_reads_only_iss_even_from_broken_json() {

@@ -186,7 +186,7 @@ fn judge_header(segment: &str) -> Header {
     let Some(header) = URL_SAFE_NO_PAD
         .decode(segment)
         .ok()
-        .and_then(|bytes| json::parse_object(&bytes))
+        .and_then(|bytes| auth_core::parse_strict_object(&bytes))
     else {
         return Header::Bad("malformed_header");
     };
@@ -360,7 +360,7 @@ pub(crate) fn verify(config: &HmacConfig, token: &str, now: u64) -> Result<Verif
         Header::Hs256 => URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
-            .and_then(|bytes| json::parse_object(&bytes)),
+            .and_then(|bytes| auth_core::parse_strict_object(&bytes)),
         Header::Bad(_) => None,
     };
     let Some(claims) = strict else {

@@ -1,11 +1,10 @@
 //! The validated-token cache: a repeated token costs a SHA-256, a map lookup and a few
 //! comparisons instead of a signature verification.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use auth_core::{Clock, Identity};
+use auth_core::{Clock, DigestBuildHasher, Identity};
 use moka::Expiry;
 use tokio::time::Instant;
 
@@ -21,24 +20,6 @@ pub(crate) struct Entry {
     key: Arc<Key>,
     pub(crate) source: Arc<Source>,
     inserted: Instant,
-}
-
-/// The digest is already uniformly distributed; hashing it again would only cost time.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-        }
-    }
 }
 
 struct ExpireAtExp {
@@ -63,7 +44,7 @@ impl Expiry<[u8; 32], Arc<Entry>> for ExpireAtExp {
 }
 
 pub(crate) struct TokenCache {
-    cache: Option<moka::sync::Cache<[u8; 32], Arc<Entry>, BuildHasherDefault<DigestHasher>>>,
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<Entry>, DigestBuildHasher>>,
     ttl: Duration,
     leeway: u64,
 }
@@ -80,7 +61,7 @@ impl TokenCache {
             moka::sync::Cache::builder()
                 .max_capacity(size)
                 .expire_after(ExpireAtExp { clock, ttl, leeway })
-                .build_with_hasher(BuildHasherDefault::default())
+                .build_with_hasher(DigestBuildHasher::default())
         });
         Self { cache, ttl, leeway }
     }

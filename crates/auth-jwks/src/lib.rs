@@ -62,7 +62,6 @@ mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 mod fetch;
-mod json;
 mod keys;
 mod source;
 mod validate;

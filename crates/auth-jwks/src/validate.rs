@@ -13,7 +13,6 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde_json::{Map, Value};
 
 use crate::config::Issuer;
-use crate::json::parse_object;
 use crate::keys::Key;
 
 /// A longer `kid` is refused before any lookup.
@@ -91,7 +90,7 @@ pub(crate) fn route<'t, S: AsRef<str>>(token: &'t str, issuers: &[S]) -> Routed<
     {
         return Routed::NotMine;
     }
-    let Some(claims) = parse_object(&payload) else {
+    let Some(claims) = auth_core::parse_strict_object(&payload) else {
         return malformed_or_not_mine(token, issuers, "bad_payload");
     };
     let Some(index) = claims
@@ -101,7 +100,9 @@ pub(crate) fn route<'t, S: AsRef<str>>(token: &'t str, issuers: &[S]) -> Routed<
     else {
         return Routed::NotMine;
     };
-    let Some(header) = decode_segment(header).and_then(|bytes| parse_object(&bytes)) else {
+    let Some(header) =
+        decode_segment(header).and_then(|bytes| auth_core::parse_strict_object(&bytes))
+    else {
         return Routed::Malformed(index, "bad_header");
     };
     Routed::Mine(
