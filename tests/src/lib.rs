@@ -3,6 +3,7 @@
 #![allow(missing_docs, unreachable_pub)]
 
 pub mod idp;
+pub mod token_endpoint;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,0 +1,220 @@
+//! Configuration from the environment.
+
+use auth_core::{ConfigError, Secret};
+
+use crate::{ClientAuth, ClientCredentials, StaticToken, TokenCache};
+
+/// The variables [`TokenCache::from_env`] reads.
+pub const ENV_VARIABLES: [&str; 9] = [
+    "AUTH_STATIC_TOKEN",
+    "AUTH_CLIENT_ID",
+    "AUTH_CLIENT_SECRET",
+    "AUTH_TOKEN_URL",
+    "AUTH_ISSUER",
+    "AUTH_SCOPE",
+    "AUTH_AUDIENCE",
+    "AUTH_RESOURCE",
+    "AUTH_CLIENT_AUTH_METHOD",
+];
+
+impl TokenCache {
+    /// A cache over the source the environment describes (nothing is fetched yet; call
+    /// [`TokenCache::token`] at start-up to fail fast):
+    ///
+    /// | Variable | Meaning |
+    /// |---|---|
+    /// | `AUTH_STATIC_TOKEN` | A fixed token ([`StaticToken`]); excludes the others. |
+    /// | `AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET` | The client credentials grant ([`ClientCredentials`]). |
+    /// | `AUTH_TOKEN_URL` or `AUTH_ISSUER` | Its token endpoint, or an issuer whose discovery document names it (exactly one). |
+    /// | `AUTH_SCOPE` | Optional space-separated scopes. |
+    /// | `AUTH_AUDIENCE` | Optional `audience` parameter. |
+    /// | `AUTH_RESOURCE` | Optional RFC 8707 resource indicators, space-separated. |
+    /// | `AUTH_CLIENT_AUTH_METHOD` | `client_secret_basic` (default) or `client_secret_post`. |
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the variable at fault, never a secret's value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`TokenCache::from_env`], reading variables through `get` (for tests, or another
+    /// configuration store).
+    ///
+    /// ```
+    /// use auth_client::TokenCache;
+    ///
+    /// let vars = [("AUTH_CLIENT_ID", "reporting"), ("AUTH_CLIENT_SECRET", "s3cr3t-value")];
+    /// let err = TokenCache::from_lookup(|name| {
+    ///     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!(err.variable(), "AUTH_TOKEN_URL");
+    /// assert!(!err.to_string().contains("s3cr3t"));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TokenCache::from_env`].
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let client_vars = [
+            "AUTH_CLIENT_ID",
+            "AUTH_CLIENT_SECRET",
+            "AUTH_TOKEN_URL",
+            "AUTH_ISSUER",
+        ];
+        if var("AUTH_STATIC_TOKEN").is_some() {
+            if let Some(other) = client_vars.iter().find(|name| var(name).is_some()) {
+                return Err(ConfigError::new(
+                    "AUTH_STATIC_TOKEN",
+                    format!(
+                        "set either a static token or client credentials, not both ({other} is set too)"
+                    ),
+                ));
+            }
+            return StaticToken::from_lookup("AUTH_STATIC_TOKEN", &get).map(Self::new);
+        }
+        let client_id = var("AUTH_CLIENT_ID").ok_or_else(|| {
+            ConfigError::new(
+                "AUTH_CLIENT_ID",
+                "is not set (set AUTH_CLIENT_ID and AUTH_CLIENT_SECRET, or AUTH_STATIC_TOKEN)",
+            )
+        })?;
+        let secret = Secret::from(
+            var("AUTH_CLIENT_SECRET")
+                .ok_or_else(|| ConfigError::new("AUTH_CLIENT_SECRET", "is not set"))?,
+        );
+        let renamed =
+            |variable: &'static str| move |e: ConfigError| ConfigError::new(variable, e.message());
+        let mut source = match (var("AUTH_TOKEN_URL"), var("AUTH_ISSUER")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "AUTH_ISSUER",
+                    "set either AUTH_TOKEN_URL or AUTH_ISSUER, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "AUTH_TOKEN_URL",
+                    "is not set (set AUTH_TOKEN_URL, or AUTH_ISSUER to find it by discovery)",
+                ));
+            }
+            (Some(url), None) => ClientCredentials::new(url.trim(), client_id.trim(), secret)
+                .map_err(renamed("AUTH_TOKEN_URL"))?,
+            (None, Some(issuer)) => {
+                ClientCredentials::from_issuer(issuer.trim(), client_id.trim(), secret)
+                    .map_err(renamed("AUTH_ISSUER"))?
+            }
+        };
+        if let Some(scope) = var("AUTH_SCOPE") {
+            source = source.scope(scope);
+        }
+        if let Some(audience) = var("AUTH_AUDIENCE") {
+            source = source.audience(audience.trim());
+        }
+        if let Some(resources) = var("AUTH_RESOURCE") {
+            for resource in resources.split_whitespace() {
+                source = source.resource(resource);
+            }
+        }
+        if let Some(method) = var("AUTH_CLIENT_AUTH_METHOD") {
+            let auth = match method.trim() {
+                "client_secret_basic" => ClientAuth::Basic,
+                "client_secret_post" => ClientAuth::Post,
+                _ => {
+                    return Err(ConfigError::new(
+                        "AUTH_CLIENT_AUTH_METHOD",
+                        "must be client_secret_basic or client_secret_post",
+                    ));
+                }
+            };
+            source = source.auth_method(auth);
+        }
+        Ok(Self::new(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-d3b07384d113edec49eaa6238ad5ff00";
+
+    fn from(vars: &[(&str, &str)]) -> Result<TokenCache, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        TokenCache::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[track_caller]
+    fn refused(vars: &[(&str, &str)], variable: &str) {
+        let err = from(vars).unwrap_err();
+        assert_eq!(err.variable(), variable, "{err}");
+        assert!(!err.to_string().contains(SECRET), "{err}");
+        assert!(!err.to_string().contains("static-token-value"), "{err}");
+    }
+
+    #[test]
+    fn good_configurations() {
+        from(&[("AUTH_STATIC_TOKEN", "abc.def")]).unwrap();
+        let cache = from(&[
+            ("AUTH_CLIENT_ID", "app"),
+            ("AUTH_CLIENT_SECRET", SECRET),
+            ("AUTH_TOKEN_URL", "https://idp.example/token"),
+            ("AUTH_SCOPE", "a b"),
+            ("AUTH_AUDIENCE", "api"),
+            ("AUTH_RESOURCE", "urn:a urn:b"),
+            ("AUTH_CLIENT_AUTH_METHOD", "client_secret_post"),
+        ])
+        .unwrap();
+        assert!(!format!("{cache:?}").contains(SECRET));
+        from(&[
+            ("AUTH_CLIENT_ID", "app"),
+            ("AUTH_CLIENT_SECRET", SECRET),
+            ("AUTH_ISSUER", "https://idp.example"),
+            ("AUTH_SCOPE", ""),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn each_error_names_its_variable() {
+        let cc = [
+            ("AUTH_CLIENT_ID", "app"),
+            ("AUTH_CLIENT_SECRET", SECRET),
+            ("AUTH_TOKEN_URL", "https://idp.example/token"),
+        ];
+        refused(&[], "AUTH_CLIENT_ID");
+        refused(&[("AUTH_CLIENT_ID", "app")], "AUTH_CLIENT_SECRET");
+        refused(&cc[..2], "AUTH_TOKEN_URL");
+        refused(
+            &[cc[0], cc[1], ("AUTH_TOKEN_URL", "http://idp.example/token")],
+            "AUTH_TOKEN_URL",
+        );
+        refused(&[cc[0], cc[1], ("AUTH_ISSUER", "not a url")], "AUTH_ISSUER");
+        refused(
+            &[cc[0], cc[1], cc[2], ("AUTH_ISSUER", "https://idp.example")],
+            "AUTH_ISSUER",
+        );
+        refused(
+            &[
+                cc[0],
+                cc[1],
+                cc[2],
+                ("AUTH_CLIENT_AUTH_METHOD", "private_key_jwt"),
+            ],
+            "AUTH_CLIENT_AUTH_METHOD",
+        );
+        refused(
+            &[("AUTH_STATIC_TOKEN", "static-token-value"), cc[0]],
+            "AUTH_STATIC_TOKEN",
+        );
+        refused(
+            &[("AUTH_STATIC_TOKEN", "static token value")],
+            "AUTH_STATIC_TOKEN",
+        );
+    }
+}

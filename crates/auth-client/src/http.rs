@@ -1,0 +1,213 @@
+//! Our HTTP client for token endpoints and discovery documents: bounded in time and size, no
+//! redirects, rustls with the aws-lc-rs provider and the webpki roots (as auth-jwks's fetcher).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Larger responses are refused: no token response or discovery document comes near it.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// A `Retry-After` longer than this is cut down.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The default connect and read timeouts.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const USER_AGENT_VALUE: &str = concat!("auth-client/", env!("CARGO_PKG_VERSION"));
+
+/// A response of any status, its body read whole (at most [`MAX_BODY`] bytes).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    /// `Retry-After` as delta-seconds, on 429 and 5xx only.
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Bytes,
+}
+
+/// Why no response was had: a short code for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HttpError {
+    /// Connecting failed or timed out.
+    Connect,
+    /// The request failed after connecting (connection closed, protocol error).
+    Request,
+    /// No complete response within the read timeout.
+    Timeout,
+    /// The body was over [`MAX_BODY`].
+    TooLarge,
+}
+
+impl HttpError {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Connect => "connect_failed",
+            Self::Request => "request_failed",
+            Self::Timeout => "timeout",
+            Self::TooLarge => "body_too_large",
+        }
+    }
+}
+
+/// A small client: `GET` for discovery, `POST` of a form or of JSON for token requests.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    read_timeout: Duration,
+}
+
+impl HttpClient {
+    pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| format!("TLS set-up failed: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
+            .build(https);
+        Ok(Self {
+            client,
+            read_timeout,
+        })
+    }
+
+    /// `GET uri` accepting JSON.
+    pub(crate) async fn get(&self, uri: &Uri) -> Result<Reply, HttpError> {
+        self.send(Method::GET, uri, None, None, Bytes::new()).await
+    }
+
+    /// `POST uri` with an `application/x-www-form-urlencoded` body and, optionally, an
+    /// `Authorization` header (marked sensitive).
+    pub(crate) async fn post_form(
+        &self,
+        uri: &Uri,
+        authorization: Option<HeaderValue>,
+        form: Vec<u8>,
+    ) -> Result<Reply, HttpError> {
+        let content_type = HeaderValue::from_static("application/x-www-form-urlencoded");
+        self.send(
+            Method::POST,
+            uri,
+            authorization,
+            Some(content_type),
+            form.into(),
+        )
+        .await
+    }
+
+    /// `POST uri` with an `application/json` body.
+    pub(crate) async fn post_json(&self, uri: &Uri, json: Vec<u8>) -> Result<Reply, HttpError> {
+        let content_type = HeaderValue::from_static("application/json");
+        self.send(Method::POST, uri, None, Some(content_type), json.into())
+            .await
+    }
+
+    /// Sends one request and reads the whole response within the read timeout.
+    ///
+    /// Redirects are not followed: credentials go only to the configured or discovered
+    /// endpoint, never to wherever a confused or compromised server points. A 3xx comes
+    /// back as a [`Reply`] for the caller to refuse.
+    async fn send(
+        &self,
+        method: Method,
+        uri: &Uri,
+        authorization: Option<HeaderValue>,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    ) -> Result<Reply, HttpError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(content_type) = content_type {
+            headers.insert(CONTENT_TYPE, content_type);
+        }
+        if let Some(mut authorization) = authorization {
+            authorization.set_sensitive(true);
+            headers.insert(AUTHORIZATION, authorization);
+        }
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    HttpError::Connect
+                } else {
+                    HttpError::Request
+                }
+            })?;
+            let status = response.status();
+            let retry_after = if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            {
+                response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after)
+            } else {
+                None
+            };
+            let declared = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > MAX_BODY as u64) {
+                return Err(HttpError::TooLarge);
+            }
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        HttpError::TooLarge
+                    } else {
+                        HttpError::Request
+                    }
+                })?
+                .to_bytes();
+            Ok(Reply {
+                status,
+                retry_after,
+                body,
+            })
+        };
+        tokio::time::timeout(self.read_timeout, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+/// `Retry-After` as delta-seconds (RFC 9110 section 10.2.3); an HTTP-date is left to our backoff.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let secs: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_delta_seconds_capped() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+}

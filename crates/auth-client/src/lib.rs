@@ -1,0 +1,65 @@
+//! The client side of the auth middleware: acquire access tokens, cache and refresh them,
+//! and attach them to outgoing HTTP and gRPC calls.
+//!
+//! ```
+//! use std::time::Duration;
+//! use auth_client::{BearerLayer, FnSource, Token, TokenCache, TokenError};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // Any source: ClientCredentials, TokenExchange, StaticToken, or an async closure.
+//! let source = FnSource::new(|| async {
+//!     Ok::<_, TokenError>(Token::new("eyJhbGciOiJFUzI1NiJ9.e30.c2ln", Some(Duration::from_secs(3600))))
+//! });
+//! let tokens = TokenCache::start(source).await?; // the first token, or the error, now
+//!
+//! // In front of a tonic Channel or a hyper client alike; here, a stand-in service.
+//! let client = ServiceBuilder::new()
+//!     .layer(BearerLayer::new(tokens))
+//!     .service(service_fn(|request: http::Request<()>| async move {
+//!         Ok::<_, std::convert::Infallible>(request.headers()["authorization"].clone())
+//!     }));
+//! let sent = client.oneshot(http::Request::new(())).await?;
+//! assert_eq!(sent, "Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln");
+//! # Ok(()) }
+//! ```
+//!
+//! - Sources ([`TokenSource`]): [`ClientCredentials`] (OAuth 2.0 client credentials against a
+//!   token endpoint or an issuer's discovery document), [`TokenExchange`] (our own
+//!   `POST /auth/token`), [`StaticToken`] and [`FnSource`].
+//! - [`TokenCache`] wraps every source: refresh ahead of expiry with jitter, one fetch at a
+//!   time, the current token kept while refreshes fail, backoff, and a typed [`TokenError`]
+//!   that tells rejected credentials ([`TokenErrorKind::InvalidClient`]) from an
+//!   unreachable endpoint ([`TokenErrorKind::Unavailable`]). [`TokenCache::start`] fails
+//!   fast; [`TokenCache::from_env`] reads `AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET`,
+//!   `AUTH_TOKEN_URL` or `AUTH_ISSUER`, `AUTH_SCOPE`, `AUTH_AUDIENCE` or `AUTH_STATIC_TOKEN`.
+//! - [`BearerLayer`] sets `Authorization: Bearer <token>` on outgoing requests (hyper
+//!   clients, tonic `Channel`s, any `Service<http::Request<B>>`), optionally retrying once
+//!   with a fresh token on 401 / UNAUTHENTICATED ([`BearerLayer::retry_unauthorized`],
+//!   [`BearerLayer::retry_unauthorized_buffered`]).
+//!
+//! Tokens and secrets never appear in `Debug` output, errors or logs.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cache;
+mod env;
+mod error;
+mod exchange;
+mod http;
+mod layer;
+mod oauth;
+mod replay;
+mod source;
+mod token;
+
+pub use cache::{RefreshPolicy, TokenCache};
+pub use env::ENV_VARIABLES;
+pub use error::{BoxError, TokenError, TokenErrorKind};
+pub use exchange::TokenExchange;
+pub use layer::{Bearer, BearerLayer, ResponseFuture, RetryBearer, RetryBearerLayer};
+pub use oauth::{ClientAuth, ClientCredentials};
+pub use replay::{BufferedRetryBearer, BufferedRetryBearerLayer, Rebuild, ReplayBody};
+pub use source::{BoxFuture, FnSource, StaticToken, TokenSource};
+pub use token::Token;

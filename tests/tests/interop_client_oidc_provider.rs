@@ -1,0 +1,203 @@
+//! auth-client against a real OpenID provider: panva/oidc-provider v9 (tests/interop), started
+//! on loopback. The client credentials grant through discovery, tokens reused and refreshed
+//! on Tokio's clock, single-flight, the provider gone during a refresh, and rejected clients;
+//! the tokens it gets are accepted by our own OIDC authenticator behind the demo.
+//!
+//! Needs `npm ci --prefix tests/interop` first (`tests/interop/run` does it).
+#![cfg(feature = "interop")]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use auth_client::{BearerLayer, ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
+use auth_core::{Admins, Clock};
+use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
+use auth_layer::AuthLayer;
+use auth_tests::idp::unb64;
+use auth_tests::serve;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// The provider process, killed when dropped.
+struct Peer {
+    child: Child,
+    info: Value,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn start() -> Self {
+        let dir = std::env::var_os("INTEROP_NODE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop"));
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "oidc-provider is not installed: run `npm ci --prefix {}`",
+            dir.display()
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("oidc-provider.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("provider did not start: {e}: {line:?}"));
+        Self { child, info }
+    }
+
+    fn field(&self, name: &str) -> &str {
+        self.info[name].as_str().unwrap()
+    }
+
+    /// The grant through discovery, for the provider's resource, with `secret`.
+    fn source(&self, secret: &str) -> ClientCredentials {
+        ClientCredentials::from_issuer(self.field("issuer"), self.field("client_id"), secret)
+            .unwrap()
+            .scope("orders:read")
+            .resource(self.field("resource"))
+    }
+
+    fn good_source(&self) -> ClientCredentials {
+        self.source(self.field("client_secret"))
+    }
+}
+
+async fn jump(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+fn value(token: &auth_client::Token) -> String {
+    String::from_utf8(token.secret().expose_secret().to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_that_our_layer_accepts() {
+    let peer = Peer::start();
+    let tokens = TokenCache::start(peer.good_source()).await.unwrap();
+    let token = tokens.token().await.unwrap();
+    // accessTokenTTL is 600 s; the lifetime counts from when the request was sent.
+    assert_eq!(token.lifetime(), Some(Duration::from_secs(600)));
+    let jwt = value(&token);
+    let header: Value = serde_json::from_slice(&unb64(jwt.split('.').next().unwrap())).unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+
+    let oidc = OidcConfig::builder()
+        .issuer(
+            IssuerConfig::new(peer.field("issuer"), peer.field("resource"))
+                .roles_claim("scope")
+                .required_typ("at+jwt"),
+        )
+        .build()
+        .unwrap();
+    let auth = OidcAuthenticator::start(oidc, Admins::default(), Clock::system())
+        .await
+        .unwrap();
+    let app = serve(auth_examples::router(AuthLayer::new(auth))).await;
+    let client = ServiceBuilder::new()
+        .layer(BearerLayer::new(tokens))
+        .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+    let request = http::Request::get(format!("http://{app}/whoami"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let who: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(who["subject"], peer.field("client_id"));
+    assert_eq!(who["roles"], serde_json::json!(["orders:read"]));
+}
+
+#[tokio::test]
+async fn reused_refreshed_and_fetched_once_for_a_hundred_callers() {
+    let peer = Peer::start();
+    let tokens = TokenCache::new(peer.good_source());
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let tokens = tokens.clone();
+        callers.spawn(async move { tokens.token().await.map(|t| value(&t)) });
+    }
+    let mut seen = HashSet::new();
+    while let Some(result) = callers.join_next().await {
+        seen.insert(result.unwrap().unwrap());
+    }
+    assert_eq!(seen.len(), 1);
+    assert_eq!(tokens.fetches(), 1, "one token request for 100 callers");
+    let first = seen.into_iter().next().unwrap();
+
+    // 600 s tokens: refreshed 300 s before expiry (half the lifetime), less up to 30 s of jitter.
+    jump(Duration::from_secs(299)).await;
+    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(tokens.fetches(), 1);
+    jump(Duration::from_secs(32)).await;
+    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(tokens.fetches(), 2, "due: a background refresh started");
+    let second = value(&tokens.refresh().await.unwrap());
+    assert_ne!(second, first);
+    assert_eq!(tokens.fetches(), 2);
+}
+
+#[tokio::test]
+async fn provider_gone_during_refresh() {
+    let peer = Peer::start();
+    let tokens = TokenCache::start(peer.good_source()).await.unwrap();
+    let first = value(&tokens.token().await.unwrap());
+    drop(peer);
+
+    jump(Duration::from_secs(331)).await;
+    assert_eq!(
+        value(&tokens.token().await.unwrap()),
+        first,
+        "kept until expiry"
+    );
+    assert_eq!(tokens.fetches(), 2, "a background refresh started");
+    let err = tokens.refresh().await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Unavailable, "{err:?}");
+    assert_eq!(value(&tokens.token().await.unwrap()), first);
+
+    jump(Duration::from_secs(300)).await;
+    let err = tokens.token().await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Unavailable, "{err:?}");
+    assert!(tokens.current().is_none());
+}
+
+#[tokio::test]
+async fn rejected_clients_fail_start_up_with_typed_errors() {
+    let peer = Peer::start();
+    let err = TokenCache::start(peer.source("not-the-client-secret"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::InvalidClient, "{err:?}");
+    assert_eq!(err.oauth_error(), Some("invalid_client"));
+    let err = TokenCache::start(
+        peer.source("not-the-client-secret")
+            .auth_method(ClientAuth::Post),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::InvalidClient, "{err:?}");
+    // The right secret in the form body (client_secret_post) is accepted too.
+    TokenCache::start(peer.good_source().auth_method(ClientAuth::Post))
+        .await
+        .unwrap();
+}
