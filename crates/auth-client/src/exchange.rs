@@ -9,10 +9,10 @@ use auth_core::{ConfigError, Secret};
 use http::Uri;
 use serde::Serialize;
 
-use crate::http::{DEFAULT_TIMEOUT, HttpClient};
 use crate::oauth::{endpoint_uri, http_client, token_from_reply, unreachable_error};
 use crate::source::BoxFuture;
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
+use auth_jwks::http::{DEFAULT_TIMEOUT, HttpClient};
 
 type CredentialFn = dyn Fn() -> BoxFuture<'static, Result<Secret, TokenError>> + Send + Sync;
 

@@ -47,7 +47,6 @@ mod cache;
 mod env;
 mod error;
 mod exchange;
-mod http;
 mod layer;
 mod oauth;
 mod replay;

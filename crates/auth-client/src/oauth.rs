@@ -12,9 +12,9 @@ use http::{HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, Reply};
 use crate::source::BoxFuture;
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
+use auth_jwks::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, Reply};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,21 +1,13 @@
-//! Our HTTP client for discovery documents and key sets: bounded in time and size, no redirects.
+//! Fetching discovery documents and key sets: a 200 with a bounded body, or why not.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_LENGTH, RETRY_AFTER, USER_AGENT};
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{StatusCode, Uri};
 
-/// Larger documents are refused: no real key set comes near it, and a hostile one must not fill memory.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
-
-/// A `Retry-After` longer than this is cut down: the source is retried within the hour anyway.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+use crate::http::HttpClient;
+#[cfg(test)]
+use crate::http::MAX_BODY;
 
 /// Why a fetch failed; a short code for logs plus the server's `Retry-After`, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,124 +25,42 @@ impl FetchError {
     }
 }
 
-/// A GET-only client shared by all issuers.
+/// A GET-only view of the shared [`HttpClient`], for all issuers.
 #[derive(Clone)]
 pub(crate) struct Fetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    read_timeout: Duration,
+    client: HttpClient,
 }
 
 impl Fetcher {
     pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(tls_provider()?)
-            .map_err(|e| format!("TLS set-up failed: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(2)
-            .build(https);
-        Ok(Self {
-            client,
-            read_timeout,
-        })
+        HttpClient::new(connect_timeout, read_timeout).map(|client| Self { client })
     }
 
-    /// GETs `uri`: a 200 with a body of at most [`MAX_BODY`] bytes, within the read timeout.
+    /// GETs `uri`: a 200 with a body of at most [`MAX_BODY`](crate::http::MAX_BODY) bytes,
+    /// within the read timeout.
     ///
     /// Redirects are not followed at all: a key set must come from the configured or
     /// discovered URI, never from wherever a compromised or confused server points.
     pub(crate) async fn get(&self, uri: &Uri) -> Result<Bytes, FetchError> {
-        let request = Request::get(uri.clone())
-            .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("auth-jwks/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
-            .map_err(|_| FetchError::new("bad_request_uri"))?;
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    FetchError::new("connect_failed")
-                } else {
-                    FetchError::new("request_failed")
-                }
-            })?;
-            let status = response.status();
-            if status != StatusCode::OK {
-                let retry_after =
-                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                        response
-                            .headers()
-                            .get(RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(parse_retry_after)
-                    } else {
-                        None
-                    };
-                let reason = match status.as_u16() {
-                    300..=399 => "redirect_refused",
-                    429 => "rate_limited",
-                    500..=599 => "server_error",
-                    _ => "unexpected_status",
-                };
-                return Err(FetchError {
-                    reason,
-                    retry_after,
-                });
-            }
-            let declared = response
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > MAX_BODY as u64) {
-                return Err(FetchError::new("body_too_large"));
-            }
-            let body = Limited::new(response.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        FetchError::new("body_too_large")
-                    } else {
-                        FetchError::new("body_read_failed")
-                    }
-                })?;
-            Ok(body.to_bytes())
-        };
-        tokio::time::timeout(self.read_timeout, exchange)
+        let reply = self
+            .client
+            .get(uri)
             .await
-            .map_err(|_| FetchError::new("timeout"))?
+            .map_err(|e| FetchError::new(e.reason()))?;
+        if reply.status == StatusCode::OK {
+            return Ok(reply.body);
+        }
+        let reason = match reply.status.as_u16() {
+            300..=399 => "redirect_refused",
+            429 => "rate_limited",
+            500..=599 => "server_error",
+            _ => "unexpected_status",
+        };
+        Err(FetchError {
+            reason,
+            retry_after: reply.retry_after,
+        })
     }
-}
-
-/// `Retry-After` as delta-seconds (RFC 9110 section 10.2.3); an HTTP-date is left to our backoff.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
-}
-
-#[cfg(feature = "aws_lc_rs")]
-fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
-    Ok(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-#[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
-fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
-    Ok(rustls::crypto::ring::default_provider())
-}
-
-#[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
-fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
-    Err(
-        "auth-jwks was built without a crypto backend: enable its feature aws_lc_rs or rust_crypto"
-            .into(),
-    )
 }
 
 #[cfg(test)]
@@ -268,14 +178,5 @@ mod tests {
             fetcher().get(&uri).await.unwrap_err().reason,
             "connect_failed"
         );
-    }
-
-    #[test]
-    fn retry_after_is_delta_seconds_capped() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("-1"), None);
     }
 }

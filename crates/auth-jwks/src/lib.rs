@@ -62,6 +62,7 @@ mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 mod fetch;
+pub mod http;
 mod keys;
 mod source;
 mod validate;

@@ -1,5 +1,7 @@
-//! Our HTTP client for token endpoints and discovery documents: bounded in time and size, no
-//! redirects, rustls with the aws-lc-rs provider and the webpki roots (as auth-jwks's fetcher).
+//! The one HTTP client of the workspace, for discovery documents, key sets and token
+//! requests: bounded in time (connect and read timeouts) and size ([`MAX_BODY`]), no
+//! redirects followed, TLS through rustls with the crate's crypto backend and webpki roots.
+//! `auth-client` uses it for token endpoints.
 
 use std::time::Duration;
 
@@ -13,28 +15,30 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// Larger responses are refused: no token response or discovery document comes near it.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// A `Retry-After` longer than this is cut down.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The default connect and read timeouts.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-const USER_AGENT_VALUE: &str = concat!("auth-client/", env!("CARGO_PKG_VERSION"));
+const USER_AGENT_VALUE: &str = concat!("tower-auth/", env!("CARGO_PKG_VERSION"));
 
 /// A response of any status, its body read whole (at most [`MAX_BODY`] bytes).
 #[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
+pub struct Reply {
+    /// The status, whatever it is: the caller decides what is acceptable.
+    pub status: StatusCode,
     /// `Retry-After` as delta-seconds, on 429 and 5xx only.
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) body: Bytes,
+    pub retry_after: Option<Duration>,
+    /// The whole body.
+    pub body: Bytes,
 }
 
 /// Why no response was had: a short code for logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HttpError {
+pub enum HttpError {
     /// Connecting failed or timed out.
     Connect,
     /// The request failed after connecting (connection closed, protocol error).
@@ -46,7 +50,8 @@ pub(crate) enum HttpError {
 }
 
 impl HttpError {
-    pub(crate) fn reason(self) -> &'static str {
+    /// A short code for logs: `connect_failed`, `request_failed`, `timeout`, `body_too_large`.
+    pub fn reason(self) -> &'static str {
         match self {
             Self::Connect => "connect_failed",
             Self::Request => "request_failed",
@@ -58,19 +63,20 @@ impl HttpError {
 
 /// A small client: `GET` for discovery, `POST` of a form or of JSON for token requests.
 #[derive(Clone)]
-pub(crate) struct HttpClient {
+pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     read_timeout: Duration,
 }
 
 impl HttpClient {
-    pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, String> {
+    /// A client with these timeouts; the error says why TLS could not be set up.
+    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .with_provider_and_webpki_roots(tls_provider()?)
             .map_err(|e| format!("TLS set-up failed: {e}"))?
             .https_or_http()
             .enable_http1()
@@ -86,13 +92,13 @@ impl HttpClient {
     }
 
     /// `GET uri` accepting JSON.
-    pub(crate) async fn get(&self, uri: &Uri) -> Result<Reply, HttpError> {
+    pub async fn get(&self, uri: &Uri) -> Result<Reply, HttpError> {
         self.send(Method::GET, uri, None, None, Bytes::new()).await
     }
 
     /// `POST uri` with an `application/x-www-form-urlencoded` body and, optionally, an
     /// `Authorization` header (marked sensitive).
-    pub(crate) async fn post_form(
+    pub async fn post_form(
         &self,
         uri: &Uri,
         authorization: Option<HeaderValue>,
@@ -110,7 +116,7 @@ impl HttpClient {
     }
 
     /// `POST uri` with an `application/json` body.
-    pub(crate) async fn post_json(&self, uri: &Uri, json: Vec<u8>) -> Result<Reply, HttpError> {
+    pub async fn post_json(&self, uri: &Uri, json: Vec<u8>) -> Result<Reply, HttpError> {
         let content_type = HeaderValue::from_static("application/json");
         self.send(Method::POST, uri, None, Some(content_type), json.into())
             .await
@@ -196,6 +202,24 @@ impl HttpClient {
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let secs: u64 = value.trim().parse().ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+#[cfg(feature = "aws_lc_rs")]
+fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
+    Ok(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+#[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
+fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
+    Ok(rustls::crypto::ring::default_provider())
+}
+
+#[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
+fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
+    Err(
+        "auth-jwks was built without a crypto backend: enable its feature aws_lc_rs or rust_crypto"
+            .into(),
+    )
 }
 
 #[cfg(test)]
