@@ -24,8 +24,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -260,29 +258,16 @@ impl TestIdp {
             requests: watch::Sender::new(0),
             held: watch::Sender::new(false),
         });
-        let accept_shared = Arc::clone(&shared);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                accept_shared.connections.fetch_add(1, Ordering::SeqCst);
-                if *accept_shared.fault.lock().unwrap() == Fault::Close {
-                    drop(stream);
-                    continue;
-                }
-                let shared = Arc::clone(&accept_shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| respond(Arc::clone(&shared), req));
-                    // One request per connection, so that a fault set now applies to the next fetch.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        })
-        .abort_handle();
+        let admit_shared = Arc::clone(&shared);
+        let respond_shared = Arc::clone(&shared);
+        let task = crate::serve_each_connection(
+            listener,
+            move || {
+                admit_shared.connections.fetch_add(1, Ordering::SeqCst);
+                *admit_shared.fault.lock().unwrap() != Fault::Close
+            },
+            move |request| respond(Arc::clone(&respond_shared), request),
+        );
         Self { shared, addr, task }
     }
 

@@ -3,6 +3,8 @@
 #![allow(missing_docs, unreachable_pub)]
 
 pub mod idp;
+#[cfg(feature = "interop")]
+pub mod oidc_provider;
 pub mod token_endpoint;
 
 use std::collections::HashMap;
@@ -16,6 +18,56 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+
+/// Serves `respond` on `listener` with HTTP/1.1, one request per connection, so that a fault
+/// switched on now applies to the very next request. `admit` runs for every accepted
+/// connection (to count it) and says whether to serve it; `false` closes it at once, like a
+/// server that is down. Stops when the returned handle is aborted.
+pub fn serve_each_connection<F, Fut>(
+    listener: tokio::net::TcpListener,
+    admit: impl Fn() -> bool + Send + 'static,
+    respond: F,
+) -> tokio::task::AbortHandle
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<
+            Output = Result<http::Response<http_body_util::Full<Bytes>>, std::convert::Infallible>,
+        > + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            if !admit() {
+                drop(stream);
+                continue;
+            }
+            let respond = respond.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(respond))
+                    .await;
+            });
+        }
+    })
+    .abort_handle()
+}
+
+/// Moves Tokio's clock forward by `by` at once (timers due in between fire), then lets time
+/// run on so that real I/O keeps its real timeouts. Needs no fetch in flight.
+pub async fn jump(by: std::time::Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+/// The access token itself, for comparing tokens in tests.
+pub fn token_text(token: &auth_client::Token) -> String {
+    String::from_utf8(token.secret().expose_secret().to_vec()).unwrap()
+}
 
 /// Two strong keys for tests (random hex, as `openssl rand -hex 32` prints).
 pub const KEY_A: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";

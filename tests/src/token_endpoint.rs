@@ -20,8 +20,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -121,29 +119,16 @@ impl TokenEndpoint {
             token_requests: watch::Sender::new(0),
             connections: AtomicU64::new(0),
         });
-        let accept_shared = Arc::clone(&shared);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                accept_shared.connections.fetch_add(1, Ordering::SeqCst);
-                if *accept_shared.down.lock().unwrap() {
-                    drop(stream);
-                    continue;
-                }
-                let shared = Arc::clone(&accept_shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| respond(Arc::clone(&shared), req));
-                    // One request per connection, so that a switch set now applies to the next request.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        })
-        .abort_handle();
+        let admit_shared = Arc::clone(&shared);
+        let respond_shared = Arc::clone(&shared);
+        let task = crate::serve_each_connection(
+            listener,
+            move || {
+                admit_shared.connections.fetch_add(1, Ordering::SeqCst);
+                !*admit_shared.down.lock().unwrap()
+            },
+            move |request| respond(Arc::clone(&respond_shared), request),
+        );
         Self { shared, addr, task }
     }
 

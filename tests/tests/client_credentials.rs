@@ -6,21 +6,10 @@ use std::time::Duration;
 
 use auth_client::{ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
 use auth_tests::token_endpoint::{TOKEN_PATH, TokenEndpoint};
+use auth_tests::{jump, token_text};
 
 const ID: &str = "reporting";
 const SECRET: &str = "s3cr3t-7c4a8d09ca3762af61e59520943dc26494f8941b";
-
-/// Moves Tokio's clock forward by `by` at once (timers due in between fire), then lets time
-/// run on so that real I/O keeps its real timeouts. Needs no fetch in flight.
-async fn jump(by: Duration) {
-    tokio::time::pause();
-    tokio::time::advance(by).await;
-    tokio::time::resume();
-}
-
-fn value(token: &auth_client::Token) -> String {
-    String::from_utf8(token.secret().expose_secret().to_vec()).unwrap()
-}
 
 #[tokio::test]
 async fn basic_and_post_with_scope_audience_and_resources() {
@@ -42,7 +31,7 @@ async fn basic_and_post_with_scope_audience_and_resources() {
             .resource("https://orders.example/v2");
         let tokens = TokenCache::start(source).await.unwrap();
         let token = tokens.token().await.unwrap();
-        assert!(value(&token).starts_with("opaque-"));
+        assert!(token_text(&token).starts_with("opaque-"));
         let lifetime = token.lifetime().unwrap();
         assert_eq!(lifetime, Duration::from_secs(3600));
         let seen = endpoint.last_request();
@@ -95,18 +84,30 @@ async fn reused_until_the_refresh_margin_and_refreshed_after() {
     // An hour-long token: margin max(5 min, 10%) = 360 s, plus up to 36 s of jitter.
     jump(Duration::from_secs(3600 - 396 - 1)).await;
     for _ in 0..10 {
-        assert_eq!(value(&tokens.token().await.unwrap()), value(&first));
+        assert_eq!(
+            token_text(&tokens.token().await.unwrap()),
+            token_text(&first)
+        );
     }
     assert_eq!((tokens.fetches(), endpoint.token_requests()), (1, 1));
 
     jump(Duration::from_secs(396 - 360 + 2)).await;
     // Due: the caller still gets the current token at once; one refresh starts beside it.
-    assert_eq!(value(&tokens.token().await.unwrap()), value(&first));
-    assert_eq!(value(&tokens.token().await.unwrap()), value(&first));
+    assert_eq!(
+        token_text(&tokens.token().await.unwrap()),
+        token_text(&first)
+    );
+    assert_eq!(
+        token_text(&tokens.token().await.unwrap()),
+        token_text(&first)
+    );
     assert_eq!(tokens.fetches(), 2);
     let second = tokens.refresh().await.unwrap();
-    assert_ne!(value(&second), value(&first));
-    assert_eq!(value(&tokens.token().await.unwrap()), value(&second));
+    assert_ne!(token_text(&second), token_text(&first));
+    assert_eq!(
+        token_text(&tokens.token().await.unwrap()),
+        token_text(&second)
+    );
     assert_eq!(
         (tokens.fetches(), endpoint.token_requests()),
         (2, 2),
@@ -139,7 +140,7 @@ async fn one_request_for_a_hundred_concurrent_callers() {
         let mut callers = tokio::task::JoinSet::new();
         for _ in 0..100 {
             let tokens = tokens.clone();
-            callers.spawn(async move { tokens.token().await.map(|t| value(&t)) });
+            callers.spawn(async move { tokens.token().await.map(|t| token_text(&t)) });
         }
         let mut seen = HashMap::new();
         while let Some(result) = callers.join_next().await {
@@ -159,12 +160,12 @@ async fn endpoint_down_during_refresh_keeps_the_token_until_expiry_then_errs() {
     endpoint.set_expires_in(Some(600));
     let source = ClientCredentials::new(&endpoint.token_url(), ID, SECRET).unwrap();
     let tokens = TokenCache::start(source).await.unwrap();
-    let first = value(&tokens.token().await.unwrap());
+    let first = token_text(&tokens.token().await.unwrap());
 
     endpoint.set_down(true);
     // Due from 300 s to 330 s (half the lifetime, less up to 10% jitter).
     jump(Duration::from_secs(331)).await;
-    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(token_text(&tokens.token().await.unwrap()), first);
     let err = tokens.refresh().await.unwrap_err();
     assert_eq!(err.kind(), TokenErrorKind::Unavailable, "{err:?}");
     assert_eq!(
@@ -174,11 +175,11 @@ async fn endpoint_down_during_refresh_keeps_the_token_until_expiry_then_errs() {
     );
     // Within the backoff no new attempt, and the old token is served.
     for _ in 0..20 {
-        assert_eq!(value(&tokens.token().await.unwrap()), first);
+        assert_eq!(token_text(&tokens.token().await.unwrap()), first);
     }
     assert_eq!(tokens.fetches(), 2);
     jump(Duration::from_secs(600 - 331 - 2)).await;
-    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(token_text(&tokens.token().await.unwrap()), first);
     assert_eq!(tokens.fetches(), 3, "retried after the backoff");
 
     // Expired, and the endpoint still down: a clear error, no token.
@@ -197,7 +198,7 @@ async fn endpoint_down_during_refresh_keeps_the_token_until_expiry_then_errs() {
     // Back up: after the backoff the next caller gets a new token.
     endpoint.set_down(false);
     jump(Duration::from_secs(120)).await;
-    let fresh = value(&tokens.token().await.unwrap());
+    let fresh = token_text(&tokens.token().await.unwrap());
     assert_ne!(fresh, first);
     assert_eq!(endpoint.issued(), 2);
 }

@@ -12,6 +12,7 @@ use auth_core::{Secret, sha256_digest};
 use auth_hmac::{HmacAuthenticator, HmacConfig, TOKEN_PATH, TokenClients};
 use auth_layer::AuthLayer;
 use auth_tests::serve;
+use auth_tests::{jump, token_text};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,16 +23,6 @@ use tower::{ServiceBuilder, ServiceExt};
 const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-client-tests";
 const CLIENT: &str = "metrics-agent";
 const REGISTRATION: &str = "registration-secret-of-the-metrics-agent-5f2b";
-
-async fn jump(by: Duration) {
-    tokio::time::pause();
-    tokio::time::advance(by).await;
-    tokio::time::resume();
-}
-
-fn value(token: &auth_client::Token) -> String {
-    String::from_utf8(token.secret().expose_secret().to_vec()).unwrap()
-}
 
 /// The exchange endpoint on 127.0.0.1:0 issuing 10-minute role tokens; returns its URL and
 /// a counter of requests.
@@ -69,20 +60,26 @@ async fn exchange_and_refresh() {
     let tokens = TokenCache::start(source).await.unwrap();
     let first = tokens.token().await.unwrap();
     assert_eq!(first.lifetime(), Some(Duration::from_secs(600)));
-    let claims = config.decode_access_token(&value(&first)).unwrap();
+    let claims = config.decode_access_token(&token_text(&first)).unwrap();
     assert_eq!(claims.sub, CLIENT);
     assert_eq!(claims.roles, ["runtime.metrics:read"]);
 
     // 10-minute tokens: refreshed 300 s before expiry (half the lifetime), less up to 30 s of jitter.
     jump(Duration::from_secs(299)).await;
-    assert_eq!(value(&tokens.token().await.unwrap()), value(&first));
+    assert_eq!(
+        token_text(&tokens.token().await.unwrap()),
+        token_text(&first)
+    );
     assert_eq!(requests.load(Ordering::SeqCst), 1);
     jump(Duration::from_secs(32)).await;
-    assert_eq!(value(&tokens.token().await.unwrap()), value(&first));
+    assert_eq!(
+        token_text(&tokens.token().await.unwrap()),
+        token_text(&first)
+    );
     assert_eq!(tokens.fetches(), 2, "due: a background refresh started");
     let second = tokens.refresh().await.unwrap();
-    assert_ne!(value(&second), value(&first));
-    config.decode_access_token(&value(&second)).unwrap();
+    assert_ne!(token_text(&second), token_text(&first));
+    config.decode_access_token(&token_text(&second)).unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 2);
     assert_eq!(tokens.fetches(), 2);
 }

@@ -7,9 +7,6 @@
 #![cfg(feature = "interop")]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use auth_client::{BearerLayer, ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
@@ -17,7 +14,9 @@ use auth_core::{Admins, Clock};
 use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use auth_layer::AuthLayer;
 use auth_tests::idp::unb64;
+use auth_tests::oidc_provider::OidcProvider;
 use auth_tests::serve;
+use auth_tests::{jump, token_text};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -25,47 +24,20 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt};
 
-/// The provider process, killed when dropped.
-struct Peer {
-    child: Child,
-    info: Value,
-}
+/// The provider, and the grants this suite makes against it.
+struct Peer(OidcProvider);
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Peer {
+    type Target = OidcProvider;
+
+    fn deref(&self) -> &OidcProvider {
+        &self.0
     }
 }
 
 impl Peer {
     fn start() -> Self {
-        let dir = std::env::var_os("INTEROP_NODE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop"));
-        assert!(
-            dir.join("node_modules/oidc-provider").is_dir(),
-            "oidc-provider is not installed: run `npm ci --prefix {}`",
-            dir.display()
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("oidc-provider.mjs"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node is installed");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("provider did not start: {e}: {line:?}"));
-        Self { child, info }
-    }
-
-    fn field(&self, name: &str) -> &str {
-        self.info[name].as_str().unwrap()
+        Self(OidcProvider::start(None))
     }
 
     /// The grant through discovery, for the provider's resource, with `secret`.
@@ -81,16 +53,6 @@ impl Peer {
     }
 }
 
-async fn jump(by: Duration) {
-    tokio::time::pause();
-    tokio::time::advance(by).await;
-    tokio::time::resume();
-}
-
-fn value(token: &auth_client::Token) -> String {
-    String::from_utf8(token.secret().expose_secret().to_vec()).unwrap()
-}
-
 #[tokio::test]
 async fn client_credentials_tokens_that_our_layer_accepts() {
     let peer = Peer::start();
@@ -98,7 +60,7 @@ async fn client_credentials_tokens_that_our_layer_accepts() {
     let token = tokens.token().await.unwrap();
     // accessTokenTTL is 600 s; the lifetime counts from when the request was sent.
     assert_eq!(token.lifetime(), Some(Duration::from_secs(600)));
-    let jwt = value(&token);
+    let jwt = token_text(&token);
     let header: Value = serde_json::from_slice(&unb64(jwt.split('.').next().unwrap())).unwrap();
     assert_eq!(header["typ"], "at+jwt");
 
@@ -135,7 +97,7 @@ async fn reused_refreshed_and_fetched_once_for_a_hundred_callers() {
     let mut callers = tokio::task::JoinSet::new();
     for _ in 0..100 {
         let tokens = tokens.clone();
-        callers.spawn(async move { tokens.token().await.map(|t| value(&t)) });
+        callers.spawn(async move { tokens.token().await.map(|t| token_text(&t)) });
     }
     let mut seen = HashSet::new();
     while let Some(result) = callers.join_next().await {
@@ -147,12 +109,12 @@ async fn reused_refreshed_and_fetched_once_for_a_hundred_callers() {
 
     // 600 s tokens: refreshed 300 s before expiry (half the lifetime), less up to 30 s of jitter.
     jump(Duration::from_secs(299)).await;
-    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(token_text(&tokens.token().await.unwrap()), first);
     assert_eq!(tokens.fetches(), 1);
     jump(Duration::from_secs(32)).await;
-    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(token_text(&tokens.token().await.unwrap()), first);
     assert_eq!(tokens.fetches(), 2, "due: a background refresh started");
-    let second = value(&tokens.refresh().await.unwrap());
+    let second = token_text(&tokens.refresh().await.unwrap());
     assert_ne!(second, first);
     assert_eq!(tokens.fetches(), 2);
 }
@@ -161,19 +123,19 @@ async fn reused_refreshed_and_fetched_once_for_a_hundred_callers() {
 async fn provider_gone_during_refresh() {
     let peer = Peer::start();
     let tokens = TokenCache::start(peer.good_source()).await.unwrap();
-    let first = value(&tokens.token().await.unwrap());
+    let first = token_text(&tokens.token().await.unwrap());
     drop(peer);
 
     jump(Duration::from_secs(331)).await;
     assert_eq!(
-        value(&tokens.token().await.unwrap()),
+        token_text(&tokens.token().await.unwrap()),
         first,
         "kept until expiry"
     );
     assert_eq!(tokens.fetches(), 2, "a background refresh started");
     let err = tokens.refresh().await.unwrap_err();
     assert_eq!(err.kind(), TokenErrorKind::Unavailable, "{err:?}");
-    assert_eq!(value(&tokens.token().await.unwrap()), first);
+    assert_eq!(token_text(&tokens.token().await.unwrap()), first);
 
     jump(Duration::from_secs(300)).await;
     let err = tokens.token().await.unwrap_err();

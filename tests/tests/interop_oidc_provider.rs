@@ -5,13 +5,10 @@
 //! Needs `npm ci --prefix tests/interop` first (`tests/interop/run` does it).
 #![cfg(feature = "interop")]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
 use auth_core::{Admins, Clock, Outcome};
 use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use auth_tests::idp::{accepted, assert_refused, b64, run, unb64};
+use auth_tests::oidc_provider::OidcProvider;
 use base64::Engine;
 use bytes::Bytes;
 use http::Request;
@@ -19,55 +16,20 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-/// The provider process; killed when dropped.
-struct Provider {
-    child: Child,
-    issuer: String,
-    port: u16,
-    client_id: String,
-    client_secret: String,
-    resource: String,
-}
+/// The provider, signing with one algorithm, and what this suite does with it.
+struct Provider(OidcProvider);
 
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Provider {
+    type Target = OidcProvider;
+
+    fn deref(&self) -> &OidcProvider {
+        &self.0
     }
 }
 
 impl Provider {
     fn start(alg: &str) -> Self {
-        let dir = std::env::var_os("INTEROP_NODE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop"));
-        assert!(
-            dir.join("node_modules/oidc-provider").is_dir(),
-            "oidc-provider is not installed: run `npm ci --prefix {}`",
-            dir.display()
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("oidc-provider.mjs"))
-            .env("INTEROP_ALG", alg)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node is installed");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("provider did not start: {e}: {line:?}"));
-        Self {
-            child,
-            issuer: info["issuer"].as_str().unwrap().to_owned(),
-            port: u16::try_from(info["port"].as_u64().unwrap()).unwrap(),
-            client_id: info["client_id"].as_str().unwrap().to_owned(),
-            client_secret: info["client_secret"].as_str().unwrap().to_owned(),
-            resource: info["resource"].as_str().unwrap().to_owned(),
-        }
+        Self(OidcProvider::start(Some(alg)))
     }
 
     /// An access token from the token endpoint, over a plain HTTP/1.1 connection.
