@@ -355,6 +355,11 @@ pub(crate) fn verify(config: &HmacConfig, token: &str, now: u64) -> Result<Verif
             _ => Err(Failure::NotMine),
         };
     };
+    // Another issuer's token (an OIDC token earlier or later in the chain) has another
+    // header: pass it on after the cheap payload scan, before parsing its header.
+    if header != HEADER_B64 && !claims_our_issuer(payload, &config.issuer) {
+        return Err(Failure::NotMine);
+    }
     let header_verdict = judge_header(header);
     let strict = match header_verdict {
         Header::Hs256 => URL_SAFE_NO_PAD

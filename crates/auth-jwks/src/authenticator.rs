@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use auth_core::{
     Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
-    sha256_digest,
 };
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
@@ -253,35 +252,34 @@ fn is_loopback(host: &str) -> bool {
 /// jsonwebtoken panics at the first verification when both backends are compiled in
 /// (as with `--all-features`); pick aws-lc-rs then, explicitly.
 fn select_jwt_backend() {
-    #[cfg(all(feature = "aws_lc_rs", feature = "rust_crypto"))]
+    // jsonwebtoken panics at the first verification when it was built with both backends and
+    // none was chosen. Another crate in the application (a peer, a client library) can turn on
+    // the other backend without us knowing, so ours is installed whenever it is ours; the
+    // first install wins, and a later one failing is fine.
+    #[cfg(feature = "aws_lc_rs")]
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
     );
 }
 
 impl Inner {
-    fn reject(
-        &self,
-        token: &str,
-        digest: Option<&[u8; 32]>,
-        issuer: &str,
-        error: AuthError,
-    ) -> Outcome {
-        let fingerprint = match digest {
-            Some(d) => Fingerprint::from_digest(d),
-            None => Fingerprint::of(token.as_bytes()),
-        };
-        tracing::debug!(target: "auth", reason = error.reason(), %fingerprint, issuer, "oidc token refused");
+    fn reject(&self, token: &str, issuer: &str, error: AuthError) -> Outcome {
+        // The fingerprint's SHA-256 is only computed when the event is enabled.
+        tracing::debug!(target: "auth", reason = error.reason(),
+            fingerprint = %Fingerprint::of(token.as_bytes()), issuer, "oidc token refused");
         Outcome::Rejected(error)
     }
 
-    fn validate(&self, token: &str, digest: Option<[u8; 32]>, mode: Mode) -> Step {
+    fn validate(&self, token: &str, cache_key: Option<u64>, mode: Mode) -> Step {
         let (index, parsed) = match route(token, &self.names) {
             Routed::NotMine => return Step::Done(Outcome::NotMine),
             Routed::Malformed(i, reason) => {
                 return Step::Done(self.reject(
                     token,
-                    digest.as_ref(),
                     &self.names[i],
                     AuthError::invalid_token(reason),
                 ));
@@ -290,9 +288,7 @@ impl Inner {
         };
         let source = &self.sources[index];
         let issuer = &*source.issuer;
-        let refuse = |error: AuthError| {
-            Step::Done(self.reject(token, digest.as_ref(), &issuer.issuer, error))
-        };
+        let refuse = |error: AuthError| Step::Done(self.reject(token, &issuer.issuer, error));
         let header = match parsed.check_header(issuer) {
             Ok(h) => h,
             Err(e) => return refuse(e),
@@ -345,9 +341,9 @@ impl Inner {
             },
         };
         let identity = identity(parsed.claims, issuer, exp, &self.admins);
-        if let Some(digest) = digest {
+        if let Some(cache_key) = cache_key {
             self.cache.insert(
-                digest,
+                cache_key,
                 token,
                 identity.clone(),
                 exp,
@@ -374,26 +370,23 @@ impl Authenticator for OidcAuthenticator {
                 "credential_too_large",
             )));
         }
-        let digest = inner
-            .cache
-            .enabled()
-            .then(|| sha256_digest(token.as_bytes()));
-        if let Some(d) = &digest
-            && let Ok(entry) = inner.cache.get(d, token, inner.clock.now_unix())
+        let cache_key = inner.cache.key(token);
+        if let Some(key) = cache_key
+            && let Ok(entry) = inner.cache.get(key, token, inner.clock.now_unix())
         {
             return Check::Ready(match entry.source.check_fresh(&entry.source.snapshot()) {
                 Ok(()) => Outcome::Authenticated(entry.identity.clone()),
-                Err(e) => inner.reject(token, Some(d), &entry.source.issuer.issuer, e),
+                Err(e) => inner.reject(token, &entry.source.issuer.issuer, e),
             });
         }
-        match inner.validate(token, digest, Mode::MayFetch) {
+        match inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),
             Step::Wait(source, target) => {
                 let inner = Arc::clone(&self.inner);
                 let token = token.to_owned();
                 Check::Pending(Box::pin(async move {
                     source.wait_for(target).await;
-                    match inner.validate(&token, digest, Mode::Settled) {
+                    match inner.validate(&token, cache_key, Mode::Settled) {
                         Step::Done(outcome) => outcome,
                         // Settled never asks to wait again.
                         Step::Wait(..) => {

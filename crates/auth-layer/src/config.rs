@@ -298,6 +298,7 @@ impl AuthConfig {
     /// start-up (its tokens get 503 while it is retried), but a discovery document naming
     /// another issuer does. Inside a multi-threaded runtime the wait blocks this worker;
     /// prefer [`AuthConfig::build`] in async code.
+    #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
     pub fn into_layer(mut self) -> Result<AuthLayer, ConfigError> {
         #[cfg(feature = "oidc")]
         let oidc = match self.oidc.take() {
@@ -318,6 +319,7 @@ impl AuthConfig {
 
     /// Builds the layer, awaiting the OIDC issuers' first key fetches (at most 5 s) on the
     /// current runtime, which then runs their background refreshes. See [`AuthConfig::into_layer`].
+    #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
     pub async fn build(mut self) -> Result<AuthLayer, ConfigError> {
         #[cfg(feature = "oidc")]
         let oidc = match self.oidc.take() {
