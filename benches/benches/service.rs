@@ -1,0 +1,76 @@
+//! The whole request through an axum hello-world, in-process with `tower::ServiceExt::oneshot`:
+//! no auth, our layer (API key, cached and cold OIDC, a three-method chain) and each peer's
+//! middleware, in one run: `cargo bench -p benches --bench service`. Also prints allocations
+//! per request (`ALLOCS` lines; building the request is included, the same for every variant).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::ServiceExt;
+
+#[allow(dead_code)] // each bench target uses part of the fixtures
+mod support;
+
+use support::{Counting, Variant, allocations_per_call, report_allocations};
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn service(c: &mut Criterion) {
+    // The key server and the key refreshes run on the worker; requests are driven on the
+    // bench thread (`block_on`), like the per-check bench.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = support::keys();
+    let jwks_url = rt.block_on(support::serve_jwks(&keys));
+    let mut group = c.benchmark_group("service_hello_world");
+    for variant in Variant::ALL {
+        let app = rt.block_on(support::app(variant, &jwks_url, &keys));
+        let call = || {
+            let router = app.router.clone();
+            let request = app.request();
+            async move { router.oneshot(request).await.unwrap() }
+        };
+        // Keys load lazily or in the background for some peers: wait for the first 200.
+        let mut status = 0;
+        for _ in 0..100 {
+            status = rt.block_on(call()).status().as_u16();
+            if status == 200 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(status, 200, "{} must accept its credential", variant.name());
+        // Building the request alone, so that the middleware's share can be told apart.
+        report_allocations(
+            &format!("service_request_build/{}", variant.name()),
+            allocations_per_call(|| {
+                black_box(app.request());
+            }),
+        );
+        report_allocations(
+            &format!("service_hello_world/{}", variant.name()),
+            allocations_per_call(|| {
+                black_box(rt.block_on(call()));
+            }),
+        );
+        group.bench_function(variant.name(), |b| {
+            b.to_async(&rt).iter(|| async { black_box(call().await) })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = service
+}
+criterion_main!(benches);

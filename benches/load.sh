@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Load test: the axum hello-world of every variant (no auth, ours, each peer's middleware)
+# served on 127.0.0.1 and driven by wrk for a fixed time; prints requests/s and p99 latency,
+# and each as a ratio to the no-auth baseline measured in the same run.
+#
+#   benches/load.sh                 # 2 threads, 32 connections, 8 s per variant, 2 rounds (~3 min)
+#   DURATION=5s ROUNDS=1 benches/load.sh   # shorter
+#
+# The variants run one after another, ROUNDS times over; each figure is the best of its rounds
+# (other processes on the machine can only slow a run down), and the ratios are taken between
+# these best figures. Every round's figures are printed as well.
+#   benches/load.sh no_auth ours_api_key   # only these variants (no_auth is always first)
+#
+# Installs wrk (Debian package) when missing. Only 127.0.0.1 is ever targeted, and every
+# server started here is stopped on exit.
+set -euo pipefail
+
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+DURATION=${DURATION:-8s}
+ROUNDS=${ROUNDS:-2}
+ALL=(no_auth ours_api_key ours_oidc_cached ours_oidc_cold ours_chain_oidc_cached
+    jwt_authorizer axum_jwt_auth tower_oauth2_resource_server)
+
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk" >&2
+    if ! apt-get install -y wrk >/dev/null 2>&1; then
+        apt-get update >/dev/null
+        apt-get install -y wrk >/dev/null
+    fi
+fi
+
+if (($#)); then
+    variants=(no_auth)
+    for v in "$@"; do [[ $v == no_auth ]] || variants+=("$v"); done
+else
+    variants=("${ALL[@]}")
+fi
+
+echo "building the server target (cargo bench -p benches --bench server --no-run)" >&2
+server=$(cargo bench -p benches --bench server --no-run --message-format=json 2>/dev/null |
+    grep '"reason":"compiler-artifact"' | grep '"name":"server"' |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+if [[ -z $server || ! -x $server ]]; then
+    echo "could not build or find the server bench executable" >&2
+    exit 1
+fi
+
+# Under target/: temporary directories elsewhere may be swept by other test runs.
+mkdir -p target
+work=$(mktemp -d "$PWD/target/load-sh.XXXXXX")
+pid=""
+cleanup() {
+    if [[ -n $pid ]]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Converts wrk's latency ("812.00us", "1.23ms", "2.01s") to microseconds.
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+        else if (v ~ /s$/) print n * 1000000; else print n }'
+}
+
+echo "$(date -u +%FT%TZ) $(nproc) cores, load:$(uptime | sed 's/.*load average://'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
+declare -A best_rps best_p99 notes
+for round in $(seq 1 "$ROUNDS"); do
+for variant in "${variants[@]}"; do
+    out="$work/$variant.out"
+    "$server" "$variant" >"$out" 2>"$work/$variant.err" &
+    pid=$!
+    addr=""
+    for _ in $(seq 1 300); do
+        addr=$(sed -n 's/^LISTEN //p' "$out")
+        [[ -n $addr ]] && break
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    if [[ -z $addr || $addr != 127.0.0.1:* ]]; then
+        echo "$variant: the server did not start" >&2
+        cat "$work/$variant.err" >&2
+        exit 1
+    fi
+    header=$(sed -n 's/^HEADER //p' "$out")
+    args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+    [[ $header != none ]] && args+=(-H "$header")
+    url="http://$addr/hello"
+    # One request first: keys load lazily or in the background for some peers.
+    ready=""
+    for _ in $(seq 1 50); do
+        if [[ $header == none ]]; then
+            status=$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)
+        else
+            status=$(curl -s -o /dev/null -w '%{http_code}' -H "$header" "$url" || true)
+        fi
+        [[ $status == 200 ]] && ready=1 && break
+        sleep 0.1
+    done
+    [[ -n $ready ]] || { echo "$variant: never answered 200 (last: $status)" >&2; exit 1; }
+    wrk "${args[@]}" "$url" >"$work/$variant.wrk"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/$variant.wrk")
+    p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$work/$variant.wrk")")
+    note=""
+    if grep -q 'Non-2xx' "$work/$variant.wrk"; then
+        note="$(grep 'Non-2xx' "$work/$variant.wrk" | sed 's/^ *//')"
+    fi
+    if grep -q 'Socket errors' "$work/$variant.wrk"; then
+        note="$note $(grep 'Socket errors' "$work/$variant.wrk" | sed 's/^ *//')"
+    fi
+    echo "round $round: $variant $rps requests/s, p99 $p99 us $note" >&2
+    if [[ -z ${best_rps[$variant]:-} ]] || awk -v a="$rps" -v b="${best_rps[$variant]}" 'BEGIN { exit !(a > b) }'; then
+        best_rps[$variant]=$rps
+        best_p99[$variant]=$p99
+    fi
+    [[ -n $note ]] && notes[$variant]="${notes[$variant]:-} $note"
+done
+done
+
+echo "load at the end:$(uptime | sed 's/.*load average://')"
+printf '%-30s %12s %10s %10s %10s %s\n' variant "requests/s" "p99 ms" "rps/base" "p99/base" note
+base_rps=${best_rps[no_auth]} base_p99=${best_p99[no_auth]}
+for variant in "${variants[@]}"; do
+    awk -v name="$variant" -v rps="${best_rps[$variant]}" -v p99="${best_p99[$variant]}" \
+        -v brps="$base_rps" -v bp99="$base_p99" -v note="${notes[$variant]:-}" \
+        'BEGIN { printf "%-30s %12.0f %10.3f %9.1f%% %9.2fx %s\n", name, rps, p99 / 1000, 100 * rps / brps, p99 / bp99, note }'
+done
