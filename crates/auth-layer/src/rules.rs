@@ -1,7 +1,7 @@
 //! What a path (or full gRPC method) asks for: nothing (exempt), a role requirement, or just
 //! an identity.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use auth_core::{AuthError, ConfigError, Identity};
@@ -69,32 +69,43 @@ pub(crate) enum PathRule<'a> {
 
 /// Exemptions and per-path role rules. Matching is exact on the raw path: no prefix, no
 /// normalisation, so `/health/../admin`, `//health`, `/health/` and `/Health` are not `/health`.
+/// What an exact path has: an exemption, a role rule, or both (then the exemption wins).
+#[derive(Clone, Debug, Default)]
+struct Exact {
+    exempt: bool,
+    requirement: Option<Arc<RoleRequirement>>,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Rules {
-    exempt: HashSet<Box<str>>,
+    /// Exemptions and role rules by exact path, in one map so a request hashes its path once.
+    exact: HashMap<Box<str>, Exact>,
     /// `/pkg.Service/*` exemptions, stored as `/pkg.Service/`. They apply to gRPC requests
     /// only, whose path is always exactly `/package.Service/Method`; an HTTP path never
     /// matches them, so they cannot become a prefix bypass for HTTP routes.
     exempt_grpc_services: Vec<Box<str>>,
-    exact: HashMap<Box<str>, Arc<RoleRequirement>>,
     /// `/pkg.Service/*` rules, stored as `/pkg.Service/`; longest prefix first.
     by_prefix: Vec<(Box<str>, Arc<RoleRequirement>)>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Self {
-            exempt: DEFAULT_PUBLIC_PATHS.iter().map(|&p| p.into()).collect(),
-            exempt_grpc_services: Vec::new(),
+        let mut rules = Self {
             exact: HashMap::new(),
+            exempt_grpc_services: Vec::new(),
             by_prefix: Vec::new(),
+        };
+        for path in DEFAULT_PUBLIC_PATHS {
+            rules.exact.entry(path.into()).or_default().exempt = true;
         }
+        rules
     }
 }
 
 impl Rules {
     pub(crate) fn classify(&self, path: &str, grpc: bool) -> PathRule<'_> {
-        if self.exempt.contains(path)
+        let exact = self.exact.get(path);
+        if exact.is_some_and(|e| e.exempt)
             || (grpc
                 && self
                     .exempt_grpc_services
@@ -103,7 +114,7 @@ impl Rules {
         {
             return PathRule::Exempt;
         }
-        if let Some(r) = self.exact.get(path) {
+        if let Some(r) = exact.and_then(|e| e.requirement.as_deref()) {
             return PathRule::Require(r);
         }
         match self
@@ -123,7 +134,7 @@ impl Rules {
         }
         match path.strip_suffix('*') {
             None if !path.contains('*') => {
-                self.exempt.insert(path.into());
+                self.exact.entry(path.into()).or_default().exempt = true;
             }
             Some(service) if is_grpc_service_prefix(service) => {
                 self.exempt_grpc_services.push(service.into())
@@ -138,14 +149,18 @@ impl Rules {
     }
 
     pub(crate) fn clear_exemptions(&mut self) {
-        self.exempt.clear();
+        self.exact.retain(|_, e| {
+            e.exempt = false;
+            e.requirement.is_some()
+        });
         self.exempt_grpc_services.clear();
     }
 
     pub(crate) fn exemptions(&self) -> impl Iterator<Item = String> + '_ {
-        self.exempt
+        self.exact
             .iter()
-            .map(|p| p.to_string())
+            .filter(|(_, e)| e.exempt)
+            .map(|(p, _)| p.to_string())
             .chain(self.exempt_grpc_services.iter().map(|s| format!("{s}*")))
     }
 
@@ -173,7 +188,7 @@ impl Rules {
                 return Err(format!("`{pattern}`: `*` is only allowed at the end"));
             }
             None => {
-                self.exact.insert(pattern.into(), requirement);
+                self.exact.entry(pattern.into()).or_default().requirement = Some(requirement);
             }
         }
         Ok(())
