@@ -1,7 +1,6 @@
 //! What a path (or full gRPC method) asks for: nothing (exempt), a role requirement, or just
 //! an identity.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use auth_core::{AuthError, ConfigError, Identity};
@@ -67,8 +66,6 @@ pub(crate) enum PathRule<'a> {
     Authenticated,
 }
 
-/// Exemptions and per-path role rules. Matching is exact on the raw path: no prefix, no
-/// normalisation, so `/health/../admin`, `//health`, `/health/` and `/Health` are not `/health`.
 /// What an exact path has: an exemption, a role rule, or both (then the exemption wins).
 #[derive(Clone, Debug, Default)]
 struct Exact {
@@ -76,10 +73,14 @@ struct Exact {
     requirement: Option<Arc<RoleRequirement>>,
 }
 
+/// Exemptions and per-path role rules. Matching is exact on the raw path: no prefix, no
+/// normalisation, so `/health/../admin`, `//health`, `/health/` and `/Health` are not `/health`.
 #[derive(Clone, Debug)]
 pub(crate) struct Rules {
-    /// Exemptions and role rules by exact path, in one map so a request hashes its path once.
-    exact: HashMap<Box<str>, Exact>,
+    /// Exemptions and role rules by exact path, sorted by path: a request finds its path with
+    /// a binary search, a few short comparisons where a hash map would first hash the whole
+    /// (client-chosen) path with SipHash.
+    exact: Vec<(Box<str>, Exact)>,
     /// `/pkg.Service/*` exemptions, stored as `/pkg.Service/`. They apply to gRPC requests
     /// only, whose path is always exactly `/package.Service/Method`; an HTTP path never
     /// matches them, so they cannot become a prefix bypass for HTTP routes.
@@ -91,20 +92,36 @@ pub(crate) struct Rules {
 impl Default for Rules {
     fn default() -> Self {
         let mut rules = Self {
-            exact: HashMap::new(),
+            exact: Vec::new(),
             exempt_grpc_services: Vec::new(),
             by_prefix: Vec::new(),
         };
         for path in DEFAULT_PUBLIC_PATHS {
-            rules.exact.entry(path.into()).or_default().exempt = true;
+            rules.exact_mut(path).exempt = true;
         }
         rules
     }
 }
 
 impl Rules {
+    /// The entry for exactly `path`, added empty if there is none.
+    fn exact_mut(&mut self, path: &str) -> &mut Exact {
+        let at = match self.exact.binary_search_by(|(p, _)| (**p).cmp(path)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.exact.insert(at, (path.into(), Exact::default()));
+                at
+            }
+        };
+        &mut self.exact[at].1
+    }
+
     pub(crate) fn classify(&self, path: &str, grpc: bool) -> PathRule<'_> {
-        let exact = self.exact.get(path);
+        let exact = self
+            .exact
+            .binary_search_by(|(p, _)| (**p).cmp(path))
+            .ok()
+            .map(|at| &self.exact[at].1);
         if exact.is_some_and(|e| e.exempt)
             || (grpc
                 && self
@@ -134,7 +151,7 @@ impl Rules {
         }
         match path.strip_suffix('*') {
             None if !path.contains('*') => {
-                self.exact.entry(path.into()).or_default().exempt = true;
+                self.exact_mut(path).exempt = true;
             }
             Some(service) if is_grpc_service_prefix(service) => {
                 self.exempt_grpc_services.push(service.into())
@@ -149,7 +166,7 @@ impl Rules {
     }
 
     pub(crate) fn clear_exemptions(&mut self) {
-        self.exact.retain(|_, e| {
+        self.exact.retain_mut(|(_, e)| {
             e.exempt = false;
             e.requirement.is_some()
         });
@@ -188,7 +205,7 @@ impl Rules {
                 return Err(format!("`{pattern}`: `*` is only allowed at the end"));
             }
             None => {
-                self.exact.entry(pattern.into()).or_default().requirement = Some(requirement);
+                self.exact_mut(pattern).requirement = Some(requirement);
             }
         }
         Ok(())

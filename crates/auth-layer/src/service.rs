@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::chain::{Step, settle};
-use crate::layer::{Decision, STRIPPED_IDENTITY_HEADERS, Shared};
+use crate::layer::{Decision, Shared, strip_identity_headers};
 use crate::response::{ResponseBody, rejection};
 
 /// The service built by [`AuthLayer`](crate::AuthLayer).
@@ -57,10 +57,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let headers = request.headers_mut();
-        for name in &STRIPPED_IDENTITY_HEADERS {
-            headers.remove(name);
-        }
+        strip_identity_headers(request.headers_mut());
         if !self.shared.enabled {
             return ResponseFuture::inner(self.inner.call(request));
         }
