@@ -96,16 +96,14 @@ pub fn is_b64token(s: &[u8]) -> bool {
     };
     // Every byte is checked, without an early exit, so that the loop vectorizes: this runs
     // on every bearer token, and an 800-byte token costs ~85 ns this way against ~430 ns.
-    // `b | 0x20` folds A-Z onto a-z and maps no other byte into a-z.
+    // Five tests per byte: `b | 0x20` folds A-Z onto a-z and maps no other byte into a-z, and
+    // `-` `.` `/` and the digits are the one run 0x2D..=0x39.
     s[..=last].iter().fold(true, |ok, &b| {
-        ok & ((b | 0x20).is_ascii_lowercase()
-            | b.is_ascii_digit()
-            | (b == b'-')
-            | (b == b'.')
+        ok & (((b | 0x20).wrapping_sub(b'a') < 26)
+            | (b.wrapping_sub(b'-') <= b'9' - b'-')
             | (b == b'_')
             | (b == b'~')
-            | (b == b'+')
-            | (b == b'/'))
+            | (b == b'+'))
     })
 }
 
