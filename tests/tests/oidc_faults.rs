@@ -560,6 +560,18 @@ async fn f14_a_cached_digest_never_stands_for_another_token() {
         &other[other.rfind('.').unwrap()..]
     );
     assert_eq!(assert_refused(&run(&auth, &forged).await), "bad_signature");
+    // Other claims under the cached token's own signature: the cache key is the same (it is
+    // taken from the signature), the token is not. Refused every time, with the cached token
+    // answered in between.
+    let swapped = format!(
+        "{}{}",
+        &other[..other.rfind('.').unwrap()],
+        &good[good.rfind('.').unwrap()..]
+    );
+    for _ in 0..2 {
+        accepted(run(&auth, &good).await);
+        assert_eq!(assert_refused(&run(&auth, &swapped).await), "bad_signature");
+    }
 }
 
 #[tokio::test]

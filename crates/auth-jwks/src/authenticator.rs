@@ -9,6 +9,7 @@ use auth_core::{
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::cache::TokenCache;
 use crate::config::OidcConfig;
@@ -109,7 +110,7 @@ impl OidcAuthenticator {
             tasks,
             own_runtime: None,
         });
-        let deadline = tokio::time::Instant::now() + config.startup_timeout;
+        let deadline = Instant::now() + config.startup_timeout;
         for source in &inner.sources {
             let _ = tokio::time::timeout_at(deadline, source.wait_for(1)).await;
         }
@@ -299,7 +300,7 @@ impl Inner {
             Err(e) => return refuse(e),
         };
         let snapshot = source.snapshot();
-        if let Err(unavailable) = source.check_fresh(&snapshot) {
+        if let Err(unavailable) = source.check_fresh(&snapshot, Instant::now()) {
             if mode == Mode::MayFetch
                 && !source.is_misconfigured()
                 && let Some(target) = source.request_fetch()
@@ -371,13 +372,17 @@ impl Authenticator for OidcAuthenticator {
             )));
         }
         let cache_key = inner.cache.key(token);
+        // One monotonic reading serves the entry's age and its key set's.
+        let now = Instant::now();
         if let Some(key) = cache_key
-            && let Ok(entry) = inner.cache.get(key, token, inner.clock.now_unix())
+            && let Ok(entry) = inner.cache.get(key, token, inner.clock.now_unix(), now)
         {
-            return Check::Ready(match entry.source.check_fresh(&entry.source.snapshot()) {
-                Ok(()) => Outcome::Authenticated(entry.identity.clone()),
-                Err(e) => inner.reject(token, &entry.source.issuer.issuer, e),
-            });
+            return Check::Ready(
+                match entry.source.check_fresh(&entry.source.snapshot(), now) {
+                    Ok(()) => Outcome::Authenticated(entry.identity.clone()),
+                    Err(e) => inner.reject(token, &entry.source.issuer.issuer, e),
+                },
+            );
         }
         match inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

@@ -1,11 +1,12 @@
 //! The validated-token cache: a repeated token costs a keyed hash of its signature, a map
 //! lookup and a full comparison instead of a signature verification.
 //!
-//! The key is SipHash with a per-process random key (std's `RandomState`) over the signature
-//! segment, not a SHA-256 of the whole token: what makes a hit safe is the comparison of the
-//! whole token stored with the entry, so the key only has to spread entries, and hashing the
-//! signature costs a fifth of what a SHA-256 of the token does. A key collision can only turn
-//! a hit into a miss. Only verified tokens are ever inserted.
+//! The key is SipHash with a per-process random key (std's `RandomState`) over the last
+//! [`KEY_CHARS`] characters of the signature segment, not a SHA-256 of the whole token: what
+//! makes a hit safe is the comparison of the whole token stored with the entry, so the key only
+//! has to spread entries. Only verified tokens are ever inserted, and the signatures of tokens
+//! an issuer signed cannot be chosen, so their last 192 bits are as good a spread as all of
+//! them, at a tenth of the hashing. A key collision can only turn a hit into a miss.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -47,6 +48,10 @@ impl Expiry<u64, Arc<Entry>> for ExpireAtExp {
         Some(self.ttl.min(Duration::from_secs(left)))
     }
 }
+
+/// How much of the signature segment the cache key hashes: 32 base64url characters, 192 bits
+/// of signature.
+const KEY_CHARS: usize = 32;
 
 /// Tells one cache's entries from another's in the per-thread front.
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
@@ -93,14 +98,21 @@ impl TokenCache {
 
     /// The cache key of `token`, or `None` when the cache is off.
     pub(crate) fn key(&self, token: &str) -> Option<u64> {
-        let signature = token.rsplit('.').next().unwrap_or(token);
-        self.cache.as_ref().map(|_| self.hasher.hash_one(signature))
+        let signature = token.rsplit('.').next().unwrap_or(token).as_bytes();
+        let tail = &signature[signature.len().saturating_sub(KEY_CHARS)..];
+        self.cache.as_ref().map(|_| self.hasher.hash_one(tail))
     }
 
     /// The entry for `token`, if it is the same token and still good: not expired by the
-    /// wall clock (rechecked on every hit), younger than the TTL on the monotonic clock,
-    /// and verified by a key the issuer still publishes.
-    pub(crate) fn get(&self, key: u64, token: &str, now_unix: u64) -> Result<Arc<Entry>, Miss> {
+    /// wall clock at `now_unix` (rechecked on every hit), younger than the TTL on the monotonic
+    /// clock at `now`, and verified by a key the issuer still publishes.
+    pub(crate) fn get(
+        &self,
+        key: u64,
+        token: &str,
+        now_unix: u64,
+        now: Instant,
+    ) -> Result<Arc<Entry>, Miss> {
         let Some(cache) = &self.cache else {
             return Err(Miss::Absent);
         };
@@ -117,7 +129,7 @@ impl TokenCache {
             return Err(Miss::Absent);
         }
         if now_unix >= entry.exp.saturating_add(self.leeway)
-            || entry.inserted.elapsed() >= self.ttl
+            || now.saturating_duration_since(entry.inserted) >= self.ttl
             || entry.key.is_revoked()
         {
             cache.invalidate(&key);

@@ -135,11 +135,11 @@ impl Source {
         self.snapshot.load()
     }
 
-    /// `Ok` when `snapshot` may be used, or the 503 to answer.
-    pub(crate) fn check_fresh(&self, snapshot: &Snapshot) -> Result<(), AuthError> {
+    /// `Ok` when `snapshot` may be used at `now`, or the 503 to answer.
+    pub(crate) fn check_fresh(&self, snapshot: &Snapshot, now: Instant) -> Result<(), AuthError> {
         match snapshot.confirmed_at {
             None => Err(AuthError::unavailable("jwks_not_loaded", self.retry_hint())),
-            Some(at) if at.elapsed() > self.timing.max_stale => {
+            Some(at) if now.saturating_duration_since(at) > self.timing.max_stale => {
                 Err(AuthError::unavailable("jwks_stale", self.retry_hint()))
             }
             Some(_) => Ok(()),
@@ -424,7 +424,9 @@ mod tests {
         assert!(hint > Duration::from_secs(100) && hint <= Duration::from_secs(120));
         let snapshot = s.snapshot();
         assert_eq!(
-            s.check_fresh(&snapshot).unwrap_err().retry_after(),
+            s.check_fresh(&snapshot, Instant::now())
+                .unwrap_err()
+                .retry_after(),
             Some(hint)
         );
     }
