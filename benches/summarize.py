@@ -137,14 +137,17 @@ def main():
 
     if load and Path(load).exists():
         print("\n### Under wrk on loopback (benches/load.sh)\n")
-        print("| variant | requests/s | p99 | requests/s vs no-auth | p99 vs no-auth | note |")
-        print("|---|---:|---:|---:|---:|---|")
+        print("| variant | requests/s | p99 | requests/s vs no-auth | p99 vs no-auth "
+              "| server CPU per request | added CPU per request | note |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
         for line in Path(load).read_text().splitlines():
-            parts = line.split(None, 5)
-            if (len(parts) >= 5 and re.match(r"^[a-z_0-9]+$", parts[0]) and not parts[0][0].isdigit()
+            parts = line.split(None, 7)
+            if (len(parts) >= 7 and re.match(r"^[a-z_0-9]+$", parts[0]) and not parts[0][0].isdigit()
                     and re.match(r"^[\d.]+$", parts[1])):
-                note = parts[5] if len(parts) > 5 else ""
-                print(f"| {parts[0]} | {parts[1]} | {parts[2]} ms | {parts[3]} | {parts[4]} | {note} |")
+                note = parts[7] if len(parts) > 7 else ""
+                added = f"{parts[6]} µs" if parts[0] != "no_auth" else ""
+                print(f"| {parts[0]} | {parts[1]} | {parts[2]} ms | {parts[3]} | {parts[4]} "
+                      f"| {parts[5]} µs | {added} | {note} |")
 
 
 if __name__ == "__main__":
