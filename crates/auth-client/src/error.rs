@@ -130,7 +130,8 @@ impl TokenError {
         self.description.as_deref()
     }
 
-    /// The wait the endpoint asked for with `Retry-After` (delta-seconds, capped at an hour).
+    /// The wait the endpoint asked for with `Retry-After` (delay-seconds or an HTTP-date,
+    /// capped at an hour).
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }

@@ -148,6 +148,13 @@ mod tests {
                 Some(5),
             ),
             (
+                // An HTTP-date, counted from the response's own Date.
+                "HTTP/1.1 503 Service Unavailable\r\ndate: Wed, 21 Oct 2015 07:28:00 GMT\r\n\
+                 retry-after: Wed, 21 Oct 2015 07:29:30 GMT\r\ncontent-length: 0\r\n\r\n",
+                "server_error",
+                Some(90),
+            ),
+            (
                 "HTTP/1.1 404 Not Found\r\nretry-after: 5\r\ncontent-length: 0\r\n\r\n",
                 "unexpected_status",
                 None,

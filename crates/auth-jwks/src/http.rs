@@ -3,10 +3,12 @@
 //! redirects followed, TLS through rustls with the crate's crypto backend and webpki roots.
 //! `auth-client` uses it for token endpoints.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, RETRY_AFTER, USER_AGENT,
+};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -30,7 +32,7 @@ const USER_AGENT_VALUE: &str = concat!("tower-auth/", env!("CARGO_PKG_VERSION"))
 pub struct Reply {
     /// The status, whatever it is: the caller decides what is acceptable.
     pub status: StatusCode,
-    /// `Retry-After` as delta-seconds, on 429 and 5xx only.
+    /// How long `Retry-After` asks to wait (delay-seconds or an HTTP-date), on 429 and 5xx only.
     pub retry_after: Option<Duration>,
     /// The whole body.
     pub body: Bytes,
@@ -159,11 +161,8 @@ impl HttpClient {
             let status = response.status();
             let retry_after = if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             {
-                response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after)
+                let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+                header(RETRY_AFTER).and_then(|v| parse_retry_after(v, header(DATE)))
             } else {
                 None
             };
@@ -198,10 +197,22 @@ impl HttpClient {
     }
 }
 
-/// `Retry-After` as delta-seconds (RFC 9110 section 10.2.3); an HTTP-date is left to our backoff.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+/// `Retry-After` (RFC 9110 section 10.2.3): delay-seconds, or an HTTP-date in any of the three
+/// formats a recipient must accept (section 5.6.7). A date is measured from the response's own
+/// `Date` when it has one, so that both ends of the wait come from the server's clock and our
+/// clock's skew does not count; from our clock otherwise. A date already past means no wait.
+fn parse_retry_after(value: &str, date: Option<&str>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if value.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(value.parse().ok()?)
+    } else {
+        let until = httpdate::parse_http_date(value).ok()?;
+        let now = date
+            .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+            .unwrap_or_else(SystemTime::now);
+        until.duration_since(now).unwrap_or_default()
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(feature = "aws_lc_rs")]
@@ -228,10 +239,53 @@ mod tests {
 
     #[test]
     fn retry_after_is_delta_seconds_capped() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("-1"), None);
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(parse_retry_after("120", None), secs(120));
+        assert_eq!(parse_retry_after(" 7 ", None), secs(7));
+        assert_eq!(parse_retry_after("999999", None), Some(MAX_RETRY_AFTER));
+        for bad in [
+            "-1",
+            "+5",
+            "1.5",
+            "",
+            "soon",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, None), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_dates_count_from_the_servers_date() {
+        let date = Some("Wed, 21 Oct 2015 07:28:00 GMT");
+        let secs = |s| Some(Duration::from_secs(s));
+        // IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+        for later in [
+            "Wed, 21 Oct 2015 07:30:00 GMT",
+            "Wednesday, 21-Oct-15 07:30:00 GMT",
+            "Wed Oct 21 07:30:00 2015",
+        ] {
+            assert_eq!(parse_retry_after(later, date), secs(120), "{later}");
+        }
+        // Already past by the server's clock: no wait. Far ahead: capped.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", date),
+            secs(0)
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 22 Oct 2015 07:28:00 GMT", date),
+            Some(MAX_RETRY_AFTER)
+        );
+        // No usable Date: our clock, by which 2015 is past and 9999 beyond the cap.
+        for no_date in [None, Some("yesterday")] {
+            assert_eq!(
+                parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", no_date),
+                secs(0)
+            );
+            assert_eq!(
+                parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", no_date),
+                Some(MAX_RETRY_AFTER)
+            );
+        }
     }
 }
