@@ -375,14 +375,17 @@ impl Authenticator for OidcAuthenticator {
         // One monotonic reading serves the entry's age and its key set's.
         let now = Instant::now();
         if let Some(key) = cache_key
-            && let Ok(entry) = inner.cache.get(key, token, inner.clock.now_unix(), now)
-        {
-            return Check::Ready(
-                match entry.source.check_fresh(&entry.source.snapshot(), now) {
+            && let Ok(outcome) = inner
+                .cache
+                .get(key, token, inner.clock.now_unix(), now, |entry| match entry
+                    .source
+                    .check_fresh(&entry.source.snapshot(), now)
+                {
                     Ok(()) => Outcome::Authenticated(entry.identity.clone()),
                     Err(e) => inner.reject(token, &entry.source.issuer.issuer, e),
-                },
-            );
+                })
+        {
+            return Check::Ready(outcome);
         }
         match inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

@@ -2,11 +2,13 @@
 //! lookup and a full comparison instead of a signature verification.
 //!
 //! The key is SipHash with a per-process random key (std's `RandomState`) over the last
-//! [`KEY_CHARS`] characters of the signature segment, not a SHA-256 of the whole token: what
-//! makes a hit safe is the comparison of the whole token stored with the entry, so the key only
-//! has to spread entries. Only verified tokens are ever inserted, and the signatures of tokens
-//! an issuer signed cannot be chosen, so their last 192 bits are as good a spread as all of
-//! them, at a tenth of the hashing. A key collision can only turn a hit into a miss.
+//! [`KEY_CHARS`] characters of the token, which are its signature's (the shortest signature
+//! we accept, ES256 or EdDSA, has 86), not a SHA-256 of the whole token: what makes a hit safe
+//! is the comparison of the whole token stored with the entry, so the key only has to spread
+//! entries. Only verified tokens are ever inserted, and the signatures of tokens an issuer
+//! signed cannot be chosen, so their last 192 bits are as good a spread as all of them, at a
+//! tenth of the hashing and without looking for where the signature starts. A key collision
+//! can only turn a hit into a miss.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -49,8 +51,7 @@ impl Expiry<u64, Arc<Entry>> for ExpireAtExp {
     }
 }
 
-/// How much of the signature segment the cache key hashes: 32 base64url characters, 192 bits
-/// of signature.
+/// How much of the token the cache key hashes: its last 32 characters, 192 bits of signature.
 const KEY_CHARS: usize = 32;
 
 /// Tells one cache's entries from another's in the per-thread front.
@@ -98,40 +99,49 @@ impl TokenCache {
 
     /// The cache key of `token`, or `None` when the cache is off.
     pub(crate) fn key(&self, token: &str) -> Option<u64> {
-        let signature = token.rsplit('.').next().unwrap_or(token).as_bytes();
-        let tail = &signature[signature.len().saturating_sub(KEY_CHARS)..];
+        let token = token.as_bytes();
+        let tail = &token[token.len().saturating_sub(KEY_CHARS)..];
         self.cache.as_ref().map(|_| self.hasher.hash_one(tail))
     }
 
-    /// The entry for `token`, if it is the same token and still good: not expired by the
-    /// wall clock at `now_unix` (rechecked on every hit), younger than the TTL on the monotonic
-    /// clock at `now`, and verified by a key the issuer still publishes.
-    pub(crate) fn get(
+    /// `hit` applied to the entry for `token`, if it is the same token and still good: not
+    /// expired by the wall clock at `now_unix` (rechecked on every hit), younger than the TTL on
+    /// the monotonic clock at `now`, and verified by a key the issuer still publishes.
+    ///
+    /// This thread's last entry is used in place, without cloning it: its reference count
+    /// would otherwise be written by every thread serving the same token.
+    pub(crate) fn get<R>(
         &self,
         key: u64,
         token: &str,
         now_unix: u64,
         now: Instant,
-    ) -> Result<Arc<Entry>, Miss> {
+        hit: impl FnOnce(&Entry) -> R,
+    ) -> Result<R, Miss> {
         let Some(cache) = &self.cache else {
             return Err(Miss::Absent);
         };
-        let recent = RECENT.with(|r| match &*r.borrow() {
-            Some((id, k, entry)) if *id == self.id && *k == key => Some(Arc::clone(entry)),
+        let mut hit = Some(hit);
+        let mut apply = |entry: &Entry| {
+            self.check(entry, token, now_unix, now)
+                .map(|()| hit.take().expect("one entry is applied")(entry))
+        };
+        let front = RECENT.with(|r| match &*r.borrow() {
+            Some((id, k, entry)) if *id == self.id && *k == key => Some(apply(entry)),
             _ => None,
         });
-        let from_moka = recent.is_none();
-        let entry = match recent {
-            Some(entry) => entry,
-            None => cache.get(&key).ok_or(Miss::Absent)?,
+        let result = match front {
+            Some(result) => result,
+            None => {
+                let entry = cache.get(&key).ok_or(Miss::Absent)?;
+                let result = apply(&entry);
+                if result.is_ok() {
+                    RECENT.with(|r| *r.borrow_mut() = Some((self.id, key, entry)));
+                }
+                result
+            }
         };
-        if *entry.token != *token {
-            return Err(Miss::Absent);
-        }
-        if now_unix >= entry.exp.saturating_add(self.leeway)
-            || now.saturating_duration_since(entry.inserted) >= self.ttl
-            || entry.key.is_revoked()
-        {
+        if let Err(Miss::Stale) = result {
             cache.invalidate(&key);
             RECENT.with(|r| {
                 let mut recent = r.borrow_mut();
@@ -142,12 +152,22 @@ impl TokenCache {
                     *recent = None;
                 }
             });
+        }
+        result
+    }
+
+    /// Whether `entry` stands for `token` and is still good (see [`get`](Self::get)).
+    fn check(&self, entry: &Entry, token: &str, now_unix: u64, now: Instant) -> Result<(), Miss> {
+        if *entry.token != *token {
+            return Err(Miss::Absent);
+        }
+        if now_unix >= entry.exp.saturating_add(self.leeway)
+            || now.saturating_duration_since(entry.inserted) >= self.ttl
+            || entry.key.is_revoked()
+        {
             return Err(Miss::Stale);
         }
-        if from_moka {
-            RECENT.with(|r| *r.borrow_mut() = Some((self.id, key, Arc::clone(&entry))));
-        }
-        Ok(entry)
+        Ok(())
     }
 
     pub(crate) fn insert(
