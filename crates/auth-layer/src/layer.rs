@@ -287,7 +287,9 @@ impl Shared {
         headers: &HeaderMap,
         result: Result<Identity, AuthError>,
     ) -> Decision {
-        let rule = self.rules.classify(path, auth_core::is_grpc(headers));
+        // Whether the request is gRPC matters only to `/pkg.Service/*` exemptions.
+        let grpc = self.rules.has_grpc_service_exemptions() && auth_core::is_grpc(headers);
+        let rule = self.rules.classify(path, grpc);
         let decision = match (rule, result) {
             (PathRule::Exempt, Ok(identity)) => Decision::Pass(Some(identity)),
             (PathRule::Exempt, Err(_)) => Decision::Pass(None),

@@ -116,6 +116,12 @@ impl Rules {
         &mut self.exact[at].1
     }
 
+    /// Whether any `/pkg.Service/*` exemption is configured: only they depend on `grpc` in
+    /// [`classify`](Self::classify).
+    pub(crate) fn has_grpc_service_exemptions(&self) -> bool {
+        !self.exempt_grpc_services.is_empty()
+    }
+
     pub(crate) fn classify(&self, path: &str, grpc: bool) -> PathRule<'_> {
         let exact = self
             .exact
