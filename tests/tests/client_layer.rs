@@ -158,15 +158,36 @@ async fn no_token_means_an_error_from_the_client_not_a_request() {
     let err = err.downcast::<TokenError>().unwrap();
     assert_eq!(err.kind(), TokenErrorKind::InvalidClient);
 
-    let status = DemoClient::new(ServiceBuilder::new().layer(layer).service(channel))
+    // auth-client's `tonic` feature: the code the error stands for, not UNKNOWN.
+    let status = DemoClient::new(ServiceBuilder::new().layer(layer).service(channel.clone()))
         .who_am_i(WhoAmIRequest {})
         .await
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unknown);
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
     let source = std::error::Error::source(&status).unwrap();
     let err = source.downcast_ref::<TokenError>().unwrap();
     assert!(err.is_invalid_client());
     assert!(!status.message().contains("a wrong secret"));
+    assert_eq!(tonic::Status::from(err.clone()).code(), status.code());
+
+    // A token endpoint that is down: UNAVAILABLE, which gRPC retry policies retry.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = format!("http://{}/token", closed.local_addr().unwrap());
+    drop(closed);
+    let source = ClientCredentials::new(&down, ID, SECRET).unwrap();
+    let status = DemoClient::new(
+        ServiceBuilder::new()
+            .layer(BearerLayer::new(source))
+            .service(channel),
+    )
+    .who_am_i(WhoAmIRequest {})
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    let err = std::error::Error::source(&status)
+        .and_then(|e| e.downcast_ref::<TokenError>())
+        .unwrap();
+    assert_eq!(err.kind(), TokenErrorKind::Unavailable);
 }
 
 /// An API that refuses the tokens in `revoked` (or all of them) with 401 and echoes the rest.

@@ -56,6 +56,10 @@ pub struct TokenError {
     description: Option<Arc<str>>,
     retry_after: Option<Duration>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// The gRPC status this error stands for, made on first use by [`source`]
+    /// (`std::error::Error::source`).
+    #[cfg(feature = "tonic")]
+    status: Arc<std::sync::OnceLock<tonic::Status>>,
 }
 
 /// Error descriptions from a server are cut to this many bytes before they reach logs.
@@ -71,6 +75,8 @@ impl TokenError {
             description: None,
             retry_after: None,
             source: None,
+            #[cfg(feature = "tonic")]
+            status: Arc::default(),
         }
     }
 
@@ -84,6 +90,10 @@ impl TokenError {
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.source = Some(Arc::from(source.into()));
+        #[cfg(feature = "tonic")]
+        {
+            self.status = Arc::default();
+        }
         self
     }
 
@@ -192,16 +202,101 @@ impl fmt::Display for TokenError {
 }
 
 impl std::error::Error for TokenError {
+    /// The underlying error; with the `tonic` feature, the `tonic::Status` this error stands
+    /// for (see `TokenError::grpc_code`), whose own source is the underlying error. tonic
+    /// looks for a `Status` along the source chain of a service's error, so a tonic client
+    /// behind [`BearerLayer`](crate::BearerLayer) then fails with that code, not `Unknown`.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        #[cfg(feature = "tonic")]
+        {
+            Some(self.status.get_or_init(|| {
+                let mut status = tonic::Status::new(self.grpc_code(), self.to_string());
+                if let Some(source) = &self.source {
+                    status.set_source(Arc::clone(source));
+                }
+                status
+            }))
+        }
+        #[cfg(not(feature = "tonic"))]
+        {
+            self.source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static))
+        }
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl TokenError {
+    /// The gRPC code for a call that could not be made for want of a token: `Unauthenticated`
+    /// when the credentials or the request were refused, `Unavailable` when the endpoint could
+    /// not be reached or answered with something unusable (a retry may help), `Unknown` for
+    /// errors of [`FnSource`](crate::FnSource) closures and credential callables.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self.kind {
+            TokenErrorKind::InvalidClient | TokenErrorKind::Rejected => {
+                tonic::Code::Unauthenticated
+            }
+            TokenErrorKind::Unavailable | TokenErrorKind::InvalidResponse => {
+                tonic::Code::Unavailable
+            }
+            TokenErrorKind::Other => tonic::Code::Unknown,
+        }
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl From<TokenError> for tonic::Status {
+    /// A status with [`TokenError::grpc_code`], the error's text, and the error as its source.
+    fn from(error: TokenError) -> Self {
+        let mut status = tonic::Status::new(error.grpc_code(), error.to_string());
+        status.set_source(Arc::new(error));
+        status
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "tonic")]
+    #[test]
+    fn grpc_codes_and_the_status_in_the_source_chain() {
+        use std::error::Error as _;
+        for (kind, code) in [
+            (TokenErrorKind::InvalidClient, tonic::Code::Unauthenticated),
+            (TokenErrorKind::Rejected, tonic::Code::Unauthenticated),
+            (TokenErrorKind::Unavailable, tonic::Code::Unavailable),
+            (TokenErrorKind::InvalidResponse, tonic::Code::Unavailable),
+            (TokenErrorKind::Other, tonic::Code::Unknown),
+        ] {
+            assert_eq!(TokenError::new(kind, "r").grpc_code(), code, "{kind:?}");
+        }
+        // The chain: TokenError -> Status (its code and text) -> the underlying error.
+        let cause = std::io::Error::other("connection reset");
+        let error =
+            TokenError::new(TokenErrorKind::Unavailable, "connect_failed").with_source(cause);
+        let status = error
+            .source()
+            .unwrap()
+            .downcast_ref::<tonic::Status>()
+            .unwrap();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), error.to_string());
+        assert_eq!(status.source().unwrap().to_string(), "connection reset");
+        // A later source replaces the status made for the earlier one.
+        let error = error.clone().with_source(std::io::Error::other("refused"));
+        let status = error
+            .source()
+            .unwrap()
+            .downcast_ref::<tonic::Status>()
+            .unwrap();
+        assert!(
+            status.message().ends_with("refused"),
+            "{}",
+            status.message()
+        );
+    }
 
     #[test]
     fn oauth_codes_map_to_kinds() {
@@ -230,10 +325,11 @@ mod tests {
     fn sources_chain() {
         let e = TokenError::other("disk on fire");
         assert_eq!(e.kind(), TokenErrorKind::Other);
-        assert_eq!(
-            std::error::Error::source(&e).unwrap().to_string(),
-            "disk on fire"
-        );
+        let source = std::error::Error::source(&e).unwrap();
+        // With `tonic`, the status this error stands for comes first in the chain.
+        #[cfg(feature = "tonic")]
+        let source = source.source().unwrap();
+        assert_eq!(source.to_string(), "disk on fire");
         assert!(e.to_string().ends_with(": disk on fire"));
     }
 }

@@ -22,7 +22,9 @@ use crate::{BoxError, BoxFuture, Token, TokenCache, TokenError, TokenErrorKind};
 ///
 /// When no token can be had, the call fails with the [`TokenError`] (boxed, as the
 /// service's error is [`BoxError`]) and the inner service is not called. On a tonic client
-/// that surfaces as a `Status` with code `Unknown` whose source is the `TokenError`.
+/// that surfaces as a `Status` whose source is the `TokenError`, with code `Unknown`, or with
+/// the feature `tonic` the code the error stands for (`TokenError::grpc_code`:
+/// `Unauthenticated`, or `Unavailable` when the token endpoint is down).
 ///
 /// ```no_run
 /// use auth_client::{Bearer, BearerLayer, ClientCredentials, TokenCache};

@@ -39,6 +39,10 @@
 //!   with a fresh token on 401 / UNAUTHENTICATED ([`BearerLayer::retry_unauthorized`],
 //!   [`BearerLayer::retry_unauthorized_buffered`]).
 //!
+//! With the feature `tonic`, a [`TokenError`] names the gRPC status it stands for
+//! (`TokenError::grpc_code`, `From<TokenError> for tonic::Status`), and a tonic client behind
+//! [`BearerLayer`] fails with `UNAUTHENTICATED` or `UNAVAILABLE` instead of `UNKNOWN`.
+//!
 //! Tokens and secrets never appear in `Debug` output, errors or logs.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
