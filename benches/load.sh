@@ -3,14 +3,16 @@
 # served on 127.0.0.1 and driven by wrk for a fixed time; prints requests/s, p99 latency and
 # the server's CPU time per request, each beside the no-auth baseline measured in the same run.
 #
-#   benches/load.sh                 # 2 threads, 32 connections, 5 s per variant, 4 rounds (~4 min)
-#   DURATION=3s ROUNDS=2 benches/load.sh   # shorter
+#   benches/load.sh                 # 2 threads, 32 connections, 4 s per run, 3 rounds (~4 min)
+#   DURATION=2s ROUNDS=1 benches/load.sh   # shorter
 #   benches/load.sh no_auth ours_api_key   # only these variants (no_auth is always first)
 #
-# Throughput on a shared 2-core VM drifts by 10-25% over minutes, so the variants run one
-# after another ROUNDS times over, every other round in reverse order (no variant always runs
-# first or last), and each figure is the best of its rounds: other processes can only slow a
-# run down. The ratios are taken between these best figures; every round's figures are printed.
+# Throughput on a shared 2-core VM drifts by 10-25% over tens of seconds, more than the gap
+# being measured, so every variant is compared with the no-auth baseline measured right before
+# and right after it: each round runs no_auth, v1, no_auth, v2, ..., no_auth (every other round
+# in reverse order), a variant's ratio in a round is to the mean of its two neighbours, and the
+# ratio printed is the median over the rounds. The requests/s and p99 printed are each
+# variant's best round; every run's figures are printed as it ends.
 #
 # wrk shares the cores with the server, so requests/s also carries wrk's own cost. The server's
 # CPU time per request (user + system, from /proc, over the timed run) is printed beside it: the
@@ -22,8 +24,8 @@ set -euo pipefail
 
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
-DURATION=${DURATION:-5s}
-ROUNDS=${ROUNDS:-4}
+DURATION=${DURATION:-4s}
+ROUNDS=${ROUNDS:-3}
 ALL=(no_auth ours_api_key ours_oidc_cached ours_oidc_cold ours_chain_oidc_cached
     jwt_authorizer axum_jwt_auth tower_oauth2_resource_server)
 
@@ -80,15 +82,10 @@ cpu_ticks() {
 }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
-echo "$(date -u +%FT%TZ) $(nproc) cores, load:$(uptime | sed 's/.*load average://'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
-declare -A best_rps best_p99 best_cpu notes
-for round in $(seq 1 "$ROUNDS"); do
-order=("${variants[@]}")
-if ((round % 2 == 0)); then
-    order=()
-    for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done
-fi
-for variant in "${order[@]}"; do
+# Serves $variant, drives it with wrk, and appends one line to $runs:
+# <round> <variant> <requests/s> <p99 us> <server CPU us per request> [note].
+measure() {
+    local round=$1 variant=$2
     out="$work/$variant.out"
     "$server" "$variant" >"$out" 2>"$work/$variant.err" &
     pid=$!
@@ -139,23 +136,59 @@ for variant in "${order[@]}"; do
         note="$note $(grep 'Socket errors' "$work/$variant.wrk" | sed 's/^ *//')"
     fi
     echo "round $round: $variant $rps requests/s, p99 $p99 us, server CPU $cpu us/request $note" >&2
-    if [[ -z ${best_rps[$variant]:-} ]] || awk -v a="$rps" -v b="${best_rps[$variant]}" 'BEGIN { exit !(a > b) }'; then
-        best_rps[$variant]=$rps
-        best_p99[$variant]=$p99
+    echo "$round $variant $rps $p99 $cpu $note" >>"$runs"
+}
+
+runs="$work/runs"
+: >"$runs"
+echo "$(date -u +%FT%TZ) $(nproc) cores, load:$(uptime | sed 's/.*load average://'), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
+for round in $(seq 1 "$ROUNDS"); do
+    others=("${variants[@]:1}")
+    if ((round % 2 == 0)); then
+        reversed=()
+        for ((i = ${#others[@]} - 1; i >= 0; i--)); do reversed+=("${others[i]}"); done
+        others=("${reversed[@]}")
     fi
-    if [[ -z ${best_cpu[$variant]:-} ]] || awk -v a="$cpu" -v b="${best_cpu[$variant]}" 'BEGIN { exit !(a < b) }'; then
-        best_cpu[$variant]=$cpu
-    fi
-    [[ -n $note ]] && notes[$variant]="${notes[$variant]:-} $note"
-done
+    # no_auth before every variant and once more at the end: each variant is compared with
+    # the baseline measured right before and right after it.
+    for variant in "${others[@]}"; do
+        measure "$round" no_auth
+        measure "$round" "$variant"
+    done
+    measure "$round" no_auth
 done
 
 echo "load at the end:$(uptime | sed 's/.*load average://')"
+# Per variant: the best requests/s and p99 of its rounds; and, per round, its requests/s, p99
+# and CPU per request against the mean of the two no-auth runs around it, of which the median
+# over the rounds is printed.
 printf '%-30s %12s %10s %10s %10s %12s %12s %s\n' variant "requests/s" "p99 ms" "rps/base" "p99/base" "cpu us/req" "+cpu us/req" note
-base_rps=${best_rps[no_auth]} base_p99=${best_p99[no_auth]} base_cpu=${best_cpu[no_auth]}
-for variant in "${variants[@]}"; do
-    awk -v name="$variant" -v rps="${best_rps[$variant]}" -v p99="${best_p99[$variant]}" \
-        -v cpu="${best_cpu[$variant]}" -v brps="$base_rps" -v bp99="$base_p99" -v bcpu="$base_cpu" \
-        -v note="${notes[$variant]:-}" \
-        'BEGIN { printf "%-30s %12.0f %10.3f %9.1f%% %9.2fx %12.2f %12.2f %s\n", name, rps, p99 / 1000, 100 * rps / brps, p99 / bp99, cpu, cpu - bcpu, note }'
-done
+awk -v order="${variants[*]}" '
+    function median(list,    n, a, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    {
+        n++; round[n] = $1; name[n] = $2; rps[n] = $3; p99[n] = $4; cpu[n] = $5
+        note[n] = ""; for (i = 6; i <= NF; i++) note[n] = note[n] " " $i
+    }
+    END {
+        for (i = 1; i <= n; i++) {
+            v = name[i]
+            if (!(v in best) || rps[i] > best[v]) { best[v] = rps[i]; bestp99[v] = p99[i] }
+            if (note[i] != "") notes[v] = notes[v] note[i]
+            if (v == "no_auth") { cpus[v] = cpus[v] " " cpu[i]; continue }
+            # The no-auth runs just before and after this one, in the same round.
+            b = (rps[i - 1] + rps[i + 1]) / 2; bp = (p99[i - 1] + p99[i + 1]) / 2
+            bc = (cpu[i - 1] + cpu[i + 1]) / 2
+            ratio[v] = ratio[v] " " rps[i] / b; pratio[v] = pratio[v] " " p99[i] / bp
+            cpus[v] = cpus[v] " " cpu[i]; added[v] = added[v] " " cpu[i] - bc
+        }
+        k = split(order, names, " ")
+        for (j = 1; j <= k; j++) {
+            v = names[j]
+            if (v == "no_auth") { r = 1; pr = 1; a = 0 } else { r = median(ratio[v]); pr = median(pratio[v]); a = median(added[v]) }
+            printf "%-30s %12.0f %10.3f %9.1f%% %9.2fx %12.2f %12.2f %s\n", v, best[v], bestp99[v] / 1000, 100 * r, pr, median(cpus[v]), a, notes[v]
+        }
+    }' "$runs"

@@ -96,8 +96,8 @@ def main():
     fid = "check_oidc_rs256/ref_siphash_of_token"
     print(f"| (reference: keyed SipHash-1-3 of the whole token) | {fmt(median_ns(fid))} "
           f"| {a(allocs, fid)} | | | | | | |")
-    fid = "check_oidc_rs256/ref_siphash_of_signature"
-    print(f"| (reference: keyed SipHash-1-3 of the signature segment, the cache key now) | {fmt(median_ns(fid))} "
+    fid = "check_oidc_rs256/ref_siphash_of_last_32"
+    print(f"| (reference: keyed SipHash-1-3 of the token's last 32 characters, the cache key now) | {fmt(median_ns(fid))} "
           f"| {a(allocs, fid)} | | | | | | |")
     for name, label in [("bearer_800_bytes", "taking the bearer token from the headers (layer, before any check)"),
                         ("is_b64token_800_bytes", "of which `is_b64token` on 800 bytes")]:

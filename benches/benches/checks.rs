@@ -193,11 +193,11 @@ fn checks(c: &mut Criterion) {
             g.bench("ref_siphash_of_token", || {
                 black_box(state.hash_one(black_box(token)));
             });
-            // ... or of its signature segment alone, the token cache's key: the signature
-            // already tells verified tokens apart, and a hit is confirmed by the whole token.
-            g.bench("ref_siphash_of_signature", || {
-                let signature = black_box(token).rsplit('.').next().unwrap();
-                black_box(state.hash_one(signature));
+            // ... or of its last 32 characters, the token cache's key: the signature already
+            // tells verified tokens apart, and a hit is confirmed by the whole token.
+            g.bench("ref_siphash_of_last_32", || {
+                let token = black_box(token).as_bytes();
+                black_box(state.hash_one(&token[token.len() - 32..]));
             });
         }
         g.bench("jwt_authorizer", || {

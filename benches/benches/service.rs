@@ -30,8 +30,11 @@ fn service(c: &mut Criterion) {
     let mut group = c.benchmark_group("service_hello_world");
     for variant in Variant::ALL {
         let app = rt.block_on(support::app(variant, &jwks_url, &keys));
+        // What `axum::serve` does once per connection: the handlers become routes (and the
+        // layers wrap them) here, not on every request.
+        let ready = app.router.clone().with_state(());
         let call = || {
-            let router = app.router.clone();
+            let router = ready.clone();
             let request = app.request();
             async move { router.oneshot(request).await.unwrap() }
         };
