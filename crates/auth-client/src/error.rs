@@ -206,6 +206,10 @@ impl std::error::Error for TokenError {
     /// for (see `TokenError::grpc_code`), whose own source is the underlying error. tonic
     /// looks for a `Status` along the source chain of a service's error, so a tonic client
     /// behind [`BearerLayer`](crate::BearerLayer) then fails with that code, not `Unknown`.
+    ///
+    /// Features are shared by the whole build, so code that inspects the chain should look
+    /// past a `Status` rather than expect the underlying error first; a printed chain repeats
+    /// the text, as the status carries this error's message.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         #[cfg(feature = "tonic")]
         {
@@ -228,18 +232,17 @@ impl std::error::Error for TokenError {
 
 #[cfg(feature = "tonic")]
 impl TokenError {
-    /// The gRPC code for a call that could not be made for want of a token: `Unauthenticated`
-    /// when the credentials or the request were refused, `Unavailable` when the endpoint could
-    /// not be reached or answered with something unusable (a retry may help), `Unknown` for
-    /// errors of [`FnSource`](crate::FnSource) closures and credential callables.
+    /// The gRPC code for a call that could not be made for want of a token: `Unavailable`
+    /// when the endpoint could not be reached or is failing (a retry may help, and gRPC retry
+    /// policies retry it); `Unauthenticated` when the credentials or the request were refused
+    /// or the endpoint's answer was unusable (a configuration to fix, not worth a retry);
+    /// `Unknown` for errors of [`FnSource`](crate::FnSource) closures and credential callables.
     pub fn grpc_code(&self) -> tonic::Code {
         match self.kind {
-            TokenErrorKind::InvalidClient | TokenErrorKind::Rejected => {
-                tonic::Code::Unauthenticated
-            }
-            TokenErrorKind::Unavailable | TokenErrorKind::InvalidResponse => {
-                tonic::Code::Unavailable
-            }
+            TokenErrorKind::Unavailable => tonic::Code::Unavailable,
+            TokenErrorKind::InvalidClient
+            | TokenErrorKind::Rejected
+            | TokenErrorKind::InvalidResponse => tonic::Code::Unauthenticated,
             TokenErrorKind::Other => tonic::Code::Unknown,
         }
     }
@@ -267,7 +270,10 @@ mod tests {
             (TokenErrorKind::InvalidClient, tonic::Code::Unauthenticated),
             (TokenErrorKind::Rejected, tonic::Code::Unauthenticated),
             (TokenErrorKind::Unavailable, tonic::Code::Unavailable),
-            (TokenErrorKind::InvalidResponse, tonic::Code::Unavailable),
+            (
+                TokenErrorKind::InvalidResponse,
+                tonic::Code::Unauthenticated,
+            ),
             (TokenErrorKind::Other, tonic::Code::Unknown),
         ] {
             assert_eq!(TokenError::new(kind, "r").grpc_code(), code, "{kind:?}");

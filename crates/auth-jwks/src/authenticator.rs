@@ -374,18 +374,23 @@ impl Authenticator for OidcAuthenticator {
         let cache_key = inner.cache.key(token);
         // One monotonic reading serves the entry's age and its key set's.
         let now = Instant::now();
+        // The closure only reads the entry: logging a refusal waits until the cache's
+        // per-thread front is let go, so that nothing a subscriber does can reach it.
         if let Some(key) = cache_key
-            && let Ok(outcome) = inner
+            && let Ok(checked) = inner
                 .cache
                 .get(key, token, inner.clock.now_unix(), now, |entry| match entry
                     .source
                     .check_fresh(&entry.source.snapshot(), now)
                 {
-                    Ok(()) => Outcome::Authenticated(entry.identity.clone()),
-                    Err(e) => inner.reject(token, &entry.source.issuer.issuer, e),
+                    Ok(()) => Ok(entry.identity.clone()),
+                    Err(e) => Err((e, Arc::clone(&entry.source.issuer.issuer))),
                 })
         {
-            return Check::Ready(outcome);
+            return Check::Ready(match checked {
+                Ok(identity) => Outcome::Authenticated(identity),
+                Err((error, issuer)) => inner.reject(token, &issuer, error),
+            });
         }
         match inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

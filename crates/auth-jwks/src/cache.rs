@@ -1,4 +1,4 @@
-//! The validated-token cache: a repeated token costs a keyed hash of its signature, a map
+//! The validated-token cache: a repeated token costs a keyed hash of its last characters, a
 //! lookup and a full comparison instead of a signature verification.
 //!
 //! The key is SipHash with a per-process random key (std's `RandomState`) over the last
@@ -6,9 +6,9 @@
 //! we accept, ES256 or EdDSA, has 86), not a SHA-256 of the whole token: what makes a hit safe
 //! is the comparison of the whole token stored with the entry, so the key only has to spread
 //! entries. Only verified tokens are ever inserted, and the signatures of tokens an issuer
-//! signed cannot be chosen, so their last 192 bits are as good a spread as all of them, at a
-//! tenth of the hashing and without looking for where the signature starts. A key collision
-//! can only turn a hit into a miss.
+//! signed cannot be chosen, so their last 188 or more bits spread them as well as all of
+//! them would, at a tenth of the hashing and without looking for where the signature starts.
+//! A key collision can only turn a hit into a miss.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -51,7 +51,8 @@ impl Expiry<u64, Arc<Entry>> for ExpireAtExp {
     }
 }
 
-/// How much of the token the cache key hashes: its last 32 characters, 192 bits of signature.
+/// How much of the token the cache key hashes: its last 32 characters, at least 188 bits of
+/// signature (the last base64url character of a signature carries only 2 or 4 of its 6 bits).
 const KEY_CHARS: usize = 32;
 
 /// Tells one cache's entries from another's in the per-thread front.
@@ -109,7 +110,9 @@ impl TokenCache {
     /// the monotonic clock at `now`, and verified by a key the issuer still publishes.
     ///
     /// This thread's last entry is used in place, without cloning it: its reference count
-    /// would otherwise be written by every thread serving the same token.
+    /// would otherwise be written by every thread serving the same token. `hit` runs while
+    /// that entry is borrowed, so it must not call back into the cache (or log: a subscriber
+    /// is foreign code).
     pub(crate) fn get<R>(
         &self,
         key: u64,

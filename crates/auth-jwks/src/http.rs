@@ -203,8 +203,9 @@ impl HttpClient {
 /// clock's skew does not count; from our clock otherwise. A date already past means no wait.
 fn parse_retry_after(value: &str, date: Option<&str>) -> Option<Duration> {
     let value = value.trim();
-    let wait = if value.bytes().all(|b| b.is_ascii_digit()) {
-        Duration::from_secs(value.parse().ok()?)
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More seconds than a u64 holds is still a (very) long wait: capped below.
+        Duration::from_secs(value.parse().unwrap_or(u64::MAX))
     } else {
         let until = httpdate::parse_http_date(value).ok()?;
         let now = date
@@ -243,6 +244,10 @@ mod tests {
         assert_eq!(parse_retry_after("120", None), secs(120));
         assert_eq!(parse_retry_after(" 7 ", None), secs(7));
         assert_eq!(parse_retry_after("999999", None), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", None),
+            Some(MAX_RETRY_AFTER)
+        );
         for bad in [
             "-1",
             "+5",

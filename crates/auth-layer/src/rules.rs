@@ -400,6 +400,33 @@ mod tests {
     }
 
     #[test]
+    fn clearing_exemptions_keeps_role_rules() {
+        let mut rules = Rules::default();
+        // Before, between and after the default exemptions in the sorted rules.
+        parse_method_roles("V", "/z=admin;/a=ops;/health=admin", &mut rules).unwrap();
+        rules.exempt("/m").unwrap();
+        rules
+            .exempt("/grpc.reflection.v1.ServerReflection/*")
+            .unwrap();
+        assert!(rules.has_grpc_service_exemptions());
+        rules.clear_exemptions();
+        assert!(!rules.has_grpc_service_exemptions());
+        assert_eq!(rules.exemptions().count(), 0);
+        for path in ["/m", "/grpc.health.v1.Health/Check"] {
+            assert!(
+                matches!(rules.classify(path, true), PathRule::Authenticated),
+                "{path}"
+            );
+        }
+        for path in ["/a", "/health", "/z"] {
+            assert!(
+                matches!(rules.classify(path, false), PathRule::Require(_)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
     fn exemption_wins_over_a_role_rule() {
         let mut rules = Rules::default();
         parse_method_roles("V", "/health=admin", &mut rules).unwrap();

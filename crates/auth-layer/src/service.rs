@@ -414,4 +414,37 @@ mod tests {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"- spoofed=false");
     }
+
+    #[tokio::test]
+    async fn grpc_service_exemptions_pass_grpc_requests_only() {
+        let service = ServiceBuilder::new()
+            .layer(AuthLayer::new(Fast).exempt("/grpc.reflection.v1.ServerReflection/*"))
+            .service(service_fn(echo));
+        let request = |path: &str, content_type: &str| {
+            Request::post(path)
+                .header("content-type", content_type)
+                .body(String::new())
+                .unwrap()
+        };
+        let reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        let passed = service
+            .clone()
+            .oneshot(request(reflection, "application/grpc"))
+            .await
+            .unwrap();
+        assert_eq!(passed.status(), 200);
+        assert!(!passed.headers().contains_key("grpc-status"));
+        // The same path over plain HTTP, and another gRPC service: no credential, refused.
+        let http = service
+            .clone()
+            .oneshot(request(reflection, "application/json"))
+            .await
+            .unwrap();
+        assert_eq!(http.status(), 401);
+        let other = service
+            .oneshot(request("/pkg.Orders/List", "application/grpc"))
+            .await
+            .unwrap();
+        assert_eq!(other.headers()["grpc-status"], "16");
+    }
 }
