@@ -1,7 +1,9 @@
 //! API keys: named, stored only as SHA-256 digests, looked up in constant time per request.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use serde::Deserialize;
@@ -142,10 +144,41 @@ struct KeyEntry {
 /// Lookup hashes the presented key once, finds its bucket by the digest's prefix, and
 /// compares full digests with `subtle`: the cost does not grow with the number of keys and
 /// does not depend on how much of a wrong key matches.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ApiKeySet {
+    /// Tells this set from the one it replaces in the per-thread front ([`RECENT`]).
+    id: u64,
     buckets: Buckets,
     len: usize,
+}
+
+impl Default for ApiKeySet {
+    fn default() -> Self {
+        Self {
+            id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
+            buckets: Buckets::default(),
+            len: 0,
+        }
+    }
+}
+
+static NEXT_SET_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The key a thread authenticated last.
+struct Recent {
+    set: u64,
+    digest: [u8; 32],
+    identity: Identity,
+    /// Whether `identity` is this thread's own copy ([`Identity::unshared`]).
+    unshared: bool,
+}
+
+thread_local! {
+    /// The key this thread authenticated last. A key seen twice in a row gets a copy of its
+    /// identity for this thread, so that the clones handed to its requests write a reference
+    /// count of this thread's instead of one every core serving that key writes to. A key
+    /// seen once is not copied: alternating keys cost no more than before.
+    static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
 }
 
 impl std::fmt::Debug for ApiKeySet {
@@ -323,6 +356,39 @@ impl ApiKeyAuthenticator {
     }
 }
 
+impl ApiKeyAuthenticator {
+    /// The identity of `key`, if it is configured: from this thread's [`RECENT`] key when it is
+    /// the same key of the same set, from the set otherwise.
+    fn find(&self, key: &str) -> Option<Identity> {
+        let digest = sha256_digest(key.as_bytes());
+        let set = self.keys.load();
+        let recent = RECENT.with(|r| {
+            let mut recent = r.borrow_mut();
+            let hit = recent
+                .as_mut()
+                .filter(|k| k.set == set.id && bool::from(k.digest.ct_eq(&digest)))?;
+            if !hit.unshared {
+                hit.identity = hit.identity.unshared();
+                hit.unshared = true;
+            }
+            Some(hit.identity.clone())
+        });
+        if recent.is_some() {
+            return recent;
+        }
+        let identity = set.lookup_digest(&digest)?.clone();
+        RECENT.with(|r| {
+            *r.borrow_mut() = Some(Recent {
+                set: set.id,
+                digest,
+                identity: identity.clone(),
+                unshared: false,
+            });
+        });
+        Some(identity)
+    }
+}
+
 impl Authenticator for ApiKeyAuthenticator {
     fn method(&self) -> &'static str {
         "api_key"
@@ -330,14 +396,14 @@ impl Authenticator for ApiKeyAuthenticator {
 
     fn authenticate(&self, credential: Credential<'_>) -> Check {
         let outcome = match credential {
-            Credential::ApiKey(key) => match self.keys.load().lookup(key) {
-                Some(identity) => Outcome::Authenticated(identity.clone()),
+            Credential::ApiKey(key) => match self.find(key) {
+                Some(identity) => Outcome::Authenticated(identity),
                 None => Outcome::Rejected(AuthError::invalid_token("unknown_api_key")),
             },
             Credential::Bearer(token) if looks_like_jwt(token) => Outcome::NotMine,
             // A bearer that is not a known key may be another method's token.
-            Credential::Bearer(token) => match self.keys.load().lookup(token) {
-                Some(identity) => Outcome::Authenticated(identity.clone()),
+            Credential::Bearer(token) => match self.find(token) {
+                Some(identity) => Outcome::Authenticated(identity),
                 None => Outcome::NotMine,
             },
         };
@@ -513,6 +579,39 @@ mod tests {
             ready(auth.authenticate(Credential::ApiKey(K2))),
             Outcome::Authenticated(_)
         ));
+    }
+
+    #[test]
+    fn a_key_repeated_on_a_thread_is_served_from_its_copy_until_the_set_changes() {
+        let keys =
+            format!(r#"[{{"name":"a","key":"{K1}","roles":["ops"]}},{{"name":"b","key":"{K2}"}}]"#);
+        let auth = ApiKeyAuthenticator::new(
+            ApiKeySet::parse("API_KEYS", &keys, &Admins::default()).unwrap(),
+        );
+        let subject = |key| match ready(auth.authenticate(Credential::ApiKey(key))) {
+            Outcome::Authenticated(identity) => {
+                Ok((identity.subject().to_owned(), identity.has_role("ops")))
+            }
+            Outcome::Rejected(e) => Err(e.reason()),
+            Outcome::NotMine => Err("not mine"),
+        };
+        // Alternating, then repeated (the copy), then another key: each gets its own identity.
+        for key in [K1, K2, K1, K1, K1, K2, K2, K1] {
+            let expected = if key == K1 {
+                ("a".into(), true)
+            } else {
+                ("b".into(), false)
+            };
+            assert_eq!(subject(key), Ok(expected));
+        }
+        assert_eq!(
+            subject("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeB"),
+            Err("unknown_api_key")
+        );
+        // K1 is this thread's last key; a new set without it refuses it at once.
+        auth.replace(ApiKeySet::parse("API_KEYS", K2, &Admins::default()).unwrap());
+        assert_eq!(subject(K1), Err("unknown_api_key"));
+        assert_eq!(subject(K2), Ok(("key-1".into(), false)));
     }
 
     #[test]

@@ -377,15 +377,16 @@ impl Authenticator for OidcAuthenticator {
         // The closure only reads the entry: logging a refusal waits until the cache's
         // per-thread front is let go, so that nothing a subscriber does can reach it.
         if let Some(key) = cache_key
-            && let Ok(checked) = inner
-                .cache
-                .get(key, token, inner.clock.now_unix(), now, |entry| match entry
-                    .source
-                    .check_fresh(&entry.source.snapshot(), now)
-                {
-                    Ok(()) => Ok(entry.identity.clone()),
+            && let Ok(checked) = inner.cache.get(
+                key,
+                token,
+                inner.clock.now_unix(),
+                now,
+                |entry, identity| match entry.source.check_fresh(&entry.source.snapshot(), now) {
+                    Ok(()) => Ok(identity.clone()),
                     Err(e) => Err((e, Arc::clone(&entry.source.issuer.issuer))),
-                })
+                },
+            )
         {
             return Check::Ready(match checked {
                 Ok(identity) => Outcome::Authenticated(identity),

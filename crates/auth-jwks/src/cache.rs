@@ -58,12 +58,26 @@ const KEY_CHARS: usize = 32;
 /// Tells one cache's entries from another's in the per-thread front.
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The entry a thread served last.
+struct Recent {
+    cache: u64,
+    key: u64,
+    entry: Arc<Entry>,
+    /// The identity to hand out: the entry's, or once the entry has been served twice in a
+    /// row on this thread, this thread's own copy of it ([`Identity::unshared`]).
+    identity: Identity,
+    unshared: bool,
+}
+
 thread_local! {
     /// The entry this thread served last, with its cache's id and key: a repeated token is
     /// answered without touching moka, whose bookkeeping of every read (for its eviction
     /// policy) is most of what a hit costs under load. Every check of a moka hit runs on it
     /// too, so an entry that went stale, or whose key left the JWKS, is never served from here.
-    static RECENT: RefCell<Option<(u64, u64, Arc<Entry>)>> = const { RefCell::new(None) };
+    /// A token served twice in a row gets a copy of its identity for this thread, so that the
+    /// clones handed to its requests write a reference count of this thread's, not one that
+    /// every core serving the token writes to; a token served once is not copied.
+    static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
 }
 
 pub(crate) struct TokenCache {
@@ -105,9 +119,10 @@ impl TokenCache {
         self.cache.as_ref().map(|_| self.hasher.hash_one(tail))
     }
 
-    /// `hit` applied to the entry for `token`, if it is the same token and still good: not
-    /// expired by the wall clock at `now_unix` (rechecked on every hit), younger than the TTL on
-    /// the monotonic clock at `now`, and verified by a key the issuer still publishes.
+    /// `hit` applied to the entry for `token` and the identity to hand out, if it is the same
+    /// token and still good: not expired by the wall clock at `now_unix` (rechecked on every
+    /// hit), younger than the TTL on the monotonic clock at `now`, and verified by a key the
+    /// issuer still publishes.
     ///
     /// This thread's last entry is used in place, without cloning it: its reference count
     /// would otherwise be written by every thread serving the same token. `hit` runs while
@@ -119,27 +134,42 @@ impl TokenCache {
         token: &str,
         now_unix: u64,
         now: Instant,
-        hit: impl FnOnce(&Entry) -> R,
+        hit: impl FnOnce(&Entry, &Identity) -> R,
     ) -> Result<R, Miss> {
         let Some(cache) = &self.cache else {
             return Err(Miss::Absent);
         };
         let mut hit = Some(hit);
-        let mut apply = |entry: &Entry| {
-            self.check(entry, token, now_unix, now)
-                .map(|()| hit.take().expect("one entry is applied")(entry))
-        };
-        let front = RECENT.with(|r| match &*r.borrow() {
-            Some((id, k, entry)) if *id == self.id && *k == key => Some(apply(entry)),
-            _ => None,
+        let front = RECENT.with(|r| {
+            let mut recent = r.borrow_mut();
+            let front = recent
+                .as_mut()
+                .filter(|f| f.cache == self.id && f.key == key)?;
+            Some(self.check(&front.entry, token, now_unix, now).map(|()| {
+                if !front.unshared {
+                    front.identity = front.entry.identity.unshared();
+                    front.unshared = true;
+                }
+                hit.take().expect("one entry is applied")(&front.entry, &front.identity)
+            }))
         });
         let result = match front {
             Some(result) => result,
             None => {
                 let entry = cache.get(&key).ok_or(Miss::Absent)?;
-                let result = apply(&entry);
+                let result = self
+                    .check(&entry, token, now_unix, now)
+                    .map(|()| hit.take().expect("one entry is applied")(&entry, &entry.identity));
                 if result.is_ok() {
-                    RECENT.with(|r| *r.borrow_mut() = Some((self.id, key, entry)));
+                    RECENT.with(|r| {
+                        *r.borrow_mut() = Some(Recent {
+                            cache: self.id,
+                            key,
+                            identity: entry.identity.clone(),
+                            entry,
+                            unshared: false,
+                        });
+                    });
                 }
                 result
             }
@@ -150,7 +180,7 @@ impl TokenCache {
                 let mut recent = r.borrow_mut();
                 if recent
                     .as_ref()
-                    .is_some_and(|(id, k, _)| *id == self.id && *k == key)
+                    .is_some_and(|f| f.cache == self.id && f.key == key)
                 {
                     *recent = None;
                 }
