@@ -3,11 +3,11 @@
 # served on 127.0.0.1 and driven by wrk for a fixed time; prints requests/s, p99 latency and
 # the server's CPU time per request, each beside the no-auth baseline measured in the same run.
 #
-#   benches/load.sh                 # 2 threads, 32 connections, 4 s per run, 3 rounds (~4 min)
-#   DURATION=2s ROUNDS=1 benches/load.sh   # shorter
+#   benches/load.sh                 # 2 threads, 32 connections, 2 s per run, 6 rounds (~4 min)
+#   DURATION=1s ROUNDS=2 benches/load.sh   # shorter
 #   benches/load.sh no_auth ours_api_key   # only these variants (no_auth is always first)
 #
-# Throughput on a shared 2-core VM drifts by 10-25% over tens of seconds, more than the gap
+# Throughput on a shared 2-core VM drifts by 10-25% within seconds, more than the gap
 # being measured, so every variant is compared with the no-auth baseline measured right before
 # and right after it: each round runs no_auth, v1, no_auth, v2, ..., no_auth (every other round
 # in reverse order), a variant's ratio in a round is to the mean of its two neighbours, and the
@@ -24,8 +24,8 @@ set -euo pipefail
 
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
-DURATION=${DURATION:-4s}
-ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-2s}
+ROUNDS=${ROUNDS:-6}
 ALL=(no_auth ours_api_key ours_oidc_cached ours_oidc_cold ours_chain_oidc_cached
     jwt_authorizer axum_jwt_auth tower_oauth2_resource_server)
 
