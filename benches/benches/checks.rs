@@ -310,10 +310,7 @@ fn checks(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30);
+    config = support::criterion();
     targets = checks
 }
 criterion_main!(benches);

@@ -37,6 +37,15 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
 
+/// The criterion settings of every benchmark here: 1 s of warm-up, 3 s of measurement and 30
+/// samples (BENCHMARKS.md quotes them).
+pub(crate) fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+}
+
 pub(crate) const ISSUER: &str = "https://login.example.com";
 pub(crate) const AUDIENCE: &str = "api://orders";
 pub(crate) const HMAC_SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench-secret";
