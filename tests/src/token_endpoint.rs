@@ -26,6 +26,8 @@ use tokio::sync::watch;
 use crate::idp::{DISCOVERY_PATH, SigningKey};
 
 pub const TOKEN_PATH: &str = "/token";
+/// Where RFC 8414 puts an authorization server's metadata (for an issuer without a path).
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// What one token request carried (never the secret).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,6 +57,8 @@ struct Shared {
     status: Mutex<Option<(u16, Option<u64>)>>,
     reject_all: Mutex<bool>,
     discovery_issuer: Mutex<Option<String>>,
+    /// Serve the metadata only where RFC 8414 puts it, as an OAuth-only server does.
+    rfc8414_only: Mutex<bool>,
     recorded: Mutex<Vec<TokenRequest>>,
     issued: AtomicU64,
     discovery_requests: AtomicU64,
@@ -113,6 +117,7 @@ impl TokenEndpoint {
             status: Mutex::new(None),
             reject_all: Mutex::new(false),
             discovery_issuer: Mutex::new(None),
+            rfc8414_only: Mutex::new(false),
             recorded: Mutex::default(),
             issued: AtomicU64::new(0),
             discovery_requests: AtomicU64::new(0),
@@ -170,6 +175,12 @@ impl TokenEndpoint {
         *self.shared.discovery_issuer.lock().unwrap() = issuer;
     }
 
+    /// Serves the document only at RFC 8414's [`METADATA_PATH`], answering 404 at the OpenID
+    /// Connect discovery path, as an OAuth 2.0 server without OpenID Connect does.
+    pub fn serve_rfc8414_only(&self) {
+        *self.shared.rfc8414_only.lock().unwrap() = true;
+    }
+
     /// Requests to [`TOKEN_PATH`] (refused ones included; not those closed while down).
     pub fn token_requests(&self) -> u64 {
         *self.shared.token_requests.borrow()
@@ -219,8 +230,16 @@ async fn respond(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let path = request.uri().path().to_owned();
-    if path == DISCOVERY_PATH {
+    if path == DISCOVERY_PATH || path == METADATA_PATH {
         shared.discovery_requests.fetch_add(1, Ordering::SeqCst);
+        let served = if *shared.rfc8414_only.lock().unwrap() {
+            METADATA_PATH
+        } else {
+            DISCOVERY_PATH
+        };
+        if path != served {
+            return Ok(reply(404, &json!({"error": "not_found"})));
+        }
         let issuer = shared
             .discovery_issuer
             .lock()

@@ -63,6 +63,39 @@ async fn discovery_names_the_token_endpoint_once() {
 }
 
 #[tokio::test]
+async fn an_oauth_server_without_openid_discovery_is_found_by_its_rfc8414_metadata() {
+    let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
+    endpoint.serve_rfc8414_only();
+    let source = ClientCredentials::from_issuer(endpoint.issuer(), ID, SECRET).unwrap();
+    let tokens = TokenCache::start(source.clone()).await.unwrap();
+    assert_eq!(
+        source.token_endpoint().unwrap().to_string(),
+        endpoint.token_url()
+    );
+    tokens.token().await.unwrap();
+    assert_eq!(endpoint.token_requests(), 1);
+    assert_eq!(
+        endpoint.discovery_requests(),
+        2,
+        "404 at the OpenID path, then RFC 8414's"
+    );
+}
+
+#[tokio::test]
+async fn discovery_that_fails_otherwise_is_not_retried_elsewhere() {
+    let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
+    endpoint.set_status(Some((503, None)));
+    let source = ClientCredentials::from_issuer(endpoint.issuer(), ID, SECRET).unwrap();
+    let err = TokenCache::start(source).await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Unavailable);
+    assert_eq!(
+        endpoint.discovery_requests(),
+        1,
+        "an outage is not a reason to look elsewhere"
+    );
+}
+
+#[tokio::test]
 async fn discovery_for_another_issuer_is_refused() {
     let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
     endpoint.set_discovery_issuer(Some("https://evil.example".into()));

@@ -26,7 +26,7 @@
 //! ```
 //!
 //! - Sources ([`TokenSource`]): [`ClientCredentials`] (OAuth 2.0 client credentials against a
-//!   token endpoint or an issuer's discovery document), [`TokenExchange`] (our own
+//!   token endpoint or an issuer's OpenID Connect or RFC 8414 metadata), [`TokenExchange`] (our own
 //!   `POST /auth/token`), [`StaticToken`] and [`FnSource`].
 //! - [`TokenCache`] wraps every source: refresh ahead of expiry with jitter, one fetch at a
 //!   time, the current token kept while refreshes fail, backoff, and a typed [`TokenError`]

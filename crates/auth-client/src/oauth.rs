@@ -43,7 +43,10 @@ enum Endpoint {
     Url(Uri),
     Issuer {
         issuer: Arc<str>,
+        /// `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery).
         discovery: Uri,
+        /// The RFC 8414 metadata URL, asked when the first answers 404.
+        metadata: Uri,
         token_endpoint: Arc<OnceCell<Uri>>,
     },
 }
@@ -95,8 +98,10 @@ impl ClientCredentials {
     }
 
     /// A grant at the `token_endpoint` named by `issuer`'s discovery document
-    /// (`{issuer}/.well-known/openid-configuration`), fetched at the first token request.
-    /// The document must name exactly `issuer` (OpenID Connect Discovery section 4.3).
+    /// (`{issuer}/.well-known/openid-configuration`), fetched at the first token request, or,
+    /// when that is not found (404), by its OAuth 2.0 authorization server metadata (RFC 8414:
+    /// `/.well-known/oauth-authorization-server` then the issuer's path). The document must
+    /// name exactly `issuer` (OpenID Connect Discovery section 4.3, RFC 8414 section 3.3).
     ///
     /// # Errors
     /// As [`ClientCredentials::new`], for the issuer URL.
@@ -114,9 +119,11 @@ impl ClientCredentials {
             issuer.trim_end_matches('/')
         );
         let discovery = endpoint_uri("issuer", &discovery)?;
+        let metadata = endpoint_uri("issuer", &rfc8414_metadata_url(&uri))?;
         let endpoint = Endpoint::Issuer {
             issuer: issuer.into(),
             discovery,
+            metadata,
             token_endpoint: Arc::new(OnceCell::new()),
         };
         Self::build(endpoint, client_id.into(), client_secret.into())
@@ -194,10 +201,11 @@ impl ClientCredentials {
             Endpoint::Issuer {
                 issuer,
                 discovery,
+                metadata,
                 token_endpoint,
             } => {
                 token_endpoint
-                    .get_or_try_init(|| discover(&self.http, issuer, discovery))
+                    .get_or_try_init(|| discover(&self.http, issuer, discovery, metadata))
                     .await
             }
         }
@@ -353,8 +361,28 @@ struct Discovery {
     token_endpoint: Option<String>,
 }
 
-async fn discover(http: &HttpClient, issuer: &str, discovery: &Uri) -> Result<Uri, TokenError> {
-    let reply = http.get(discovery).await.map_err(unreachable_error)?;
+/// RFC 8414 section 3.1: the well-known segment goes between the host and the issuer's path
+/// (`https://as.example/tenant` -> `https://as.example/.well-known/oauth-authorization-server/tenant`).
+fn rfc8414_metadata_url(issuer: &Uri) -> String {
+    let authority = issuer.authority().map_or("", |a| a.as_str());
+    let scheme = issuer.scheme_str().unwrap_or("https");
+    let path = issuer.path().trim_end_matches('/');
+    format!("{scheme}://{authority}/.well-known/oauth-authorization-server{path}")
+}
+
+/// The token endpoint in `issuer`'s OpenID Connect discovery document, or in its RFC 8414
+/// metadata when there is no such document (404). Any other failure of the first is the answer:
+/// an outage is not a reason to look elsewhere.
+async fn discover(
+    http: &HttpClient,
+    issuer: &str,
+    discovery: &Uri,
+    metadata: &Uri,
+) -> Result<Uri, TokenError> {
+    let mut reply = http.get(discovery).await.map_err(unreachable_error)?;
+    if reply.status == StatusCode::NOT_FOUND {
+        reply = http.get(metadata).await.map_err(unreachable_error)?;
+    }
     if let Some(error) = status_error(&reply) {
         return Err(error);
     }
@@ -591,6 +619,27 @@ mod tests {
         }
         assert!(ClientCredentials::from_issuer("https://a.example?x=1", "c", "s").is_err());
         assert!(ClientCredentials::new("https://a.example/t", "", "s").is_err());
+    }
+
+    #[test]
+    fn rfc8414_metadata_goes_before_the_issuers_path() {
+        let url = |issuer: &str| rfc8414_metadata_url(&issuer.parse().unwrap());
+        assert_eq!(
+            url("https://as.example"),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            url("https://as.example/"),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            url("https://as.example:8443/tenants/a/"),
+            "https://as.example:8443/.well-known/oauth-authorization-server/tenants/a"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9000/realms/x"),
+            "http://127.0.0.1:9000/.well-known/oauth-authorization-server/realms/x"
+        );
     }
 
     #[tokio::test]
