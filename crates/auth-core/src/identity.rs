@@ -86,12 +86,14 @@ impl Identity {
         }
     }
 
-    /// A copy of this identity that shares no memory with it.
+    /// A copy of this identity with a reference count of its own.
     ///
     /// Every clone of one identity writes the same reference count, and when requests on
     /// several cores are handed clones of it, that count's cache line moves between the cores
     /// on every clone and drop. An authenticator that serves one identity again and again on a
-    /// thread can keep an unshared copy per thread and hand out clones of that instead.
+    /// thread can keep an unshared copy per thread and hand out clones of that instead. (The
+    /// method's key name or issuer is still shared, touched only when a copy is made or
+    /// dropped.)
     #[must_use]
     pub fn unshared(&self) -> Identity {
         Identity(Arc::new(Inner::clone(&self.0)))
@@ -258,21 +260,33 @@ mod tests {
 
     #[test]
     fn an_unshared_copy_is_equal_and_separate() {
-        let identity = Identity::builder("svc", AuthMethod::ApiKey { name: "svc".into() })
+        let mut claims = Map::new();
+        claims.insert("tenant".into(), Value::from("acme"));
+        let expiry = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000_000);
+        let identity = Identity::builder("svc", key("svc"))
             .name("Service")
+            .email("svc@example.com")
             .role("ops")
+            .claims(claims)
+            .expires_at(expiry)
             .build();
         let copy = identity.unshared();
         assert!(!Arc::ptr_eq(&identity.0, &copy.0));
         assert_eq!(
+            (copy.subject(), copy.name(), copy.email(), copy.method()),
             (
-                copy.subject(),
-                copy.name(),
-                copy.method(),
-                copy.has_role("ops")
-            ),
-            (identity.subject(), identity.name(), identity.method(), true)
+                identity.subject(),
+                identity.name(),
+                identity.email(),
+                identity.method()
+            )
         );
+        assert!(copy.has_role("ops"));
+        assert_eq!(
+            copy.claims().and_then(|c| c.get("tenant")),
+            Some(&Value::from("acme"))
+        );
+        assert_eq!(copy.expires_at(), Some(expiry));
         assert_eq!(format!("{copy:?}"), format!("{identity:?}"));
     }
 

@@ -96,8 +96,9 @@ impl<'de> Visitor<'de> for MaybeTextVisitor {
 }
 
 /// Whether a payload, however malformed otherwise (repeated names included), has an `iss`
-/// member equal to `issuer`: used only to decide that a broken token claims to be ours, so
-/// that it is rejected rather than passed on, never to accept one.
+/// member equal to `issuer`: used to decide whether a token is ours to judge (so that a broken
+/// or foreign-looking token naming our issuer is rejected rather than passed on), never to
+/// accept one.
 pub(crate) fn names_issuer(bytes: &[u8], issuer: &str) -> bool {
     // Without a backslash anywhere, the issuer can only be named by its own characters: a
     // text holding neither (nearly every other issuer's token going by) needs no parsing.

@@ -205,7 +205,8 @@ fn judge_header(segment: &str) -> Header {
     Header::Hs256
 }
 
-/// Whether a payload segment that failed strict parsing still names our issuer.
+/// Whether a payload segment names our issuer, however it is encoded or malformed: asked of
+/// every token whose header is not ours, and of ours that fail strict parsing.
 fn claims_our_issuer(segment: &str, issuer: &str) -> bool {
     let decoded = URL_SAFE_NO_PAD
         .decode(segment)

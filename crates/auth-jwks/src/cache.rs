@@ -63,10 +63,9 @@ struct Recent {
     cache: u64,
     key: u64,
     entry: Arc<Entry>,
-    /// The identity to hand out: the entry's, or once the entry has been served twice in a
-    /// row on this thread, this thread's own copy of it ([`Identity::unshared`]).
-    identity: Identity,
-    unshared: bool,
+    /// This thread's own copy of the entry's identity ([`Identity::unshared`]), made when the
+    /// entry is served a second time in a row.
+    identity: Option<Identity>,
 }
 
 thread_local! {
@@ -146,11 +145,10 @@ impl TokenCache {
                 .as_mut()
                 .filter(|f| f.cache == self.id && f.key == key)?;
             Some(self.check(&front.entry, token, now_unix, now).map(|()| {
-                if !front.unshared {
-                    front.identity = front.entry.identity.unshared();
-                    front.unshared = true;
-                }
-                hit.take().expect("one entry is applied")(&front.entry, &front.identity)
+                let identity = front
+                    .identity
+                    .get_or_insert_with(|| front.entry.identity.unshared());
+                hit.take().expect("one entry is applied")(&front.entry, identity)
             }))
         });
         let result = match front {
@@ -165,9 +163,8 @@ impl TokenCache {
                         *r.borrow_mut() = Some(Recent {
                             cache: self.id,
                             key,
-                            identity: entry.identity.clone(),
                             entry,
-                            unshared: false,
+                            identity: None,
                         });
                     });
                 }
