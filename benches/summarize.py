@@ -111,6 +111,9 @@ def main():
     fid = "check_chain_rs256/hmac_not_mine_part"
     print(f"| of which: hmac passing on the OIDC token | {fmt(median_ns(fid))} | {a(allocs, fid)} "
           "| | | | | | |")
+    fid = "check_chain_rs256/oidc_not_mine_part"
+    print(f"| (default order api_key, oidc, hmac: oidc passing on an HMAC token) | {fmt(median_ns(fid))} "
+          f"| {a(allocs, fid)} | | | | | | |")
     fid = "check_request_overhead/noop_service"
     print(f"| (building a request and calling a no-op service: part of tower-oauth2's figure) "
           f"| {fmt(median_ns(fid))} | {a(allocs, fid)} | | | | | | |")

@@ -295,6 +295,14 @@ fn checks(c: &mut Criterion) {
             Check::Ready(Outcome::NotMine)
         ))
     });
+    // The default order (api_key, oidc, hmac) the other way round: the OIDC authenticator
+    // passing on an HMAC role token (a cache probe and a look at its issuer).
+    g.bench("oidc_not_mine_part", || {
+        assert!(matches!(
+            cached.authenticate(Credential::Bearer(black_box(&hmac_token))),
+            Check::Ready(Outcome::NotMine)
+        ))
+    });
     for (name, oidc) in [("ours_cached", &cached), ("ours_cold", &cold)] {
         let authenticators: [&dyn Authenticator; 3] = [&api, &hmac, oidc];
         g.bench(name, || {
