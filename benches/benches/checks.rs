@@ -13,7 +13,6 @@ use std::hash::BuildHasher;
 use std::hint::black_box;
 use std::time::Duration;
 
-use auth_core::{Authenticator, Check, Credential, Outcome};
 use axum::body::Body;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
@@ -21,6 +20,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use tower::{Layer, Service, ServiceExt};
+use tower_auth_core::{Authenticator, Check, Credential, Outcome};
 
 #[allow(dead_code)] // each bench target uses part of the fixtures
 mod support;
@@ -37,7 +37,7 @@ fn authenticated(check: Check) -> bool {
     }
 }
 
-/// The loop of auth-layer's `Chain::run`: the first authenticator that claims the credential decides.
+/// The loop of tower-auth's `Chain::run`: the first authenticator that claims the credential decides.
 fn chain(authenticators: &[&dyn Authenticator], credential: Credential<'_>) -> Check {
     for authenticator in authenticators {
         match authenticator.authenticate(credential) {
@@ -186,7 +186,7 @@ fn checks(c: &mut Criterion) {
         if key.alg == "RS256" {
             // Reference: the SHA-256 of the token, which a cache hit used to start with.
             g.bench("ref_sha256_of_token", || {
-                black_box(auth_core::sha256_digest(black_box(token).as_bytes()));
+                black_box(tower_auth_core::sha256_digest(black_box(token).as_bytes()));
             });
             // What a keyed SipHash-1-3 (std's `RandomState`) of the whole token costs.
             let state = std::hash::RandomState::new();
@@ -261,7 +261,7 @@ fn checks(c: &mut Criterion) {
     g.group.bench_function("ref_sha256_of_token", |b| {
         b.iter_custom(|iters| {
             both(iters, &|| {
-                black_box(auth_core::sha256_digest(black_box(rs256).as_bytes()));
+                black_box(tower_auth_core::sha256_digest(black_box(rs256).as_bytes()));
             })
         })
     });
@@ -276,12 +276,12 @@ fn checks(c: &mut Criterion) {
         http::header::AUTHORIZATION,
         format!("Bearer {rs256}").parse().unwrap(),
     );
-    let extractor = auth_core::CredentialExtractor::default();
+    let extractor = tower_auth_core::CredentialExtractor::default();
     g.bench("bearer_800_bytes", || {
         black_box(extractor.extract(black_box(&headers)).unwrap().unwrap());
     });
     g.bench("is_b64token_800_bytes", || {
-        assert!(auth_core::is_b64token(black_box(rs256.as_bytes())));
+        assert!(tower_auth_core::is_b64token(black_box(rs256.as_bytes())));
     });
     g.finish();
 

@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
-use auth_layer::grpc::RequestIdentity;
-use auth_layer::{AuthLayer, RequireRoles};
 use tonic::{Request, Response, Status};
+use tower_auth::grpc::RequestIdentity;
+use tower_auth::{AuthLayer, RequireRoles};
 
 /// Code generated from `examples/proto/demo.proto` (see `examples/proto/generate.sh`).
 #[allow(clippy::all, missing_docs, unreachable_pub)]

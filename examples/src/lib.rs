@@ -3,12 +3,12 @@
 
 pub mod grpc;
 
-use auth_core::Identity;
-use auth_layer::{AuthLayer, RequireRoles};
 use axum::routing::get;
 use axum::{Json, Router};
 use rand::RngCore;
 use serde_json::{Value, json};
+use tower_auth::{AuthLayer, RequireRoles};
+use tower_auth_core::Identity;
 
 /// Roles `/metrics` needs, both of them.
 pub const METRICS_ROLES: [&str; 2] = ["runtime.health:read", "runtime.metrics:read"];

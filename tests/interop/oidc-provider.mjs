@@ -1,4 +1,4 @@
-// A real OpenID provider (panva/oidc-provider v9) on 127.0.0.1 for the auth-jwks interop test.
+// A real OpenID provider (panva/oidc-provider v9) on 127.0.0.1 for the tower-auth-oidc interop test.
 //
 // One confidential client may use the client_credentials grant; access tokens for the
 // resource indicator RESOURCE are JWTs (RFC 9068, typ at+jwt) signed with ES256 or RS256.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use auth_core::{AuthErrorKind, Authenticator, Check, Clock, Credential, Identity, Outcome};
+use tower_auth_core::{AuthErrorKind, Authenticator, Check, Clock, Credential, Identity, Outcome};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;

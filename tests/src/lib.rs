@@ -12,12 +12,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use auth_layer::AuthConfig;
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use tower_auth::AuthConfig;
 
 /// Serves `respond` on `listener` with HTTP/1.1, one request per connection, so that a fault
 /// switched on now applies to the very next request. `admit` runs for every accepted
@@ -65,7 +65,7 @@ pub async fn jump(by: std::time::Duration) {
 }
 
 /// The access token itself, for comparing tokens in tests.
-pub fn token_text(token: &auth_client::Token) -> String {
+pub fn token_text(token: &tower_auth_client::Token) -> String {
     String::from_utf8(token.secret().expose_secret().to_vec()).unwrap()
 }
 

@@ -124,7 +124,7 @@ async fn wrong_short_long_or_padded_keys_get_the_same_401() {
 /// RFC 9110 section 5.5: a field value does not include leading or trailing whitespace, and
 /// a recipient must exclude it before evaluating the value. The HTTP parser strips it, so
 /// ` KEY ` *is* `KEY` on the wire; padding the transport keeps (inside the value, or a
-/// non-ASCII space) is refused above, and the extractor itself never trims (auth-core tests).
+/// non-ASCII space) is refused above, and the extractor itself never trims (tower-auth-core tests).
 #[tokio::test]
 async fn leading_and_trailing_whitespace_is_not_part_of_a_header_value() {
     let addr = demo().await;
@@ -251,7 +251,7 @@ async fn an_exempt_route_still_gets_the_identity() {
     let app = axum::Router::new()
         .route(
             "/whoami-optional",
-            axum::routing::get(|id: Option<auth_core::Identity>| async move {
+            axum::routing::get(|id: Option<tower_auth_core::Identity>| async move {
                 id.map_or("anonymous".to_owned(), |i| i.subject().to_owned())
             }),
         )
@@ -279,7 +279,7 @@ async fn identity_headers_sent_by_the_client_are_stripped() {
         .route(
             "/echo",
             axum::routing::get(|headers: http::HeaderMap| async move {
-                auth_layer::STRIPPED_IDENTITY_HEADERS
+                tower_auth::STRIPPED_IDENTITY_HEADERS
                     .iter()
                     .filter(|h| headers.contains_key(*h))
                     .count()
@@ -294,7 +294,7 @@ async fn identity_headers_sent_by_the_client_are_stripped() {
         )
         .layer(auth);
     let addr = serve(app).await;
-    let spoofed: Vec<(&str, &str)> = auth_layer::STRIPPED_IDENTITY_HEADERS
+    let spoofed: Vec<(&str, &str)> = tower_auth::STRIPPED_IDENTITY_HEADERS
         .iter()
         .map(|h| (h.as_str(), "root"))
         .collect();
@@ -354,7 +354,7 @@ async fn a_custom_api_key_header() {
 }
 
 fn hex_digest(key: &str) -> String {
-    auth_core::sha256_digest(key.as_bytes())
+    tower_auth_core::sha256_digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -1,12 +1,12 @@
-//! auth-client end to end: the client credentials grant against a real token endpoint on
+//! tower-auth-client end to end: the client credentials grant against a real token endpoint on
 //! 127.0.0.1:0, cached and refreshed by `TokenCache` on Tokio's clock.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use auth_client::{ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
 use auth_tests::token_endpoint::{TOKEN_PATH, TokenEndpoint};
 use auth_tests::{jump, token_text};
+use tower_auth_client::{ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
 
 const ID: &str = "reporting";
 const SECRET: &str = "s3cr3t-7c4a8d09ca3762af61e59520943dc26494f8941b";

@@ -1,4 +1,4 @@
-//! auth-client against our own token-exchange endpoint (`auth_hmac::TokenExchange` at
+//! tower-auth-client against our own token-exchange endpoint (`tower_auth_hmac::TokenExchange` at
 //! `POST /auth/token`): exchange, refresh, a callable credential, and the role token it
 //! yields accepted by the demo behind the HMAC authenticator.
 
@@ -7,10 +7,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_client::{BearerLayer, TokenCache, TokenError, TokenErrorKind, TokenExchange};
-use auth_core::{Secret, sha256_digest};
-use auth_hmac::{HmacAuthenticator, HmacConfig, TOKEN_PATH, TokenClients};
-use auth_layer::AuthLayer;
 use auth_tests::serve;
 use auth_tests::{jump, token_text};
 use axum::Router;
@@ -19,6 +15,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_auth::AuthLayer;
+use tower_auth_client::{BearerLayer, TokenCache, TokenError, TokenErrorKind, TokenExchange};
+use tower_auth_core::{Secret, sha256_digest};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig, TOKEN_PATH, TokenClients};
 
 const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-client-tests";
 const CLIENT: &str = "metrics-agent";
@@ -38,8 +38,8 @@ async fn exchange_server(config: &HmacConfig) -> (String, Arc<AtomicU64>) {
         ),
     )
     .unwrap();
-    let exchange =
-        auth_hmac::TokenExchange::new(config.clone(), clients).lifetime(Duration::from_secs(600));
+    let exchange = tower_auth_hmac::TokenExchange::new(config.clone(), clients)
+        .lifetime(Duration::from_secs(600));
     let requests = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&requests);
     let counted = ServiceBuilder::new()

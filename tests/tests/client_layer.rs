@@ -8,16 +8,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use auth_client::{
-    BearerLayer, ClientCredentials, FnSource, StaticToken, Token, TokenCache, TokenError,
-    TokenErrorKind,
-};
-use auth_core::{Admins, Clock};
 use auth_examples::grpc::pb::WhoAmIRequest;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
-use auth_layer::AuthLayer;
 use auth_tests::idp::{AUDIENCE, SigningKey, TestIdp};
 use auth_tests::token_endpoint::TokenEndpoint;
 use auth_tests::{KEY_A, config, serve};
@@ -31,6 +24,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tonic::transport::Channel;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_auth::AuthLayer;
+use tower_auth_client::{
+    BearerLayer, ClientCredentials, FnSource, StaticToken, Token, TokenCache, TokenError,
+    TokenErrorKind,
+};
+use tower_auth_core::{Admins, Clock};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 const ID: &str = "orders-reporter";
 const SECRET: &str = "s3cr3t-0b8d2a4e6c1f3a5b7d9e0f2a4c6e8b1d";
@@ -158,7 +158,7 @@ async fn no_token_means_an_error_from_the_client_not_a_request() {
     let err = err.downcast::<TokenError>().unwrap();
     assert_eq!(err.kind(), TokenErrorKind::InvalidClient);
 
-    // auth-client's `tonic` feature: the code the error stands for, not UNKNOWN.
+    // tower-auth-client's `tonic` feature: the code the error stands for, not UNKNOWN.
     let status = DemoClient::new(ServiceBuilder::new().layer(layer).service(channel.clone()))
         .who_am_i(WhoAmIRequest {})
         .await

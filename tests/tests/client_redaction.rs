@@ -1,11 +1,8 @@
-//! auth-client never shows a token or a secret: not in `Debug` output, not in errors, not in
+//! tower-auth-client never shows a token or a secret: not in `Debug` output, not in errors, not in
 //! logs at any level (hyper's and tonic's included), whatever happens.
 
 use std::time::Duration;
 
-use auth_client::{
-    BearerLayer, ClientAuth, ClientCredentials, StaticToken, TokenCache, TokenExchange,
-};
 use auth_examples::grpc::pb::WhoAmIRequest;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use auth_examples::grpc::{grpc_auth, serve_grpc};
@@ -17,6 +14,9 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_auth_client::{
+    BearerLayer, ClientAuth, ClientCredentials, StaticToken, TokenCache, TokenExchange,
+};
 
 const ID: &str = "redaction-client";
 const SECRET: &str = "client-secret-6f1ed002ab5595859014ebf0951522d9";

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auth_core::{Clock, sha256_digest};
 use auth_examples::grpc::pb::WhoAmIRequest;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_hmac::HmacConfig;
 use auth_tests::{KEY_A, config, get, serve};
 use tonic::Code;
+use tower_auth_core::{Clock, sha256_digest};
+use tower_auth_hmac::HmacConfig;
 
 const SECRET: &str = "c2VjcmV0LWZvci1obWFjLXJvbGUtdG9rZW5zLWluLXRlc3Rz";
 const CLIENT_SECRET: &str = "7d1a54127b222502f5b79b5fb0803061152a44f92b37e23c6527baf665d4da9a";

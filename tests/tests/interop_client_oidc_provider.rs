@@ -1,4 +1,4 @@
-//! auth-client against a real OpenID provider: panva/oidc-provider v9 (tests/interop), started
+//! tower-auth-client against a real OpenID provider: panva/oidc-provider v9 (tests/interop), started
 //! on loopback. The client credentials grant through discovery, tokens reused and refreshed
 //! on Tokio's clock, single-flight, the provider gone during a refresh, and rejected clients;
 //! the tokens it gets are accepted by our own OIDC authenticator behind the demo.
@@ -9,10 +9,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use auth_client::{BearerLayer, ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
-use auth_core::{Admins, Clock};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
-use auth_layer::AuthLayer;
 use auth_tests::idp::unb64;
 use auth_tests::oidc_provider::OidcProvider;
 use auth_tests::serve;
@@ -23,6 +19,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_auth::AuthLayer;
+use tower_auth_client::{BearerLayer, ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
+use tower_auth_core::{Admins, Clock};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 /// The provider, and the grants this suite makes against it.
 struct Peer(OidcProvider);

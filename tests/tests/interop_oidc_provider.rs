@@ -5,8 +5,6 @@
 //! Needs `npm ci --prefix tests/interop` first (`tests/interop/run` does it).
 #![cfg(feature = "interop")]
 
-use auth_core::{Admins, Clock, Outcome};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use auth_tests::idp::{accepted, assert_refused, b64, run, unb64};
 use auth_tests::oidc_provider::OidcProvider;
 use base64::Engine;
@@ -15,6 +13,8 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tower_auth_core::{Admins, Clock, Outcome};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 /// The provider, signing with one algorithm, and what this suite does with it.
 struct Provider(OidcProvider);

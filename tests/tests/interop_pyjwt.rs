@@ -10,9 +10,9 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::{Authenticator, Check, Credential, Outcome, Secret};
-use auth_hmac::{HmacAuthenticator, HmacConfig, create_access_token, decode_access_token};
 use serde_json::{Value, json};
+use tower_auth_core::{Authenticator, Check, Credential, Outcome, Secret};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig, create_access_token, decode_access_token};
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-interop-secret";
 

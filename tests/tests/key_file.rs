@@ -70,7 +70,7 @@ async fn a_bad_file_refuses_to_start() {
     let file = TempFile::new("bad", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     let vars = [("API_KEYS_FILE", file.0.to_str().unwrap())];
     let vars: std::collections::HashMap<_, _> = vars.into_iter().collect();
-    let error = auth_layer::AuthConfig::from_lookup("", |n| vars.get(n).map(|v| (*v).to_owned()))
+    let error = tower_auth::AuthConfig::from_lookup("", |n| vars.get(n).map(|v| (*v).to_owned()))
         .unwrap_err();
     assert_eq!(error.variable(), "API_KEYS_FILE");
     assert!(error.message().contains("key #1"), "{error}");

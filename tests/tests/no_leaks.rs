@@ -1,7 +1,7 @@
 //! Credentials never reach logs or response bodies; the fingerprint is what correlates.
 
-use auth_core::Fingerprint;
 use auth_tests::{CapturedLogs, KEY_A, config, get, serve};
+use tower_auth_core::Fingerprint;
 
 #[tokio::test(flavor = "current_thread")]
 async fn credentials_appear_in_no_log_line_and_no_body() {

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use auth_core::{Admins, Clock, Outcome};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig, OidcConfigBuilder};
 use auth_tests::idp::{
     AUDIENCE, Fault, NOW, SigningKey, TestIdp, accepted, assert_refused, assert_unavailable, ready,
     run, warp,
 };
 use serde_json::json;
+use tower_auth_core::{Admins, Clock, Outcome};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig, OidcConfigBuilder};
 
 const REFRESH: Duration = Duration::from_secs(60);
 
@@ -341,9 +341,12 @@ async fn f8_f11_unannounced_rotation_one_coalesced_refetch() {
     let pending: Vec<_> = (0..20)
         .map(|i| {
             let t = token(&idp, &new, &clock, &format!("u{i}"));
-            match auth_core::Authenticator::authenticate(&auth, auth_core::Credential::Bearer(&t)) {
-                auth_core::Check::Pending(f) => f,
-                auth_core::Check::Ready(o) => panic!("should wait for the refetch: {o:?}"),
+            match tower_auth_core::Authenticator::authenticate(
+                &auth,
+                tower_auth_core::Credential::Bearer(&t),
+            ) {
+                tower_auth_core::Check::Pending(f) => f,
+                tower_auth_core::Check::Ready(o) => panic!("should wait for the refetch: {o:?}"),
             }
         })
         .collect();
@@ -401,9 +404,12 @@ async fn f10_unknown_kid_flood_costs_one_fetch_and_no_latency() {
     for i in 0..50 {
         let header = json!({"alg": "ES256", "kid": format!("bogus-{i}")});
         let t = bogus.mint(&header, &idp.claims("x"));
-        match auth_core::Authenticator::authenticate(&auth, auth_core::Credential::Bearer(&t)) {
-            auth_core::Check::Pending(f) => waiting.push(f),
-            auth_core::Check::Ready(o) => assert_eq!(assert_refused(&o), "unknown_kid"),
+        match tower_auth_core::Authenticator::authenticate(
+            &auth,
+            tower_auth_core::Credential::Bearer(&t),
+        ) {
+            tower_auth_core::Check::Pending(f) => waiting.push(f),
+            tower_auth_core::Check::Ready(o) => assert_eq!(assert_refused(&o), "unknown_kid"),
         }
         // Valid tokens are decided at once while the flood's fetch hangs.
         accepted(
@@ -443,9 +449,12 @@ async fn f11_thundering_herd_of_first_requests_makes_one_fetch() {
     let pending: Vec<_> = (0..32)
         .map(|i| {
             let t = token(&idp, &key, &clock, &format!("u{i}"));
-            match auth_core::Authenticator::authenticate(&auth, auth_core::Credential::Bearer(&t)) {
-                auth_core::Check::Pending(f) => tokio::spawn(f),
-                auth_core::Check::Ready(o) => panic!("first load must be awaited: {o:?}"),
+            match tower_auth_core::Authenticator::authenticate(
+                &auth,
+                tower_auth_core::Credential::Bearer(&t),
+            ) {
+                tower_auth_core::Check::Pending(f) => tokio::spawn(f),
+                tower_auth_core::Check::Ready(o) => panic!("first load must be awaited: {o:?}"),
             }
         })
         .collect();
@@ -467,11 +476,13 @@ async fn f12_cancelled_request_does_not_kill_the_shared_fetch() {
     idp.publish(&new);
     idp.hold();
     let t = token(&idp, &new, &clock, "u");
-    let future =
-        match auth_core::Authenticator::authenticate(&auth, auth_core::Credential::Bearer(&t)) {
-            auth_core::Check::Pending(f) => f,
-            auth_core::Check::Ready(o) => panic!("should wait: {o:?}"),
-        };
+    let future = match tower_auth_core::Authenticator::authenticate(
+        &auth,
+        tower_auth_core::Credential::Bearer(&t),
+    ) {
+        tower_auth_core::Check::Pending(f) => f,
+        tower_auth_core::Check::Ready(o) => panic!("should wait: {o:?}"),
+    };
     // Poll it until the fetch reaches the IdP, then cancel the request.
     let mut future = Box::pin(future);
     tokio::select! {
@@ -692,7 +703,7 @@ async fn logs_carry_reason_and_fingerprint_never_the_token() {
     idp.set_fault(Fault::Status(503, Some(30)));
     refresh(&auth, &idp, &clock, REFRESH).await;
     let text = logs.text();
-    let fingerprint = auth_core::Fingerprint::of(bad.as_bytes()).to_string();
+    let fingerprint = tower_auth_core::Fingerprint::of(bad.as_bytes()).to_string();
     assert!(
         text.contains("expired") && text.contains(&fingerprint),
         "{text}"

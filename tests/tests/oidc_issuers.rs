@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use auth_core::{Admins, Clock, Outcome};
-use auth_jwks::{OidcAuthenticator, OidcConfig};
 use auth_tests::idp::{NOW, SigningKey, TestIdp, accepted, assert_refused, ready, run, warp};
 use serde_json::json;
+use tower_auth_core::{Admins, Clock, Outcome};
+use tower_auth_oidc::{OidcAuthenticator, OidcConfig};
 
 struct Three {
     rs: (TestIdp, SigningKey),

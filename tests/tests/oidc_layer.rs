@@ -4,16 +4,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auth_core::Clock;
 use auth_examples::grpc::pb::WhoAmIRequest;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_hmac::HmacConfig;
-use auth_layer::AuthLayer;
 use auth_tests::idp::{Fault, SigningKey, TestIdp};
 use auth_tests::{CapturedLogs, KEY_A, config, get, serve};
 use serde_json::json;
 use tonic::Code;
+use tower_auth::AuthLayer;
+use tower_auth_core::Clock;
+use tower_auth_hmac::HmacConfig;
 
 const SECRET: &str = "c2VjcmV0LWZvci1obWFjLXJvbGUtdG9rZW5zLWluLXRlc3Rz";
 

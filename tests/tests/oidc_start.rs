@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use auth_core::{Admins, Clock};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use auth_tests::idp::{AUDIENCE, NOW, SigningKey, TestIdp, accepted, assert_refused, ready, run};
 use tokio::runtime::Runtime;
+use tower_auth_core::{Admins, Clock};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 /// An IdP on a runtime of its own, so that blocking the caller cannot starve it.
 fn idp_elsewhere(keys: &[&SigningKey]) -> (Runtime, TestIdp) {

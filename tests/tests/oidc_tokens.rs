@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use auth_core::{Admins, Clock, Outcome};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use auth_tests::idp::{
     AUDIENCE, NOW, SMALL_RSA_ISSUER, SMALL_RSA_JWK, SMALL_RSA_TOKEN, SigningKey, TestIdp, accepted,
     assert_invalid, assert_refused, b64, ready, run, unb64, warp,
 };
 use serde_json::{Value, json};
+use tower_auth_core::{Admins, Clock, Outcome};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 struct Setup {
     idp: TestIdp,
@@ -770,12 +770,12 @@ async fn identity_carries_subject_email_roles_and_claims() {
 #[tokio::test]
 async fn api_key_credentials_are_not_ours() {
     let s = setup().await;
-    let outcome = match auth_core::Authenticator::authenticate(
+    let outcome = match tower_auth_core::Authenticator::authenticate(
         &s.auth,
-        auth_core::Credential::ApiKey("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA"),
+        tower_auth_core::Credential::ApiKey("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA"),
     ) {
-        auth_core::Check::Ready(o) => o,
-        auth_core::Check::Pending(_) => panic!("an API key never waits"),
+        tower_auth_core::Check::Ready(o) => o,
+        tower_auth_core::Check::Pending(_) => panic!("an API key never waits"),
     };
     assert!(matches!(outcome, Outcome::NotMine));
 }

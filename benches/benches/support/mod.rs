@@ -15,10 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet, Clock, sha256_digest};
-use auth_hmac::{HmacAuthenticator, HmacConfig};
-use auth_jwks::{IssuerConfig, OidcAuthenticator, OidcConfig};
-use auth_layer::AuthLayer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair,
@@ -36,6 +32,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
+use tower_auth::AuthLayer;
+use tower_auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet, Clock, sha256_digest};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
+use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 /// The criterion settings of every benchmark here: 1 s of warm-up, 3 s of measurement and 30
 /// samples (BENCHMARKS.md quotes them).

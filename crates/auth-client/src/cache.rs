@@ -25,7 +25,7 @@ const TARGET: &str = "auth_client";
 ///
 /// ```
 /// use std::time::Duration;
-/// use auth_client::RefreshPolicy;
+/// use tower_auth_client::RefreshPolicy;
 ///
 /// let policy = RefreshPolicy::default();
 /// assert_eq!(policy.margin_for(Duration::from_secs(3600)), Duration::from_secs(360));
@@ -179,7 +179,7 @@ struct Inner {
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::time::Duration;
-/// use auth_client::{FnSource, Token, TokenCache};
+/// use tower_auth_client::{FnSource, Token, TokenCache};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

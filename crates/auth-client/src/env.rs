@@ -1,6 +1,6 @@
 //! Configuration from the environment.
 
-use auth_core::{ConfigError, Secret};
+use tower_auth_core::{ConfigError, Secret};
 
 use crate::{ClientAuth, ClientCredentials, StaticToken, TokenCache};
 
@@ -41,7 +41,7 @@ impl TokenCache {
     /// configuration store).
     ///
     /// ```
-    /// use auth_client::TokenCache;
+    /// use tower_auth_client::TokenCache;
     ///
     /// let vars = [("AUTH_CLIENT_ID", "reporting"), ("AUTH_CLIENT_SECRET", "s3cr3t-value")];
     /// let err = TokenCache::from_lookup(|name| {

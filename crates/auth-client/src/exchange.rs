@@ -1,18 +1,18 @@
-//! Our own token exchange: `POST /auth/token` with `{"client_id","credential"}` (auth-hmac's endpoint).
+//! Our own token exchange: `POST /auth/token` with `{"client_id","credential"}` (tower-auth-hmac's endpoint).
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{ConfigError, Secret};
 use http::Uri;
 use serde::Serialize;
+use tower_auth_core::{ConfigError, Secret};
 
 use crate::oauth::{endpoint_uri, http_client, token_from_reply, unreachable_error};
 use crate::source::BoxFuture;
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
-use auth_jwks::http::{DEFAULT_TIMEOUT, HttpClient};
+use tower_auth_oidc::http::{DEFAULT_TIMEOUT, HttpClient};
 
 type CredentialFn = dyn Fn() -> BoxFuture<'static, Result<Secret, TokenError>> + Send + Sync;
 
@@ -23,7 +23,7 @@ enum Credential {
 }
 
 /// Exchanges a registration secret (or any upstream credential) for a short-lived role token
-/// at our token-exchange endpoint (`auth_hmac::TokenExchange`, mounted at `/auth/token`).
+/// at our token-exchange endpoint (`tower_auth_hmac::TokenExchange`, mounted at `/auth/token`).
 ///
 /// It sends `POST` `{"client_id": "...", "credential": "..."}` as JSON and reads
 /// `{"access_token", "token_type": "Bearer", "expires_in"}`; a 401 `{"error":"invalid_client"}`
@@ -31,15 +31,15 @@ enum Credential {
 /// the server's `Retry-After`.
 ///
 /// ```no_run
-/// use auth_client::{TokenCache, TokenExchange};
+/// use tower_auth_client::{TokenCache, TokenExchange};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// // A fixed registration secret...
 /// let source = TokenExchange::new("https://api.example.com/auth/token", "metrics-agent", "registration-secret")?;
 /// // ...or a credential read afresh at each exchange (a rotated file, a workload identity).
 /// let source = TokenExchange::with_credential_fn("https://api.example.com/auth/token", "metrics-agent", || async {
-///     let text = std::fs::read_to_string("/var/run/secrets/agent").map_err(auth_client::TokenError::other)?;
-///     Ok(auth_core::Secret::from(text.trim().to_owned()))
+///     let text = std::fs::read_to_string("/var/run/secrets/agent").map_err(tower_auth_client::TokenError::other)?;
+///     Ok(tower_auth_core::Secret::from(text.trim().to_owned()))
 /// })?;
 /// let tokens = TokenCache::start(source).await?;
 /// # Ok(()) }

@@ -27,7 +27,7 @@ use crate::{BoxError, BoxFuture, Token, TokenCache, TokenError, TokenErrorKind};
 /// `Unauthenticated`, or `Unavailable` when the token endpoint is down).
 ///
 /// ```no_run
-/// use auth_client::{Bearer, BearerLayer, ClientCredentials, TokenCache};
+/// use tower_auth_client::{Bearer, BearerLayer, ClientCredentials, TokenCache};
 /// use tower::ServiceBuilder;
 ///
 /// # async fn run<Channel>(channel: Channel) -> Result<Bearer<Channel>, Box<dyn std::error::Error>> {
@@ -79,7 +79,7 @@ impl BearerLayer {
     /// service's body type:
     ///
     /// ```
-    /// use auth_client::{BearerLayer, BoxError, ReplayBody, StaticToken};
+    /// use tower_auth_client::{BearerLayer, BoxError, ReplayBody, StaticToken};
     /// use bytes::Bytes;
     /// use http_body_util::BodyExt;
     /// use http_body_util::combinators::UnsyncBoxBody;

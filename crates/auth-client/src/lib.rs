@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use auth_client::{BearerLayer, FnSource, Token, TokenCache, TokenError};
+//! use tower_auth_client::{BearerLayer, FnSource, Token, TokenCache, TokenError};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

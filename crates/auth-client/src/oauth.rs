@@ -5,16 +5,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::{ConfigError, Secret};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
+use tower_auth_core::{ConfigError, Secret};
 
 use crate::source::BoxFuture;
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
-use auth_jwks::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, Reply};
+use tower_auth_oidc::http::{DEFAULT_TIMEOUT, HttpClient, HttpError, Reply};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,7 +56,7 @@ enum Endpoint {
 /// issuer's discovery document.
 ///
 /// ```no_run
-/// use auth_client::{ClientAuth, ClientCredentials, TokenCache};
+/// use tower_auth_client::{ClientAuth, ClientCredentials, TokenCache};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let source = ClientCredentials::from_issuer("https://login.example.com", "reporting", "s3cr3t")?

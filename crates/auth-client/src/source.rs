@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use auth_core::{ConfigError, Secret};
+use tower_auth_core::{ConfigError, Secret};
 
 use crate::{Token, TokenError};
 
@@ -20,7 +20,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// cheap to clone (their state sits behind reference counts).
 ///
 /// ```
-/// use auth_client::{BoxFuture, Token, TokenError, TokenSource};
+/// use tower_auth_client::{BoxFuture, Token, TokenError, TokenSource};
 ///
 /// /// Reads a token that a sidecar keeps fresh in a file.
 /// struct FileToken(std::path::PathBuf);
@@ -56,7 +56,7 @@ impl<T: TokenSource + ?Sized> TokenSource for Box<T> {
 /// (`AUTH_STATIC_TOKEN` by convention). It has no known expiry.
 ///
 /// ```
-/// use auth_client::StaticToken;
+/// use tower_auth_client::StaticToken;
 ///
 /// let token = StaticToken::new("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA").unwrap();
 /// assert_eq!(format!("{token:?}"), "StaticToken([redacted])");
@@ -96,7 +96,7 @@ impl StaticToken {
     }
 
     fn checked(variable: &str, secret: Secret) -> Result<Self, ConfigError> {
-        if !auth_core::is_b64token(secret.expose_secret()) {
+        if !tower_auth_core::is_b64token(secret.expose_secret()) {
             return Err(ConfigError::new(
                 variable,
                 "is empty or has characters a bearer token cannot carry (RFC 6750 b64token)",
@@ -125,7 +125,7 @@ type TokenFn = dyn Fn() -> BoxFuture<'static, Result<Token, TokenError>> + Send 
 ///
 /// ```
 /// use std::time::Duration;
-/// use auth_client::{FnSource, Token, TokenCache, TokenError};
+/// use tower_auth_client::{FnSource, Token, TokenCache, TokenError};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

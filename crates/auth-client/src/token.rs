@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use auth_core::Secret;
 use http::HeaderValue;
 use tokio::time::Instant;
+use tower_auth_core::Secret;
 
 /// Lifetimes beyond this are cut down, so that no arithmetic on instants can overflow.
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -17,7 +17,7 @@ pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 ///
 /// ```
 /// use std::time::Duration;
-/// use auth_client::Token;
+/// use tower_auth_client::Token;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -96,7 +96,7 @@ impl Token {
             .header
             .get_or_init(|| {
                 let secret = self.0.secret.expose_secret();
-                if !auth_core::is_b64token(secret) {
+                if !tower_auth_core::is_b64token(secret) {
                     return None;
                 }
                 let mut value = Vec::with_capacity(7 + secret.len());

@@ -1,13 +1,13 @@
-//! Cost of one API-key check: `cargo bench -p auth-core --bench api_key`.
+//! Cost of one API-key check: `cargo bench -p tower-auth-core --bench api_key`.
 
 use std::hint::black_box;
 
-use auth_core::{
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use tower_auth_core::{
     Admins, ApiKeyAuthenticator, ApiKeySet, Authenticator, Check, Credential, CredentialExtractor,
     Outcome, sha256_digest,
 };
-use criterion::{Criterion, criterion_group, criterion_main};
-use http::HeaderMap;
 
 /// `n` random-looking hex keys (SHA-256 of a counter), and the authenticator holding them.
 fn setup(n: usize) -> (Vec<String>, ApiKeyAuthenticator) {

@@ -37,7 +37,7 @@ pub enum AuthErrorKind {
 
 /// gRPC status codes that authentication answers with.
 ///
-/// Kept here as plain numbers so that `auth-core` needs no gRPC dependency.
+/// Kept here as plain numbers so that `tower-auth-core` needs no gRPC dependency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GrpcCode {

@@ -3,13 +3,13 @@
 //! answered ([`AuthError`], with its HTTP and gRPC mapping).
 //!
 //! This crate has no runtime, framework or network dependency: it is the vocabulary that
-//! `auth-layer` (tower, axum, tonic), `auth-hmac` and `auth-jwks` share. The one exception is
-//! opt-in: the `axum` feature (off by default; `auth-layer`'s `axum` feature turns it on)
+//! `tower-auth` (tower, axum, tonic), `tower-auth-hmac` and `tower-auth-oidc` share. The one exception is
+//! opt-in: the `axum` feature (off by default; `tower-auth`'s `axum` feature turns it on)
 //! adds `axum-core`'s extractor traits so that `Identity` can be a handler argument, which
 //! Rust's orphan rule allows only in this crate or in axum.
 //!
 //! ```
-//! use auth_core::{ApiKeyAuthenticator, ApiKeySet, Admins, Authenticator, Check, CredentialExtractor, Outcome};
+//! use tower_auth_core::{ApiKeyAuthenticator, ApiKeySet, Admins, Authenticator, Check, CredentialExtractor, Outcome};
 //!
 //! let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default()).unwrap();
 //! let auth = ApiKeyAuthenticator::new(keys);

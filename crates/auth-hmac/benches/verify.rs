@@ -1,15 +1,15 @@
 //! Verifying a typical role token: our direct path against jsonwebtoken's `decode`.
 //!
-//! `cargo bench -p auth-hmac --bench verify`
+//! `cargo bench -p tower-auth-hmac --bench verify`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use auth_core::{Authenticator, Check, Credential, Outcome};
-use auth_hmac::{HmacAuthenticator, HmacConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use tower_auth_core::{Authenticator, Check, Credential, Outcome};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench-secret";
 

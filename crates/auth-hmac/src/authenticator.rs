@@ -1,10 +1,10 @@
-//! [`HmacAuthenticator`]: role tokens as an `auth_core::Authenticator`.
+//! [`HmacAuthenticator`]: role tokens as an `tower_auth_core::Authenticator`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use auth_core::{
+use tower_auth_core::{
     Admins, AuthError, AuthMethod, Authenticator, Check, Credential, Identity, Outcome,
 };
 
@@ -22,8 +22,8 @@ use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, Toke
 ///
 /// ```
 /// use std::time::Duration;
-/// use auth_core::{Authenticator, Check, Credential, Outcome};
-/// use auth_hmac::{HmacAuthenticator, HmacConfig};
+/// use tower_auth_core::{Authenticator, Check, Credential, Outcome};
+/// use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 ///
 /// let config = HmacConfig::new("0123456789abcdef0123456789abcdef-secret")?;
 /// let token = config.create_access_token("ops", ["runtime.metrics:read"], Duration::from_secs(60), None)?;
@@ -35,7 +35,7 @@ use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, Toke
 ///
 /// auth.revoke_token(&token).unwrap();
 /// assert!(matches!(auth.authenticate(Credential::Bearer(&token)), Check::Ready(Outcome::Rejected(_))));
-/// # Ok::<(), auth_core::ConfigError>(())
+/// # Ok::<(), tower_auth_core::ConfigError>(())
 /// ```
 pub struct HmacAuthenticator {
     config: HmacConfig,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{Clock, ConfigError, Secret};
 use aws_lc_rs::hmac;
+use tower_auth_core::{Clock, ConfigError, Secret};
 
 /// The issuer (`iss`) of role tokens unless `HMAC_ISSUER` says otherwise.
 pub const DEFAULT_ISSUER: &str = "auth-hmac";
@@ -27,7 +27,7 @@ const MAX_LEEWAY_SECS: u64 = 3600;
 ///
 /// ```
 /// use std::time::Duration;
-/// use auth_hmac::HmacConfig;
+/// use tower_auth_hmac::HmacConfig;
 ///
 /// let config = HmacConfig::new("0123456789abcdef0123456789abcdef-current")?
 ///     .previous("0123456789abcdef0123456789abcdef-previous")?
@@ -37,7 +37,7 @@ const MAX_LEEWAY_SECS: u64 = 3600;
 /// assert_eq!(config.issuer_name(), "ops-tokens");
 /// assert!(!format!("{config:?}").contains("current"));
 /// assert!(HmacConfig::new("too short").is_err());
-/// # Ok::<(), auth_core::ConfigError>(())
+/// # Ok::<(), tower_auth_core::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct HmacConfig {

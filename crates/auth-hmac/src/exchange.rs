@@ -4,8 +4,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use auth_core::sha256_digest;
-//! use auth_hmac::{HmacConfig, TokenClients, TokenExchange};
+//! use tower_auth_core::sha256_digest;
+//! use tower_auth_hmac::{HmacConfig, TokenClients, TokenExchange};
 //! use http_body_util::{BodyExt, Full};
 //! use tower::ServiceExt;
 //!
@@ -47,7 +47,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use auth_core::{ConfigError, Secret, sha256_digest};
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -55,6 +54,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
+use tower_auth_core::{ConfigError, Secret, sha256_digest};
 
 use crate::HmacConfig;
 

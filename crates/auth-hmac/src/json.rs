@@ -1,5 +1,5 @@
 //! Reading `iss` from a token payload before anything else, to decide whether the token is
-//! ours. Full parsing is `auth_core::parse_strict_object`, which refuses duplicate member
+//! ours. Full parsing is `tower_auth_core::parse_strict_object`, which refuses duplicate member
 //! names (RFC 7515 section 5.2 lets a JWS reject them; two readers could disagree otherwise).
 
 use std::borrow::Cow;

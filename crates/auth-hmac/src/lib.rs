@@ -1,5 +1,5 @@
 //! HS256 role tokens for the auth middleware: mint them, verify them as an
-//! [`auth_core::Authenticator`], revoke them by `jti`, and exchange a registered client's
+//! [`tower_auth_core::Authenticator`], revoke them by `jti`, and exchange a registered client's
 //! secret for one at `POST /auth/token`.
 //!
 //! Tokens carry `sub`, `roles`, `exp`, `iat`, `jti`, `iss` (the HMAC issuer, `auth-hmac` by
@@ -8,8 +8,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use auth_core::{Authenticator, Check, Clock, Credential, Outcome};
-//! use auth_hmac::{HmacAuthenticator, HmacConfig};
+//! use tower_auth_core::{Authenticator, Check, Clock, Credential, Outcome};
+//! use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 //!
 //! let clock = Clock::manual(1_700_000_000);
 //! let config = HmacConfig::new("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-role-tokens")?
@@ -33,7 +33,7 @@
 //!
 //! // Other issuers' tokens and API keys are left to the next authenticator.
 //! assert!(matches!(auth.authenticate(Credential::Bearer("an-api-key")), Check::Ready(Outcome::NotMine)));
-//! # Ok::<(), auth_core::ConfigError>(())
+//! # Ok::<(), tower_auth_core::ConfigError>(())
 //! ```
 //!
 //! Configuration from the environment: [`HmacConfig::from_vars`] (`HMAC_SECRET`,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use auth_core::Clock;
+use tower_auth_core::Clock;
 
 /// How many revoked tokens a list holds unless told otherwise.
 pub const DEFAULT_REVOCATION_CAPACITY: usize = 100_000;

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_core::{ConfigError, MAX_CREDENTIAL_LEN, Secret};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::alphabet;
@@ -16,6 +15,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tower_auth_core::{ConfigError, MAX_CREDENTIAL_LEN, Secret};
 
 use crate::HmacConfig;
 use crate::json;
@@ -126,9 +126,9 @@ impl TokenError {
         self.expired.as_deref()
     }
 
-    /// The same refusal as an [`auth_core::AuthError`] (`invalid_token`, with this reason).
-    pub fn to_auth_error(&self) -> auth_core::AuthError {
-        auth_core::AuthError::invalid_token(self.reason)
+    /// The same refusal as an [`tower_auth_core::AuthError`] (`invalid_token`, with this reason).
+    pub fn to_auth_error(&self) -> tower_auth_core::AuthError {
+        tower_auth_core::AuthError::invalid_token(self.reason)
     }
 }
 
@@ -186,7 +186,7 @@ fn judge_header(segment: &str) -> Header {
     let Some(header) = URL_SAFE_NO_PAD
         .decode(segment)
         .ok()
-        .and_then(|bytes| auth_core::parse_strict_object(&bytes))
+        .and_then(|bytes| tower_auth_core::parse_strict_object(&bytes))
     else {
         return Header::Bad("malformed_header");
     };
@@ -366,7 +366,7 @@ pub(crate) fn verify(config: &HmacConfig, token: &str, now: u64) -> Result<Verif
         Header::Hs256 => URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
-            .and_then(|bytes| auth_core::parse_strict_object(&bytes)),
+            .and_then(|bytes| tower_auth_core::parse_strict_object(&bytes)),
         Header::Bad(_) => None,
     };
     let Some(claims) = strict else {
@@ -528,15 +528,15 @@ impl HmacConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use auth_core::Secret;
-/// use auth_hmac::{create_access_token, decode_access_token};
+/// use tower_auth_core::Secret;
+/// use tower_auth_hmac::{create_access_token, decode_access_token};
 ///
 /// let secret = Secret::from("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-hmac");
 /// let token = create_access_token("ops", &secret, ["runtime.health:read"], Duration::from_secs(3600), Some("api"))?;
 /// let claims = decode_access_token(&token, &secret, Some("api")).unwrap();
 /// assert_eq!(claims.sub, "ops");
 /// assert_eq!(claims.roles, ["runtime.health:read"]);
-/// # Ok::<(), auth_core::ConfigError>(())
+/// # Ok::<(), tower_auth_core::ConfigError>(())
 /// ```
 pub fn create_access_token<I, R>(
     subject: &str,

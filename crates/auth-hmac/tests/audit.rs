@@ -7,12 +7,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_core::{Clock, sha256_digest};
-use auth_hmac::{HmacAuthenticator, HmacConfig, TokenClients, TokenExchange};
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
+use tower_auth_core::{Clock, sha256_digest};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig, TokenClients, TokenExchange};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

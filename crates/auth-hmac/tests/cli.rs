@@ -3,8 +3,8 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use auth_core::{Secret, sha256_digest};
-use auth_hmac::decode_access_token;
+use tower_auth_core::{Secret, sha256_digest};
+use tower_auth_hmac::decode_access_token;
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-cli-secret";
 
@@ -122,9 +122,9 @@ fn decode_says_valid_expired_or_invalid() {
 }
 
 fn hand_made_expired_token() -> String {
-    use auth_core::Clock;
+    use tower_auth_core::Clock;
     let clock = Clock::manual(1_000_000_000);
-    auth_hmac::HmacConfig::new(SECRET)
+    tower_auth_hmac::HmacConfig::new(SECRET)
         .unwrap()
         .clock(clock)
         .create_access_token("old", ["r"], std::time::Duration::from_secs(60), None)

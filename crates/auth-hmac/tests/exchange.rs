@@ -4,14 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use auth_core::{Clock, sha256_digest};
-use auth_hmac::{HmacAuthenticator, HmacConfig, MAX_BODY_BYTES, TokenClients, TokenExchange};
 use bytes::Bytes;
 use common::*;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tower::ServiceExt;
+use tower_auth_core::{Clock, sha256_digest};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig, MAX_BODY_BYTES, TokenClients, TokenExchange};
 
 const AGENT_SECRET: &str = "agent-registration-secret-5f2b8c1e9d4a7360";
 
@@ -285,9 +285,9 @@ async fn debug_output_shows_no_secret_or_digest() {
 #[cfg(feature = "axum")]
 mod with_axum {
     use super::*;
-    use auth_hmac::{TOKEN_PATH, token_handler};
     use axum::body::Body;
     use axum::routing::post;
+    use tower_auth_hmac::{TOKEN_PATH, token_handler};
 
     async fn call(app: axum::Router, body: &str) -> (StatusCode, Value) {
         let request = Request::post(TOKEN_PATH)

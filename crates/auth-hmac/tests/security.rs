@@ -4,10 +4,10 @@
 
 mod common;
 
-use auth_core::{Clock, MAX_CREDENTIAL_LEN};
-use auth_hmac::{HmacAuthenticator, HmacConfig};
 use aws_lc_rs::hmac;
 use common::*;
+use tower_auth_core::{Clock, MAX_CREDENTIAL_LEN};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
 fn auth() -> HmacAuthenticator {
     HmacAuthenticator::new(HmacConfig::new(SECRET).unwrap().clock(Clock::manual(NOW)))
@@ -450,7 +450,10 @@ fn mutations_never_panic_and_never_pass() {
         // Some mutations are harmless (a changed `typ` letter keeps the MAC invalid, so
         // only the original bytes verify); none may be accepted.
         assert!(
-            !matches!(check(&auth, &token), auth_core::Outcome::Authenticated(_)),
+            !matches!(
+                check(&auth, &token),
+                tower_auth_core::Outcome::Authenticated(_)
+            ),
             "{token}"
         );
     }

@@ -4,12 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use auth_core::{ADMIN_ROLE, Admins, AuthMethod, Authenticator, Clock, Credential, Secret};
-use auth_hmac::{
+use common::*;
+use tower_auth_core::{ADMIN_ROLE, Admins, AuthMethod, Authenticator, Clock, Credential, Secret};
+use tower_auth_hmac::{
     DEFAULT_ISSUER, HmacAuthenticator, HmacConfig, RevocationError, TokenErrorKind,
     create_access_token, decode_access_token,
 };
-use common::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -144,7 +144,10 @@ fn expiry_with_leeway_on_the_injected_clock() {
     assert!(err.is_expired());
     assert_eq!(err.expired_claims().unwrap().sub, "ops");
     let auth_error = err.to_auth_error();
-    assert_eq!(auth_error.kind(), auth_core::AuthErrorKind::InvalidToken);
+    assert_eq!(
+        auth_error.kind(),
+        tower_auth_core::AuthErrorKind::InvalidToken
+    );
     assert_eq!(auth_error.reason(), "token_expired");
 }
 
@@ -389,7 +392,7 @@ fn api_key_header_and_other_bearers_are_not_mine() {
     // A token sent in the API-key header is not a bearer token: never ours.
     assert!(matches!(
         auth.authenticate(Credential::ApiKey(&token)),
-        auth_core::Check::Ready(auth_core::Outcome::NotMine)
+        tower_auth_core::Check::Ready(tower_auth_core::Outcome::NotMine)
     ));
     not_mine(&auth, "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA");
     not_mine(&auth, "");

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use auth_core::{
-    Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
-};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tower_auth_core::{
+    Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
+};
 
 use crate::cache::TokenCache;
 use crate::config::OidcConfig;
@@ -154,7 +154,7 @@ impl OidcAuthenticator {
     /// Inside a multi-threaded Tokio runtime, this blocks the current worker
     /// (`block_in_place`) while the first attempts run, and the runtime keeps the background
     /// refreshes. Anywhere else (no runtime, or a current-thread runtime, which cannot be
-    /// blocked on) the refreshes get a small runtime on a thread of their own, `auth-jwks`,
+    /// blocked on) the refreshes get a small runtime on a thread of their own, `tower-auth-oidc`,
     /// which ends when the last clone of the authenticator is dropped.
     pub fn start_blocking(
         config: OidcConfig,
@@ -178,7 +178,7 @@ impl OidcAuthenticator {
         let (result_tx, result_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name("auth-jwks".into())
+            .name("tower-auth-oidc".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -366,7 +366,7 @@ impl Authenticator for OidcAuthenticator {
             return Check::Ready(Outcome::NotMine);
         };
         let inner = &self.inner;
-        if token.len() > auth_core::MAX_CREDENTIAL_LEN {
+        if token.len() > tower_auth_core::MAX_CREDENTIAL_LEN {
             return Check::Ready(Outcome::Rejected(AuthError::invalid_token(
                 "credential_too_large",
             )));

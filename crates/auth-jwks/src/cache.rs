@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
-use auth_core::{Clock, DigestBuildHasher, Identity};
 use moka::Expiry;
 use tokio::time::Instant;
+use tower_auth_core::{Clock, DigestBuildHasher, Identity};
 
 use crate::keys::Key;
 use crate::source::Source;

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::ConfigError;
 use http::Uri;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
+use tower_auth_core::ConfigError;
 
 /// The variable named in errors when the configuration was built in code.
 const BUILDER: &str = "OidcConfig";
@@ -27,7 +27,7 @@ pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
 /// One trusted issuer, as configured; checked when [`OidcConfigBuilder::build`] runs.
 ///
 /// ```
-/// use auth_jwks::IssuerConfig;
+/// use tower_auth_oidc::IssuerConfig;
 ///
 /// let issuer = IssuerConfig::new("https://login.example.com", "api://orders")
 ///     .audience("api://orders-v2")
@@ -119,7 +119,7 @@ pub(crate) struct Issuer {
 /// [`OidcConfig::builder`].
 ///
 /// ```
-/// use auth_jwks::OidcConfig;
+/// use tower_auth_oidc::OidcConfig;
 ///
 /// let config = OidcConfig::from_json("OIDC_CONFIG", r#"{
 ///     "issuers": [{"issuer": "https://login.example.com", "audience": ["api", "api-v2"],

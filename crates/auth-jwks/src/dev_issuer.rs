@@ -5,8 +5,8 @@
 //! can become anyone.
 //!
 //! ```
-//! use auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
-//! use auth_jwks::{OidcAuthenticator, dev_issuer::DevIssuer};
+//! use tower_auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
+//! use tower_auth_oidc::{OidcAuthenticator, dev_issuer::DevIssuer};
 //! use std::time::Duration;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -26,7 +26,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::Clock;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
@@ -38,6 +37,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use tower_auth_core::Clock;
 
 use crate::{IssuerConfig, OidcConfig, OidcConfigBuilder};
 

@@ -1,7 +1,7 @@
 //! The one HTTP client of the workspace, for discovery documents, key sets and token
 //! requests: bounded in time (connect and read timeouts) and size ([`MAX_BODY`]), no
 //! redirects followed, TLS through rustls with the crate's crypto backend and webpki roots.
-//! `auth-client` uses it for token endpoints.
+//! `tower-auth-client` uses it for token endpoints.
 
 use std::time::{Duration, SystemTime};
 
@@ -229,7 +229,7 @@ fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
 #[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
 fn tls_provider() -> Result<rustls::crypto::CryptoProvider, String> {
     Err(
-        "auth-jwks was built without a crypto backend: enable its feature aws_lc_rs or rust_crypto"
+        "tower-auth-oidc was built without a crypto backend: enable its feature aws_lc_rs or rust_crypto"
             .into(),
     )
 }

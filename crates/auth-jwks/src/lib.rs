@@ -2,8 +2,8 @@
 //! multi-issuer JWT validation and a validated-token cache.
 //!
 //! ```no_run
-//! use auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
-//! use auth_jwks::{OidcAuthenticator, OidcConfig};
+//! use tower_auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
+//! use tower_auth_oidc::{OidcAuthenticator, OidcConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,7 +32,7 @@
 //! # Policy
 //!
 //! - A token is routed by its unverified `iss` to exactly one configured issuer; any other
-//!   token is [`NotMine`](auth_core::Outcome::NotMine), decided without network or cryptography.
+//!   token is [`NotMine`](tower_auth_core::Outcome::NotMine), decided without network or cryptography.
 //! - Header and claims are parsed strictly (no duplicate names, objects only, integer times).
 //!   `alg` must be on the issuer's allow-list (never `none` or HS*) and agree with the key's
 //!   `kty`, curve and `alg`; `crit` and `b64` are refused; `jku`, `x5u`, `jwk` and `x5c` are

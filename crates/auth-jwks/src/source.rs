@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use auth_core::AuthError;
 use http::Uri;
 use rand::Rng;
 use serde::Deserialize;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tower_auth_core::AuthError;
 
 use crate::config::Issuer;
 use crate::fetch::{FetchError, Fetcher};

@@ -1,16 +1,16 @@
 //! JWT checks: structure, routing by `iss`, header, claims, signature, and the identity.
 //!
 //! jsonwebtoken is used for the signature only; the header and claims are parsed here,
-//! strictly, and times are checked against the injected [`Clock`](auth_core::Clock).
+//! strictly, and times are checked against the injected [`Clock`](tower_auth_core::Clock).
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use auth_core::{Admins, AuthError, AuthMethod, Identity};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde_json::{Map, Value};
+use tower_auth_core::{Admins, AuthError, AuthMethod, Identity};
 
 use crate::config::Issuer;
 use crate::keys::Key;
@@ -90,7 +90,7 @@ pub(crate) fn route<'t, S: AsRef<str>>(token: &'t str, issuers: &[S]) -> Routed<
     {
         return Routed::NotMine;
     }
-    let Some(claims) = auth_core::parse_strict_object(&payload) else {
+    let Some(claims) = tower_auth_core::parse_strict_object(&payload) else {
         return malformed_or_not_mine(token, issuers, "bad_payload");
     };
     let Some(index) = claims
@@ -101,7 +101,7 @@ pub(crate) fn route<'t, S: AsRef<str>>(token: &'t str, issuers: &[S]) -> Routed<
         return Routed::NotMine;
     };
     let Some(header) =
-        decode_segment(header).and_then(|bytes| auth_core::parse_strict_object(&bytes))
+        decode_segment(header).and_then(|bytes| tower_auth_core::parse_strict_object(&bytes))
     else {
         return Routed::Malformed(index, "bad_header");
     };

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use auth_core::{AuthError, Authenticator, Check, Credential, Identity, Outcome, OutcomeFuture};
+use tower_auth_core::{
+    AuthError, Authenticator, Check, Credential, Identity, Outcome, OutcomeFuture,
+};
 
 /// Authenticators in the order they are tried.
 #[derive(Clone, Default)]
@@ -61,7 +63,7 @@ pub(crate) fn settle(outcome: Outcome) -> Result<Identity, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::AuthMethod;
+    use tower_auth_core::AuthMethod;
 
     /// Claims credentials starting with its prefix: `<prefix>ok` is valid, anything else is rejected.
     struct Prefixed(&'static str, bool);

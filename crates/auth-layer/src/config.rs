@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet, ConfigError, DEFAULT_API_KEY_HEADER};
 use http::HeaderName;
 use http::header::AUTHORIZATION;
+use tower_auth_core::{
+    Admins, ApiKeyAuthenticator, ApiKeySet, ConfigError, DEFAULT_API_KEY_HEADER,
+};
 
 use crate::AuthLayer;
 use crate::reload::KeyFile;
@@ -42,8 +44,8 @@ impl Method {
 #[cfg(feature = "hmac")]
 #[derive(Debug)]
 struct Hmac {
-    config: auth_hmac::HmacConfig,
-    exchange: Option<auth_hmac::TokenExchange>,
+    config: tower_auth_hmac::HmacConfig,
+    exchange: Option<tower_auth_hmac::TokenExchange>,
 }
 
 #[derive(Debug)]
@@ -70,7 +72,7 @@ pub struct AuthConfig {
     #[cfg(feature = "hmac")]
     hmac: Option<Hmac>,
     #[cfg(feature = "oidc")]
-    oidc: Option<auth_jwks::OidcConfig>,
+    oidc: Option<tower_auth_oidc::OidcConfig>,
     api_key_header: HeaderName,
     admins: Admins,
     rules: Rules,
@@ -148,7 +150,7 @@ impl AuthConfig {
         #[cfg(feature = "oidc")]
         let oidc = oidc
             .as_deref()
-            .map(|json| auth_jwks::OidcConfig::from_json(&oidc_var, json))
+            .map(|json| tower_auth_oidc::OidcConfig::from_json(&oidc_var, json))
             .transpose()?;
         #[cfg(all(feature = "oidc", feature = "hmac"))]
         if let (Some(oidc), Some(hmac)) = (&oidc, &hmac) {
@@ -217,7 +219,7 @@ impl AuthConfig {
                 Method::Oidc => {
                     return Err(ConfigError::new(
                         &oidc_var,
-                        "OIDC needs auth-layer's `oidc` feature, which this build leaves out",
+                        "OIDC needs tower-auth's `oidc` feature, which this build leaves out",
                     ));
                 }
                 #[cfg(feature = "hmac")]
@@ -231,7 +233,7 @@ impl AuthConfig {
                 Method::Hmac => {
                     return Err(ConfigError::new(
                         &hmac_var,
-                        "role tokens need auth-layer's `hmac` feature, which this build leaves out",
+                        "role tokens need tower-auth's `hmac` feature, which this build leaves out",
                     ));
                 }
                 _ => {}
@@ -261,7 +263,9 @@ impl AuthConfig {
         // The exchange issues the tokens this layer checks: it must not need one itself.
         #[cfg(feature = "hmac")]
         if hmac.as_ref().is_some_and(|h| h.exchange.is_some()) {
-            rules.exempt(auth_hmac::TOKEN_PATH).expect("a valid path");
+            rules
+                .exempt(tower_auth_hmac::TOKEN_PATH)
+                .expect("a valid path");
         }
 
         Ok(Self {
@@ -303,10 +307,10 @@ impl AuthConfig {
         #[cfg(feature = "oidc")]
         let oidc = match self.oidc.take() {
             Some(config) if self.methods().contains(&Method::Oidc) => {
-                Some(auth_jwks::OidcAuthenticator::start_blocking(
+                Some(tower_auth_oidc::OidcAuthenticator::start_blocking(
                     config,
                     self.admins.clone(),
-                    auth_core::Clock::system(),
+                    tower_auth_core::Clock::system(),
                 )?)
             }
             _ => None,
@@ -324,10 +328,10 @@ impl AuthConfig {
         #[cfg(feature = "oidc")]
         let oidc = match self.oidc.take() {
             Some(config) if self.methods().contains(&Method::Oidc) => Some(
-                auth_jwks::OidcAuthenticator::start(
+                tower_auth_oidc::OidcAuthenticator::start(
                     config,
                     self.admins.clone(),
-                    auth_core::Clock::system(),
+                    tower_auth_core::Clock::system(),
                 )
                 .await?,
             ),
@@ -341,7 +345,7 @@ impl AuthConfig {
 
     fn assemble(
         self,
-        #[cfg(feature = "oidc")] mut oidc: Option<auth_jwks::OidcAuthenticator>,
+        #[cfg(feature = "oidc")] mut oidc: Option<tower_auth_oidc::OidcAuthenticator>,
     ) -> Result<AuthLayer, ConfigError> {
         let Some(methods) = self.methods else {
             tracing::warn!(
@@ -354,7 +358,7 @@ impl AuthConfig {
         };
         let mut layer = AuthLayer::disabled();
         let shared = layer.shared_mut();
-        shared.extractor = auth_core::CredentialExtractor::new(self.api_key_header);
+        shared.extractor = tower_auth_core::CredentialExtractor::new(self.api_key_header);
         shared.rules = self.rules;
         shared.enabled = true;
         let mut keys = self.keys;
@@ -383,7 +387,7 @@ impl AuthConfig {
                 Method::Hmac => {
                     let Hmac { config, exchange } = hmac.take().expect("checked in from_lookup");
                     let authenticator =
-                        auth_hmac::HmacAuthenticator::new(config).admins(self.admins.clone());
+                        tower_auth_hmac::HmacAuthenticator::new(config).admins(self.admins.clone());
                     shared.chain.push(Arc::new(authenticator));
                     shared.token_exchange = exchange;
                 }
@@ -413,7 +417,7 @@ fn read_hmac(
     prefix: &str,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Hmac>, ConfigError> {
-    let Some(config) = auth_hmac::HmacConfig::from_vars(prefix, get)? else {
+    let Some(config) = tower_auth_hmac::HmacConfig::from_vars(prefix, get)? else {
         let clients = format!("{prefix}AUTH_TOKEN_CLIENTS");
         if get(&clients).is_some() {
             return Err(ConfigError::new(
@@ -423,7 +427,7 @@ fn read_hmac(
         }
         return Ok(None);
     };
-    let exchange = auth_hmac::TokenExchange::from_vars(prefix, get, config.clone())?;
+    let exchange = tower_auth_hmac::TokenExchange::from_vars(prefix, get, config.clone())?;
     Ok(Some(Hmac { config, exchange }))
 }
 
@@ -622,7 +626,7 @@ mod tests {
         assert!(layer.token_exchange().is_some());
         let mut exempt = layer.exemptions();
         exempt.sort();
-        assert_eq!(exempt, [auth_hmac::TOKEN_PATH, "/ping"]);
+        assert_eq!(exempt, [tower_auth_hmac::TOKEN_PATH, "/ping"]);
     }
 
     #[test]

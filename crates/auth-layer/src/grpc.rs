@@ -16,9 +16,9 @@
 //!     .add_service(auth.layer(RequireRoles::any(["admin"]).layer(AdminServer::new(admin))))
 //! ```
 
-use auth_core::{AuthError, Identity};
 use tonic::server::NamedService;
 use tonic::{Code, Status};
+use tower_auth_core::{AuthError, Identity};
 
 use crate::{AuthService, RequireRolesService};
 
@@ -61,7 +61,7 @@ pub fn status(error: &AuthError) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::AuthMethod;
+    use tower_auth_core::AuthMethod;
 
     #[test]
     fn statuses_follow_the_mapping() {

@@ -1,6 +1,6 @@
 //! axum conveniences (feature `axum`): the `/health` handler.
 //!
-//! `Identity` and `Option<Identity>` are extractors as they are (see `auth_core`).
+//! `Identity` and `Option<Identity>` are extractors as they are (see `tower_auth_core`).
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ impl AuthLayer {
     /// client can tell whether it needs a credential.
     ///
     /// ```
-    /// use auth_layer::AuthLayer;
+    /// use tower_auth::AuthLayer;
     /// use axum::{Router, routing::get};
     ///
     /// let auth = AuthLayer::disabled();

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use auth_core::{
+use http::{HeaderMap, HeaderName};
+use tower_auth_core::{
     AuthError, Authenticator, ConfigError, Credential, CredentialExtractor, DEFAULT_REALM, Identity,
 };
-use http::{HeaderMap, HeaderName};
 use tower_layer::Layer;
 
 use crate::chain::{Chain, Step};
@@ -49,8 +49,8 @@ pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {
 /// a rejected request and its error type is never changed.
 ///
 /// ```
-/// use auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet};
-/// use auth_layer::{AuthLayer, RequireRoles};
+/// use tower_auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet};
+/// use tower_auth::{AuthLayer, RequireRoles};
 /// use axum::{Router, routing::get};
 /// use tower::ServiceExt;
 ///
@@ -59,7 +59,7 @@ pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {
 /// let keys = ApiKeySet::parse("API_KEYS", r#"[{"name":"ci","key":"k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA"}]"#, &Admins::default()).unwrap();
 /// let app = Router::new()
 ///     .route("/admin", get(|| async { "admin" }).route_layer(RequireRoles::any(["admin"])))
-///     .route("/whoami", get(|id: auth_core::Identity| async move { id.subject().to_owned() }))
+///     .route("/whoami", get(|id: tower_auth_core::Identity| async move { id.subject().to_owned() }))
 ///     .layer(AuthLayer::new(ApiKeyAuthenticator::new(keys)));
 ///
 /// let request = |path: &str, key: Option<&str>| {
@@ -94,7 +94,7 @@ pub(crate) struct Shared {
     pub(crate) tasks: Vec<Arc<crate::reload::TaskGuard>>,
     /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
     #[cfg(feature = "hmac")]
-    pub(crate) token_exchange: Option<auth_hmac::TokenExchange>,
+    pub(crate) token_exchange: Option<tower_auth_hmac::TokenExchange>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -219,9 +219,9 @@ impl AuthLayer {
     }
 
     /// The token-exchange endpoint configured from `AUTH_TOKEN_CLIENTS`, to be served at
-    /// [`auth_hmac::TOKEN_PATH`] (which the layer exempts). `None` without it.
+    /// [`tower_auth_hmac::TOKEN_PATH`] (which the layer exempts). `None` without it.
     #[cfg(feature = "hmac")]
-    pub fn token_exchange(&self) -> Option<&auth_hmac::TokenExchange> {
+    pub fn token_exchange(&self) -> Option<&tower_auth_hmac::TokenExchange> {
         self.shared.token_exchange.as_ref()
     }
 
@@ -288,7 +288,7 @@ impl Shared {
         result: Result<Identity, AuthError>,
     ) -> Decision {
         // Whether the request is gRPC matters only to `/pkg.Service/*` exemptions.
-        let grpc = self.rules.has_grpc_service_exemptions() && auth_core::is_grpc(headers);
+        let grpc = self.rules.has_grpc_service_exemptions() && tower_auth_core::is_grpc(headers);
         let rule = self.rules.classify(path, grpc);
         let decision = match (rule, result) {
             (PathRule::Exempt, Ok(identity)) => Decision::Pass(Some(identity)),

@@ -2,14 +2,14 @@
 //! hyper or tonic service.
 //!
 //! ```no_run
-//! use auth_layer::{AuthLayer, RequireRoles};
+//! use tower_auth::{AuthLayer, RequireRoles};
 //! use axum::{Router, routing::get};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let auth = AuthLayer::from_env()?;
 //! let app = Router::new()
 //!     .route("/metrics", get(|| async { "..." }).route_layer(RequireRoles::all(["runtime.metrics:read"])))
-//!     .route("/whoami", get(|id: auth_core::Identity| async move { id.subject().to_owned() }))
+//!     .route("/whoami", get(|id: tower_auth_core::Identity| async move { id.subject().to_owned() }))
 //!     .layer(auth);
 //! # let _: Router = app;
 //! # Ok(())
@@ -50,9 +50,9 @@ mod response;
 mod rules;
 mod service;
 
-pub use auth_core::{AuthError, Identity};
 pub use config::{AuthConfig, DEFAULT_KEY_FILE_POLL, Method};
 pub use layer::{AuthLayer, STRIPPED_IDENTITY_HEADERS};
 pub use require_roles::{RequireRoles, RequireRolesService};
 pub use response::ResponseBody;
 pub use service::{AuthService, ResponseFuture};
+pub use tower_auth_core::{AuthError, Identity};

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet, ConfigError, sha256_digest};
 use tokio::task::AbortHandle;
+use tower_auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet, ConfigError, sha256_digest};
 use zeroize::Zeroizing;
 
 /// Ends a background task when the last layer or service holding it is dropped.

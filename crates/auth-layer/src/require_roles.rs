@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use auth_core::{AuthError, DEFAULT_REALM, Identity, is_grpc};
 use http::{Request, Response};
+use tower_auth_core::{AuthError, DEFAULT_REALM, Identity, is_grpc};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -19,7 +19,7 @@ use crate::service::ResponseFuture;
 /// gRPC); no identity at all is 401.
 ///
 /// ```
-/// use auth_layer::RequireRoles;
+/// use tower_auth::RequireRoles;
 /// use axum::{Router, routing::get};
 ///
 /// let app: Router = Router::new()

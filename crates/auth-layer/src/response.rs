@@ -3,11 +3,11 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use auth_core::AuthError;
 use bytes::Bytes;
 use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tower_auth_core::AuthError;
 
 pin_project! {
     /// The response body of [`AuthService`](crate::AuthService) and

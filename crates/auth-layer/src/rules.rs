@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use auth_core::{AuthError, ConfigError, Identity};
+use tower_auth_core::{AuthError, ConfigError, Identity};
 
 /// Paths exempt unless configured otherwise.
 pub(crate) const DEFAULT_PUBLIC_PATHS: [&str; 2] = ["/health", "/grpc.health.v1.Health/Check"];
@@ -276,7 +276,7 @@ pub(crate) fn parse_method_roles(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::AuthMethod;
+    use tower_auth_core::AuthMethod;
 
     fn id(roles: &[&str]) -> Identity {
         Identity::builder("s", AuthMethod::ApiKey { name: "k".into() })

@@ -5,9 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use auth_core::{AuthError, Identity, Outcome, OutcomeFuture, is_grpc};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
+use tower_auth_core::{AuthError, Identity, Outcome, OutcomeFuture, is_grpc};
 use tower_service::Service;
 
 use crate::chain::{Step, settle};
@@ -217,10 +217,10 @@ where
 mod tests {
     use super::*;
     use crate::{AuthLayer, RequireRoles};
-    use auth_core::{AuthMethod, Authenticator, Check, Credential};
     use http_body_util::BodyExt;
     use std::convert::Infallible;
     use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower_auth_core::{AuthMethod, Authenticator, Check, Credential};
 
     /// Claims bearer tokens starting with `slow-`, deciding only after a yield, as an OIDC
     /// validator does on a key fetch; `slow-pass` asks the next authenticator.

@@ -1,5 +1,5 @@
 //! Calls the demo (`cargo run --bin demo`) over HTTP and over gRPC with every token source
-//! that is configured, each through `auth_client`'s `Bearer` service:
+//! that is configured, each through `tower_auth_client`'s `Bearer` service:
 //!
 //! | Source | Variables (values from the demo's banner, or your IdP) |
 //! |---|---|
@@ -14,12 +14,14 @@
 
 use std::time::Duration;
 
-use auth_client::{Bearer, FnSource, StaticToken, Token, TokenCache, TokenError, TokenExchange};
-use auth_core::Secret;
 use auth_examples::grpc::pb::WhoAmIRequest;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use tonic::codegen::{Body as _, Service as _, http};
 use tonic::transport::Channel;
+use tower_auth_client::{
+    Bearer, FnSource, StaticToken, Token, TokenCache, TokenError, TokenExchange,
+};
+use tower_auth_core::Secret;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

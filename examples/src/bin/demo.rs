@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use auth_examples::grpc::{grpc_auth, serve_grpc};
 use auth_examples::{AUTH_VARIABLES, METRICS_ROLES, generate_key, router};
-use auth_hmac::HmacConfig;
-use auth_jwks::dev_issuer::DevIssuer;
-use auth_layer::{AuthConfig, AuthLayer};
 use tokio::sync::watch;
+use tower_auth::{AuthConfig, AuthLayer};
+use tower_auth_hmac::HmacConfig;
+use tower_auth_oidc::dev_issuer::DevIssuer;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -76,7 +76,7 @@ fn address(variable: &str, default: &str) -> Result<SocketAddr, String> {
 /// in-process `issuer` as the OIDC issuer for audience `demo-api`.
 async fn demo_layer(
     issuer: &DevIssuer,
-) -> Result<(AuthLayer, Option<String>), auth_core::ConfigError> {
+) -> Result<(AuthLayer, Option<String>), tower_auth_core::ConfigError> {
     let (user, admin, hmac_secret, client_secret) = (
         generate_key(),
         generate_key(),
@@ -102,7 +102,7 @@ async fn demo_layer(
             "AUTH_TOKEN_CLIENTS",
             format!(
                 r#"[{{"client_id":"demo-client","secret_sha256":"{}","roles":["{}","{}"]}}]"#,
-                hex::encode(auth_core::sha256_digest(client_secret.as_bytes())),
+                hex::encode(tower_auth_core::sha256_digest(client_secret.as_bytes())),
                 METRICS_ROLES[0],
                 METRICS_ROLES[1]
             ),

@@ -3,7 +3,7 @@
 
 fn main() {
     let key = auth_examples::generate_key();
-    let digest = hex::encode(auth_core::sha256_digest(key.as_bytes()));
+    let digest = hex::encode(tower_auth_core::sha256_digest(key.as_bytes()));
     println!("key (give to the client):        {key}");
     println!("API_KEYS entry (for the server): sha256:{digest}");
 }

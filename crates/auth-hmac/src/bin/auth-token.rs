@@ -14,8 +14,8 @@ use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use auth_core::{Secret, sha256_digest};
-use auth_hmac::HmacConfig;
+use tower_auth_core::{Secret, sha256_digest};
+use tower_auth_hmac::HmacConfig;
 use zeroize::Zeroize as _;
 
 const USAGE: &str = "usage:

@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: hand-made tokens and outcome checks.
 #![allow(dead_code, unreachable_pub)]
 
-use auth_core::{AuthError, Authenticator, Check, Credential, Identity, Outcome};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tower_auth_core::{AuthError, Authenticator, Check, Credential, Identity, Outcome};
 
 pub const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-current";
 pub const PREVIOUS: &str = "Zr8vN2qL5xT9wK3mP7cF4hJ6sD1gB0yQ-previous";
@@ -55,7 +55,7 @@ pub fn accepted(auth: &impl Authenticator, token: &str) -> Identity {
 pub fn rejected(auth: &impl Authenticator, token: &str) -> AuthError {
     match check(auth, token) {
         Outcome::Rejected(error) => {
-            assert_eq!(error.kind(), auth_core::AuthErrorKind::InvalidToken);
+            assert_eq!(error.kind(), tower_auth_core::AuthErrorKind::InvalidToken);
             error
         }
         other => panic!("expected rejection, got {other:?}"),
