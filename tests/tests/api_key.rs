@@ -1,5 +1,5 @@
 //! API keys end to end: the demo's router on 127.0.0.1:0, driven by a real HTTP client,
-//! through every API-key and extraction case of SECURITY.md.
+//! through SECURITY.md E1-E5 (extraction) and K1-K3 (API keys and the chain).
 
 use auth_tests::{KEY_A, KEY_B, Reply, config, get, serve};
 use std::net::SocketAddr;
@@ -29,6 +29,7 @@ fn assert_refused(reply: &Reply, status: u16, challenge: &str, body: &str) {
     assert_eq!(reply.body, body, "{reply:?}");
 }
 
+/// SECURITY.md E2.
 #[tokio::test]
 async fn a_valid_key_in_either_header_identifies_the_caller() {
     let addr = demo().await;
@@ -53,6 +54,7 @@ async fn a_valid_key_in_either_header_identifies_the_caller() {
     }
 }
 
+/// SECURITY.md E1.
 #[tokio::test]
 async fn no_credential_is_401_without_an_error_code() {
     let addr = demo().await;
@@ -73,6 +75,7 @@ async fn no_credential_is_401_without_an_error_code() {
     }
 }
 
+/// SECURITY.md E4.
 #[tokio::test]
 async fn query_string_credentials_are_never_read() {
     let addr = demo().await;
@@ -89,6 +92,7 @@ async fn query_string_credentials_are_never_read() {
     }
 }
 
+/// SECURITY.md K1.
 #[tokio::test]
 async fn wrong_short_long_or_padded_keys_get_the_same_401() {
     let addr = demo().await;
@@ -136,6 +140,7 @@ async fn leading_and_trailing_whitespace_is_not_part_of_a_header_value() {
     }
 }
 
+/// SECURITY.md E3.
 #[tokio::test]
 async fn malformed_requests_are_400_invalid_request() {
     let addr = demo().await;
@@ -158,6 +163,7 @@ async fn malformed_requests_are_400_invalid_request() {
     }
 }
 
+/// SECURITY.md E5.
 #[tokio::test]
 async fn oversized_credentials_are_401_before_any_parsing() {
     let addr = demo().await;
@@ -178,6 +184,7 @@ async fn oversized_credentials_are_401_before_any_parsing() {
     );
 }
 
+/// SECURITY.md C6.
 #[tokio::test]
 async fn missing_role_is_403_with_the_needed_scope() {
     let addr = demo().await;
@@ -221,6 +228,7 @@ async fn health_is_public_and_reports_the_mode() {
     );
 }
 
+/// SECURITY.md K3.
 #[tokio::test]
 async fn spoofed_exempt_paths_stay_protected() {
     let addr = demo().await;

@@ -1,4 +1,4 @@
-//! SECURITY.md "Faults" 1-15: the OIDC authenticator against a misbehaving test IdP.
+//! SECURITY.md F1-F15 ("Faults"): the OIDC authenticator against a misbehaving test IdP.
 //!
 //! Time is controlled: `warp` moves the wall clock and Tokio's clock together; no test sleeps.
 
@@ -53,8 +53,9 @@ async fn refresh(auth: &OidcAuthenticator, idp: &TestIdp, clock: &Clock, by: Dur
     auth.wait_for_fetches(idp.issuer(), before + 1).await;
 }
 
+/// SECURITY.md F1.
 #[tokio::test]
-async fn f1_idp_down_at_start_answers_503_while_others_work_and_retries() {
+async fn idp_down_at_start_answers_503_while_others_work_and_retries() {
     let key_a = SigningKey::rsa("a", 0);
     let key_b = SigningKey::ec("b");
     let down = TestIdp::start(&[&key_a]).await;
@@ -76,8 +77,9 @@ async fn f1_idp_down_at_start_answers_503_while_others_work_and_retries() {
     accepted(run(&auth, &token(&down, &key_a, &clock, "u")).await);
 }
 
+/// SECURITY.md F1.
 #[tokio::test]
-async fn f1_connection_refused_at_start_does_not_fail_start_up() {
+async fn connection_refused_at_start_does_not_fail_start_up() {
     let key = SigningKey::rsa("a", 0);
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
@@ -97,8 +99,9 @@ async fn f1_connection_refused_at_start_does_not_fail_start_up() {
     assert_unavailable(&run(&auth, &key.mint(&key.header(), &claims)).await);
 }
 
+/// SECURITY.md F1, F4.
 #[tokio::test(start_paused = true)]
-async fn f1_f4_a_hanging_idp_cannot_hang_start_up() {
+async fn a_hanging_idp_cannot_hang_start_up() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     idp.set_fault(Fault::Hang);
@@ -119,8 +122,9 @@ async fn f1_f4_a_hanging_idp_cannot_hang_start_up() {
     assert_unavailable(&run(&auth, &idp.token(&key, "u")).await);
 }
 
+/// SECURITY.md F2.
 #[tokio::test]
-async fn f2_idp_down_later_keeps_last_known_good_keys() {
+async fn idp_down_later_keeps_last_known_good_keys() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -135,8 +139,9 @@ async fn f2_idp_down_later_keeps_last_known_good_keys() {
     accepted(run(&auth, &token(&idp, &key, &clock, "fresh-token")).await);
 }
 
+/// SECURITY.md F3.
 #[tokio::test]
-async fn f3_down_longer_than_max_stale_fails_closed() {
+async fn down_longer_than_max_stale_fails_closed() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -159,8 +164,9 @@ async fn f3_down_longer_than_max_stale_fails_closed() {
     accepted(run(&auth, &token(&idp, &key, &clock, "u")).await);
 }
 
+/// SECURITY.md F4.
 #[tokio::test]
-async fn f4_slow_jwks_is_bounded_and_cached_kids_never_wait() {
+async fn slow_jwks_is_bounded_and_cached_kids_never_wait() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -181,8 +187,9 @@ async fn f4_slow_jwks_is_bounded_and_cached_kids_never_wait() {
     );
 }
 
+/// SECURITY.md F5.
 #[tokio::test]
-async fn f5_garbage_jwks_keeps_last_known_good() {
+async fn garbage_jwks_keeps_last_known_good() {
     let key = SigningKey::rsa("a", 0);
     let other = SigningKey::rsa("b", 1);
     let idp = TestIdp::start(&[&key]).await;
@@ -242,8 +249,9 @@ async fn f5_garbage_jwks_keeps_last_known_good() {
     accepted(run(&auth, &token(&idp, &other, &clock, "u")).await);
 }
 
+/// SECURITY.md F5.
 #[tokio::test]
-async fn f5_redirects_are_not_followed() {
+async fn redirects_are_not_followed() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let elsewhere = TestIdp::start(&[&SigningKey::rsa("evil", 1)]).await;
@@ -259,8 +267,9 @@ async fn f5_redirects_are_not_followed() {
     accepted(run(&auth, &token(&idp, &key, &clock, "u")).await);
 }
 
+/// SECURITY.md F6.
 #[tokio::test]
-async fn f6_retry_after_is_honoured_and_the_budget_kept() {
+async fn retry_after_is_honoured_and_the_budget_kept() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -291,8 +300,9 @@ async fn f6_retry_after_is_honoured_and_the_budget_kept() {
     assert!(auth.issuer_status(idp.issuer()).unwrap().available);
 }
 
+/// SECURITY.md F6.
 #[tokio::test]
-async fn f6_429_at_start_sends_its_retry_after_to_clients() {
+async fn a_429_at_start_sends_its_retry_after_to_clients() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     idp.set_fault(Fault::Status(429, Some(120)));
@@ -306,8 +316,9 @@ async fn f6_429_at_start_sends_its_retry_after_to_clients() {
     assert_eq!(idp.requests(), 1, "discovery only, then held off");
 }
 
+/// SECURITY.md F7.
 #[tokio::test]
-async fn f7_planned_rotation_has_zero_failures() {
+async fn planned_rotation_has_zero_failures() {
     let old = SigningKey::rsa("old", 0);
     let next = SigningKey::rsa("next", 1);
     let idp = TestIdp::start(&[&old]).await;
@@ -327,8 +338,9 @@ async fn f7_planned_rotation_has_zero_failures() {
     assert_eq!(idp.jwks_requests(), jwks + 1);
 }
 
+/// SECURITY.md F8, F11.
 #[tokio::test]
-async fn f8_f11_unannounced_rotation_one_coalesced_refetch() {
+async fn unannounced_rotation_one_coalesced_refetch() {
     let old = SigningKey::rsa("old", 0);
     let new = SigningKey::rsa("new", 1);
     let idp = TestIdp::start(&[&old]).await;
@@ -358,8 +370,9 @@ async fn f8_f11_unannounced_rotation_one_coalesced_refetch() {
     assert_eq!(idp.jwks_requests(), 2, "start-up + one coalesced refetch");
 }
 
+/// SECURITY.md F9.
 #[tokio::test]
-async fn f9_removed_key_stops_verifying_and_its_cached_tokens_are_dropped() {
+async fn removed_key_stops_verifying_and_its_cached_tokens_are_dropped() {
     let keep = SigningKey::rsa("keep", 0);
     let gone = SigningKey::ec("gone");
     let idp = TestIdp::start(&[&keep, &gone]).await;
@@ -391,8 +404,9 @@ async fn f9_removed_key_stops_verifying_and_its_cached_tokens_are_dropped() {
     accepted(ready(&auth, &kept).unwrap());
 }
 
+/// SECURITY.md F10.
 #[tokio::test]
-async fn f10_unknown_kid_flood_costs_one_fetch_and_no_latency() {
+async fn unknown_kid_flood_costs_one_fetch_and_no_latency() {
     let key = SigningKey::ec("good");
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -435,8 +449,9 @@ async fn f10_unknown_kid_flood_costs_one_fetch_and_no_latency() {
     assert_eq!(idp.jwks_requests(), 2, "start-up + one");
 }
 
+/// SECURITY.md F11.
 #[tokio::test]
-async fn f11_thundering_herd_of_first_requests_makes_one_fetch() {
+async fn thundering_herd_of_first_requests_makes_one_fetch() {
     let key = SigningKey::ed25519("k");
     let idp = TestIdp::start(&[&key]).await;
     idp.hold();
@@ -465,8 +480,9 @@ async fn f11_thundering_herd_of_first_requests_makes_one_fetch() {
     assert_eq!((idp.discovery_requests(), idp.jwks_requests()), (1, 1));
 }
 
+/// SECURITY.md F12.
 #[tokio::test]
-async fn f12_cancelled_request_does_not_kill_the_shared_fetch() {
+async fn cancelled_request_does_not_kill_the_shared_fetch() {
     let old = SigningKey::rsa("old", 0);
     let new = SigningKey::rsa("new", 1);
     let idp = TestIdp::start(&[&old]).await;
@@ -498,8 +514,9 @@ async fn f12_cancelled_request_does_not_kill_the_shared_fetch() {
     assert_eq!(idp.jwks_requests(), 2);
 }
 
+/// SECURITY.md F13.
 #[tokio::test]
-async fn f13_clock_skew_leeway_on_wall_time_and_cache_ages_on_monotonic_time() {
+async fn clock_skew_leeway_on_wall_time_and_cache_ages_on_monotonic_time() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -535,8 +552,9 @@ async fn f13_clock_skew_leeway_on_wall_time_and_cache_ages_on_monotonic_time() {
     assert_eq!(assert_refused(&ready(&auth, &ahead).unwrap()), "expired");
 }
 
+/// SECURITY.md F14.
 #[tokio::test]
-async fn f14_cache_is_bounded_holds_only_valid_results_and_rechecks_exp() {
+async fn cache_is_bounded_holds_only_valid_results_and_rechecks_exp() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -561,8 +579,9 @@ async fn f14_cache_is_bounded_holds_only_valid_results_and_rechecks_exp() {
     assert_eq!(assert_refused(&ready(&auth, &short).unwrap()), "expired");
 }
 
+/// SECURITY.md F14.
 #[tokio::test]
-async fn f14_a_cached_digest_never_stands_for_another_token() {
+async fn a_cached_digest_never_stands_for_another_token() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
     let clock = Clock::manual(NOW);
@@ -591,8 +610,9 @@ async fn f14_a_cached_digest_never_stands_for_another_token() {
     }
 }
 
+/// SECURITY.md F15.
 #[tokio::test]
-async fn f15_one_issuers_fault_never_affects_another() {
+async fn one_issuers_fault_never_affects_another() {
     let key_a = SigningKey::rsa("a", 0);
     let key_b = SigningKey::ec("b");
     let a = TestIdp::start(&[&key_a]).await;

@@ -131,6 +131,7 @@ async fn audiences_and_algorithms_are_per_issuer() {
     assert_eq!(assert_refused(&run(&t.auth, &token).await), "expired");
 }
 
+/// SECURITY.md C4.
 #[tokio::test]
 async fn a_kid_only_another_issuer_publishes_is_unknown() {
     let t = three().await;
@@ -150,6 +151,7 @@ async fn a_kid_only_another_issuer_publishes_is_unknown() {
     assert_eq!(es.jwks_requests(), 1, "B's JWKS is never consulted for A");
 }
 
+/// SECURITY.md C3.
 #[tokio::test]
 async fn tokens_of_unconfigured_issuers_are_not_mine_and_fetch_nothing() {
     let t = three().await;

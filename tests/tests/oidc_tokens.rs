@@ -1,5 +1,5 @@
-//! SECURITY.md "Token structure", "Algorithms and signatures", "Header parameters" and
-//! "Claims", against a real test IdP, at the `Authenticator` level.
+//! SECURITY.md T, A, H and C ("Token structure", "Algorithms and signatures", "Header
+//! parameters", "Claims"), against a real test IdP, at the `Authenticator` level.
 
 use std::time::Duration;
 
@@ -79,6 +79,7 @@ async fn good_tokens_of_every_key_type_are_accepted() {
     }
 }
 
+/// SECURITY.md T1, T2.
 #[tokio::test]
 async fn token_structure() {
     let s = setup().await;
@@ -205,6 +206,7 @@ fn base64_std(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(with_marker)
 }
 
+/// SECURITY.md A1.
 #[tokio::test]
 async fn alg_none_and_empty_signatures() {
     let s = setup().await;
@@ -227,6 +229,7 @@ async fn alg_none_and_empty_signatures() {
     );
 }
 
+/// SECURITY.md A2.
 #[tokio::test]
 async fn hs256_signed_with_the_issuers_public_key_is_refused() {
     use aws_lc_rs::hmac;
@@ -258,6 +261,7 @@ async fn hs256_signed_with_the_issuers_public_key_is_refused() {
     }
 }
 
+/// SECURITY.md A3.
 #[tokio::test]
 async fn algorithm_allow_list_and_key_agreement() {
     let s = setup_with(|i| i.algorithms(["RS256", "ES256", "EdDSA"])).await;
@@ -284,6 +288,7 @@ async fn algorithm_allow_list_and_key_agreement() {
     );
 }
 
+/// SECURITY.md A3.
 #[tokio::test]
 async fn key_alg_and_use_must_agree_with_the_token() {
     // The RSA key is published once as RS256-only, once as an encryption key.
@@ -340,6 +345,7 @@ fn der_signature(fixed: &[u8]) -> Vec<u8> {
     [vec![0x30, body.len() as u8], body].concat()
 }
 
+/// SECURITY.md A4.
 #[tokio::test]
 async fn ecdsa_zero_and_der_signatures_are_refused() {
     let s = setup().await;
@@ -363,6 +369,7 @@ async fn ecdsa_zero_and_der_signatures_are_refused() {
     accepted(run(&s.auth, &good).await);
 }
 
+/// SECURITY.md A4.
 #[tokio::test]
 async fn rsa_keys_under_2048_bits_are_ignored() {
     let good = SigningKey::rsa("rsa-ok", 0);
@@ -396,6 +403,7 @@ async fn rsa_keys_under_2048_bits_are_ignored() {
     assert_eq!(assert_refused(&run(&auth, &no_kid).await), "bad_signature");
 }
 
+/// SECURITY.md H1.
 #[tokio::test]
 async fn crit_and_b64_headers_are_refused() {
     let s = setup().await;
@@ -421,6 +429,7 @@ async fn crit_and_b64_headers_are_refused() {
     }
 }
 
+/// SECURITY.md H2.
 #[tokio::test]
 async fn jku_x5u_jwk_and_x5c_are_never_used() {
     let s = setup().await;
@@ -455,6 +464,7 @@ async fn jku_x5u_jwk_and_x5c_are_never_used() {
     assert_eq!(attacker.requests(), 0);
 }
 
+/// SECURITY.md H3.
 #[tokio::test]
 async fn hostile_kids_are_opaque_capped_lookup_keys() {
     let s = setup().await;
@@ -481,6 +491,7 @@ async fn hostile_kids_are_opaque_capped_lookup_keys() {
     );
 }
 
+/// SECURITY.md H4.
 #[tokio::test]
 async fn unknown_kid_gets_one_rate_limited_refetch() {
     let s = setup().await;
@@ -511,6 +522,7 @@ async fn unknown_kid_gets_one_rate_limited_refetch() {
     assert_eq!(s.idp.jwks_requests(), 3);
 }
 
+/// SECURITY.md H4.
 #[tokio::test]
 async fn known_kid_with_a_bad_signature_never_refetches() {
     let s = setup().await;
@@ -533,6 +545,7 @@ async fn known_kid_with_a_bad_signature_never_refetches() {
     assert_eq!(s.idp.jwks_requests(), 1);
 }
 
+/// SECURITY.md H4.
 #[tokio::test]
 async fn no_kid_tries_only_fitting_keys_without_refetch() {
     let s = setup().await;
@@ -551,6 +564,7 @@ async fn no_kid_tries_only_fitting_keys_without_refetch() {
     assert_eq!(s.idp.jwks_requests(), 1);
 }
 
+/// SECURITY.md H5.
 #[tokio::test]
 async fn typ_at_jwt_when_required() {
     let s = setup_with(|i| i.required_typ("at+jwt")).await;
@@ -573,6 +587,7 @@ async fn typ_at_jwt_when_required() {
     accepted(run(&s.auth, &s.rsa.mint(&header, &claims)).await);
 }
 
+/// SECURITY.md H6.
 #[tokio::test]
 async fn an_hmac_role_token_is_not_ours() {
     use aws_lc_rs::hmac;
@@ -591,6 +606,7 @@ async fn an_hmac_role_token_is_not_ours() {
     assert_eq!(s.idp.requests(), 2);
 }
 
+/// SECURITY.md C1, C2.
 #[tokio::test]
 async fn time_claims() {
     let s = setup().await;
@@ -664,6 +680,7 @@ async fn time_claims() {
     }
 }
 
+/// SECURITY.md C3.
 #[tokio::test]
 async fn iss_routes_exactly_and_unknown_issuers_cost_no_fetch() {
     let s = setup().await;
@@ -691,6 +708,7 @@ async fn iss_routes_exactly_and_unknown_issuers_cost_no_fetch() {
     assert_eq!(s.idp.requests(), 2, "start-up's discovery and JWKS only");
 }
 
+/// SECURITY.md C5.
 #[tokio::test]
 async fn audience() {
     let s = setup_with(|i| i.audience("api-v2")).await;
@@ -780,6 +798,7 @@ async fn api_key_credentials_are_not_ours() {
     assert!(matches!(outcome, Outcome::NotMine));
 }
 
+/// SECURITY.md E5.
 #[tokio::test]
 async fn tokens_over_8_kib_are_refused_before_decoding() {
     let s = setup().await;

@@ -1,5 +1,5 @@
-//! The HS256 cases of SECURITY.md: token structure, algorithms and signatures, header
-//! parameters and claims. A token of ours (its `iss` is the HMAC issuer) that breaks a rule
+//! The HS256 cases of SECURITY.md (T token structure, A algorithms and signatures, H header
+//! parameters, C claims). A token of ours (its `iss` is the HMAC issuer) that breaks a rule
 //! is rejected with `invalid_token`; nothing panics; foreign tokens are `NotMine`.
 
 mod common;
