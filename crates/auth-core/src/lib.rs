@@ -9,19 +9,36 @@
 //! Rust's orphan rule allows only in this crate or in axum.
 //!
 //! ```
-//! use tower_auth_core::{ApiKeyAuthenticator, ApiKeySet, Admins, Authenticator, Check, CredentialExtractor, Outcome};
+//! use tower_auth_core::{
+//!     Admins, ApiKeyAuthenticator, ApiKeySet, AuthError, Authenticator, Check,
+//!     CredentialExtractor, Outcome,
+//! };
 //!
 //! let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default()).unwrap();
 //! let auth = ApiKeyAuthenticator::new(keys);
+//! let check = |key: &str| {
+//!     let request = http::Request::builder().header("x-api-key", key).body(()).unwrap();
+//!     let credential = CredentialExtractor::default().extract(request.headers()).unwrap().unwrap();
+//!     match auth.authenticate(credential) {
+//!         Check::Ready(outcome) => outcome,
+//!         Check::Pending(_) => unreachable!("API keys are checked synchronously"),
+//!     }
+//! };
 //!
-//! let request = http::Request::builder()
-//!     .header("x-api-key", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA")
-//!     .body(())
-//!     .unwrap();
-//! let credential = CredentialExtractor::default().extract(request.headers()).unwrap().unwrap();
-//! match auth.authenticate(credential) {
-//!     Check::Ready(Outcome::Authenticated(identity)) => assert_eq!(identity.subject(), "key-1"),
-//!     _ => panic!("the key is configured"),
+//! // The configured key: the caller is identified, and a handler may run (200).
+//! let Outcome::Authenticated(identity) = check("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA") else { panic!() };
+//! assert_eq!(identity.subject(), "key-1");
+//!
+//! // Another key: refused, and the answer says only `invalid_token` (401).
+//! let Outcome::Rejected(error) = check("some-other-key-of-the-right-length!") else { panic!() };
+//! assert_eq!(error.http_status(), 401);
+//! assert_eq!(error.body(), r#"{"error":"invalid_token"}"#);
+//!
+//! // Identified, but without the role a route needs (403).
+//! if !identity.has_role("admin") {
+//!     let error = AuthError::insufficient_scope("admin");
+//!     assert_eq!(error.http_status(), 403);
+//!     assert_eq!(error.grpc_code().as_i32(), 7); // PERMISSION_DENIED
 //! }
 //! ```
 #![deny(unsafe_code)]
