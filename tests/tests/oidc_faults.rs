@@ -9,7 +9,7 @@ use auth_tests::idp::{
     run, warp,
 };
 use serde_json::json;
-use tower_auth_core::{Admins, Clock, Outcome};
+use tower_auth_core::{Admins, Check, Clock, Credential, Outcome};
 use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig, OidcConfigBuilder};
 
 const REFRESH: Duration = Duration::from_secs(60);
@@ -30,6 +30,18 @@ async fn start(config: OidcConfig, clock: &Clock) -> OidcAuthenticator {
     OidcAuthenticator::start(config, Admins::default(), clock.clone())
         .await
         .unwrap()
+}
+
+/// One RSA key `a`, one test IdP publishing it, a manual clock at `NOW`, and an authenticator
+/// for that issuer, built by `builder` with `configure` applied.
+async fn one_issuer(
+    configure: impl FnOnce(OidcConfigBuilder) -> OidcConfigBuilder,
+) -> (SigningKey, TestIdp, Clock, OidcAuthenticator) {
+    let key = SigningKey::rsa("a", 0);
+    let idp = TestIdp::start(&[&key]).await;
+    let clock = Clock::manual(NOW);
+    let auth = start(configure(builder(&[&idp])).build().unwrap(), &clock).await;
+    (key, idp, clock, auth)
 }
 
 /// A good token minted now by the wall clock.
@@ -125,10 +137,7 @@ async fn a_hanging_idp_cannot_hang_start_up() {
 /// SECURITY.md F2.
 #[tokio::test]
 async fn idp_down_later_keeps_last_known_good_keys() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (key, idp, clock, auth) = one_issuer(|b| b).await;
     idp.set_fault(Fault::Close);
     refresh(&auth, &idp, &clock, REFRESH).await;
     let status = auth.issuer_status(idp.issuer()).unwrap();
@@ -142,10 +151,7 @@ async fn idp_down_later_keeps_last_known_good_keys() {
 /// SECURITY.md F3.
 #[tokio::test]
 async fn down_longer_than_max_stale_fails_closed() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (key, idp, clock, auth) = one_issuer(|b| b).await;
     let cached = token(&idp, &key, &clock, "cached");
     accepted(run(&auth, &cached).await);
     idp.set_fault(Fault::Close);
@@ -167,10 +173,7 @@ async fn down_longer_than_max_stale_fails_closed() {
 /// SECURITY.md F4.
 #[tokio::test]
 async fn slow_jwks_is_bounded_and_cached_kids_never_wait() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (key, idp, clock, auth) = one_issuer(|b| b).await;
     idp.set_fault(Fault::Hang);
     let before = fetches(&auth, &idp);
     warp(&clock, REFRESH).await;
@@ -270,10 +273,7 @@ async fn redirects_are_not_followed() {
 /// SECURITY.md F6.
 #[tokio::test]
 async fn retry_after_is_honoured_and_the_budget_kept() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (_, idp, clock, auth) = one_issuer(|b| b).await;
     idp.set_fault(Fault::Status(503, Some(120)));
     refresh(&auth, &idp, &clock, REFRESH).await;
     assert_eq!(
@@ -338,9 +338,9 @@ async fn planned_rotation_has_zero_failures() {
     assert_eq!(idp.jwks_requests(), jwks + 1);
 }
 
-/// SECURITY.md F8, F11.
-#[tokio::test]
-async fn unannounced_rotation_one_coalesced_refetch() {
+/// Keys `old` (published at start) and `new` (published 31 s later, past the refetch
+/// cooldown, without a refresh), with the IdP holding its next answers until `release`.
+async fn rotated_unannounced() -> (SigningKey, SigningKey, TestIdp, Clock, OidcAuthenticator) {
     let old = SigningKey::rsa("old", 0);
     let new = SigningKey::rsa("new", 1);
     let idp = TestIdp::start(&[&old]).await;
@@ -349,17 +349,26 @@ async fn unannounced_rotation_one_coalesced_refetch() {
     warp(&clock, Duration::from_secs(31)).await;
     idp.publish(&new);
     idp.hold();
+    (old, new, idp, clock, auth)
+}
+
+/// The future of a check that must wait for a key fetch.
+fn waiting(auth: &OidcAuthenticator, token: &str) -> tower_auth_core::OutcomeFuture {
+    match tower_auth_core::Authenticator::authenticate(auth, Credential::Bearer(token)) {
+        Check::Pending(future) => future,
+        Check::Ready(outcome) => panic!("should wait for the refetch: {outcome:?}"),
+    }
+}
+
+/// SECURITY.md F8, F11.
+#[tokio::test]
+async fn unannounced_rotation_one_coalesced_refetch() {
+    let (_, new, idp, clock, auth) = rotated_unannounced().await;
     // Twenty concurrent requests with the new kid share one fetch.
     let pending: Vec<_> = (0..20)
         .map(|i| {
             let t = token(&idp, &new, &clock, &format!("u{i}"));
-            match tower_auth_core::Authenticator::authenticate(
-                &auth,
-                tower_auth_core::Credential::Bearer(&t),
-            ) {
-                tower_auth_core::Check::Pending(f) => f,
-                tower_auth_core::Check::Ready(o) => panic!("should wait for the refetch: {o:?}"),
-            }
+            waiting(&auth, &t)
         })
         .collect();
     idp.wait_for_requests(3).await;
@@ -483,22 +492,9 @@ async fn thundering_herd_of_first_requests_makes_one_fetch() {
 /// SECURITY.md F12.
 #[tokio::test]
 async fn cancelled_request_does_not_kill_the_shared_fetch() {
-    let old = SigningKey::rsa("old", 0);
-    let new = SigningKey::rsa("new", 1);
-    let idp = TestIdp::start(&[&old]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
-    warp(&clock, Duration::from_secs(31)).await;
-    idp.publish(&new);
-    idp.hold();
+    let (old, new, idp, clock, auth) = rotated_unannounced().await;
     let t = token(&idp, &new, &clock, "u");
-    let future = match tower_auth_core::Authenticator::authenticate(
-        &auth,
-        tower_auth_core::Credential::Bearer(&t),
-    ) {
-        tower_auth_core::Check::Pending(f) => f,
-        tower_auth_core::Check::Ready(o) => panic!("should wait: {o:?}"),
-    };
+    let future = waiting(&auth, &t);
     // Poll it until the fetch reaches the IdP, then cancel the request.
     let mut future = Box::pin(future);
     tokio::select! {
@@ -555,14 +551,7 @@ async fn clock_skew_leeway_on_wall_time_and_cache_ages_on_monotonic_time() {
 /// SECURITY.md F14.
 #[tokio::test]
 async fn cache_is_bounded_holds_only_valid_results_and_rechecks_exp() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(
-        builder(&[&idp]).token_cache_size(3).build().unwrap(),
-        &clock,
-    )
-    .await;
+    let (key, idp, clock, auth) = one_issuer(|b| b.token_cache_size(3)).await;
     for i in 0..20 {
         accepted(run(&auth, &token(&idp, &key, &clock, &format!("u{i}"))).await);
     }
@@ -582,10 +571,7 @@ async fn cache_is_bounded_holds_only_valid_results_and_rechecks_exp() {
 /// SECURITY.md F14.
 #[tokio::test]
 async fn a_cached_digest_never_stands_for_another_token() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (key, idp, clock, auth) = one_issuer(|b| b).await;
     let good = token(&idp, &key, &clock, "u");
     accepted(run(&auth, &good).await);
     // The same claims with the signature of another token: equal prefix, different token.
@@ -682,10 +668,7 @@ async fn discovery_mismatch_found_later_leaves_the_issuer_at_503() {
 
 #[tokio::test]
 async fn dropping_the_authenticator_stops_refreshing() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (_, idp, clock, auth) = one_issuer(|b| b).await;
     let requests = idp.requests();
     drop(auth);
     warp(&clock, REFRESH * 3).await;
@@ -695,10 +678,7 @@ async fn dropping_the_authenticator_stops_refreshing() {
 
 #[tokio::test]
 async fn outcomes_do_not_carry_token_material() {
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (key, idp, _, auth) = one_issuer(|b| b).await;
     let bad = idp.token_with(&key, |c| c["aud"] = json!("secret-audience-value"));
     let outcome = run(&auth, &bad).await;
     let shown = format!("{outcome:?} {auth:?}");
@@ -714,10 +694,7 @@ async fn outcomes_do_not_carry_token_material() {
 #[tokio::test]
 async fn logs_carry_reason_and_fingerprint_never_the_token() {
     let (logs, _guard) = auth_tests::CapturedLogs::start();
-    let key = SigningKey::rsa("a", 0);
-    let idp = TestIdp::start(&[&key]).await;
-    let clock = Clock::manual(NOW);
-    let auth = start(builder(&[&idp]).build().unwrap(), &clock).await;
+    let (key, idp, clock, auth) = one_issuer(|b| b).await;
     let bad = idp.token_with(&key, |c| c["exp"] = json!(NOW - 3600));
     assert_eq!(assert_refused(&run(&auth, &bad).await), "expired");
     idp.set_fault(Fault::Status(503, Some(30)));
