@@ -5,6 +5,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use sha2::{Digest, Sha256};
 
 /// The SHA-256 digest of `bytes`.
+///
+/// Shared with the sibling crates (and the tools that print `sha256:<hex>` for configuration);
+/// not part of the API an application names, hence hidden.
+#[doc(hidden)]
 pub fn sha256_digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -13,10 +17,12 @@ pub fn sha256_digest(bytes: &[u8]) -> [u8; 32] {
 ///
 /// The digest is uniformly distributed and an attacker cannot choose it to collide (no
 /// HashDoS), so hashing it again, as SipHash would, only costs time.
+#[doc(hidden)]
 #[derive(Default)]
 pub struct DigestHasher(u64);
 
 /// Builds [`DigestHasher`]s, for `HashMap::with_hasher` and caches.
+#[doc(hidden)]
 pub type DigestBuildHasher = BuildHasherDefault<DigestHasher>;
 
 impl Hasher for DigestHasher {

@@ -94,6 +94,7 @@ impl Identity {
     /// thread can keep an unshared copy per thread and hand out clones of that instead. (The
     /// method's key name or issuer is still shared, touched only when a copy is made or
     /// dropped.)
+    #[doc(hidden)]
     #[must_use]
     pub fn unshared(&self) -> Identity {
         Identity(Arc::new(Inner::clone(&self.0)))
