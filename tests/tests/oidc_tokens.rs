@@ -81,7 +81,7 @@ async fn good_tokens_of_every_key_type_are_accepted() {
 
 /// SECURITY.md T1, T2.
 #[tokio::test]
-async fn token_structure() {
+async fn malformed_token_structures_are_invalid_token() {
     let s = setup().await;
     let good = s.idp.token(&s.rsa, "u");
     let [h, p, sig]: [String; 3] = segments(&good).try_into().unwrap();
@@ -608,7 +608,7 @@ async fn an_hmac_role_token_is_not_ours() {
 
 /// SECURITY.md C1, C2.
 #[tokio::test]
-async fn time_claims() {
+async fn exp_nbf_and_iat_are_numeric_dates_checked_with_leeway() {
     let s = setup().await;
     type Change = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, Change, bool)> = vec![
@@ -710,7 +710,7 @@ async fn iss_routes_exactly_and_unknown_issuers_cost_no_fetch() {
 
 /// SECURITY.md C5.
 #[tokio::test]
-async fn audience() {
+async fn aud_must_be_ours_or_an_array_containing_ours() {
     let s = setup_with(|i| i.audience("api-v2")).await;
     let cases: Vec<(Value, bool)> = vec![
         (json!(AUDIENCE), true),

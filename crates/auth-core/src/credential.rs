@@ -385,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn b64token_syntax() {
+    fn b64token_allows_trailing_padding_only() {
         assert!(is_b64token(b"abc"));
         assert!(is_b64token(b"a=="));
         assert!(!is_b64token(b""));

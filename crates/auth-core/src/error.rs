@@ -320,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn mapping_table() {
+    fn each_kind_maps_to_its_status_challenge_and_grpc_code() {
         let cases = [
             (
                 AuthError::missing_credential(),
@@ -363,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn http_response() {
+    fn responses_carry_status_challenge_fixed_json_and_retry_after() {
         let r = AuthError::invalid_token("x").to_response("api", false);
         assert_eq!(r.status(), 401);
         assert_eq!(
@@ -398,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn grpc_detection() {
+    fn only_application_grpc_content_types_are_grpc() {
         let mut h = HeaderMap::new();
         assert!(!is_grpc(&h));
         h.insert(
