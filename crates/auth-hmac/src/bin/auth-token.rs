@@ -24,7 +24,7 @@ const USAGE: &str = "usage:
   auth-token digest      (reads the secret from AUTH_TOKEN_SECRET_INPUT or standard input)
 
 The HMAC secret comes from HMAC_SECRET (HMAC_SECRET_PREVIOUS, HMAC_ISSUER, HMAC_AUDIENCE
-and AUTH_LEEWAY_SECS are honoured too). --ttl takes seconds or a number with s, m, h or d.";
+and AUTH_LEEWAY_SECS are honoured too). --ttl takes seconds, or a duration such as 90s, 15m, 1h, 2d or \"1h 30m\".";
 
 /// A failure: its message, and the exit code (2 for usage, 1 otherwise).
 struct Fail(String, u8);
@@ -34,8 +34,7 @@ fn usage(message: impl Into<String>) -> Fail {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match run(lexopt::Parser::from_env()) {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(output.as_bytes());
@@ -48,13 +47,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> Result<String, Fail> {
-    match args.first().map(String::as_str) {
-        Some("mint") => mint(&args[1..]),
-        Some("decode") => decode(&args[1..]),
-        Some("digest") => digest(&args[1..]),
-        Some("-h" | "--help" | "help") => Ok(format!("{USAGE}\n")),
-        Some(other) => Err(usage(format!("unknown command `{other}`"))),
+impl From<lexopt::Error> for Fail {
+    fn from(error: lexopt::Error) -> Self {
+        usage(error.to_string())
+    }
+}
+
+fn run(mut args: lexopt::Parser) -> Result<String, Fail> {
+    use lexopt::Arg::{Long, Short, Value};
+    match args.next()? {
+        Some(Value(command)) => match command.to_str() {
+            Some("mint") => mint(args),
+            Some("decode") => decode(args),
+            Some("digest") => digest(args),
+            Some("help") => Ok(format!("{USAGE}\n")),
+            _ => Err(usage(format!(
+                "unknown command `{}`",
+                command.to_string_lossy()
+            ))),
+        },
+        Some(Short('h') | Long("help")) => Ok(format!("{USAGE}\n")),
+        Some(other) => Err(other.unexpected().into()),
         None => Err(usage("a command is needed")),
     }
 }
@@ -65,44 +78,32 @@ fn config() -> Result<HmacConfig, Fail> {
         .ok_or_else(|| Fail("HMAC_SECRET is not set".into(), 1))
 }
 
-/// `90`, `90s`, `15m`, `1h`, `2d`.
+/// `90` (seconds), or a duration as humantime reads it: `90s`, `15m`, `1h`, `1.5h`, `2d`,
+/// `1h 30m`.
 fn parse_ttl(value: &str) -> Option<Duration> {
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => value.split_at(at),
-        None => (value, "s"),
-    };
-    let n: u64 = number.parse().ok()?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(scale).map(Duration::from_secs)
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse().ok().map(Duration::from_secs);
+    }
+    humantime::parse_duration(value).ok()
 }
 
-fn mint(args: &[String]) -> Result<String, Fail> {
+fn mint(mut args: lexopt::Parser) -> Result<String, Fail> {
+    use lexopt::Arg::Long;
     let mut subject = None;
     let mut roles = Vec::new();
     let mut ttl = Duration::from_secs(3600);
     let mut audience = None;
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let mut value = || {
-            rest.next()
-                .ok_or_else(|| usage(format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--sub" => subject = Some(value()?.clone()),
-            "--role" => roles.push(value()?.clone()),
-            "--ttl" => {
-                let v = value()?;
-                ttl =
-                    parse_ttl(v).ok_or_else(|| usage(format!("--ttl `{v}` is not a duration")))?;
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("sub") => subject = Some(text(args.value()?)?),
+            Long("role") => roles.push(text(args.value()?)?),
+            Long("ttl") => {
+                let value = text(args.value()?)?;
+                ttl = parse_ttl(&value)
+                    .ok_or_else(|| usage(format!("--ttl `{value}` is not a duration")))?;
             }
-            "--aud" => audience = Some(value()?.clone()),
-            other => return Err(usage(format!("unknown option `{other}`"))),
+            Long("aud") => audience = Some(text(args.value()?)?),
+            other => return Err(other.unexpected().into()),
         }
     }
     let subject = subject.ok_or_else(|| usage("mint needs --sub"))?;
@@ -113,12 +114,24 @@ fn mint(args: &[String]) -> Result<String, Fail> {
     Ok(format!("{token}\n"))
 }
 
-fn decode(args: &[String]) -> Result<String, Fail> {
-    let [token] = args else {
-        return Err(usage("decode takes one token"));
+/// An argument as UTF-8 text (subjects, roles and audiences are JSON strings).
+fn text(value: std::ffi::OsString) -> Result<String, Fail> {
+    value
+        .into_string()
+        .map_err(|v| usage(format!("`{}` is not UTF-8", v.to_string_lossy())))
+}
+
+fn decode(mut args: lexopt::Parser) -> Result<String, Fail> {
+    let token = match args.next()? {
+        Some(lexopt::Arg::Value(token)) => text(token)?,
+        Some(other) => return Err(other.unexpected().into()),
+        None => return Err(usage("decode takes one token")),
     };
+    if let Some(extra) = args.next()? {
+        return Err(extra.unexpected().into());
+    }
     let config = config()?;
-    let (status, claims) = match config.decode_access_token(token) {
+    let (status, claims) = match config.decode_access_token(&token) {
         Ok(claims) => ("valid", claims),
         Err(e) => match e.expired_claims() {
             Some(claims) => ("expired", claims.clone()),
@@ -145,8 +158,8 @@ fn decode(args: &[String]) -> Result<String, Fail> {
     }
 }
 
-fn digest(args: &[String]) -> Result<String, Fail> {
-    if !args.is_empty() {
+fn digest(mut args: lexopt::Parser) -> Result<String, Fail> {
+    if args.next()?.is_some() {
         return Err(usage(
             "digest takes no arguments: the secret is read from AUTH_TOKEN_SECRET_INPUT or standard input",
         ));
@@ -182,21 +195,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ttl_forms() {
+    fn ttl_is_seconds_or_a_humantime_duration() {
         assert_eq!(parse_ttl("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("1.5h"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_ttl("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_ttl("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_ttl("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_ttl("2d"), Some(Duration::from_secs(172_800)));
-        for bad in [
-            "",
-            "h",
-            "1x",
-            "1.5h",
-            "-1",
-            "1h30m",
-            "99999999999999999999d",
-        ] {
+        for bad in ["", "h", "1x", "-1", "soon", "99999999999999999999d"] {
             assert_eq!(parse_ttl(bad), None, "{bad}");
         }
     }
