@@ -54,8 +54,10 @@ mod exchange;
 mod layer;
 mod oauth;
 mod replay;
+mod response;
 mod source;
 mod token;
+mod transport;
 
 pub use cache::{RefreshPolicy, TokenCache};
 pub use env::ENV_VARIABLES;

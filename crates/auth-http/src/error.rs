@@ -110,7 +110,7 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::NoCryptoBackend => {
-                "was built without a crypto backend: enable the feature aws_lc_rs or rust_crypto"
+                "no crypto backend for TLS: enable the feature aws_lc_rs or rust_crypto"
             }
             Self::Tls => "TLS set-up failed",
             Self::InvalidUrl => "is not a URL",

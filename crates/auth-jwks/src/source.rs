@@ -8,11 +8,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::Uri;
 use rand::Rng;
-use serde::Deserialize;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower_auth_core::AuthError;
+use tower_auth_http::{Discovery, HttpError};
 
 use crate::config::Issuer;
 use crate::fetch::{FetchError, Fetcher};
@@ -91,12 +91,6 @@ impl From<FetchError> for Failure {
             mismatch: false,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    jwks_uri: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -294,25 +288,27 @@ impl Source {
     }
 
     async fn discover(&self) -> Result<Uri, Failure> {
-        let body = self.fetcher.get(&self.issuer.discovery_uri).await?;
-        let document: Discovery =
-            serde_json::from_slice(&body).map_err(|_| FetchError::new("discovery_not_json"))?;
-        // OpenID Connect Discovery 1.0 section 4.3: the issuer in the document must be
-        // identical to the one the configuration was retrieved for.
-        if document.issuer != *self.issuer.issuer {
-            return Err(Failure {
-                error: FetchError::new("discovery_issuer_mismatch"),
-                mismatch: true,
-            });
-        }
-        let uri: Uri = document
-            .jwks_uri
-            .parse()
-            .map_err(|_| FetchError::new("discovery_bad_jwks_uri"))?;
-        if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
-            return Err(FetchError::new("discovery_bad_jwks_uri").into());
-        }
-        Ok(uri)
+        let discovery = Discovery::openid(&self.issuer.issuer).map_err(FetchError::from)?;
+        let metadata = self
+            .fetcher
+            .discover(&discovery)
+            .await
+            .map_err(|error| match error {
+                HttpError::IssuerMismatch => Failure {
+                    error: FetchError::new("discovery_issuer_mismatch"),
+                    mismatch: true,
+                },
+                HttpError::NotJson => FetchError::new("discovery_not_json").into(),
+                other => FetchError::from(other).into(),
+            })?;
+        metadata.jwks_uri().map_err(|error| {
+            let reason = match error {
+                // OpenID Connect requires the field: a document without it is not one.
+                HttpError::MissingEndpoint => "discovery_not_json",
+                _ => "discovery_bad_jwks_uri",
+            };
+            FetchError::new(reason).into()
+        })
     }
 
     /// Fetches at start, then refreshes ahead of the interval with jitter; after a failure
