@@ -51,12 +51,16 @@ mod cache;
 mod env;
 mod error;
 mod exchange;
+mod header;
 mod layer;
 mod oauth;
 mod policy;
 mod replay;
 mod response;
+mod retry;
 mod source;
+#[cfg(test)]
+mod test_support;
 mod token;
 mod transport;
 
@@ -64,9 +68,10 @@ pub use cache::TokenCache;
 pub use env::ENV_VARIABLES;
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;
-pub use layer::{Bearer, BearerLayer, ResponseFuture, RetryBearer, RetryBearerLayer};
+pub use layer::{Bearer, BearerLayer, ResponseFuture};
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
 pub use replay::{BufferedRetryBearer, BufferedRetryBearerLayer, Rebuild, ReplayBody};
+pub use retry::{RetryBearer, RetryBearerLayer};
 pub use source::{BoxFuture, FnSource, StaticToken, TokenSource};
 pub use token::Token;
