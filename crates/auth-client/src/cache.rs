@@ -127,7 +127,7 @@ impl TokenCache {
     /// When no unexpired token is held and the fetch fails (or failed less than a backoff
     /// ago): the fetch's [`TokenError`].
     pub async fn token(&self) -> Result<Token, TokenError> {
-        let (flight, launch) = {
+        let fetch = {
             let mut state = self.lock();
             let now = Instant::now();
             if let (Some(token), launch) = self.usable(&mut state, now) {
@@ -137,21 +137,15 @@ impl TokenCache {
                 }
                 return Ok(token);
             }
-            if let Some(flight) = &state.flight {
-                (flight.clone(), None)
-            } else if let (Some(retry_at), Some(error)) = (state.retry_at, &state.last_error)
+            if state.flight.is_none()
+                && let (Some(retry_at), Some(error)) = (state.retry_at, &state.last_error)
                 && now < retry_at
             {
                 return Err(error.clone());
-            } else {
-                let (flight, launch) = self.launch(&mut state)?;
-                (flight, Some(launch))
             }
+            self.join_or_start(&mut state)?
         };
-        if let Some(launch) = launch {
-            launch.spawn();
-        }
-        wait(flight).await
+        fetch.result().await
     }
 
     /// Fetches a new token now, ignoring freshness and backoff, or joins the fetch already in
@@ -160,20 +154,8 @@ impl TokenCache {
     /// # Errors
     /// The fetch's [`TokenError`].
     pub async fn refresh(&self) -> Result<Token, TokenError> {
-        let (flight, launch) = {
-            let mut state = self.lock();
-            match &state.flight {
-                Some(flight) => (flight.clone(), None),
-                None => {
-                    let (flight, launch) = self.launch(&mut state)?;
-                    (flight, Some(launch))
-                }
-            }
-        };
-        if let Some(launch) = launch {
-            launch.spawn();
-        }
-        wait(flight).await
+        let fetch = self.join_or_start(&mut self.lock())?;
+        fetch.result().await
     }
 
     /// The held token if it has not expired, without fetching anything.
@@ -212,7 +194,7 @@ impl TokenCache {
     /// A new token to retry with after a server rejected `rejected`, or `None` when a retry
     /// is pointless: the refresh failed, is rate-limited, or gave the same value.
     pub(crate) async fn refresh_rejected(&self, rejected: &Token) -> Option<Token> {
-        let (flight, launch) = {
+        let fetch = {
             let mut state = self.lock();
             let now = Instant::now();
             if let Some(held) = &state.current
@@ -222,26 +204,19 @@ impl TokenCache {
                 // Another request already replaced it.
                 return Some(held.token.clone());
             }
-            match &state.flight {
-                Some(flight) => (flight.clone(), None),
-                None => {
-                    let interval = self.inner.policy.forced_refresh_interval;
-                    if state.last_forced.is_some_and(|at| now < at + interval)
-                        || state.retry_at.is_some_and(|at| now < at)
-                    {
-                        return None;
-                    }
-                    state.last_forced = Some(now);
-                    tracing::debug!(target: TARGET, "token rejected by a server: forcing a refresh");
-                    let (flight, launch) = self.launch(&mut state).ok()?;
-                    (flight, Some(launch))
+            if state.flight.is_none() {
+                let interval = self.inner.policy.forced_refresh_interval;
+                if state.last_forced.is_some_and(|at| now < at + interval)
+                    || state.retry_at.is_some_and(|at| now < at)
+                {
+                    return None;
                 }
+                state.last_forced = Some(now);
+                tracing::debug!(target: TARGET, "token rejected by a server: forcing a refresh");
             }
+            self.join_or_start(&mut state).ok()?
         };
-        if let Some(launch) = launch {
-            launch.spawn();
-        }
-        let token = wait(flight).await.ok()?;
+        let token = fetch.result().await.ok()?;
         (!token.same_value(rejected)).then_some(token)
     }
 
@@ -271,6 +246,22 @@ impl TokenCache {
         (Some(token), launch)
     }
 
+    /// The one way a caller gets a fetch to wait for: it joins the fetch in flight, or
+    /// records a new one (spawned by [`Fetch::result`], once the state lock is released).
+    fn join_or_start(&self, state: &mut State) -> Result<Fetch, TokenError> {
+        if let Some(flight) = &state.flight {
+            return Ok(Fetch {
+                flight: flight.clone(),
+                launch: None,
+            });
+        }
+        let (flight, launch) = self.launch(state)?;
+        Ok(Fetch {
+            flight,
+            launch: Some(launch),
+        })
+    }
+
     /// Records a new fetch as the one in flight. The caller spawns it with
     /// [`Launch::spawn`] once the state lock is released: a task dropped at once (a runtime
     /// shutting down) completes its flight, which takes that lock.
@@ -289,6 +280,22 @@ impl TokenCache {
             },
         };
         Ok((rx, launch))
+    }
+}
+
+/// A fetch to wait for: joined, or new and to be spawned by whoever waits for it first.
+struct Fetch {
+    flight: Flight,
+    launch: Option<Launch>,
+}
+
+impl Fetch {
+    /// Spawns the fetch if it is new, then waits for its outcome, which every waiter shares.
+    async fn result(self) -> Result<Token, TokenError> {
+        if let Some(launch) = self.launch {
+            launch.spawn();
+        }
+        wait(self.flight).await
     }
 }
 
