@@ -22,7 +22,7 @@ use crate::{BoxError, BoxFuture, TokenCache};
 /// metadata are HTTP/2 headers), tower stacks. An `Authorization` header already on a request
 /// is replaced. The header value is marked sensitive, so HTTP/2 never indexes it.
 ///
-/// When no token can be had, the call fails with the [`TokenError`] (boxed, as the
+/// When no token can be had, the call fails with the [`TokenError`](crate::TokenError) (boxed, as the
 /// service's error is [`BoxError`]) and the inner service is not called. On a tonic client
 /// that surfaces as a `Status` whose source is the `TokenError`, with code `Unknown`, or with
 /// the feature `tonic` the code the error stands for (`TokenError::grpc_code`:

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-/// When to refresh, and how to back off: the knobs of a [`TokenCache`].
+/// When to refresh, and how to back off: the knobs of a [`TokenCache`](crate::TokenCache).
 ///
 /// The defaults: refresh ahead of expiry by the larger of 5 minutes or 10% of the token's
 /// lifetime, but never more than half of it (so that a 2-minute token is used for a minute);

@@ -12,8 +12,8 @@ use tower_service::Service;
 use crate::header::{authorization, unauthorized};
 use crate::{BoxError, BoxFuture, TokenCache};
 
-/// [`BearerLayer`] with one retry on 401 / UNAUTHENTICATED; see
-/// [`BearerLayer::retry_unauthorized`].
+/// [`BearerLayer`](crate::BearerLayer) with one retry on 401 / UNAUTHENTICATED; see
+/// [`BearerLayer::retry_unauthorized`](crate::BearerLayer::retry_unauthorized).
 #[derive(Clone)]
 pub struct RetryBearerLayer {
     tokens: TokenCache,
