@@ -358,8 +358,12 @@ mod tests {
     use crate::config::{IssuerConfig, OidcConfig};
 
     fn source(refresh: u64) -> Arc<Source> {
+        source_for("https://idp.example", refresh)
+    }
+
+    fn source_for(issuer: &str, refresh: u64) -> Arc<Source> {
         let config = OidcConfig::builder()
-            .issuer(IssuerConfig::new("https://idp.example", "api"))
+            .issuer(IssuerConfig::new(issuer, "api"))
             .jwks_refresh_interval(Duration::from_secs(refresh))
             .build()
             .unwrap();
@@ -439,5 +443,65 @@ mod tests {
         tokio::time::pause();
         tokio::time::advance(Duration::from_secs(101)).await;
         assert!(!s.is_known_unknown(&MAX_NEGATIVE.to_string()));
+    }
+
+    /// An issuer on 127.0.0.1 whose discovery document is `document`, with `{issuer}`
+    /// standing for the issuer URL.
+    async fn issuer_serving(document: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let body = document.replace("{issuer}", &issuer);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        issuer
+    }
+
+    #[tokio::test]
+    async fn discovery_failures_keep_their_reason_codes() {
+        for (document, reason, mismatch) in [
+            ("<html>", "discovery_not_json", false),
+            (r#"{"issuer":"{issuer}"}"#, "discovery_not_json", false),
+            (
+                r#"{"issuer":"{issuer}/","jwks_uri":"{issuer}/jwks"}"#,
+                "discovery_issuer_mismatch",
+                true,
+            ),
+            (
+                r#"{"issuer":"{issuer}","jwks_uri":"/jwks"}"#,
+                "discovery_bad_jwks_uri",
+                false,
+            ),
+            (
+                r#"{"issuer":"{issuer}","jwks_uri":"ftp://idp.example/jwks"}"#,
+                "discovery_bad_jwks_uri",
+                false,
+            ),
+        ] {
+            let s = source_for(&issuer_serving(document).await, 100);
+            let failure = s.discover().await.unwrap_err();
+            assert_eq!(
+                (failure.error.reason, failure.mismatch),
+                (reason, mismatch),
+                "{document}"
+            );
+        }
+        // Keys are public: a plain-http jwks_uri elsewhere is used (and warned about at start).
+        let document = r#"{"issuer":"{issuer}","jwks_uri":"http://keys.example/jwks"}"#;
+        let s = source_for(&issuer_serving(document).await, 100);
+        assert_eq!(
+            s.discover().await.ok(),
+            Some(Uri::from_static("http://keys.example/jwks"))
+        );
     }
 }
