@@ -4,137 +4,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{Token, TokenError, TokenErrorKind, TokenSource};
+use crate::{RefreshPolicy, Token, TokenError, TokenErrorKind, TokenSource};
 
 const TARGET: &str = "auth_client";
-
-/// When to refresh, and how to back off: the knobs of a [`TokenCache`].
-///
-/// The defaults: refresh ahead of expiry by the larger of 5 minutes or 10% of the token's
-/// lifetime, but never more than half of it (so that a 2-minute token is used for a minute);
-/// up to 10% of that margin more at random (jitter; less instead, where more would pass half
-/// the lifetime), so that many clients started together do not refresh together; after a failure retry in 1 s, doubling up to 60 s (with jitter, and
-/// at least the server's `Retry-After`); at most one refresh forced by a 401 every 5 s; give
-/// a fetch 30 s in all.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_auth_client::RefreshPolicy;
-///
-/// let policy = RefreshPolicy::default();
-/// assert_eq!(policy.margin_for(Duration::from_secs(3600)), Duration::from_secs(360));
-/// assert_eq!(policy.margin_for(Duration::from_secs(1200)), Duration::from_secs(300));
-/// assert_eq!(policy.margin_for(Duration::from_secs(120)), Duration::from_secs(60));
-/// let fixed = RefreshPolicy::default().margin(Duration::from_secs(30));
-/// assert_eq!(fixed.margin_for(Duration::from_secs(3600)), Duration::from_secs(30));
-/// ```
-#[derive(Clone, Debug)]
-pub struct RefreshPolicy {
-    margin: Option<Duration>,
-    jitter: f64,
-    min_backoff: Duration,
-    max_backoff: Duration,
-    forced_refresh_interval: Duration,
-    fetch_timeout: Duration,
-}
-
-impl Default for RefreshPolicy {
-    fn default() -> Self {
-        Self {
-            margin: None,
-            jitter: 0.1,
-            min_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-            forced_refresh_interval: Duration::from_secs(5),
-            fetch_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RefreshPolicy {
-    /// Refreshes `margin` before expiry instead of the default rule (still at most half the lifetime).
-    #[must_use]
-    pub fn margin(mut self, margin: Duration) -> Self {
-        self.margin = Some(margin);
-        self
-    }
-
-    /// The random extra lead, as a share of the margin (0 to 1; default 0.1; 0 turns jitter off).
-    #[must_use]
-    pub fn jitter(mut self, share: f64) -> Self {
-        self.jitter = if share.is_finite() {
-            share.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        self
-    }
-
-    /// The wait after a failed fetch: `min` after the first, doubling up to `max`.
-    #[must_use]
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.min_backoff = min;
-        self.max_backoff = max.max(min);
-        self
-    }
-
-    /// At most one refresh forced by a rejected token (401 / UNAUTHENTICATED) per `interval`,
-    /// so that a server that rejects every token cannot make us hammer the token endpoint.
-    #[must_use]
-    pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
-        self.forced_refresh_interval = interval;
-        self
-    }
-
-    /// The time a whole fetch may take (discovery and token request together) before it
-    /// counts as failed (default 30 s).
-    #[must_use]
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.fetch_timeout = timeout;
-        self
-    }
-
-    /// How long before expiry a token of this `lifetime` is refreshed (without jitter).
-    pub fn margin_for(&self, lifetime: Duration) -> Duration {
-        let margin = self
-            .margin
-            .unwrap_or_else(|| Duration::from_secs(300).max(lifetime / 10));
-        margin.min(lifetime / 2)
-    }
-
-    /// When a token received at `received_at` with `lifetime` is due for refresh.
-    ///
-    /// The jitter makes the lead longer, unless that would refresh before half the lifetime:
-    /// then it makes it shorter, so that every token is used for at least half its life.
-    fn refresh_at(&self, received_at: Instant, lifetime: Duration) -> Instant {
-        let margin = self.margin_for(lifetime);
-        let jitter = margin.mul_f64(self.jitter * rand::rng().random::<f64>());
-        let lead = if margin + jitter <= lifetime / 2 {
-            margin + jitter
-        } else {
-            margin.saturating_sub(jitter)
-        };
-        received_at + lifetime.saturating_sub(lead)
-    }
-
-    /// The wait after `failures` failures in a row: exponential, "equal jitter" (half fixed,
-    /// half random), at least the server's `Retry-After`.
-    fn backoff_after(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
-        let exponent = failures.saturating_sub(1).min(20);
-        let base = self
-            .min_backoff
-            .saturating_mul(1 << exponent)
-            .min(self.max_backoff);
-        let wait = base / 2 + (base / 2).mul_f64(rand::rng().random::<f64>());
-        wait.max(retry_after.unwrap_or_default())
-    }
-}
 
 type Flight = watch::Receiver<Option<Result<Token, TokenError>>>;
 
@@ -251,7 +127,7 @@ impl TokenCache {
     /// When no unexpired token is held and the fetch fails (or failed less than a backoff
     /// ago): the fetch's [`TokenError`].
     pub async fn token(&self) -> Result<Token, TokenError> {
-        let (flight, launch) = {
+        let fetch = {
             let mut state = self.lock();
             let now = Instant::now();
             if let (Some(token), launch) = self.usable(&mut state, now) {
@@ -261,21 +137,15 @@ impl TokenCache {
                 }
                 return Ok(token);
             }
-            if let Some(flight) = &state.flight {
-                (flight.clone(), None)
-            } else if let (Some(retry_at), Some(error)) = (state.retry_at, &state.last_error)
+            if state.flight.is_none()
+                && let (Some(retry_at), Some(error)) = (state.retry_at, &state.last_error)
                 && now < retry_at
             {
                 return Err(error.clone());
-            } else {
-                let (flight, launch) = self.launch(&mut state)?;
-                (flight, Some(launch))
             }
+            self.join_or_start(&mut state)?
         };
-        if let Some(launch) = launch {
-            launch.spawn();
-        }
-        wait(flight).await
+        fetch.result().await
     }
 
     /// Fetches a new token now, ignoring freshness and backoff, or joins the fetch already in
@@ -284,20 +154,8 @@ impl TokenCache {
     /// # Errors
     /// The fetch's [`TokenError`].
     pub async fn refresh(&self) -> Result<Token, TokenError> {
-        let (flight, launch) = {
-            let mut state = self.lock();
-            match &state.flight {
-                Some(flight) => (flight.clone(), None),
-                None => {
-                    let (flight, launch) = self.launch(&mut state)?;
-                    (flight, Some(launch))
-                }
-            }
-        };
-        if let Some(launch) = launch {
-            launch.spawn();
-        }
-        wait(flight).await
+        let fetch = self.join_or_start(&mut self.lock())?;
+        fetch.result().await
     }
 
     /// The held token if it has not expired, without fetching anything.
@@ -336,7 +194,7 @@ impl TokenCache {
     /// A new token to retry with after a server rejected `rejected`, or `None` when a retry
     /// is pointless: the refresh failed, is rate-limited, or gave the same value.
     pub(crate) async fn refresh_rejected(&self, rejected: &Token) -> Option<Token> {
-        let (flight, launch) = {
+        let fetch = {
             let mut state = self.lock();
             let now = Instant::now();
             if let Some(held) = &state.current
@@ -346,26 +204,19 @@ impl TokenCache {
                 // Another request already replaced it.
                 return Some(held.token.clone());
             }
-            match &state.flight {
-                Some(flight) => (flight.clone(), None),
-                None => {
-                    let interval = self.inner.policy.forced_refresh_interval;
-                    if state.last_forced.is_some_and(|at| now < at + interval)
-                        || state.retry_at.is_some_and(|at| now < at)
-                    {
-                        return None;
-                    }
-                    state.last_forced = Some(now);
-                    tracing::debug!(target: TARGET, "token rejected by a server: forcing a refresh");
-                    let (flight, launch) = self.launch(&mut state).ok()?;
-                    (flight, Some(launch))
+            if state.flight.is_none() {
+                let interval = self.inner.policy.forced_refresh_interval;
+                if state.last_forced.is_some_and(|at| now < at + interval)
+                    || state.retry_at.is_some_and(|at| now < at)
+                {
+                    return None;
                 }
+                state.last_forced = Some(now);
+                tracing::debug!(target: TARGET, "token rejected by a server: forcing a refresh");
             }
+            self.join_or_start(&mut state).ok()?
         };
-        if let Some(launch) = launch {
-            launch.spawn();
-        }
-        let token = wait(flight).await.ok()?;
+        let token = fetch.result().await.ok()?;
         (!token.same_value(rejected)).then_some(token)
     }
 
@@ -395,6 +246,22 @@ impl TokenCache {
         (Some(token), launch)
     }
 
+    /// The one way a caller gets a fetch to wait for: it joins the fetch in flight, or
+    /// records a new one (spawned by [`Fetch::result`], once the state lock is released).
+    fn join_or_start(&self, state: &mut State) -> Result<Fetch, TokenError> {
+        if let Some(flight) = &state.flight {
+            return Ok(Fetch {
+                flight: flight.clone(),
+                launch: None,
+            });
+        }
+        let (flight, launch) = self.launch(state)?;
+        Ok(Fetch {
+            flight,
+            launch: Some(launch),
+        })
+    }
+
     /// Records a new fetch as the one in flight. The caller spawns it with
     /// [`Launch::spawn`] once the state lock is released: a task dropped at once (a runtime
     /// shutting down) completes its flight, which takes that lock.
@@ -413,6 +280,22 @@ impl TokenCache {
             },
         };
         Ok((rx, launch))
+    }
+}
+
+/// A fetch to wait for: joined, or new and to be spawned by whoever waits for it first.
+struct Fetch {
+    flight: Flight,
+    launch: Option<Launch>,
+}
+
+impl Fetch {
+    /// Spawns the fetch if it is new, then waits for its outcome, which every waiter shares.
+    async fn result(self) -> Result<Token, TokenError> {
+        if let Some(launch) = self.launch {
+            launch.spawn();
+        }
+        wait(self.flight).await
     }
 }
 
@@ -565,6 +448,8 @@ impl fmt::Debug for TokenCache {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::FnSource;
     use std::sync::atomic::AtomicU32;
@@ -596,61 +481,6 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-    }
-
-    #[test]
-    fn margins() {
-        let p = RefreshPolicy::default();
-        assert_eq!(
-            p.margin_for(Duration::from_secs(86_400)),
-            Duration::from_secs(8_640)
-        );
-        assert_eq!(
-            p.margin_for(Duration::from_secs(600)),
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            p.margin_for(Duration::from_secs(10)),
-            Duration::from_secs(5)
-        );
-        let p = RefreshPolicy::default().margin(Duration::from_secs(4000));
-        assert_eq!(
-            p.margin_for(Duration::from_secs(3600)),
-            Duration::from_secs(1800)
-        );
-        let start = Instant::now();
-        for _ in 0..100 {
-            let at = RefreshPolicy::default().refresh_at(start, Duration::from_secs(3600));
-            assert!(
-                at >= start + Duration::from_secs(3600 - 396)
-                    && at <= start + Duration::from_secs(3240)
-            );
-        }
-        for _ in 0..100 {
-            // Capped at half the lifetime: the jitter shortens the lead instead.
-            let at = RefreshPolicy::default().refresh_at(start, Duration::from_secs(120));
-            assert!(at >= start + Duration::from_secs(60) && at <= start + Duration::from_secs(66));
-        }
-        assert_eq!(
-            RefreshPolicy::default()
-                .jitter(0.0)
-                .refresh_at(start, Duration::from_secs(3600)),
-            start + Duration::from_secs(3240)
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_honours_retry_after() {
-        let p = RefreshPolicy::default();
-        for _ in 0..50 {
-            let first = p.backoff_after(1, None);
-            assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
-            let fourth = p.backoff_after(4, None);
-            assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8));
-            let many = p.backoff_after(40, None);
-            assert!(many >= Duration::from_secs(30) && many <= Duration::from_secs(60));
-        }
-        assert!(p.backoff_after(1, Some(Duration::from_secs(120))) >= Duration::from_secs(120));
     }
 
     #[tokio::test(start_paused = true)]

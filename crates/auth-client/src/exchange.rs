@@ -9,10 +9,12 @@ use http::Uri;
 use serde::Serialize;
 use tower_auth_core::{ConfigError, Secret};
 
-use crate::oauth::{endpoint_uri, http_client, token_from_reply, unreachable_error};
+use tower_auth_http::{DEFAULT_TIMEOUT, HttpClient};
+
+use crate::response::token_from_reply;
 use crate::source::BoxFuture;
+use crate::transport::{endpoint_uri, http_client, token_error};
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
-use tower_auth_oidc::http::{DEFAULT_TIMEOUT, HttpClient};
 
 type CredentialFn = dyn Fn() -> BoxFuture<'static, Result<Secret, TokenError>> + Send + Sync;
 
@@ -146,7 +148,7 @@ impl TokenExchange {
             .http
             .post_json(&self.endpoint, body)
             .await
-            .map_err(unreachable_error)?;
+            .map_err(token_error)?;
         token_from_reply(reply, started)
     }
 }

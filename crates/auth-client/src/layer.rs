@@ -5,14 +5,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use http::Request;
 use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::header::authorization;
 use crate::replay::{BufferedRetryBearerLayer, Rebuild};
-use crate::{BoxError, BoxFuture, Token, TokenCache, TokenError, TokenErrorKind};
+use crate::retry::RetryBearerLayer;
+use crate::{BoxError, BoxFuture, TokenCache};
 
 /// Adds `Authorization: Bearer <token>` to every request, with tokens from a [`TokenCache`].
 ///
@@ -20,7 +22,7 @@ use crate::{BoxError, BoxFuture, Token, TokenCache, TokenError, TokenErrorKind};
 /// metadata are HTTP/2 headers), tower stacks. An `Authorization` header already on a request
 /// is replaced. The header value is marked sensitive, so HTTP/2 never indexes it.
 ///
-/// When no token can be had, the call fails with the [`TokenError`] (boxed, as the
+/// When no token can be had, the call fails with the [`TokenError`](crate::TokenError) (boxed, as the
 /// service's error is [`BoxError`]) and the inner service is not called. On a tonic client
 /// that surfaces as a `Status` whose source is the `TokenError`, with code `Unknown`, or with
 /// the feature `tonic` the code the error stands for (`TokenError::grpc_code`:
@@ -67,9 +69,7 @@ impl BearerLayer {
     /// when the fresh token has the same value (a static token), there is no retry.
     #[must_use]
     pub fn retry_unauthorized(self) -> RetryBearerLayer {
-        RetryBearerLayer {
-            tokens: self.tokens,
-        }
+        RetryBearerLayer::new(self.tokens)
     }
 
     /// As [`BearerLayer::retry_unauthorized`], for request bodies that are not `Clone`,
@@ -158,13 +158,6 @@ impl<S: fmt::Debug> fmt::Debug for Bearer<S> {
     }
 }
 
-pub(crate) fn authorization(token: &Token) -> Result<HeaderValue, TokenError> {
-    token
-        .authorization()
-        .cloned()
-        .ok_or_else(|| TokenError::new(TokenErrorKind::InvalidResponse, "token_not_b64token"))
-}
-
 impl<S, B> Service<Request<B>> for Bearer<S>
 where
     S: Service<Request<B>> + Clone + Send + 'static,
@@ -247,179 +240,16 @@ impl<F, R> fmt::Debug for ResponseFuture<F, R> {
     }
 }
 
-/// [`BearerLayer`] with one retry on 401 / UNAUTHENTICATED; see
-/// [`BearerLayer::retry_unauthorized`].
-#[derive(Clone)]
-pub struct RetryBearerLayer {
-    tokens: TokenCache,
-}
-
-impl<S> Layer<S> for RetryBearerLayer {
-    type Service = RetryBearer<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RetryBearer {
-            inner,
-            tokens: self.tokens.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for RetryBearerLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryBearerLayer")
-            .field("tokens", &self.tokens)
-            .finish()
-    }
-}
-
-/// The service of [`RetryBearerLayer`].
-#[derive(Clone)]
-pub struct RetryBearer<S> {
-    inner: S,
-    tokens: TokenCache,
-}
-
-impl<S> RetryBearer<S> {
-    /// `inner` with tokens from `tokens` and one retry on 401 / UNAUTHENTICATED, without a
-    /// layer (as `BearerLayer::new(tokens).retry_unauthorized().layer(inner)`).
-    pub fn new(inner: S, tokens: impl Into<TokenCache>) -> Self {
-        Self {
-            inner,
-            tokens: tokens.into(),
-        }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The token cache.
-    pub fn tokens(&self) -> &TokenCache {
-        &self.tokens
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for RetryBearer<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryBearer")
-            .field("inner", &self.inner)
-            .field("tokens", &self.tokens)
-            .finish()
-    }
-}
-
-/// Whether the server refused the token: HTTP 401, or gRPC UNAUTHENTICATED in a
-/// trailers-only response (the status in the headers, as servers send an early refusal).
-pub(crate) fn unauthorized<T>(response: &Response<T>) -> bool {
-    response.status() == StatusCode::UNAUTHORIZED
-        || response
-            .headers()
-            .get("grpc-status")
-            .is_some_and(|code| code.as_bytes() == b"16")
-}
-
-impl<S, B, RB> Service<Request<B>> for RetryBearer<S>
-where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Clone + Send + 'static,
-    RB: Send + 'static,
-{
-    type Response = Response<RB>;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Response<RB>, BoxError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let tokens = self.tokens.clone();
-        Box::pin(async move {
-            let token = tokens.token().await?;
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, authorization(&token)?);
-            let mut again = request.clone();
-            let response = inner.call(request).await.map_err(Into::into)?;
-            if !unauthorized(&response) {
-                return Ok(response);
-            }
-            let Some(fresh) = tokens.refresh_rejected(&token).await else {
-                return Ok(response);
-            };
-            drop(response);
-            again
-                .headers_mut()
-                .insert(AUTHORIZATION, authorization(&fresh)?);
-            std::future::poll_fn(|cx| inner.poll_ready(cx))
-                .await
-                .map_err(Into::into)?;
-            inner.call(again).await.map_err(Into::into)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
-    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower::{ServiceBuilder, ServiceExt};
 
     use super::*;
-    use crate::FnSource;
-
-    fn numbered() -> (FnSource, Arc<AtomicU32>) {
-        let calls = Arc::new(AtomicU32::new(0));
-        let counter = calls.clone();
-        let source = FnSource::new(move || {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(Token::new(format!("t{n}"), Some(Duration::from_secs(3600)))) }
-        });
-        (source, calls)
-    }
-
-    /// Echoes the Authorization header it saw; answers `status` (with `grpc_status`) to `rejected`.
-    fn server(
-        rejected: &'static str,
-        grpc_status: Option<&'static str>,
-        seen: Arc<Mutex<Vec<String>>>,
-    ) -> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + 'static {
-        service_fn(move |request: Request<String>| {
-            let seen = seen.clone();
-            async move {
-                let auth = request.headers()[AUTHORIZATION]
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                assert!(request.headers()[AUTHORIZATION].is_sensitive());
-                seen.lock().unwrap().push(auth.clone());
-                let mut response = Response::new(request.into_body());
-                if auth == rejected {
-                    match grpc_status {
-                        Some(code) => {
-                            response
-                                .headers_mut()
-                                .insert("grpc-status", HeaderValue::from_static(code));
-                        }
-                        None => *response.status_mut() = StatusCode::UNAUTHORIZED,
-                    }
-                }
-                Ok::<_, Infallible>(response)
-            }
-        })
-    }
+    use crate::test_support::{numbered, server};
+    use crate::{FnSource, TokenError, TokenErrorKind};
 
     #[tokio::test]
     async fn sets_the_header_and_replaces_a_present_one() {
@@ -460,81 +290,6 @@ mod tests {
         let err = err.downcast::<TokenError>().unwrap();
         assert!(err.is_invalid_client());
         assert!(seen.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn retries_once_with_a_fresh_token_on_401_and_unauthenticated() {
-        for grpc in [None, Some("16")] {
-            let (source, calls) = numbered();
-            let seen = Arc::default();
-            let service = BearerLayer::new(source).retry_unauthorized().layer(server(
-                "Bearer t0",
-                grpc,
-                Arc::clone(&seen),
-            ));
-            let response = service
-                .clone()
-                .oneshot(Request::new("body".to_owned()))
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            assert!(response.headers().get("grpc-status").is_none());
-            assert_eq!(response.into_body(), "body", "the body was replayed");
-            assert_eq!(*seen.lock().unwrap(), ["Bearer t0", "Bearer t1"]);
-            assert_eq!(calls.load(Ordering::SeqCst), 2);
-        }
-    }
-
-    #[tokio::test]
-    async fn retries_at_most_once() {
-        let (source, calls) = numbered();
-        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let always = service_fn({
-            let seen = Arc::clone(&seen);
-            move |request: Request<String>| {
-                seen.lock().unwrap().push(
-                    request.headers()[AUTHORIZATION]
-                        .to_str()
-                        .unwrap()
-                        .to_owned(),
-                );
-                async {
-                    let mut response = Response::new(String::new());
-                    *response.status_mut() = StatusCode::UNAUTHORIZED;
-                    Ok::<_, Infallible>(response)
-                }
-            }
-        });
-        let service = BearerLayer::new(source).retry_unauthorized().layer(always);
-        let response = service
-            .clone()
-            .oneshot(Request::new(String::new()))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
-        // Within the forced-refresh interval, the next request is not retried.
-        let response = service.oneshot(Request::new(String::new())).await.unwrap();
-        assert_eq!(response.status(), 401);
-        assert_eq!(
-            *seen.lock().unwrap(),
-            ["Bearer t0", "Bearer t1", "Bearer t1"]
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn a_static_token_is_not_retried() {
-        let seen = Arc::default();
-        let service = BearerLayer::new(crate::StaticToken::new("fixed").unwrap())
-            .retry_unauthorized()
-            .layer(server("Bearer fixed", None, Arc::clone(&seen)));
-        let response = service.oneshot(Request::new(String::new())).await.unwrap();
-        assert_eq!(response.status(), 401);
-        assert_eq!(
-            seen.lock().unwrap().len(),
-            1,
-            "the same value again would be pointless"
-        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::{authorization, unauthorized};
+use crate::header::{authorization, unauthorized};
 use crate::{BoxError, BoxFuture, TokenCache};
 
 /// Bodies larger than this are sent without keeping a copy (and so without a retry).

@@ -1,13 +1,11 @@
-//! Fetching discovery documents and key sets: a 200 with a bounded body, or why not.
+//! Fetching discovery documents and key sets through the shared client: a 200's body, or a
+//! reason code for logs and [`IssuerStatus`](crate::IssuerStatus) plus the server's `Retry-After`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{StatusCode, Uri};
-
-use crate::http::HttpClient;
-#[cfg(test)]
-use crate::http::MAX_BODY;
+use http::Uri;
+use tower_auth_http::{Discovery, HttpClient, HttpError, Metadata};
 
 /// Why a fetch failed; a short code for logs plus the server's `Retry-After`, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +23,15 @@ impl FetchError {
     }
 }
 
+impl From<HttpError> for FetchError {
+    fn from(error: HttpError) -> Self {
+        Self {
+            reason: error.reason(),
+            retry_after: error.retry_after(),
+        }
+    }
+}
+
 /// A GET-only view of the shared [`HttpClient`], for all issuers.
 #[derive(Clone)]
 pub(crate) struct Fetcher {
@@ -33,157 +40,50 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, String> {
-        HttpClient::new(connect_timeout, read_timeout).map(|client| Self { client })
+        HttpClient::new(connect_timeout, read_timeout)
+            .map(|client| Self { client })
+            .map_err(|e| e.to_string())
     }
 
-    /// GETs `uri`: a 200 with a body of at most [`MAX_BODY`](crate::http::MAX_BODY) bytes,
-    /// within the read timeout.
-    ///
-    /// Redirects are not followed at all: a key set must come from the configured or
-    /// discovered URI, never from wherever a compromised or confused server points.
+    /// GETs `uri`: a 200 with a body of at most [`MAX_BODY`](tower_auth_http::MAX_BODY)
+    /// bytes, within the read timeout. Redirects are not followed: a key set must come from
+    /// the configured or discovered URI.
     pub(crate) async fn get(&self, uri: &Uri) -> Result<Bytes, FetchError> {
-        let reply = self
-            .client
-            .get(uri)
-            .await
-            .map_err(|e| FetchError::new(e.reason()))?;
-        if reply.status == StatusCode::OK {
-            return Ok(reply.body);
-        }
-        let reason = match reply.status.as_u16() {
-            300..=399 => "redirect_refused",
-            429 => "rate_limited",
-            500..=599 => "server_error",
-            _ => "unexpected_status",
-        };
-        Err(FetchError {
-            reason,
-            retry_after: reply.retry_after,
-        })
+        Ok(self.client.get_ok(uri).await?)
+    }
+
+    /// The issuer's OpenID Connect metadata, checked to name exactly that issuer.
+    pub(crate) async fn discover(&self, discovery: &Discovery) -> Result<Metadata, HttpError> {
+        discovery.fetch(&self.client).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Serves one raw HTTP/1.1 response per connection (or none, for `None`: it hangs).
-    async fn raw_server(response: Option<Vec<u8>>) -> Uri {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let response = response.clone();
-                tokio::spawn(async move {
-                    let mut request = [0u8; 4096];
-                    let _ = stream.read(&mut request).await;
-                    match response {
-                        Some(bytes) => {
-                            let _ = stream.write_all(&bytes).await;
-                            let _ = stream.shutdown().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                });
-            }
-        });
-        format!("http://{addr}/jwks").parse().unwrap()
-    }
-
-    fn fetcher() -> Fetcher {
-        Fetcher::new(Duration::from_millis(500), Duration::from_millis(300)).unwrap()
-    }
-
-    fn chunked(body: &[u8], chunk: usize) -> Vec<u8> {
-        let mut out =
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_vec();
-        for part in body.chunks(chunk) {
-            out.extend(format!("{:x}\r\n", part.len()).as_bytes());
-            out.extend(part);
-            out.extend(b"\r\n");
-        }
-        out.extend(b"0\r\n\r\n");
-        out
-    }
-
-    #[tokio::test]
-    async fn body_cap_applies_to_streamed_bodies_too() {
-        let at_cap = vec![b' '; MAX_BODY];
-        let uri = raw_server(Some(chunked(&at_cap, 8192))).await;
-        assert_eq!(fetcher().get(&uri).await.unwrap().len(), MAX_BODY);
-        let over = vec![b' '; MAX_BODY + 1];
-        let uri = raw_server(Some(chunked(&over, 8192))).await;
-        assert_eq!(
-            fetcher().get(&uri).await.unwrap_err().reason,
-            "body_too_large"
-        );
-        let declared = format!(
-            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
-            MAX_BODY + 1
-        );
-        let uri = raw_server(Some(declared.into_bytes())).await;
-        assert_eq!(
-            fetcher().get(&uri).await.unwrap_err().reason,
-            "body_too_large"
-        );
-    }
-
-    #[tokio::test]
-    async fn statuses_redirects_and_retry_after() {
-        for (response, reason, retry) in [
+    #[test]
+    fn fetch_errors_keep_the_clients_reason_codes_and_retry_after() {
+        let wait = Some(Duration::from_secs(17));
+        for (error, reason, retry_after) in [
+            (HttpError::Connect, "connect_failed", None),
+            (HttpError::Timeout, "timeout", None),
+            (HttpError::TooLarge, "body_too_large", None),
+            (HttpError::Redirect, "redirect_refused", None),
+            (HttpError::UnexpectedStatus, "unexpected_status", None),
             (
-                "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/keys\r\ncontent-length: 0\r\n\r\n",
-                "redirect_refused",
-                None,
-            ),
-            (
-                "HTTP/1.1 503 Service Unavailable\r\nretry-after: 17\r\ncontent-length: 0\r\n\r\n",
+                HttpError::ServerError { retry_after: wait },
                 "server_error",
-                Some(17),
+                wait,
             ),
             (
-                "HTTP/1.1 429 Too Many Requests\r\nretry-after: 5\r\ncontent-length: 0\r\n\r\n",
+                HttpError::RateLimited { retry_after: wait },
                 "rate_limited",
-                Some(5),
+                wait,
             ),
-            (
-                // An HTTP-date, counted from the response's own Date.
-                "HTTP/1.1 503 Service Unavailable\r\ndate: Wed, 21 Oct 2015 07:28:00 GMT\r\n\
-                 retry-after: Wed, 21 Oct 2015 07:29:30 GMT\r\ncontent-length: 0\r\n\r\n",
-                "server_error",
-                Some(90),
-            ),
-            (
-                "HTTP/1.1 404 Not Found\r\nretry-after: 5\r\ncontent-length: 0\r\n\r\n",
-                "unexpected_status",
-                None,
-            ),
-            ("garbage that is not HTTP\r\n\r\n", "request_failed", None),
         ] {
-            let uri = raw_server(Some(response.as_bytes().to_vec())).await;
-            let error = fetcher().get(&uri).await.unwrap_err();
-            assert_eq!(error.reason, reason, "{response}");
-            assert_eq!(
-                error.retry_after,
-                retry.map(Duration::from_secs),
-                "{response}"
-            );
+            let fetch = FetchError::from(error);
+            assert_eq!((fetch.reason, fetch.retry_after), (reason, retry_after));
         }
-    }
-
-    #[tokio::test]
-    async fn hanging_and_refusing_servers_are_bounded() {
-        let uri = raw_server(None).await;
-        assert_eq!(fetcher().get(&uri).await.unwrap_err().reason, "timeout");
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let uri: Uri = format!("http://{}/jwks", closed.local_addr().unwrap())
-            .parse()
-            .unwrap();
-        drop(closed);
-        assert_eq!(
-            fetcher().get(&uri).await.unwrap_err().reason,
-            "connect_failed"
-        );
     }
 }

@@ -49,7 +49,7 @@
 //! # Features
 //!
 //! `aws_lc_rs` (default) or `rust_crypto` selects the crypto backend of jsonwebtoken and of
-//! rustls; select exactly one. Without either, [`OidcAuthenticator::start`] fails.
+//! rustls (in `tower-auth-http`, whose client fetches the keys); select exactly one. Without either, [`OidcAuthenticator::start`] fails.
 //!
 //! `dev-issuer` adds `dev_issuer::DevIssuer`, an in-process issuer for demos and tests that
 //! signs whatever it is asked to; never enable it in production.
@@ -62,7 +62,6 @@ mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 mod fetch;
-pub mod http;
 mod keys;
 mod source;
 mod validate;

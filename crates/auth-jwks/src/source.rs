@@ -8,11 +8,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::Uri;
 use rand::Rng;
-use serde::Deserialize;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower_auth_core::AuthError;
+use tower_auth_http::{Discovery, HttpError};
 
 use crate::config::Issuer;
 use crate::fetch::{FetchError, Fetcher};
@@ -91,12 +91,6 @@ impl From<FetchError> for Failure {
             mismatch: false,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    jwks_uri: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -294,25 +288,27 @@ impl Source {
     }
 
     async fn discover(&self) -> Result<Uri, Failure> {
-        let body = self.fetcher.get(&self.issuer.discovery_uri).await?;
-        let document: Discovery =
-            serde_json::from_slice(&body).map_err(|_| FetchError::new("discovery_not_json"))?;
-        // OpenID Connect Discovery 1.0 section 4.3: the issuer in the document must be
-        // identical to the one the configuration was retrieved for.
-        if document.issuer != *self.issuer.issuer {
-            return Err(Failure {
-                error: FetchError::new("discovery_issuer_mismatch"),
-                mismatch: true,
-            });
-        }
-        let uri: Uri = document
-            .jwks_uri
-            .parse()
-            .map_err(|_| FetchError::new("discovery_bad_jwks_uri"))?;
-        if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
-            return Err(FetchError::new("discovery_bad_jwks_uri").into());
-        }
-        Ok(uri)
+        let discovery = Discovery::openid(&self.issuer.issuer).map_err(FetchError::from)?;
+        let metadata = self
+            .fetcher
+            .discover(&discovery)
+            .await
+            .map_err(|error| match error {
+                HttpError::IssuerMismatch => Failure {
+                    error: FetchError::new("discovery_issuer_mismatch"),
+                    mismatch: true,
+                },
+                HttpError::NotJson => FetchError::new("discovery_not_json").into(),
+                other => FetchError::from(other).into(),
+            })?;
+        metadata.jwks_uri().map_err(|error| {
+            let reason = match error {
+                // OpenID Connect requires the field: a document without it is not one.
+                HttpError::MissingEndpoint => "discovery_not_json",
+                _ => "discovery_bad_jwks_uri",
+            };
+            FetchError::new(reason).into()
+        })
     }
 
     /// Fetches at start, then refreshes ahead of the interval with jitter; after a failure
@@ -362,8 +358,12 @@ mod tests {
     use crate::config::{IssuerConfig, OidcConfig};
 
     fn source(refresh: u64) -> Arc<Source> {
+        source_for("https://idp.example", refresh)
+    }
+
+    fn source_for(issuer: &str, refresh: u64) -> Arc<Source> {
         let config = OidcConfig::builder()
-            .issuer(IssuerConfig::new("https://idp.example", "api"))
+            .issuer(IssuerConfig::new(issuer, "api"))
             .jwks_refresh_interval(Duration::from_secs(refresh))
             .build()
             .unwrap();
@@ -443,5 +443,65 @@ mod tests {
         tokio::time::pause();
         tokio::time::advance(Duration::from_secs(101)).await;
         assert!(!s.is_known_unknown(&MAX_NEGATIVE.to_string()));
+    }
+
+    /// An issuer on 127.0.0.1 whose discovery document is `document`, with `{issuer}`
+    /// standing for the issuer URL.
+    async fn issuer_serving(document: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let body = document.replace("{issuer}", &issuer);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        issuer
+    }
+
+    #[tokio::test]
+    async fn discovery_failures_keep_their_reason_codes() {
+        for (document, reason, mismatch) in [
+            ("<html>", "discovery_not_json", false),
+            (r#"{"issuer":"{issuer}"}"#, "discovery_not_json", false),
+            (
+                r#"{"issuer":"{issuer}/","jwks_uri":"{issuer}/jwks"}"#,
+                "discovery_issuer_mismatch",
+                true,
+            ),
+            (
+                r#"{"issuer":"{issuer}","jwks_uri":"/jwks"}"#,
+                "discovery_bad_jwks_uri",
+                false,
+            ),
+            (
+                r#"{"issuer":"{issuer}","jwks_uri":"ftp://idp.example/jwks"}"#,
+                "discovery_bad_jwks_uri",
+                false,
+            ),
+        ] {
+            let s = source_for(&issuer_serving(document).await, 100);
+            let failure = s.discover().await.unwrap_err();
+            assert_eq!(
+                (failure.error.reason, failure.mismatch),
+                (reason, mismatch),
+                "{document}"
+            );
+        }
+        // Keys are public: a plain-http jwks_uri elsewhere is used (and warned about at start).
+        let document = r#"{"issuer":"{issuer}","jwks_uri":"http://keys.example/jwks"}"#;
+        let s = source_for(&issuer_serving(document).await, 100);
+        assert_eq!(
+            s.discover().await.ok(),
+            Some(Uri::from_static("http://keys.example/jwks"))
+        );
     }
 }

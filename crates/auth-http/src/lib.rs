@@ -1,0 +1,41 @@
+//! An internal building block of `tower-auth`: what `tower-auth-oidc` and `tower-auth-client`
+//! both need to talk to an identity provider, written once. Applications should depend on
+//! those crates (or on the `tower-auth` facade), not on this one: its API follows their needs
+//! and may change in any release.
+//!
+//! - [`HttpClient`]: HTTP/1.1 with connect and read timeouts, responses capped at
+//!   [`MAX_BODY`], redirects never followed, `Retry-After` read on 429 and 5xx, TLS through
+//!   rustls with webpki roots.
+//! - The loopback rule ([`is_loopback`], [`parse_endpoint`]): plain `http` only to this machine.
+//! - [`Discovery`]: an issuer's OpenID Connect metadata, or its RFC 8414 metadata when the
+//!   first is not found, with the exact issuer check.
+//! - [`HttpError`]: every failure of the above, with a short reason code for logs.
+//!
+//! ```
+//! use tower_auth_http::{HttpError, is_loopback, parse_endpoint};
+//!
+//! assert!(is_loopback("LOCALHOST") && is_loopback("[::1]") && !is_loopback("localhost."));
+//! assert!(parse_endpoint("http://127.0.0.1:8080/token").is_ok());
+//! assert_eq!(parse_endpoint("http://idp.example/token"), Err(HttpError::PlainHttp));
+//! ```
+//!
+//! # Features
+//!
+//! `aws_lc_rs` (default) or `rust_crypto` selects the crypto backend of rustls; the crates
+//! above forward theirs here. Without either, [`HttpClient::new`] fails with
+//! [`HttpError::NoCryptoBackend`].
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod discovery;
+mod error;
+mod retry_after;
+#[cfg(test)]
+mod test_server;
+mod url;
+
+pub use client::{DEFAULT_TIMEOUT, HttpClient, MAX_BODY, Reply};
+pub use discovery::{Discovery, Metadata};
+pub use error::HttpError;
+pub use url::{is_loopback, parse_endpoint, parse_url, require_tls_off_loopback};
