@@ -280,10 +280,120 @@ fn parse_list(variable: &str, value: &str) -> Result<Vec<String>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuthConfig;
+    use std::collections::HashMap;
+
+    const K1: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA";
+
+    #[cfg(feature = "hmac")]
+    const SECRET: &str = "Zx8Qm2VtP9rK4LwN8bYc3HdF6sJg5KeA-hmac";
+
+    fn error_variable(vars: &[(&str, &str)]) -> String {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        AuthConfig::from_lookup("", |name| vars.get(name).cloned())
+            .unwrap_err()
+            .variable()
+            .to_owned()
+    }
 
     #[test]
     fn admins_from_json_or_list() {
         assert_eq!(parse_list("V", r#"["a","b"]"#).unwrap(), ["a", "b"]);
         assert_eq!(parse_list("V", " a, ,b ").unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn misconfiguration_names_the_variable() {
+        assert_eq!(error_variable(&[("AUTH_MODE", "api_key")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("AUTH_MODE", "api_key"), ("API_KEYS", "")]),
+            "API_KEYS"
+        );
+        assert_eq!(error_variable(&[("AUTH_MODE", "kerberos")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("AUTH_MODE", "api_key,api_key"), ("API_KEYS", K1)]),
+            "AUTH_MODE"
+        );
+        assert_eq!(error_variable(&[("API_KEYS", "short")]), "API_KEYS");
+        assert_eq!(error_variable(&[("API_KEYS", "[{bad json")]), "API_KEYS");
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEYS_FILE", "/x")]),
+            "API_KEYS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS_FILE", "/nonexistent/keys")]),
+            "API_KEYS_FILE"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEY_HEADER", "authorization")]),
+            "API_KEY_HEADER"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEY_HEADER", "bad header")]),
+            "API_KEY_HEADER"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_ADMINS", "[1,2]")]),
+            "AUTH_ADMINS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", "health")]),
+            "AUTH_PUBLIC_PATHS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_METHOD_ROLES", "/x")]),
+            "AUTH_METHOD_ROLES"
+        );
+    }
+
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn oidc_configuration_errors_name_the_variable() {
+        assert_eq!(error_variable(&[("AUTH_MODE", "oidc")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("OIDC_CONFIG", "{not json")]),
+            "OIDC_CONFIG"
+        );
+        assert_eq!(
+            error_variable(&[("OIDC_CONFIG", r#"{"issuers":[]}"#)]),
+            "OIDC_CONFIG"
+        );
+    }
+
+    #[cfg(all(feature = "oidc", feature = "hmac"))]
+    #[test]
+    fn the_hmac_issuer_may_not_be_an_oidc_issuer() {
+        let oidc = r#"{"issuers":[{"issuer":"https://idp.example","audience":"api","jwks_uri":"http://127.0.0.1:9/jwks"}]}"#;
+        let vars = [
+            ("OIDC_CONFIG", oidc),
+            ("HMAC_SECRET", SECRET),
+            ("HMAC_ISSUER", "https://idp.example"),
+        ];
+        assert_eq!(error_variable(&vars), "HMAC_ISSUER");
+    }
+
+    #[test]
+    fn authenticator_kinds_are_named_as_in_auth_mode() {
+        for kind in [
+            AuthenticatorKind::ApiKey,
+            AuthenticatorKind::Oidc,
+            AuthenticatorKind::Hmac,
+        ] {
+            assert_eq!(AuthenticatorKind::parse(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn errors_never_quote_a_key() {
+        let weak = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let vars = HashMap::from([("API_KEYS".to_owned(), format!("{K1},{weak}"))]);
+        let e = AuthConfig::from_lookup("", |name| vars.get(name).cloned()).unwrap_err();
+        assert!(
+            !e.to_string().contains(weak) && !e.to_string().contains(K1),
+            "{e}"
+        );
     }
 }

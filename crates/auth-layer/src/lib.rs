@@ -34,7 +34,7 @@
 //! # Environment variables ([`AuthLayer::from_env`])
 //! | Variable | Meaning |
 //! |---|---|
-//! | `AUTH_MODE` | `api_key` (more methods to come), or `none`. Unset: the methods whose variables are set. |
+//! | `AUTH_MODE` | Chain order from `api_key`, `oidc`, `hmac` ([`AuthenticatorKind`]), or `none`. Unset: the ones whose variables are set. |
 //! | `API_KEYS` | Comma list, JSON `[{"name","key","roles"?}]`, entries may be `sha256:<hex>`. |
 //! | `API_KEYS_FILE` | The same from a file, reloaded when it changes. |
 //! | `API_KEY_HEADER` | Header for API keys, default `X-API-Key`. |
@@ -52,6 +52,7 @@ mod future;
 pub mod grpc;
 #[cfg(feature = "axum")]
 mod health;
+mod identity_headers;
 mod layer;
 mod reload;
 mod require_roles;
@@ -61,8 +62,9 @@ mod service;
 
 pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
 pub use future::ResponseFuture;
+pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
 pub use layer::{AuthLayer, AuthLayerBuilder};
 pub use require_roles::{RequireRoles, RequireRolesLayer};
 pub use response::ResponseBody;
-pub use service::{Auth, STRIPPED_IDENTITY_HEADERS};
+pub use service::Auth;
 pub use tower_auth_core::{AuthError, ConfigError, Identity};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, Request, Response};
+use http::{Request, Response};
 use tower_auth_core::{
     AuthError, Credential, CredentialExtractor, Identity, Outcome, OutcomeFuture, is_grpc,
 };
@@ -17,38 +17,10 @@ use tower_service::Service;
 
 use crate::chain::{Chain, Step, settle};
 use crate::future::{Answer, ResponseFuture};
+use crate::identity_headers::strip_identity_headers;
 use crate::reload::TaskGuard;
 use crate::response::{ResponseBody, rejection};
 use crate::rules::{PathRule, Rules};
-
-/// Identity headers a client might send to impersonate someone behind a trusting proxy or
-/// handler; they are removed from every request before it reaches the inner service.
-pub static STRIPPED_IDENTITY_HEADERS: [HeaderName; 8] = [
-    HeaderName::from_static("x-auth-subject"),
-    HeaderName::from_static("x-auth-roles"),
-    HeaderName::from_static("x-auth-method"),
-    HeaderName::from_static("x-forwarded-user"),
-    HeaderName::from_static("x-forwarded-email"),
-    HeaderName::from_static("x-forwarded-groups"),
-    HeaderName::from_static("x-remote-user"),
-    HeaderName::from_static("remote-user"),
-];
-
-/// Removes [`STRIPPED_IDENTITY_HEADERS`] from `headers`.
-///
-/// A request almost never has one, so the names it does have are compared first, by length
-/// and then bytes; removing all eight by name would hash each of them on every request.
-fn strip_identity_headers(headers: &mut HeaderMap) {
-    if headers.keys().any(|name| {
-        STRIPPED_IDENTITY_HEADERS
-            .iter()
-            .any(|stripped| stripped.as_str() == name.as_str())
-    }) {
-        for name in &STRIPPED_IDENTITY_HEADERS {
-            headers.remove(name);
-        }
-    }
-}
 
 /// The configuration every service of one layer shares, behind one `Arc` so that cloning a
 /// service is one refcount. [`AuthLayer`](crate::AuthLayer) builds it; nothing changes it after.
@@ -274,7 +246,6 @@ where
 mod tests {
     use super::*;
     use crate::AuthLayer;
-    use http::HeaderValue;
     use http_body_util::BodyExt;
     use std::convert::Infallible;
     use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -511,28 +482,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(other.headers()["grpc-status"], "16");
-    }
-
-    #[test]
-    fn every_identity_header_is_stripped_and_nothing_else() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", HeaderValue::from_static("k"));
-        headers.insert("x-request-id", HeaderValue::from_static("r"));
-        strip_identity_headers(&mut headers);
-        assert_eq!(headers.len(), 2, "nothing to strip: untouched");
-
-        for name in &STRIPPED_IDENTITY_HEADERS {
-            headers.append(name, HeaderValue::from_static("root"));
-            headers.append(name, HeaderValue::from_static("admin"));
-        }
-        // Header names are case-insensitive: any spelling arrives lowercased.
-        headers.append(
-            HeaderName::from_bytes(b"X-Forwarded-User").unwrap(),
-            HeaderValue::from_static("root"),
-        );
-        strip_identity_headers(&mut headers);
-        let left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["x-api-key", "x-request-id"]);
     }
 
     fn parts(path: &str, headers: &[(&str, &str)]) -> Parts {
