@@ -5,8 +5,9 @@
 //! never read), then answer: call the inner service with the identity, answer the rejection,
 //! or wait for an authenticator that fetches keys and [`judge`](Settings::judge) after.
 //!
-//! The decision borrows the request rather than taking its `Parts` apart: splitting and
-//! rejoining a request copies its head twice, a measurable share of a cached check.
+//! The decision borrows the request rather than taking its `Parts` apart, and the identity
+//! goes in in place: each move of a request copies its head, a measurable share of a cached
+//! check (callgrind counts the difference).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -162,7 +163,7 @@ impl Settings {
 /// judges the result.
 async fn wait<B>(
     settings: Arc<Settings>,
-    request: Request<B>,
+    mut request: Request<B>,
     mut check: OutcomeFuture,
     mut index: usize,
 ) -> Answer<B> {
@@ -176,17 +177,20 @@ async fn wait<B>(
         }
     };
     match settings.judge(&request, result) {
-        Verdict::Pass(identity) => Answer::Pass(with_identity(request, identity)),
+        Verdict::Pass(identity) => {
+            add_identity(&mut request, identity);
+            Answer::Pass(request)
+        }
         Verdict::Reject(error) => Answer::Reject(settings.rejection(&request, &error)),
     }
 }
 
-/// The request to pass on, carrying its identity if it has one.
-fn with_identity<B>(mut request: Request<B>, identity: Option<Identity>) -> Request<B> {
+/// Gives the request its identity, if it has one. In place: moving a request in and out of
+/// a function copies its head.
+fn add_identity<B>(request: &mut Request<B>, identity: Option<Identity>) {
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
     }
-    request
 }
 
 /// The service built by [`AuthLayer`](crate::AuthLayer): authenticates each request before
@@ -236,7 +240,8 @@ where
         strip_identity_headers(request.headers_mut());
         match self.settings.decide(&request) {
             Decision::Now(Verdict::Pass(identity)) => {
-                ResponseFuture::inner(self.inner.call(with_identity(request, identity)))
+                add_identity(&mut request, identity);
+                ResponseFuture::inner(self.inner.call(request))
             }
             Decision::Now(Verdict::Reject(error)) => {
                 ResponseFuture::reject(self.settings.rejection(&request, &error))
