@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use tonic::{Request, Response, Status};
+use tower_auth::AuthLayer;
 use tower_auth::grpc::RequestIdentity;
-use tower_auth::{AuthLayer, RequireRoles};
 
 /// Code generated from `examples/proto/demo.proto` (see `examples/proto/generate.sh`).
 #[allow(clippy::all, missing_docs, unreachable_pub)]
@@ -55,9 +55,12 @@ impl Demo for DemoService {
 /// The demo's gRPC rules on top of `auth`: `AdminPing` needs `admin`, and reflection is public
 /// so that `grpcurl` can discover services without a credential.
 pub fn grpc_auth(auth: AuthLayer) -> AuthLayer {
-    auth.require(ADMIN_PING, RequireRoles::any(["admin"]))
+    auth.into_builder()
+        .require_any(ADMIN_PING, ["admin"])
         .exempt("/grpc.reflection.v1.ServerReflection/*")
         .exempt("/grpc.reflection.v1alpha.ServerReflection/*")
+        .build()
+        .expect("the demo's gRPC rules are constants, checked by the tests")
 }
 
 /// Serves the gRPC side on `listener` until `shutdown` completes.

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rand::RngCore;
 use serde_json::{Value, json};
-use tower_auth::{AuthLayer, RequireRoles};
+use tower_auth::{AuthLayer, RequireRolesLayer};
 use tower_auth_core::Identity;
 
 /// Roles `/metrics` needs, both of them.
@@ -36,12 +36,19 @@ pub fn router(auth: AuthLayer) -> Router {
         .route("/whoami", get(whoami))
         .route(
             "/admin",
-            get(|| async { Json(json!({ "admin": true })) })
-                .route_layer(RequireRoles::any(["admin"])),
+            get(|| async { Json(json!({ "admin": true })) }).route_layer(
+                RequireRolesLayer::any(["admin"])
+                    .expect("a valid role")
+                    .realm_of(&auth),
+            ),
         )
         .route(
             "/metrics",
-            get(metrics).route_layer(RequireRoles::all(METRICS_ROLES)),
+            get(metrics).route_layer(
+                RequireRolesLayer::all(METRICS_ROLES)
+                    .expect("valid roles")
+                    .realm_of(&auth),
+            ),
         )
         .route("/health", get(auth.health_handler()))
         .layer(auth)

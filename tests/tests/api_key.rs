@@ -14,7 +14,7 @@ async fn demo() -> SocketAddr {
         r#"[{{"name":"ci","key":"{KEY_A}","roles":["runtime.health:read","runtime.metrics:read"]}},{{"name":"ops","key":"{KEY_B}"}}]"#
     );
     let auth = config(&[("API_KEYS", &keys), ("AUTH_ADMINS", "ops")])
-        .into_layer()
+        .build_blocking()
         .unwrap();
     serve(auth_examples::router(auth)).await
 }
@@ -254,7 +254,7 @@ async fn an_exempt_route_still_gets_the_identity() {
         ("API_KEYS", KEY_A),
         ("AUTH_PUBLIC_PATHS", "/whoami-optional"),
     ])
-    .into_layer()
+    .build_blocking()
     .unwrap();
     let app = axum::Router::new()
         .route(
@@ -282,7 +282,7 @@ async fn an_exempt_route_still_gets_the_identity() {
 
 #[tokio::test]
 async fn identity_headers_sent_by_the_client_are_stripped() {
-    let auth = config(&[("API_KEYS", KEY_A)]).into_layer().unwrap();
+    let auth = config(&[("API_KEYS", KEY_A)]).build_blocking().unwrap();
     let app = axum::Router::new()
         .route(
             "/echo",
@@ -315,7 +315,7 @@ async fn identity_headers_sent_by_the_client_are_stripped() {
 #[tokio::test]
 async fn rotation_two_keys_at_once() {
     let auth = config(&[("API_KEYS", &format!("{KEY_A},{KEY_B}"))])
-        .into_layer()
+        .build_blocking()
         .unwrap();
     let addr = serve(auth_examples::router(auth)).await;
     assert_eq!(
@@ -331,7 +331,7 @@ async fn rotation_two_keys_at_once() {
 #[tokio::test]
 async fn keys_may_be_configured_as_digests_only() {
     let digest = format!("sha256:{}", hex_digest(KEY_A));
-    let auth = config(&[("API_KEYS", &digest)]).into_layer().unwrap();
+    let auth = config(&[("API_KEYS", &digest)]).build_blocking().unwrap();
     let addr = serve(auth_examples::router(auth)).await;
     assert_eq!(
         get(addr, "/whoami", &[("x-api-key", KEY_A)]).await.status,
@@ -346,7 +346,7 @@ async fn keys_may_be_configured_as_digests_only() {
 #[tokio::test]
 async fn a_custom_api_key_header() {
     let auth = config(&[("API_KEYS", KEY_A), ("API_KEY_HEADER", "X-Service-Token")])
-        .into_layer()
+        .build_blocking()
         .unwrap();
     let addr = serve(auth_examples::router(auth)).await;
     assert_eq!(

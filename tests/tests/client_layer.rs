@@ -116,7 +116,7 @@ async fn client_credentials_jwt_over_hyper_and_a_tonic_channel() {
 #[tokio::test]
 async fn a_static_token_over_hyper_and_a_tonic_channel() {
     let keys = format!(r#"[{{"name":"ci","key":"{KEY_A}"}}]"#);
-    let auth = config(&[("API_KEYS", &keys)]).into_layer().unwrap();
+    let auth = config(&[("API_KEYS", &keys)]).build_blocking().unwrap();
     let http = serve(auth_examples::router(auth.clone())).await;
     let channel = grpc_demo(auth).await;
     let layer = BearerLayer::new(StaticToken::new(KEY_A).unwrap());
@@ -142,7 +142,7 @@ async fn a_static_token_over_hyper_and_a_tonic_channel() {
 #[tokio::test]
 async fn no_token_means_an_error_from_the_client_not_a_request() {
     let keys = format!(r#"[{{"name":"ci","key":"{KEY_A}"}}]"#);
-    let auth = config(&[("API_KEYS", &keys)]).into_layer().unwrap();
+    let auth = config(&[("API_KEYS", &keys)]).build_blocking().unwrap();
     let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
     let channel = grpc_demo(auth.clone()).await;
     let http = serve(auth_examples::router(auth)).await;
@@ -286,7 +286,7 @@ async fn retry_once_with_a_fresh_token_on_401_over_hyper() {
 #[tokio::test]
 async fn retry_once_on_unauthenticated_over_a_tonic_channel() {
     let keys = format!(r#"[{{"name":"ci","key":"{KEY_A}"}}]"#);
-    let channel = grpc_demo(config(&[("API_KEYS", &keys)]).into_layer().unwrap()).await;
+    let channel = grpc_demo(config(&[("API_KEYS", &keys)]).build_blocking().unwrap()).await;
     // The first token the source hands out is one the server no longer accepts.
     let source = || {
         let calls = Arc::new(AtomicU32::new(0));

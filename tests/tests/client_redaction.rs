@@ -89,7 +89,7 @@ fn logs_at_every_level() {
     let (logs, _guard) = CapturedLogs::start();
     let seen_tokens = runtime.block_on(async {
         let keys = format!(r#"[{{"name":"ci","key":"{KEY_A}"}}]"#);
-        let auth = config(&[("API_KEYS", &keys)]).into_layer().unwrap();
+        let auth = config(&[("API_KEYS", &keys)]).build_blocking().unwrap();
         let http = serve(auth_examples::router(auth.clone())).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = listener.local_addr().unwrap();

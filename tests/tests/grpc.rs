@@ -18,7 +18,7 @@ async fn servers() -> (SocketAddr, Channel) {
     let keys = format!(
         r#"[{{"name":"ci","key":"{KEY_A}"}},{{"name":"ops","key":"{KEY_B}","roles":["admin"]}}]"#
     );
-    let auth = grpc_auth(config(&[("API_KEYS", &keys)]).into_layer().unwrap());
+    let auth = grpc_auth(config(&[("API_KEYS", &keys)]).build_blocking().unwrap());
     let http = serve(auth_examples::router(auth.clone())).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = listener.local_addr().unwrap();
@@ -188,7 +188,7 @@ async fn a_single_service_can_be_wrapped() {
     use auth_examples::grpc::pb::demo_server::DemoServer;
     use tower_layer::Layer;
 
-    let auth = config(&[("API_KEYS", KEY_A)]).into_layer().unwrap();
+    let auth = config(&[("API_KEYS", KEY_A)]).build_blocking().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_, health) = tonic_health::server::health_reporter();

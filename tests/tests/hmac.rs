@@ -33,7 +33,7 @@ async fn demo() -> SocketAddr {
         ("HMAC_SECRET", SECRET),
         ("AUTH_TOKEN_CLIENTS", &clients),
     ])
-    .into_layer()
+    .build_blocking()
     .unwrap();
     serve(auth_examples::router(auth)).await
 }
@@ -174,7 +174,7 @@ async fn exchange_a_client_secret_for_a_token_then_call() {
 
 #[tokio::test]
 async fn role_tokens_work_over_grpc_too() {
-    let auth = grpc_auth(config(&[("HMAC_SECRET", SECRET)]).into_layer().unwrap());
+    let auth = grpc_auth(config(&[("HMAC_SECRET", SECRET)]).build_blocking().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_grpc(auth, listener, std::future::pending()));

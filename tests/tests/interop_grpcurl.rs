@@ -30,7 +30,7 @@ async fn grpcurl_sees_the_right_codes() {
     let keys = format!(
         r#"[{{"name":"ci","key":"{KEY_A}"}},{{"name":"ops","key":"{KEY_B}","roles":["admin"]}}]"#
     );
-    let auth = grpc_auth(config(&[("API_KEYS", &keys)]).into_layer().unwrap());
+    let auth = grpc_auth(config(&[("API_KEYS", &keys)]).build_blocking().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(serve_grpc(auth, listener, std::future::pending()));

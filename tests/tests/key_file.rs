@@ -32,7 +32,7 @@ async fn editing_the_file_rotates_keys() {
     let file = key_file(&format!("{KEY_A},{KEY_B}"));
     let auth = config(&[("API_KEYS_FILE", file.path().to_str().unwrap())])
         .key_file_poll_interval(POLL)
-        .into_layer()
+        .build_blocking()
         .unwrap();
     let addr = serve(auth_examples::router(auth)).await;
     let status =

@@ -6,7 +6,7 @@ use tower_auth_core::Fingerprint;
 #[tokio::test(flavor = "current_thread")]
 async fn credentials_appear_in_no_log_line_and_no_body() {
     let (logs, _guard) = CapturedLogs::start();
-    let auth = config(&[("API_KEYS", KEY_A)]).into_layer().unwrap();
+    let auth = config(&[("API_KEYS", KEY_A)]).build_blocking().unwrap();
     let addr = serve(auth_examples::router(auth)).await;
 
     let wrong_key = "4c2b7e0d9a1f3e5b8c6d2a0f7e9b1c3d5a7f9e1b3d5c7a9e0f2d4b6a8c0e1f3d";

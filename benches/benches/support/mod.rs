@@ -426,9 +426,11 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
         Variant::ChainOidcCached => {
             let (_, api) = api_keys(1);
             let (hmac, _) = hmac();
-            let layer = AuthLayer::new(api)
+            let layer = AuthLayer::builder(api)
                 .or(hmac)
-                .or(oidc(jwks_url, 10_000).await);
+                .or(oidc(jwks_url, 10_000).await)
+                .build()
+                .unwrap();
             App {
                 router: hello().layer(layer),
                 credential: bearer(token),

@@ -6,27 +6,27 @@
 //! HTTP 401 that gRPC clients would turn into UNKNOWN. Credentials come from the
 //! `authorization` and API-key metadata, with the same rules as HTTP headers.
 //!
-//! To protect a single service rather than a whole server, wrap it: an [`AuthService`] or
-//! [`RequireRolesService`] keeps the inner service's gRPC name, and, unlike a tonic
+//! To protect a single service rather than a whole server, wrap it: an [`Auth`] or
+//! [`RequireRoles`] keeps the inner service's gRPC name, and, unlike a tonic
 //! interceptor, may await (a key fetch on a cache miss).
 //!
 //! ```text
 //! Server::builder()
 //!     .add_service(health)                                   // not authenticated
-//!     .add_service(auth.layer(RequireRoles::any(["admin"]).layer(AdminServer::new(admin))))
+//!     .add_service(auth.layer(RequireRolesLayer::any(["admin"])?.layer(AdminServer::new(admin))))
 //! ```
 
 use tonic::server::NamedService;
 use tonic::{Code, Status};
 use tower_auth_core::{AuthError, Identity};
 
-use crate::{AuthService, RequireRolesService};
+use crate::{Auth, RequireRoles};
 
-impl<S: NamedService> NamedService for AuthService<S> {
+impl<S: NamedService> NamedService for Auth<S> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S: NamedService> NamedService for RequireRolesService<S> {
+impl<S: NamedService> NamedService for RequireRoles<S> {
     const NAME: &'static str = S::NAME;
 }
 

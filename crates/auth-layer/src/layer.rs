@@ -1,64 +1,40 @@
-//! `AuthLayer`: the configuration of authentication, shared by every service it builds.
+//! `AuthLayer`, the configuration of authentication shared by every service it builds, and
+//! `AuthLayerBuilder`, which validates that configuration once.
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName};
-use tower_auth_core::{
-    AuthError, Authenticator, ConfigError, Credential, CredentialExtractor, DEFAULT_REALM, Identity,
-};
+use http::HeaderName;
+use http::header::AUTHORIZATION;
+use tower_auth_core::{Authenticator, ConfigError, CredentialExtractor, DEFAULT_REALM};
 use tower_layer::Layer;
 
-use crate::chain::{Chain, Step};
-use crate::rules::{PathRule, RoleRequirement, Rules};
-use crate::{AuthService, RequireRoles};
-
-/// Identity headers a client might send to impersonate someone behind a trusting proxy or
-/// handler; they are removed from every request before it reaches the inner service.
-pub static STRIPPED_IDENTITY_HEADERS: [HeaderName; 8] = [
-    HeaderName::from_static("x-auth-subject"),
-    HeaderName::from_static("x-auth-roles"),
-    HeaderName::from_static("x-auth-method"),
-    HeaderName::from_static("x-forwarded-user"),
-    HeaderName::from_static("x-forwarded-email"),
-    HeaderName::from_static("x-forwarded-groups"),
-    HeaderName::from_static("x-remote-user"),
-    HeaderName::from_static("remote-user"),
-];
-
-/// Removes [`STRIPPED_IDENTITY_HEADERS`] from `headers`.
-///
-/// A request almost never has one, so the names it does have are compared first, by length
-/// and then bytes; removing all eight by name would hash each of them on every request.
-pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {
-    if headers.keys().any(|name| {
-        STRIPPED_IDENTITY_HEADERS
-            .iter()
-            .any(|stripped| stripped.as_str() == name.as_str())
-    }) {
-        for name in &STRIPPED_IDENTITY_HEADERS {
-            headers.remove(name);
-        }
-    }
-}
+use crate::chain::Chain;
+use crate::response::check_realm;
+use crate::rules::{RoleRequirement, Rules};
+use crate::service::{Auth, Settings};
 
 /// A tower layer that authenticates every request.
 ///
 /// It reads the credential (`Authorization: Bearer` or the API-key header), tries each
-/// authenticator in order, puts the [`Identity`] into the request extensions and answers
-/// 401 / 400 / 403 / 503 (or the gRPC status) itself. The inner service is never called for
-/// a rejected request and its error type is never changed.
+/// authenticator in order, puts the [`Identity`](crate::Identity) into the request extensions
+/// and answers 401 / 400 / 403 / 503 (or the gRPC status) itself. The inner service is never
+/// called for a rejected request and its error type is never changed.
+///
+/// Build one with [`AuthLayer::new`] (one authenticator, the defaults),
+/// [`AuthLayer::builder`] (a chain, exemptions and role rules), or from the environment with
+/// [`AuthLayer::from_env`] / [`AuthConfig`](crate::AuthConfig).
 ///
 /// ```
 /// use tower_auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet};
-/// use tower_auth::{AuthLayer, RequireRoles};
+/// use tower_auth::{AuthLayer, RequireRolesLayer};
 /// use axum::{Router, routing::get};
 /// use tower::ServiceExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let keys = ApiKeySet::parse("API_KEYS", r#"[{"name":"ci","key":"k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA"}]"#, &Admins::default()).unwrap();
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let keys = ApiKeySet::parse("API_KEYS", r#"[{"name":"ci","key":"k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA"}]"#, &Admins::default())?;
 /// let app = Router::new()
-///     .route("/admin", get(|| async { "admin" }).route_layer(RequireRoles::any(["admin"])))
+///     .route("/admin", get(|| async { "admin" }).route_layer(RequireRolesLayer::any(["admin"])?))
 ///     .route("/whoami", get(|id: tower_auth_core::Identity| async move { id.subject().to_owned() }))
 ///     .layer(AuthLayer::new(ApiKeyAuthenticator::new(keys)));
 ///
@@ -70,151 +46,69 @@ pub(crate) fn strip_identity_headers(headers: &mut HeaderMap) {
 ///     r.body(axum::body::Body::empty()).unwrap()
 /// };
 /// let key = Some("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA");
-/// assert_eq!(app.clone().oneshot(request("/whoami", key)).await.unwrap().status(), 200);
-/// assert_eq!(app.clone().oneshot(request("/whoami", None)).await.unwrap().status(), 401);
-/// assert_eq!(app.clone().oneshot(request("/admin", key)).await.unwrap().status(), 403);
+/// assert_eq!(app.clone().oneshot(request("/whoami", key)).await?.status(), 200);
+/// assert_eq!(app.clone().oneshot(request("/whoami", None)).await?.status(), 401);
+/// assert_eq!(app.clone().oneshot(request("/admin", key)).await?.status(), 403);
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
 #[must_use]
 pub struct AuthLayer {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// Everything a service needs, behind one `Arc` so that cloning a service is one refcount.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) chain: Chain,
-    pub(crate) extractor: CredentialExtractor,
-    pub(crate) rules: Rules,
-    pub(crate) realm: Arc<str>,
-    /// `false` only for [`AuthLayer::disabled`].
-    pub(crate) enabled: bool,
-    /// Background work (key-file reloads) that lives as long as the layer and its services.
-    pub(crate) tasks: Vec<Arc<crate::reload::TaskGuard>>,
-    /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
-    #[cfg(feature = "hmac")]
-    pub(crate) token_exchange: Option<tower_auth_hmac::TokenExchange>,
+    pub(crate) settings: Arc<Settings>,
 }
 
 impl std::fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthLayer")
             .field("mode", &self.mode())
-            .field("api_key_header", self.shared.extractor.api_key_header())
-            .field("rules", &self.shared.rules)
-            .field("realm", &self.shared.realm)
+            .field("api_key_header", self.settings.extractor.api_key_header())
+            .field("rules", &self.settings.rules)
+            .field("realm", &self.settings.realm)
             .finish_non_exhaustive()
     }
 }
 
 impl AuthLayer {
-    /// A layer with one authenticator; add more with [`or`](Self::or).
-    ///
-    /// `/health` and `/grpc.health.v1.Health/Check` are exempt by default.
+    /// A layer with one authenticator and the defaults: `/health` and
+    /// `/grpc.health.v1.Health/Check` exempt, API keys in `X-API-Key`, realm `api`.
     pub fn new<A: Authenticator>(authenticator: A) -> Self {
-        let mut layer = Self::empty(true);
-        layer.shared_mut().chain.push(Arc::new(authenticator));
-        layer
+        Self::from_settings(Self::builder(authenticator).settings)
+    }
+
+    /// A builder whose chain starts with `authenticator`.
+    pub fn builder<A: Authenticator>(authenticator: A) -> AuthLayerBuilder {
+        let mut settings = default_settings();
+        settings.chain.push(Arc::new(authenticator));
+        AuthLayerBuilder::from_settings(settings)
     }
 
     /// A layer that authenticates nothing and lets every request through without an
     /// identity (`AUTH_MODE=none`). `/health` reports `auth_mode: none`.
     pub fn disabled() -> Self {
-        Self::empty(false)
+        Self::from_settings(default_settings())
     }
 
-    fn empty(enabled: bool) -> Self {
+    pub(crate) fn from_settings(settings: Settings) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                chain: Chain::default(),
-                extractor: CredentialExtractor::default(),
-                rules: Rules::default(),
-                realm: DEFAULT_REALM.into(),
-                enabled,
-                tasks: Vec::new(),
-                #[cfg(feature = "hmac")]
-                token_exchange: None,
-            }),
+            settings: Arc::new(settings),
         }
     }
 
-    pub(crate) fn shared_mut(&mut self) -> &mut Shared {
-        Arc::make_mut(&mut self.shared)
-    }
-
-    /// Tries `authenticator` after the ones already configured.
-    pub fn or<A: Authenticator>(mut self, authenticator: A) -> Self {
-        let shared = self.shared_mut();
-        shared.chain.push(Arc::new(authenticator));
-        shared.enabled = true;
-        self
-    }
-
-    /// Exempts an exact path, a full gRPC method (`/pkg.Service/Method`), or every method of a
-    /// gRPC service (`/grpc.reflection.v1.ServerReflection/*`, for gRPC requests only). An
-    /// exempt request is never rejected, and still gets an identity when it carries a valid
-    /// credential.
-    ///
-    /// # Panics
-    /// If `path` does not start with `/`, or has a `*` other than as `/package.Service/*`.
-    pub fn exempt(mut self, path: impl AsRef<str>) -> Self {
-        if let Err(e) = self.shared_mut().rules.exempt(path.as_ref()) {
-            panic!("AuthLayer::exempt: {e}");
-        }
-        self
-    }
-
-    /// Removes every exemption, the defaults included.
-    pub fn without_exemptions(mut self) -> Self {
-        self.shared_mut().rules.clear_exemptions();
-        self
-    }
-
-    /// Requires roles on an exact path, or on every method of a gRPC service (`/pkg.Service/*`).
-    /// An exemption wins over a role rule.
-    ///
-    /// # Panics
-    /// If the pattern does not start with `/` or has a `*` other than as its last segment.
-    pub fn require(mut self, pattern: impl AsRef<str>, roles: RequireRoles) -> Self {
-        let requirement = roles.requirement();
-        if let Err(e) = self
-            .shared_mut()
-            .rules
-            .require(pattern.as_ref(), requirement)
-        {
-            panic!("AuthLayer::require: {e}");
-        }
-        self
-    }
-
-    /// The header API keys are read from (default `X-API-Key`).
-    ///
-    /// # Panics
-    /// If `header` is `Authorization`.
-    pub fn api_key_header(mut self, header: HeaderName) -> Self {
-        self.shared_mut().extractor = CredentialExtractor::new(header);
-        self
-    }
-
-    /// The realm in `WWW-Authenticate` challenges (default `api`).
-    ///
-    /// # Panics
-    /// If `realm` has a quote, a backslash or a control character.
-    pub fn realm(mut self, realm: &str) -> Self {
-        if let Err(e) = check_realm(realm) {
-            panic!("{e}");
-        }
-        self.shared_mut().realm = realm.into();
-        self
+    /// A builder that starts from this layer's authenticators and rules, to add more (a layer
+    /// from the environment plus rules in code). The authenticators, and the background work
+    /// they need, are shared with this layer, not copied.
+    pub fn into_builder(self) -> AuthLayerBuilder {
+        let settings = Arc::try_unwrap(self.settings).unwrap_or_else(|shared| (*shared).clone());
+        AuthLayerBuilder::from_settings(settings)
     }
 
     /// The methods in order (`api_key,oidc`), or `none` for a disabled layer.
     pub fn mode(&self) -> String {
-        if self.shared.enabled && !self.shared.chain.is_empty() {
-            self.shared.chain.methods()
-        } else {
+        if self.settings.chain.is_empty() {
             "none".into()
+        } else {
+            self.settings.chain.methods()
         }
     }
 
@@ -222,164 +116,308 @@ impl AuthLayer {
     /// [`tower_auth_hmac::TOKEN_PATH`] (which the layer exempts). `None` without it.
     #[cfg(feature = "hmac")]
     pub fn token_exchange(&self) -> Option<&tower_auth_hmac::TokenExchange> {
-        self.shared.token_exchange.as_ref()
+        self.settings.token_exchange.as_ref()
     }
 
     /// The exempt paths, in no particular order.
     pub fn exemptions(&self) -> Vec<String> {
-        self.shared.rules.exemptions().collect()
+        self.settings.rules.exemptions().collect()
+    }
+
+    /// The realm of this layer's challenges.
+    pub(crate) fn realm(&self) -> &Arc<str> {
+        &self.settings.realm
     }
 }
 
-pub(crate) fn check_realm(realm: &str) -> Result<(), ConfigError> {
-    if realm
-        .bytes()
-        .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\')
-    {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            "realm",
-            "must be printable ASCII without quotes or backslashes",
-        ))
+pub(crate) fn default_settings() -> Settings {
+    Settings {
+        chain: Chain::default(),
+        extractor: CredentialExtractor::default(),
+        rules: Rules::default(),
+        realm: DEFAULT_REALM.into(),
+        tasks: Vec::new(),
+        #[cfg(feature = "hmac")]
+        token_exchange: None,
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
+    type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService::new(inner, Arc::clone(&self.shared))
+        Auth::new(inner, Arc::clone(&self.settings))
     }
 }
 
-/// What to do with a request, decided without waiting or after.
-pub(crate) enum Decision {
-    /// Call the inner service, with this identity if there is one.
-    Pass(Option<Identity>),
-    /// Answer with this error.
-    Reject(AuthError),
+/// Builds an [`AuthLayer`]: setters take values and never fail; [`build`](Self::build)
+/// checks them all and names the first setting that is wrong.
+///
+/// ```
+/// use tower_auth_core::{Admins, ApiKeyAuthenticator, ApiKeySet};
+/// use tower_auth::AuthLayer;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default())?;
+/// let auth = AuthLayer::builder(ApiKeyAuthenticator::new(keys))
+///     .exempt("/version")
+///     .require_any("/pkg.Admin/*", ["admin"])
+///     .build()?;
+/// assert_eq!(auth.mode(), "api_key");
+///
+/// let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default())?;
+/// let error = AuthLayer::builder(ApiKeyAuthenticator::new(keys)).exempt("version").build().unwrap_err();
+/// assert_eq!(error.variable(), "AuthLayerBuilder::exempt");
+/// # Ok(())
+/// # }
+/// ```
+#[must_use]
+pub struct AuthLayerBuilder {
+    settings: Settings,
+    /// The first setting that was wrong, reported by `build`.
+    error: Option<ConfigError>,
 }
 
-impl Shared {
-    /// Runs extraction and the chain as far as it goes without waiting.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Step {
-        match self.extractor.extract(headers) {
-            Ok(Some(credential)) => self.chain.run(credential, 0),
-            Ok(None) => Step::Done(Err(AuthError::missing_credential())),
-            Err(error) => Step::Done(Err(error)),
-        }
-    }
-
-    /// Resumes the chain after authenticator `index` said `NotMine` asynchronously.
-    pub(crate) fn resume(&self, headers: &HeaderMap, index: usize) -> Step {
-        match self.extractor.extract(headers) {
-            Ok(Some(credential)) => self.chain.run(credential, index + 1),
-            // The headers have not changed since the first extraction succeeded.
-            Ok(None) | Err(_) => Step::Done(Err(AuthError::invalid_token("unclaimed_credential"))),
-        }
-    }
-
-    /// Turns the chain's result into a decision for `path`, and logs it.
-    pub(crate) fn decide(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        result: Result<Identity, AuthError>,
-    ) -> Decision {
-        // Whether the request is gRPC matters only to `/pkg.Service/*` exemptions.
-        let grpc = self.rules.has_grpc_service_exemptions() && tower_auth_core::is_grpc(headers);
-        let rule = self.rules.classify(path, grpc);
-        let decision = match (rule, result) {
-            (PathRule::Exempt, Ok(identity)) => Decision::Pass(Some(identity)),
-            (PathRule::Exempt, Err(_)) => Decision::Pass(None),
-            (_, Err(error)) => Decision::Reject(error),
-            (PathRule::Require(requirement), Ok(identity)) => match requirement.check(&identity) {
-                Ok(()) => Decision::Pass(Some(identity)),
-                Err(error) => {
-                    self.log(path, headers, Some(&identity), Err(&error));
-                    return Decision::Reject(error);
-                }
-            },
-            (PathRule::Authenticated, Ok(identity)) => Decision::Pass(Some(identity)),
-        };
-        match &decision {
-            Decision::Pass(identity) => self.log(path, headers, identity.as_ref(), Ok(())),
-            Decision::Reject(error) => self.log(path, headers, None, Err(error)),
-        }
-        decision
-    }
-
-    fn log(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        identity: Option<&Identity>,
-        result: Result<(), &AuthError>,
-    ) {
-        // Field values are only evaluated when the event is enabled, so the fingerprint's
-        // SHA-256 costs nothing on a quiet subscriber.
-        let fingerprint = || {
-            self.extractor
-                .extract(headers)
-                .ok()
-                .flatten()
-                .map(|c: Credential<'_>| c.fingerprint().to_string())
-                .unwrap_or_default()
-        };
-        match (result, identity) {
-            (Ok(()), Some(identity)) => tracing::debug!(
-                target: "auth",
-                outcome = "accepted",
-                path,
-                method = identity.method().kind(),
-                subject = identity.subject(),
-                fingerprint = %fingerprint(),
-            ),
-            (Ok(()), None) => tracing::debug!(target: "auth", outcome = "exempt", path),
-            (Err(error), identity) => tracing::info!(
-                target: "auth",
-                outcome = "rejected",
-                path,
-                reason = error.reason(),
-                status = error.http_status().as_u16(),
-                subject = identity.map(Identity::subject),
-                fingerprint = %fingerprint(),
-            ),
-        }
+impl std::fmt::Debug for AuthLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayerBuilder")
+            .field("methods", &self.settings.chain.methods())
+            .field("rules", &self.settings.rules)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
     }
 }
 
-impl RequireRoles {
-    pub(crate) fn requirement(&self) -> Arc<RoleRequirement> {
-        Arc::clone(&self.requirement)
+impl AuthLayerBuilder {
+    fn from_settings(settings: Settings) -> Self {
+        Self {
+            settings,
+            error: None,
+        }
+    }
+
+    /// Remembers the first error for `build`.
+    fn check(&mut self, result: Result<(), ConfigError>) {
+        if let (Err(error), None) = (result, &self.error) {
+            self.error = Some(error);
+        }
+    }
+
+    /// Tries `authenticator` after the ones already configured.
+    pub fn or<A: Authenticator>(mut self, authenticator: A) -> Self {
+        self.settings.chain.push(Arc::new(authenticator));
+        self
+    }
+
+    /// Exempts an exact path, a full gRPC method (`/pkg.Service/Method`), or every method of a
+    /// gRPC service (`/grpc.reflection.v1.ServerReflection/*`, for gRPC requests only). An
+    /// exempt request is never rejected, and still gets an identity when it carries a valid
+    /// credential. A path that does not start with `/`, or has a `*` other than as
+    /// `/package.Service/*`, makes [`build`](Self::build) fail.
+    pub fn exempt(mut self, path: impl AsRef<str>) -> Self {
+        let result = self.settings.rules.exempt(path.as_ref());
+        self.check(result.map_err(|e| ConfigError::new("AuthLayerBuilder::exempt", e)));
+        self
+    }
+
+    /// Removes every exemption, the defaults included.
+    pub fn without_exemptions(mut self) -> Self {
+        self.settings.rules.clear_exemptions();
+        self
+    }
+
+    /// Requires at least one of `roles` on an exact path, or on every method of a gRPC service
+    /// (`/pkg.Service/*`). An exemption wins over a role rule. A pattern that does not start
+    /// with `/` or has a `*` other than as its last segment, no roles, or a role that could
+    /// not be named in a challenge (empty, or with a space, quote, backslash or non-ASCII
+    /// character) makes [`build`](Self::build) fail.
+    pub fn require_any<I, R>(self, pattern: impl AsRef<str>, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.require(
+            "AuthLayerBuilder::require_any",
+            false,
+            pattern.as_ref(),
+            roles,
+        )
+    }
+
+    /// Requires every one of `roles`; otherwise as [`require_any`](Self::require_any).
+    pub fn require_all<I, R>(self, pattern: impl AsRef<str>, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.require(
+            "AuthLayerBuilder::require_all",
+            true,
+            pattern.as_ref(),
+            roles,
+        )
+    }
+
+    fn require<I, R>(mut self, setting: &str, all: bool, pattern: &str, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        let roles = roles.into_iter().map(Into::into).collect();
+        let result = RoleRequirement::new(all, roles)
+            .and_then(|requirement| self.settings.rules.require(pattern, Arc::new(requirement)));
+        self.check(result.map_err(|e| ConfigError::new(setting, e)));
+        self
+    }
+
+    /// The header API keys are read from (default `X-API-Key`). `Authorization`, which always
+    /// carries bearer tokens, makes [`build`](Self::build) fail.
+    pub fn api_key_header(mut self, header: HeaderName) -> Self {
+        if header == AUTHORIZATION {
+            self.check(Err(ConfigError::new(
+                "AuthLayerBuilder::api_key_header",
+                "cannot be Authorization, which always carries bearer tokens",
+            )));
+        } else {
+            self.settings.extractor = CredentialExtractor::new(header);
+        }
+        self
+    }
+
+    /// The realm in `WWW-Authenticate` challenges (default `api`). A quote, a backslash or a
+    /// control character makes [`build`](Self::build) fail.
+    pub fn realm(mut self, realm: &str) -> Self {
+        let result = check_realm("AuthLayerBuilder::realm", realm);
+        if result.is_ok() {
+            self.settings.realm = realm.into();
+        }
+        self.check(result);
+        self
+    }
+
+    /// The layer, or the first setting that was wrong.
+    pub fn build(self) -> Result<AuthLayer, ConfigError> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(AuthLayer::from_settings(self.settings)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use tower_auth_core::{Check, Credential, Outcome};
+
+    /// Claims nothing: these tests are about configuration.
+    struct Never;
+
+    impl Authenticator for Never {
+        fn method(&self) -> &'static str {
+            "never"
+        }
+
+        fn authenticate(&self, _: Credential<'_>) -> Check {
+            Outcome::NotMine.into()
+        }
+    }
+
+    fn setting_at_fault(builder: AuthLayerBuilder) -> String {
+        builder.build().unwrap_err().variable().to_owned()
+    }
 
     #[test]
-    fn every_identity_header_is_stripped_and_nothing_else() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", HeaderValue::from_static("k"));
-        headers.insert("x-request-id", HeaderValue::from_static("r"));
-        strip_identity_headers(&mut headers);
-        assert_eq!(headers.len(), 2, "nothing to strip: untouched");
-
-        for name in &STRIPPED_IDENTITY_HEADERS {
-            headers.append(name, HeaderValue::from_static("root"));
-            headers.append(name, HeaderValue::from_static("admin"));
+    fn every_bad_setting_is_a_config_error_naming_the_setter() {
+        let b = || AuthLayer::builder(Never);
+        for path in ["health", "/static/*", "/a b", "*"] {
+            assert_eq!(
+                setting_at_fault(b().exempt(path)),
+                "AuthLayerBuilder::exempt",
+                "{path}"
+            );
         }
-        // Header names are case-insensitive: any spelling arrives lowercased.
-        headers.append(
-            HeaderName::from_bytes(b"X-Forwarded-User").unwrap(),
-            HeaderValue::from_static("root"),
+        assert_eq!(
+            setting_at_fault(b().require_any("admin", ["admin"])),
+            "AuthLayerBuilder::require_any"
         );
-        strip_identity_headers(&mut headers);
-        let left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["x-api-key", "x-request-id"]);
+        assert_eq!(
+            setting_at_fault(b().require_any("/x*", ["admin"])),
+            "AuthLayerBuilder::require_any"
+        );
+        assert_eq!(
+            setting_at_fault(b().require_all("/admin", Vec::<String>::new())),
+            "AuthLayerBuilder::require_all"
+        );
+        assert_eq!(
+            setting_at_fault(b().require_all("/admin", ["a b"])),
+            "AuthLayerBuilder::require_all"
+        );
+        assert_eq!(
+            setting_at_fault(b().realm("a\"b")),
+            "AuthLayerBuilder::realm"
+        );
+        assert_eq!(
+            setting_at_fault(b().realm("line\nbreak")),
+            "AuthLayerBuilder::realm"
+        );
+        assert_eq!(
+            setting_at_fault(b().api_key_header(AUTHORIZATION)),
+            "AuthLayerBuilder::api_key_header"
+        );
+    }
+
+    #[test]
+    fn the_first_bad_setting_is_reported_and_later_good_ones_do_not_hide_it() {
+        let error = AuthLayer::builder(Never)
+            .realm("bad\"")
+            .exempt("nope")
+            .exempt("/fine")
+            .build()
+            .unwrap_err();
+        assert_eq!(error.variable(), "AuthLayerBuilder::realm");
+    }
+
+    #[test]
+    fn good_settings_build_the_layer_they_describe() {
+        let layer = AuthLayer::builder(Never)
+            .or(Never)
+            .without_exemptions()
+            .exempt("/version")
+            .require_all("/pkg.Admin/*", ["admin"])
+            .realm("orders")
+            .api_key_header(HeaderName::from_static("x-key"))
+            .build()
+            .unwrap();
+        assert_eq!(layer.mode(), "never,never");
+        assert_eq!(layer.exemptions(), ["/version"]);
+        assert_eq!(&**layer.realm(), "orders");
+        assert_eq!(layer.settings.extractor.api_key_header(), "x-key");
+    }
+
+    #[test]
+    fn into_builder_adds_to_a_layer_and_leaves_the_original_alone() {
+        let original = AuthLayer::new(Never);
+        let extended = original
+            .clone()
+            .into_builder()
+            .exempt("/grpc.reflection.v1.ServerReflection/*")
+            .build()
+            .unwrap();
+        assert_eq!(extended.mode(), "never");
+        let mut exempt = extended.exemptions();
+        exempt.sort();
+        assert_eq!(
+            exempt,
+            [
+                "/grpc.health.v1.Health/Check",
+                "/grpc.reflection.v1.ServerReflection/*",
+                "/health"
+            ]
+        );
+        assert_eq!(original.exemptions().len(), 2);
+        assert_eq!(
+            AuthLayer::disabled().into_builder().build().unwrap().mode(),
+            "none"
+        );
     }
 }

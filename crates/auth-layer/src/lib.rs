@@ -2,13 +2,13 @@
 //! hyper or tonic service.
 //!
 //! ```no_run
-//! use tower_auth::{AuthLayer, RequireRoles};
+//! use tower_auth::{AuthLayer, RequireRolesLayer};
 //! use axum::{Router, routing::get};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let auth = AuthLayer::from_env()?;
 //! let app = Router::new()
-//!     .route("/metrics", get(|| async { "..." }).route_layer(RequireRoles::all(["runtime.metrics:read"])))
+//!     .route("/metrics", get(|| async { "..." }).route_layer(RequireRolesLayer::all(["runtime.metrics:read"])?))
 //!     .route("/whoami", get(|id: tower_auth_core::Identity| async move { id.subject().to_owned() }))
 //!     .layer(auth);
 //! # let _: Router = app;
@@ -22,12 +22,19 @@
 //!    is never rejected, but still gets an identity if it carries a valid credential.
 //! 3. The credential is read from `Authorization: Bearer` or the API-key header and offered
 //!    to each authenticator in order; the first that claims it decides.
-//! 4. Role rules ([`AuthLayer::require`], [`RequireRoles`]) turn a missing role into 403.
+//! 4. Role rules ([`AuthLayerBuilder::require_any`], `AUTH_METHOD_ROLES`, [`RequireRolesLayer`])
+//!    turn a missing role into 403.
+//!
+//! # Building
+//! Setters never fail; one step checks everything and returns a [`ConfigError`] naming what
+//! is wrong: [`AuthLayerBuilder::build`] for a layer made in code, [`AuthConfig::build`]
+//! (async, never blocking) or [`AuthConfig::build_blocking`] for one read from the
+//! environment, [`RequireRolesLayer::any`] / [`RequireRolesLayer::all`] for a route layer.
 //!
 //! # Environment variables ([`AuthLayer::from_env`])
 //! | Variable | Meaning |
 //! |---|---|
-//! | `AUTH_MODE` | `api_key` (more methods to come), or `none`. Unset: the methods whose variables are set. |
+//! | `AUTH_MODE` | Chain order from `api_key`, `oidc`, `hmac` ([`AuthenticatorKind`]), or `none`. Unset: the ones whose variables are set. |
 //! | `API_KEYS` | Comma list, JSON `[{"name","key","roles"?}]`, entries may be `sha256:<hex>`. |
 //! | `API_KEYS_FILE` | The same from a file, reloaded when it changes. |
 //! | `API_KEY_HEADER` | Header for API keys, default `X-API-Key`. |
@@ -39,10 +46,13 @@
 
 mod chain;
 mod config;
+mod env;
+mod future;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 #[cfg(feature = "axum")]
 mod health;
+mod identity_headers;
 mod layer;
 mod reload;
 mod require_roles;
@@ -50,9 +60,11 @@ mod response;
 mod rules;
 mod service;
 
-pub use config::{AuthConfig, DEFAULT_KEY_FILE_POLL, Method};
-pub use layer::{AuthLayer, STRIPPED_IDENTITY_HEADERS};
-pub use require_roles::{RequireRoles, RequireRolesService};
+pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
+pub use future::ResponseFuture;
+pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
+pub use layer::{AuthLayer, AuthLayerBuilder};
+pub use require_roles::{RequireRoles, RequireRolesLayer};
 pub use response::ResponseBody;
-pub use service::{AuthService, ResponseFuture};
-pub use tower_auth_core::{AuthError, Identity};
+pub use service::Auth;
+pub use tower_auth_core::{AuthError, ConfigError, Identity};

@@ -1,109 +1,108 @@
-//! `RequireRoles`: a route layer that asks the authenticated identity for roles.
+//! `RequireRolesLayer` and `RequireRoles<S>`: a route layer that asks the authenticated
+//! identity for roles.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use tower_auth_core::{AuthError, DEFAULT_REALM, Identity, is_grpc};
+use tower_auth_core::{AuthError, ConfigError, DEFAULT_REALM, Identity, is_grpc};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::AuthLayer;
+use crate::future::ResponseFuture;
 use crate::response::{ResponseBody, rejection};
 use crate::rules::RoleRequirement;
-use crate::service::ResponseFuture;
 
-/// Requires roles of the identity that [`AuthLayer`](crate::AuthLayer) authenticated.
+/// Requires roles of the identity that [`AuthLayer`] authenticated.
 ///
 /// Use it with axum's `route_layer` so that an unknown path stays a 404. A missing role is
 /// 403 `insufficient_scope` with the roles that would do in `scope` (PERMISSION_DENIED over
 /// gRPC); no identity at all is 401.
 ///
 /// ```
-/// use tower_auth::RequireRoles;
+/// use tower_auth::RequireRolesLayer;
 /// use axum::{Router, routing::get};
 ///
+/// # fn main() -> Result<(), tower_auth_core::ConfigError> {
 /// let app: Router = Router::new()
 ///     .route("/metrics", get(|| async { "..." }))
-///     .route_layer(RequireRoles::all(["runtime.health:read", "runtime.metrics:read"]));
+///     .route_layer(RequireRolesLayer::all(["runtime.health:read", "runtime.metrics:read"])?);
+///
+/// // A role that could not be named in a challenge is refused, naming the constructor.
+/// let error = RequireRolesLayer::any(["two words"]).unwrap_err();
+/// assert_eq!(error.variable(), "RequireRolesLayer::any");
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 #[must_use]
-pub struct RequireRoles {
-    pub(crate) requirement: Arc<RoleRequirement>,
+pub struct RequireRolesLayer {
+    requirement: Arc<RoleRequirement>,
     realm: Arc<str>,
 }
 
-impl RequireRoles {
+impl RequireRolesLayer {
     /// Passes identities holding at least one of `roles`.
     ///
-    /// # Panics
-    /// If `roles` is empty or a role is empty or has a space, quote, backslash or non-ASCII
-    /// character (it could not be named in the `scope` of a challenge).
-    pub fn any<I, R>(roles: I) -> Self
+    /// Fails when `roles` is empty, or a role is empty or has a space, quote, backslash or
+    /// non-ASCII character (it could not be named in the `scope` of a challenge).
+    pub fn any<I, R>(roles: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = R>,
         R: Into<String>,
     {
-        Self::new(false, roles)
+        Self::new("RequireRolesLayer::any", false, roles)
     }
 
-    /// Passes identities holding every one of `roles`.
-    ///
-    /// # Panics
-    /// As [`RequireRoles::any`].
-    pub fn all<I, R>(roles: I) -> Self
+    /// Passes identities holding every one of `roles`; fails as [`RequireRolesLayer::any`].
+    pub fn all<I, R>(roles: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = R>,
         R: Into<String>,
     {
-        Self::new(true, roles)
+        Self::new("RequireRolesLayer::all", true, roles)
     }
 
-    fn new<I, R>(all: bool, roles: I) -> Self
+    fn new<I, R>(setting: &str, all: bool, roles: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = R>,
         R: Into<String>,
     {
         let requirement = RoleRequirement::new(all, roles.into_iter().map(Into::into).collect())
-            .unwrap_or_else(|e| panic!("RequireRoles: {e}"));
-        Self {
+            .map_err(|e| ConfigError::new(setting, e))?;
+        Ok(Self {
             requirement: Arc::new(requirement),
             realm: DEFAULT_REALM.into(),
-        }
+        })
     }
 
-    /// The realm in challenges (default `api`); set it to the [`AuthLayer`](crate::AuthLayer)'s.
-    ///
-    /// # Panics
-    /// If `realm` has a quote, a backslash or a control character.
-    pub fn realm(mut self, realm: &str) -> Self {
-        if let Err(e) = crate::layer::check_realm(realm) {
-            panic!("{e}");
-        }
-        self.realm = realm.into();
+    /// Challenges in the realm of `auth` (by default the realm is `api`, as `AuthLayer`'s).
+    pub fn realm_of(mut self, auth: &AuthLayer) -> Self {
+        self.realm = Arc::clone(auth.realm());
         self
     }
 }
 
-impl<S> Layer<S> for RequireRoles {
-    type Service = RequireRolesService<S>;
+impl<S> Layer<S> for RequireRolesLayer {
+    type Service = RequireRoles<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireRolesService {
+        RequireRoles {
             inner,
-            roles: self.clone(),
+            layer: self.clone(),
         }
     }
 }
 
-/// The service built by [`RequireRoles`].
+/// The service built by [`RequireRolesLayer`].
 #[derive(Clone, Debug)]
-pub struct RequireRolesService<S> {
+pub struct RequireRoles<S> {
     inner: S,
-    roles: RequireRoles,
+    layer: RequireRolesLayer,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireRolesService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireRoles<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
@@ -117,7 +116,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let verdict = match request.extensions().get::<Identity>() {
-            Some(identity) => self.roles.requirement.check(identity).inspect_err(|error| {
+            Some(identity) => self.layer.requirement.check(identity).inspect_err(|error| {
                 tracing::info!(
                     target: "auth",
                     outcome = "rejected",
@@ -134,9 +133,97 @@ where
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
             Err(error) => ResponseFuture::reject(rejection(
                 &error,
-                &self.roles.realm,
+                &self.layer.realm,
                 is_grpc(request.headers()),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower_auth_core::AuthMethod;
+
+    async fn call(
+        layer: RequireRolesLayer,
+        roles: Option<&[&str]>,
+    ) -> Response<ResponseBody<String>> {
+        let service =
+            ServiceBuilder::new()
+                .layer(layer)
+                .service(service_fn(|_: Request<()>| async {
+                    Ok::<_, Infallible>(Response::new(String::from("ok")))
+                }));
+        let mut request = Request::new(());
+        if let Some(roles) = roles {
+            let identity = Identity::builder("s", AuthMethod::ApiKey { name: "k".into() })
+                .roles(roles.iter().copied())
+                .build();
+            request.extensions_mut().insert(identity);
+        }
+        service.oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_missing_role_is_403_and_no_identity_is_401() {
+        let layer = || RequireRolesLayer::all(["a", "b"]).unwrap();
+        assert_eq!(call(layer(), Some(&["a", "b"])).await.status(), 200);
+        let refused = call(layer(), Some(&["a"])).await;
+        assert_eq!(refused.status(), 403);
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            r#"Bearer realm="api", error="insufficient_scope", scope="a b""#
+        );
+        assert_eq!(call(layer(), None).await.status(), 401);
+        let any = RequireRolesLayer::any(["a", "b"]).unwrap();
+        assert_eq!(call(any, Some(&["b"])).await.status(), 200);
+    }
+
+    /// Claims nothing: the realm test needs a layer, not a credential.
+    struct Never;
+
+    impl tower_auth_core::Authenticator for Never {
+        fn method(&self) -> &'static str {
+            "never"
+        }
+
+        fn authenticate(&self, _: tower_auth_core::Credential<'_>) -> tower_auth_core::Check {
+            tower_auth_core::Outcome::NotMine.into()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_realm_follows_the_auth_layer() {
+        let auth = AuthLayer::builder(Never).realm("orders").build().unwrap();
+        let layer = RequireRolesLayer::any(["admin"]).unwrap().realm_of(&auth);
+        let refused = call(layer, None).await;
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            r#"Bearer realm="orders""#
+        );
+    }
+
+    #[test]
+    fn bad_roles_are_a_config_error_naming_the_constructor() {
+        for (roles, setting) in [
+            (vec![], "RequireRolesLayer::any"),
+            (vec!["a b"], "RequireRolesLayer::any"),
+            (vec!["é"], "RequireRolesLayer::any"),
+        ] {
+            assert_eq!(
+                RequireRolesLayer::any(roles.clone())
+                    .unwrap_err()
+                    .variable(),
+                setting,
+                "{roles:?}"
+            );
+        }
+        assert_eq!(
+            RequireRolesLayer::all(["a\"b"]).unwrap_err().variable(),
+            "RequireRolesLayer::all"
+        );
     }
 }

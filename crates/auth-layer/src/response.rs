@@ -7,11 +7,11 @@ use bytes::Bytes;
 use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower_auth_core::AuthError;
+use tower_auth_core::{AuthError, ConfigError};
 
 pin_project! {
-    /// The response body of [`AuthService`](crate::AuthService) and
-    /// [`RequireRolesService`](crate::RequireRolesService): the inner service's body, or a
+    /// The response body of [`Auth`](crate::Auth) and
+    /// [`RequireRoles`](crate::RequireRoles): the inner service's body, or a
     /// short fixed rejection. Its error type is the inner body's.
     pub struct ResponseBody<B> {
         #[pin]
@@ -92,4 +92,19 @@ pub(crate) fn rejection(error: &AuthError, realm: &str, grpc: bool) -> Response<
     error
         .to_response(realm, grpc)
         .map(|body| ResponseBody::fixed(Some(Bytes::from_static(body.as_bytes()))))
+}
+
+/// Checks a realm for the `WWW-Authenticate` challenge, where it sits inside a quoted string.
+pub(crate) fn check_realm(setting: &str, realm: &str) -> Result<(), ConfigError> {
+    if realm
+        .bytes()
+        .all(|b| (b == b' ' || b.is_ascii_graphic()) && b != b'"' && b != b'\\')
+    {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            setting,
+            "must be printable ASCII without quotes or backslashes",
+        ))
+    }
 }

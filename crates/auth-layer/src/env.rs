@@ -1,0 +1,399 @@
+//! Reading the layer's environment variables, one reader per concern. Each error names the
+//! full (prefixed) variable and never quotes a secret.
+
+use std::path::PathBuf;
+
+use http::HeaderName;
+use http::header::AUTHORIZATION;
+use tower_auth_core::{Admins, ApiKeySet, ConfigError, DEFAULT_API_KEY_HEADER};
+
+use crate::config::AuthenticatorKind;
+use crate::reload::KeyFile;
+use crate::rules::{Rules, parse_method_roles};
+
+/// The variables, read through one function with every name prefixed.
+pub(crate) struct Vars<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Vars<'_> {
+    /// The full name of `name`, and its value.
+    fn read(&self, name: &str) -> (String, Option<String>) {
+        let full = format!("{}{name}", self.prefix);
+        let value = (self.get)(&full);
+        (full, value)
+    }
+
+    pub(crate) fn is_set(&self, name: &str) -> bool {
+        self.read(name).1.is_some()
+    }
+
+    pub(crate) fn name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+/// `API_KEYS` inline, or `API_KEYS_FILE` with what it held when read.
+#[derive(Debug)]
+pub(crate) enum Keys {
+    Inline(ApiKeySet),
+    File {
+        file: KeyFile,
+        set: ApiKeySet,
+        digest: [u8; 32],
+    },
+}
+
+/// `AUTH_ADMINS`: a JSON array or comma list of subjects, emails or key names.
+pub(crate) fn admins(vars: &Vars<'_>) -> Result<Admins, ConfigError> {
+    match vars.read("AUTH_ADMINS") {
+        (name, Some(value)) => parse_list(&name, &value).map(Admins::new),
+        (_, None) => Ok(Admins::default()),
+    }
+}
+
+/// `API_KEY_HEADER`, default `X-API-Key`; never `Authorization`.
+pub(crate) fn api_key_header(vars: &Vars<'_>) -> Result<HeaderName, ConfigError> {
+    let (name, value) = vars.read("API_KEY_HEADER");
+    let Some(value) = value else {
+        return Ok(HeaderName::from_static(DEFAULT_API_KEY_HEADER));
+    };
+    match HeaderName::try_from(value.trim()) {
+        Ok(header) if header != AUTHORIZATION => Ok(header),
+        Ok(_) => Err(ConfigError::new(
+            name,
+            "cannot be Authorization, which always carries bearer tokens",
+        )),
+        Err(_) => Err(ConfigError::new(name, "is not a valid header name")),
+    }
+}
+
+/// `API_KEYS` or `API_KEYS_FILE` (not both); the file is read now.
+pub(crate) fn api_keys(vars: &Vars<'_>, admins: &Admins) -> Result<Option<Keys>, ConfigError> {
+    let (keys_var, inline) = vars.read("API_KEYS");
+    let (file_var, file) = vars.read("API_KEYS_FILE");
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            &keys_var,
+            format!("set only one of {keys_var} and {file_var}"),
+        )),
+        (Some(value), None) => Ok(Some(Keys::Inline(ApiKeySet::parse(
+            &keys_var, &value, admins,
+        )?))),
+        (None, Some(path)) => {
+            let file = KeyFile {
+                path: PathBuf::from(path),
+                variable: file_var,
+            };
+            let (set, digest) = file.load(admins)?;
+            Ok(Some(Keys::File { file, set, digest }))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `OIDC_CONFIG`, parsed (the issuers are contacted only when the layer is built).
+#[cfg(feature = "oidc")]
+pub(crate) fn oidc(vars: &Vars<'_>) -> Result<Option<tower_auth_oidc::OidcConfig>, ConfigError> {
+    let (name, value) = vars.read("OIDC_CONFIG");
+    value
+        .map(|json| tower_auth_oidc::OidcConfig::from_json(&name, &json))
+        .transpose()
+}
+
+/// The HMAC parts: the authenticator's configuration and, with `AUTH_TOKEN_CLIENTS`, the exchange.
+#[cfg(feature = "hmac")]
+#[derive(Debug)]
+pub(crate) struct Hmac {
+    pub(crate) config: tower_auth_hmac::HmacConfig,
+    pub(crate) exchange: Option<tower_auth_hmac::TokenExchange>,
+}
+
+/// `HMAC_SECRET` and friends, and `AUTH_TOKEN_CLIENTS`, which needs them.
+#[cfg(feature = "hmac")]
+pub(crate) fn hmac(vars: &Vars<'_>) -> Result<Option<Hmac>, ConfigError> {
+    let Some(config) = tower_auth_hmac::HmacConfig::from_vars(vars.prefix, vars.get)? else {
+        let (clients, value) = vars.read("AUTH_TOKEN_CLIENTS");
+        if value.is_some() {
+            return Err(ConfigError::new(
+                clients,
+                format!(
+                    "needs {} to sign the tokens it issues",
+                    vars.name("HMAC_SECRET")
+                ),
+            ));
+        }
+        return Ok(None);
+    };
+    let exchange =
+        tower_auth_hmac::TokenExchange::from_vars(vars.prefix, vars.get, config.clone())?;
+    Ok(Some(Hmac { config, exchange }))
+}
+
+/// Role tokens and OIDC tokens must never be confused: `HMAC_ISSUER` is no OIDC issuer.
+#[cfg(all(feature = "oidc", feature = "hmac"))]
+pub(crate) fn check_issuers_apart(
+    vars: &Vars<'_>,
+    oidc: Option<&tower_auth_oidc::OidcConfig>,
+    hmac: Option<&Hmac>,
+) -> Result<(), ConfigError> {
+    if let (Some(oidc), Some(hmac)) = (oidc, hmac) {
+        let issuer = hmac.config.issuer_name();
+        if oidc.issuers().any(|i| i == issuer) {
+            return Err(ConfigError::new(
+                vars.name("HMAC_ISSUER"),
+                format!(
+                    "equals an issuer of {}: role tokens and OIDC tokens must never be confused",
+                    vars.name("OIDC_CONFIG")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Which authenticators the variables configure, each with whether it can be built.
+pub(crate) struct Available {
+    pub(crate) api_key: bool,
+    pub(crate) oidc: bool,
+    pub(crate) hmac: bool,
+}
+
+/// `AUTH_MODE`: the chain in order, or `None` when authentication is off. Unset: the
+/// authenticators whose variables are set, in the order api_key, oidc, hmac.
+pub(crate) fn mode(
+    vars: &Vars<'_>,
+    available: &Available,
+) -> Result<Option<Vec<AuthenticatorKind>>, ConfigError> {
+    let (mode_var, mode) = vars.read("AUTH_MODE");
+    let kinds = match mode.as_deref().map(str::trim) {
+        Some("none") => return Ok(None),
+        Some(words) => {
+            let mut kinds = Vec::new();
+            for word in words.split(',').map(str::trim) {
+                let kind = AuthenticatorKind::parse(word).ok_or_else(|| {
+                    ConfigError::new(
+                        &mode_var,
+                        format!("`{word}` is not one of api_key, oidc, hmac, none"),
+                    )
+                })?;
+                if kinds.contains(&kind) {
+                    return Err(ConfigError::new(
+                        &mode_var,
+                        format!("`{word}` is named twice"),
+                    ));
+                }
+                kinds.push(kind);
+            }
+            kinds
+        }
+        None => [
+            (AuthenticatorKind::ApiKey, available.api_key),
+            (AuthenticatorKind::Oidc, vars.is_set("OIDC_CONFIG")),
+            (AuthenticatorKind::Hmac, vars.is_set("HMAC_SECRET")),
+        ]
+        .into_iter()
+        .filter_map(|(kind, on)| on.then_some(kind))
+        .collect(),
+    };
+    for kind in &kinds {
+        check_available(vars, &mode_var, *kind, available)?;
+    }
+    Ok((!kinds.is_empty()).then_some(kinds))
+}
+
+/// An error unless `kind`, named in the chain, has its variables and its crate feature.
+fn check_available(
+    vars: &Vars<'_>,
+    mode_var: &str,
+    kind: AuthenticatorKind,
+    available: &Available,
+) -> Result<(), ConfigError> {
+    let missing = |what: &str| {
+        Err(ConfigError::new(
+            mode_var,
+            format!("names {} but {what} is not set", kind.name()),
+        ))
+    };
+    match kind {
+        AuthenticatorKind::ApiKey if !available.api_key => missing(&format!(
+            "neither {} nor API_KEYS_FILE",
+            vars.name("API_KEYS")
+        )),
+        AuthenticatorKind::Oidc if !cfg!(feature = "oidc") => Err(ConfigError::new(
+            vars.name("OIDC_CONFIG"),
+            "OIDC needs tower-auth's `oidc` feature, which this build leaves out",
+        )),
+        AuthenticatorKind::Oidc if !available.oidc => missing(&vars.name("OIDC_CONFIG")),
+        AuthenticatorKind::Hmac if !cfg!(feature = "hmac") => Err(ConfigError::new(
+            vars.name("HMAC_SECRET"),
+            "role tokens need tower-auth's `hmac` feature, which this build leaves out",
+        )),
+        AuthenticatorKind::Hmac if !available.hmac => missing(&vars.name("HMAC_SECRET")),
+        _ => Ok(()),
+    }
+}
+
+/// `AUTH_PUBLIC_PATHS` (replacing the default exemptions) and `AUTH_METHOD_ROLES`.
+pub(crate) fn rules(vars: &Vars<'_>) -> Result<Rules, ConfigError> {
+    let mut rules = Rules::default();
+    if let (name, Some(paths)) = vars.read("AUTH_PUBLIC_PATHS") {
+        rules.clear_exemptions();
+        for (i, path) in paths
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
+            rules
+                .exempt(path)
+                .map_err(|e| ConfigError::new(&name, format!("entry #{}: {e}", i + 1)))?;
+        }
+    }
+    if let (name, Some(roles)) = vars.read("AUTH_METHOD_ROLES") {
+        parse_method_roles(&name, &roles, &mut rules)?;
+    }
+    Ok(rules)
+}
+
+/// A JSON array of strings, or a comma-separated list.
+fn parse_list(variable: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let value = value.trim();
+    if value.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(value).map_err(|e| {
+            ConfigError::new(
+                variable,
+                format!("not a JSON array of strings (column {})", e.column()),
+            )
+        })
+    } else {
+        Ok(value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuthConfig;
+    use std::collections::HashMap;
+
+    const K1: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA";
+
+    #[cfg(feature = "hmac")]
+    const SECRET: &str = "Zx8Qm2VtP9rK4LwN8bYc3HdF6sJg5KeA-hmac";
+
+    fn error_variable(vars: &[(&str, &str)]) -> String {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        AuthConfig::from_lookup("", |name| vars.get(name).cloned())
+            .unwrap_err()
+            .variable()
+            .to_owned()
+    }
+
+    #[test]
+    fn admins_from_json_or_list() {
+        assert_eq!(parse_list("V", r#"["a","b"]"#).unwrap(), ["a", "b"]);
+        assert_eq!(parse_list("V", " a, ,b ").unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn misconfiguration_names_the_variable() {
+        assert_eq!(error_variable(&[("AUTH_MODE", "api_key")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("AUTH_MODE", "api_key"), ("API_KEYS", "")]),
+            "API_KEYS"
+        );
+        assert_eq!(error_variable(&[("AUTH_MODE", "kerberos")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("AUTH_MODE", "api_key,api_key"), ("API_KEYS", K1)]),
+            "AUTH_MODE"
+        );
+        assert_eq!(error_variable(&[("API_KEYS", "short")]), "API_KEYS");
+        assert_eq!(error_variable(&[("API_KEYS", "[{bad json")]), "API_KEYS");
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEYS_FILE", "/x")]),
+            "API_KEYS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS_FILE", "/nonexistent/keys")]),
+            "API_KEYS_FILE"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEY_HEADER", "authorization")]),
+            "API_KEY_HEADER"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("API_KEY_HEADER", "bad header")]),
+            "API_KEY_HEADER"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_ADMINS", "[1,2]")]),
+            "AUTH_ADMINS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_PUBLIC_PATHS", "health")]),
+            "AUTH_PUBLIC_PATHS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_METHOD_ROLES", "/x")]),
+            "AUTH_METHOD_ROLES"
+        );
+    }
+
+    #[cfg(feature = "oidc")]
+    #[test]
+    fn oidc_configuration_errors_name_the_variable() {
+        assert_eq!(error_variable(&[("AUTH_MODE", "oidc")]), "AUTH_MODE");
+        assert_eq!(
+            error_variable(&[("OIDC_CONFIG", "{not json")]),
+            "OIDC_CONFIG"
+        );
+        assert_eq!(
+            error_variable(&[("OIDC_CONFIG", r#"{"issuers":[]}"#)]),
+            "OIDC_CONFIG"
+        );
+    }
+
+    #[cfg(all(feature = "oidc", feature = "hmac"))]
+    #[test]
+    fn the_hmac_issuer_may_not_be_an_oidc_issuer() {
+        let oidc = r#"{"issuers":[{"issuer":"https://idp.example","audience":"api","jwks_uri":"http://127.0.0.1:9/jwks"}]}"#;
+        let vars = [
+            ("OIDC_CONFIG", oidc),
+            ("HMAC_SECRET", SECRET),
+            ("HMAC_ISSUER", "https://idp.example"),
+        ];
+        assert_eq!(error_variable(&vars), "HMAC_ISSUER");
+    }
+
+    #[test]
+    fn authenticator_kinds_are_named_as_in_auth_mode() {
+        for kind in [
+            AuthenticatorKind::ApiKey,
+            AuthenticatorKind::Oidc,
+            AuthenticatorKind::Hmac,
+        ] {
+            assert_eq!(AuthenticatorKind::parse(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn errors_never_quote_a_key() {
+        let weak = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let vars = HashMap::from([("API_KEYS".to_owned(), format!("{K1},{weak}"))]);
+        let e = AuthConfig::from_lookup("", |name| vars.get(name).cloned()).unwrap_err();
+        assert!(
+            !e.to_string().contains(weak) && !e.to_string().contains(K1),
+            "{e}"
+        );
+    }
+}
