@@ -1,17 +1,32 @@
 //! A tower layer that puts API keys, OIDC tokens and HMAC role tokens in front of any axum,
 //! hyper or tonic service.
 //!
-//! ```no_run
-//! use tower_auth::{AuthLayer, RequireRolesLayer};
-//! use axum::{Router, routing::get};
+//! ```
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt as _;
+//! use tower_auth::{Admins, ApiKeyAuthenticator, ApiKeySet, AuthLayer, Identity, RequireRolesLayer};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let auth = AuthLayer::from_env()?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // In production: `AuthLayer::from_env()?`, which reads the variables below.
+//! let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default())?;
 //! let app = Router::new()
-//!     .route("/metrics", get(|| async { "..." }).route_layer(RequireRolesLayer::all(["runtime.metrics:read"])?))
-//!     .route("/whoami", get(|id: tower_auth_core::Identity| async move { id.subject().to_owned() }))
-//!     .layer(auth);
-//! # let _: Router = app;
+//!     .route("/admin", get(|| async { "admin" }).route_layer(RequireRolesLayer::any(["admin"])?))
+//!     .route("/whoami", get(|id: Identity| async move { id.subject().to_owned() }))
+//!     .layer(AuthLayer::new(ApiKeyAuthenticator::new(keys)));
+//!
+//! let call = |path: &str, key: Option<&str>| {
+//!     let mut request = Request::get(path);
+//!     if let Some(key) = key {
+//!         request = request.header("x-api-key", key);
+//!     }
+//!     app.clone().oneshot(request.body(Body::empty()).unwrap())
+//! };
+//! let key = Some("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA");
+//! assert_eq!(call("/whoami", key).await?.status(), StatusCode::OK);
+//! assert_eq!(call("/whoami", None).await?.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(call("/admin", key).await?.status(), StatusCode::FORBIDDEN);
 //! # Ok(())
 //! # }
 //! ```
@@ -41,6 +56,10 @@
 //! | `AUTH_ADMINS` | JSON array or comma list of subjects, emails or key names given role `admin`. |
 //! | `AUTH_PUBLIC_PATHS` | Exact exempt paths; replaces the default list. |
 //! | `AUTH_METHOD_ROLES` | `/pkg.Svc/Method=r1+r2;/pkg.Admin/*=admin;/ops=admin|ops`. |
+//! | `OIDC_CONFIG` | JSON: `{"issuers":[{"issuer","audience","jwks_uri"?,"roles_claim"?,"algorithms"?,"required_typ"?}], "jwks_refresh_interval_secs"?, "token_cache_size"?, "token_cache_ttl_secs"?, "leeway_secs"?}` (feature `oidc`). |
+//! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes; `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
+//! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
+//! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -67,4 +86,17 @@ pub use layer::{AuthLayer, AuthLayerBuilder};
 pub use require_roles::{RequireRoles, RequireRolesLayer};
 pub use response::ResponseBody;
 pub use service::Auth;
-pub use tower_auth_core::{AuthError, ConfigError, Identity};
+// The facade: an application names these from here alone, as axum re-exports axum-core.
+pub use tower_auth_core::{
+    ADMIN_ROLE, Admins, ApiKeyAuthenticator, ApiKeySet, AuthError, AuthErrorKind, AuthMethod,
+    Authenticator, Check, Clock, ConfigError, Credential, Identity, IdentityBuilder, Outcome,
+    OutcomeFuture, Secret,
+};
+/// HS256 role tokens and the token-exchange endpoint: the `tower-auth-hmac` crate.
+#[cfg(feature = "hmac")]
+#[doc(inline)]
+pub use tower_auth_hmac as hmac;
+/// OIDC discovery, JWKS and multi-issuer JWT validation: the `tower-auth-oidc` crate.
+#[cfg(feature = "oidc")]
+#[doc(inline)]
+pub use tower_auth_oidc as oidc;
