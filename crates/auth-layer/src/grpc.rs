@@ -10,10 +10,38 @@
 //! [`RequireRoles`] keeps the inner service's gRPC name, and, unlike a tonic
 //! interceptor, may await (a key fetch on a cache miss).
 //!
-//! ```text
-//! Server::builder()
-//!     .add_service(health)                                   // not authenticated
-//!     .add_service(auth.layer(RequireRolesLayer::any(["admin"])?.layer(AdminServer::new(admin))))
+//! ```
+//! use tonic::server::NamedService;
+//! use tower::{Layer as _, ServiceExt as _};
+//! use tower_auth::{Admins, ApiKeyAuthenticator, ApiKeySet, AuthLayer, RequireRolesLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = ApiKeySet::parse("API_KEYS", "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA", &Admins::default())?;
+//! let auth = AuthLayer::new(ApiKeyAuthenticator::new(keys));
+//! let (_, health) = tonic_health::server::health_reporter();
+//! // `Server::builder().add_service(admin_only)` would route by the name the service keeps.
+//! let admin_only = auth.layer(RequireRolesLayer::any(["admin"])?.layer(health));
+//! fn name<S: NamedService>(_: &S) -> &'static str { S::NAME }
+//! assert_eq!(name(&admin_only), "grpc.health.v1.Health");
+//!
+//! let call = |key: Option<&str>| {
+//!     let mut request = http::Request::post("/grpc.health.v1.Health/Watch")
+//!         .header("content-type", "application/grpc");
+//!     if let Some(key) = key {
+//!         request = request.header("x-api-key", key);
+//!     }
+//!     admin_only.clone().oneshot(request.body(tonic::body::Body::empty()).unwrap())
+//! };
+//! // No credential: UNAUTHENTICATED, as HTTP 200 with grpc-status, which gRPC clients read.
+//! let refused = call(None).await?;
+//! assert_eq!(refused.status(), 200);
+//! assert_eq!(refused.headers()["grpc-status"], "16");
+//! // A key without the role: PERMISSION_DENIED, never UNAUTHENTICATED.
+//! let refused = call(Some("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA")).await?;
+//! assert_eq!(refused.headers()["grpc-status"], "7");
+//! # Ok(())
+//! # }
 //! ```
 
 use tonic::server::NamedService;
