@@ -1,30 +1,43 @@
 //! OpenID Connect for the auth middleware: discovery, JWKS fetching and caching,
 //! multi-issuer JWT validation and a validated-token cache.
 //!
-//! ```no_run
+//! ```
 //! use tower_auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
 //! use tower_auth_oidc::{OidcAuthenticator, OidcConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // An issuer whose IdP is down (nothing listens on 127.0.0.1:9). In production: https URLs.
 //! let config = OidcConfig::from_json("OIDC_CONFIG", r#"{"issuers": [
-//!     {"issuer": "https://login.example.com", "audience": "api://orders", "roles_claim": "scope"}
+//!     {"issuer": "http://127.0.0.1:9", "audience": "api://orders", "roles_claim": "scope"}
 //! ]}"#)?;
-//! // Loads every issuer's keys at once, waiting 5 s at most; a slow issuer answers 503 meanwhile.
+//! // Loads every issuer's keys at once, waiting 5 s at most; an issuer that cannot be reached
+//! // does not stop start-up: its tokens answer 503 while it is retried in the background.
 //! let oidc = OidcAuthenticator::start(config, Admins::default(), Clock::system()).await?;
-//!
-//! let outcome = match oidc.authenticate(Credential::Bearer("eyJhbGciOi...")) {
-//!     Check::Ready(outcome) => outcome,          // cache hit, or keys already loaded
-//!     Check::Pending(fetching) => fetching.await, // an unknown kid or first load
+//! let check = |token: &'static str| async {
+//!     match oidc.authenticate(Credential::Bearer(token)) {
+//!         Check::Ready(outcome) => outcome,          // cache hit, keys loaded, or decided at once
+//!         Check::Pending(fetching) => fetching.await, // an unknown kid or a first load
+//!     }
 //! };
-//! match outcome {
-//!     Outcome::Authenticated(identity) => println!("hello {}", identity.subject()),
-//!     Outcome::NotMine => println!("not a token of a configured issuer"),
-//!     Outcome::Rejected(error) => println!("{}", error.http_status()),
-//! }
+//!
+//! // Claims another issuer: not ours, decided with no network and no cryptography.
+//! let foreign = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2Vsc2V3aGVyZS5leGFtcGxlIiwiYXVkIjoiYXBpOi8vb3JkZXJzIiwic3ViIjoiYWxpY2UiLCJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJl";
+//! assert!(matches!(check(foreign).await, Outcome::NotMine));
+//! // Ours, with `alg: none`: refused as an invalid token (401), keys or not.
+//! let unsigned = "eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xOjkiLCJhdWQiOiJhcGk6Ly9vcmRlcnMiLCJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.";
+//! let Outcome::Rejected(error) = check(unsigned).await else { panic!() };
+//! assert_eq!(error.http_status(), 401);
+//! // Ours and well formed, but the keys could not be loaded: 503 with Retry-After.
+//! let signed = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xOjkiLCJhdWQiOiJhcGk6Ly9vcmRlcnMiLCJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJl";
+//! let Outcome::Rejected(error) = check(signed).await else { panic!() };
+//! assert_eq!(error.http_status(), 503);
+//! assert!(error.retry_after().is_some());
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The `dev_issuer` module (feature `dev-issuer`) shows a token accepted end to end.
 //!
 //! Synchronous set-up code (such as `AuthLayer::from_env()`) uses
 //! [`OidcAuthenticator::start_blocking`] instead.
