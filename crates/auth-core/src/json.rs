@@ -1,7 +1,7 @@
 //! Strict JSON for JOSE headers and claims: one object, no duplicate member names, shallow.
 //!
-//! Shared by every token validator, so that HMAC role tokens and OIDC tokens are read by the
-//! same rules.
+//! The reader behind [`jose`](crate::jose): every validator reads headers and claims through
+//! it, so that HMAC role tokens and OIDC tokens are read by the same rules.
 
 use std::fmt;
 

@@ -34,6 +34,7 @@ mod credential;
 mod digest;
 mod error;
 mod identity;
+pub mod jose;
 mod json;
 mod secret;
 
