@@ -48,7 +48,7 @@
 mod authenticator;
 mod config;
 mod exchange;
-mod json;
+mod mac;
 mod revocation;
 mod token;
 
