@@ -51,5 +51,4 @@ pub use credential::{
 pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, is_grpc};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
-pub use json::parse_strict_object;
 pub use secret::Secret;
