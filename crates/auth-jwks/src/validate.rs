@@ -19,6 +19,8 @@ use crate::config::Issuer;
 use crate::keys::Key;
 
 /// Who a token belongs to.
+// Built once per token and matched at once, as `Peeked` is.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Routed<'t> {
     /// Not a JWT naming one of our issuers.
     NotMine,
@@ -32,7 +34,7 @@ pub(crate) enum Routed<'t> {
 /// configured issuer (RFC 7519 section 4.1.1, OpenID Connect Core section 3.1.3.7). No
 /// network, no cryptography.
 pub(crate) fn route<'t, S: AsRef<str>>(token: &'t str, issuers: &[S]) -> Routed<'t> {
-    match CompactJws::peek(token) {
+    match CompactJws::peek_for(token, issuers) {
         Peeked::TooLarge => Routed::TooLarge,
         Peeked::NoIssuer => Routed::NotMine,
         Peeked::Issuer(jws) => match issuers.iter().position(|i| i.as_ref() == jws.issuer()) {

@@ -42,21 +42,19 @@ pub(crate) fn decode_into<'b>(segment: &str, out: &'b mut [u8]) -> Option<&'b [u
     let len = decoded_len(segment)?;
     let out = out.get_mut(..len)?;
     let input = segment.as_bytes();
-    let mut chunks = input.chunks_exact(4);
-    let mut written = 0;
-    for chunk in &mut chunks {
-        let mut word: u32 = 0;
-        for &c in chunk {
-            let v = VALUES[c as usize];
-            if v == INVALID {
-                return None;
-            }
-            word = word << 6 | u32::from(v);
-        }
-        out[written..written + 3].copy_from_slice(&word.to_be_bytes()[1..]);
-        written += 3;
+    let full = input.len() / 4;
+    // Values are 0..=63; INVALID has the top bit set, so one OR over a chunk tells.
+    let mut seen = 0u8;
+    for (chunk, bytes) in input.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+        let [a, b, c, d] = [chunk[0], chunk[1], chunk[2], chunk[3]].map(|x| VALUES[x as usize]);
+        seen |= a | b | c | d;
+        let word = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        bytes.copy_from_slice(&word.to_be_bytes()[1..]);
     }
-    let tail = chunks.remainder();
+    if seen & 0x80 != 0 {
+        return None;
+    }
+    let tail = &input[full * 4..];
     if !tail.is_empty() {
         let mut word: u32 = 0;
         for &c in tail {
@@ -72,12 +70,10 @@ pub(crate) fn decode_into<'b>(segment: &str, out: &'b mut [u8]) -> Option<&'b [u
         if word & ((1 << spare) - 1) != 0 {
             return None;
         }
-        let word = word >> spare;
-        let be = word.to_be_bytes();
-        out[written..written + bytes].copy_from_slice(&be[4 - bytes..]);
-        written += bytes;
+        let be = (word >> spare).to_be_bytes();
+        out[full * 3..].copy_from_slice(&be[4 - bytes..]);
     }
-    Some(&out[..written])
+    Some(out)
 }
 
 /// Decodes `segment`; `None` when it is not strict base64url.

@@ -138,7 +138,18 @@ pub fn require_audience<S: AsRef<str>>(
     claims: &Map<String, Value>,
     expected: &[S],
 ) -> Result<(), JoseError> {
-    let named = audiences(claims)?.ok_or(JoseError::BadAudience)?;
+    audience_names_one_of(audiences(claims)?.as_deref(), expected)
+}
+
+/// [`require_audience`] for an `aud` already read with [`audiences`].
+///
+/// # Errors
+/// As [`require_audience`].
+pub fn audience_names_one_of<S: AsRef<str>>(
+    named: Option<&[&str]>,
+    expected: &[S],
+) -> Result<(), JoseError> {
+    let named = named.ok_or(JoseError::BadAudience)?;
     if named
         .iter()
         .any(|aud| expected.iter().any(|e| e.as_ref() == *aud))

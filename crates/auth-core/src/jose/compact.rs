@@ -1,6 +1,7 @@
 //! [`CompactJws`]: a compact token split, its payload's `iss` read, its header judged.
 
 use std::fmt;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
@@ -22,13 +23,22 @@ use crate::MAX_CREDENTIAL_LEN;
 /// `Debug` shows the issuer and the header's `alg` or broken rule, never a segment.
 pub struct CompactJws<'t> {
     signing_input: &'t str,
+    header_b64: &'t str,
     signature: &'t str,
+    three_segments: bool,
     issuer: Box<str>,
     payload: Vec<u8>,
-    header: Result<Header, JoseError>,
+    /// The payload already read strictly, when [`peek_for`](Self::peek_for) did so to find
+    /// the issuer of a token it expected to own; [`claims`](Self::claims) takes it.
+    parsed: Mutex<Option<Map<String, Value>>>,
+    /// Judged on first use: a validator that passes the token on never pays for it.
+    header: OnceLock<Result<Header, JoseError>>,
 }
 
 /// What [`CompactJws::peek`] found.
+// Built once per token and matched at once: boxing the view would cost an allocation on
+// every request to save a few words of stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Peeked<'t> {
     /// Longer than [`MAX_CREDENTIAL_LEN`]: refused by whoever sees it, before any decoding.
@@ -51,6 +61,15 @@ impl<'t> CompactJws<'t> {
     /// question ([`claims`](Self::claims)), so a broken token naming an issuer is refused by
     /// that issuer instead of falling through to the next authenticator.
     pub fn peek(token: &'t str) -> Peeked<'t> {
+        Self::peek_for(token, &[] as &[&str])
+    }
+
+    /// [`peek`](Self::peek) for a validator that owns only `issuers` (all issuers when
+    /// empty): the same answer for every token of those issuers, and [`Peeked::NoIssuer`]
+    /// for another issuer's token whenever that is clear without reading its JSON (no
+    /// escape in the payload, and none of `issuers` spelled in it), which keeps passing a
+    /// foreign token on cheap.
+    pub fn peek_for<S: AsRef<str>>(token: &'t str, issuers: &[S]) -> Peeked<'t> {
         if token.len() > MAX_CREDENTIAL_LEN {
             return Peeked::TooLarge;
         }
@@ -64,19 +83,40 @@ impl<'t> CompactJws<'t> {
         let Some(payload) = base64url::decode(payload_b64) else {
             return Peeked::NoIssuer;
         };
-        let Some(issuer) = first_issuer(&payload) else {
+        // Without a backslash, a JSON string is its own bytes between quotes: an `iss` equal
+        // to one of ours would spell it literally.
+        if !issuers.is_empty()
+            && let Ok(text) = std::str::from_utf8(&payload)
+            && !text.contains('\\')
+            && !issuers.iter().any(|issuer| text.contains(issuer.as_ref()))
+        {
             return Peeked::NoIssuer;
+        }
+        // A token that names one of `issuers` is nearly always that issuer's, and its owner
+        // reads the payload strictly anyway: read it so once, here. A payload that passes has
+        // one `iss` at most, so its `iss` is the first one; one that fails is scanned.
+        let parsed = (!issuers.is_empty())
+            .then(|| crate::json::parse_strict_object(&payload))
+            .flatten();
+        let issuer = match &parsed {
+            Some(claims) => match claims.get("iss") {
+                Some(Value::String(iss)) => Some(iss.as_str().into()),
+                _ => None,
+            },
+            None => first_issuer(&payload),
         };
-        let header = match signature {
-            Some(signature) if !more => judge_header(header_b64, signature),
-            _ => Err(JoseError::NotThreeSegments),
+        let Some(issuer) = issuer else {
+            return Peeked::NoIssuer;
         };
         Peeked::Issuer(CompactJws {
             signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+            header_b64,
             signature: signature.unwrap_or_default(),
+            three_segments: signature.is_some() && !more,
             issuer,
             payload,
-            header,
+            parsed: Mutex::new(parsed),
+            header: OnceLock::new(),
         })
     }
 
@@ -93,7 +133,16 @@ impl<'t> CompactJws<'t> {
     /// # Errors
     /// The broken rule.
     pub fn header(&self) -> Result<&Header, JoseError> {
-        self.header.as_ref().map_err(|e| *e)
+        self.header
+            .get_or_init(|| {
+                if self.three_segments {
+                    judge_header(self.header_b64, self.signature)
+                } else {
+                    Err(JoseError::NotThreeSegments)
+                }
+            })
+            .as_ref()
+            .map_err(|e| *e)
     }
 
     /// The payload as a strict JSON object: no duplicate member names at any depth (RFC
@@ -103,7 +152,14 @@ impl<'t> CompactJws<'t> {
     /// # Errors
     /// [`JoseError::MalformedPayload`].
     pub fn claims(&self) -> Result<Map<String, Value>, JoseError> {
-        crate::json::parse_strict_object(&self.payload).ok_or(JoseError::MalformedPayload)
+        let parsed = self
+            .parsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        parsed
+            .or_else(|| crate::json::parse_strict_object(&self.payload))
+            .ok_or(JoseError::MalformedPayload)
     }
 
     /// What the signature covers: `header.payload`, as sent.
@@ -133,7 +189,7 @@ impl fmt::Debug for CompactJws<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CompactJws")
             .field("issuer", &self.issuer)
-            .field("alg", &self.header.as_ref().map(Header::alg))
+            .field("alg", &self.header().map(Header::alg))
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +199,9 @@ fn judge_header(header_b64: &str, signature: &str) -> Result<Header, JoseError> 
     // RFC 7515 section 2: base64url without padding; `=`, `+` and `/` are not in it.
     if !base64url::is_alphabet(header_b64) || !base64url::is_alphabet(signature) {
         return Err(JoseError::BadBase64url);
+    }
+    if let Some(header) = Header::well_known(header_b64) {
+        return Ok(header);
     }
     let bytes = base64url::decode(header_b64).ok_or(JoseError::MalformedHeader)?;
     Header::parse(&bytes)
@@ -167,8 +226,9 @@ fn first_issuer(payload: &[u8]) -> Option<Box<str>> {
             while let Some(Name(name)) = map.next_key()? {
                 if name == "iss" {
                     *self.found = map.next_value::<OnlyText>()?.0;
-                    // Stop: the first `iss` decides, and the rest is the owner's to judge.
-                    return Err(de::Error::custom("done"));
+                    // The first `iss` decides, and the rest is the owner's to judge: stop
+                    // reading (the stop surfaces as an error, which is ignored below).
+                    return Err(de::Error::custom("first iss read"));
                 }
                 map.next_value::<IgnoredAny>()?;
             }
@@ -178,7 +238,8 @@ fn first_issuer(payload: &[u8]) -> Option<Box<str>> {
 
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_slice(payload);
-    // The early stop above surfaces as an error; the answer is what was found.
+    // The answer is what was found before the reader stopped: a payload broken after its
+    // first `iss` still names that issuer.
     let _ = deserializer.deserialize_map(Scan { found: &mut found });
     found
 }
@@ -275,6 +336,15 @@ mod tests {
             b64(header.as_bytes()),
             b64(payload.as_bytes())
         )
+    }
+
+    impl Peeked<'_> {
+        fn issuer_for_test(&self) -> Option<String> {
+            match self {
+                Peeked::Issuer(jws) => Some(jws.issuer().to_owned()),
+                _ => None,
+            }
+        }
     }
 
     fn issuer_of(payload: &[u8]) -> Option<String> {
@@ -390,6 +460,32 @@ mod tests {
         }
         let huge = format!("{good}{}", "A".repeat(MAX_CREDENTIAL_LEN));
         assert!(matches!(CompactJws::peek(&huge), Peeked::TooLarge));
+    }
+
+    #[test]
+    fn peek_for_answers_as_peek_for_the_issuers_it_names() {
+        let escaped = r#"{"sub":"u","iss":"https:\/\/idp.example","exp":2000}"#;
+        let foreign = r#"{"iss":"https://other.example","exp":2000}"#;
+        let ours = ["https://idp.example", "auth-hmac"];
+        for payload in [
+            PAYLOAD,
+            escaped,
+            foreign,
+            r#"{"sub":"https://idp.example"}"#,
+        ] {
+            let t = token(HEADER, payload);
+            let issuer = |peeked: Peeked<'_>| match peeked {
+                Peeked::Issuer(jws) => Some(jws.issuer().to_owned()),
+                _ => None,
+            };
+            let all = issuer(CompactJws::peek(&t));
+            let mine = all.clone().filter(|iss| ours.contains(&iss.as_str()));
+            assert_eq!(issuer(CompactJws::peek_for(&t, &ours)), mine, "{payload}");
+        }
+        assert_eq!(
+            CompactJws::peek(&token(HEADER, escaped)).issuer_for_test(),
+            Some("https://idp.example".to_owned())
+        );
     }
 
     #[test]

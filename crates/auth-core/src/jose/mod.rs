@@ -31,7 +31,9 @@ mod compact;
 mod error;
 mod header;
 
-pub use claims::{MAX_NUMERIC_DATE, TimeClaims, audiences, require_audience, subject};
+pub use claims::{
+    MAX_NUMERIC_DATE, TimeClaims, audience_names_one_of, audiences, require_audience, subject,
+};
 pub use compact::{CompactJws, Peeked};
 pub use error::JoseError;
 pub use header::{Header, MAX_KID_LEN};
