@@ -2,6 +2,10 @@
 //! ([`Credential`]), how a credential is checked ([`Authenticator`]) and how a failure is
 //! answered ([`AuthError`], with its HTTP and gRPC mapping).
 //!
+//! [`jose`] holds the rules every JWT validator shares (compact JWS, header parameters,
+//! NumericDate and the registered claims), so that HMAC role tokens and OIDC tokens are read
+//! the same way.
+//!
 //! This crate has no runtime, framework or network dependency: it is the vocabulary that
 //! `tower-auth` (tower, axum, tonic), `tower-auth-hmac` and `tower-auth-oidc` share. The one exception is
 //! opt-in: the `axum` feature (off by default; `tower-auth`'s `axum` feature turns it on)

@@ -52,8 +52,7 @@ pub enum Peeked<'t> {
 }
 
 impl<'t> CompactJws<'t> {
-    /// Splits `token` and reads the `iss` of its second segment, without cryptography or
-    /// allocation beyond the decoded payload.
+    /// Splits `token` and reads the `iss` of its second segment, without cryptography.
     ///
     /// The payload is decoded strictly and only `iss` is read from it: the first top-level
     /// `iss` member, in document order, however the rest of the payload is formed. That one
