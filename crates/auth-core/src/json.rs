@@ -1,7 +1,7 @@
 //! Strict JSON for JOSE headers and claims: one object, no duplicate member names, shallow.
 //!
-//! Shared by every token validator, so that HMAC role tokens and OIDC tokens are read by the
-//! same rules.
+//! The reader behind [`jose`](crate::jose): every validator reads headers and claims through
+//! it, so that HMAC role tokens and OIDC tokens are read by the same rules.
 
 use std::fmt;
 
@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 16;
 /// RFC 7515 section 5.2 and RFC 7519 section 7.2 let a parser either reject duplicate
 /// member names or keep the last one; two readers that choose differently would see two
 /// different tokens, so we reject them. Invalid UTF-8 is refused by serde_json itself.
-pub fn parse_strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+pub(crate) fn parse_strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = Strict { depth: 0 }.deserialize(&mut de).ok()?;
     de.end().ok()?;

@@ -2,6 +2,10 @@
 //! ([`Credential`]), how a credential is checked ([`Authenticator`]) and how a failure is
 //! answered ([`AuthError`], with its HTTP and gRPC mapping).
 //!
+//! [`jose`] holds the rules every JWT validator shares (compact JWS, header parameters,
+//! NumericDate and the registered claims), so that HMAC role tokens and OIDC tokens are read
+//! the same way.
+//!
 //! This crate has no runtime, framework or network dependency: it is the vocabulary that
 //! `tower-auth` (tower, axum, tonic), `tower-auth-hmac` and `tower-auth-oidc` share. The one exception is
 //! opt-in: the `axum` feature (off by default; `tower-auth`'s `axum` feature turns it on)
@@ -51,6 +55,7 @@ mod credential;
 mod digest;
 mod error;
 mod identity;
+pub mod jose;
 mod json;
 mod secret;
 
@@ -67,5 +72,4 @@ pub use credential::{
 pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, is_grpc};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
-pub use json::parse_strict_object;
 pub use secret::Secret;

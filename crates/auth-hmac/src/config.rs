@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::hmac;
 use tower_auth_core::{Clock, ConfigError, Secret};
+
+use crate::mac::MacKey;
 
 /// The issuer (`iss`) of role tokens unless `HMAC_ISSUER` says otherwise.
 pub const DEFAULT_ISSUER: &str = "auth-hmac";
@@ -41,22 +42,22 @@ const MAX_LEEWAY_SECS: u64 = 3600;
 /// ```
 #[derive(Clone)]
 pub struct HmacConfig {
-    pub(crate) current: hmac::Key,
-    pub(crate) previous: Option<hmac::Key>,
+    pub(crate) current: MacKey,
+    pub(crate) previous: Option<MacKey>,
     pub(crate) issuer: Arc<str>,
     pub(crate) audience: Option<Arc<str>>,
     pub(crate) leeway_secs: u64,
     pub(crate) clock: Clock,
 }
 
-fn key(variable: &str, secret: &Secret) -> Result<hmac::Key, ConfigError> {
+fn key(variable: &str, secret: &Secret) -> Result<MacKey, ConfigError> {
     if secret.len() < MIN_SECRET_LEN {
         return Err(ConfigError::new(
             variable,
             format!("must be at least {MIN_SECRET_LEN} bytes (for example `openssl rand -hex 32`)"),
         ));
     }
-    Ok(hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret()))
+    Ok(MacKey::new(secret.expose_secret()))
 }
 
 impl HmacConfig {

@@ -41,14 +41,16 @@
 //! [`TokenExchange::from_vars`] (`AUTH_TOKEN_CLIENTS`, `AUTH_TOKEN_TTL_SECS`).
 //!
 //! Features: `axum` adds `TokenExchange::router` and `token_handler`, to serve the
-//! exchange from an axum `Router`.
+//! exchange from an axum `Router`. `aws_lc_rs` (default) or `rust_crypto` selects the
+//! implementation of HMAC-SHA256 (aws-lc-rs, or RustCrypto's `hmac` over `sha2`), as
+//! `tower-auth-oidc` selects jsonwebtoken's; a build with neither does not compile.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod authenticator;
 mod config;
 mod exchange;
-mod json;
+mod mac;
 mod revocation;
 mod token;
 

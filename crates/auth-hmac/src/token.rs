@@ -1,51 +1,28 @@
 //! Minting and verifying HS256 role tokens.
 //!
-//! Verification takes a direct path instead of a general JWT library: base64url with the
-//! `base64` crate, HMAC-SHA256 from `aws-lc-rs` (the backend jsonwebtoken uses too) and a
-//! strict JSON reader. It is stricter than RFC 7519 asks and about twice as fast as
-//! `jsonwebtoken::decode` (see `benches/verify.rs`).
+//! Verification takes a direct path instead of a general JWT library: the shared JOSE rules
+//! of [`tower_auth_core::jose`] (the same ones the OIDC validator applies), HMAC-SHA256 from
+//! the selected crypto backend, and the role-token claims. It is stricter than RFC 7519 asks
+//! and faster than `jsonwebtoken::decode` (see `benches/verify.rs`).
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::hmac;
 use base64::Engine as _;
-use base64::alphabet;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tower_auth_core::jose::{self, CompactJws, JoseError, Peeked, TimeClaims};
 use tower_auth_core::{ConfigError, MAX_CREDENTIAL_LEN, Secret};
 
 use crate::HmacConfig;
-use crate::json;
+use crate::mac::{self, TAG_LEN};
 
 /// The header of every token we mint: `{"alg":"HS256","typ":"JWT"}`.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/// An HMAC-SHA256 tag is 32 bytes: 43 base64url characters without padding.
-const SIGNATURE_B64_LEN: usize = 43;
-
-/// 9999-12-31T23:59:59Z. A later `exp` or `nbf` is a mistake or an attack (`1e300`), not a date.
-const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
-
 /// The longest lifetime a minted token may have.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
-
-/// Reads a malformed segment as leniently as possible, only to tell whether it claims our
-/// issuer; a token that needs it is always rejected.
-const LENIENT_URL: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
-);
-const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
-);
 
 /// The verified claims of a role token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +79,15 @@ impl TokenError {
             kind: TokenErrorKind::Invalid,
             reason,
             expired: None,
+        }
+    }
+
+    /// A shared JOSE rule broken. The reason is the shared one, except for an audience
+    /// mismatch, which role tokens have always logged as `wrong_audience`.
+    fn broke(rule: JoseError) -> Self {
+        match rule {
+            JoseError::AudienceMismatch => Self::invalid("wrong_audience"),
+            rule => Self::invalid(rule.reason()),
         }
     }
 
@@ -172,78 +158,6 @@ pub(crate) struct Verified {
     pub(crate) payload: Map<String, Value>,
 }
 
-/// The header, judged on its own.
-enum Header {
-    Hs256,
-    Bad(&'static str),
-}
-
-fn judge_header(segment: &str) -> Header {
-    // The header we mint (PyJWT's too): known good without decoding it.
-    if segment == HEADER_B64 {
-        return Header::Hs256;
-    }
-    let Some(header) = URL_SAFE_NO_PAD
-        .decode(segment)
-        .ok()
-        .and_then(|bytes| tower_auth_core::parse_strict_object(&bytes))
-    else {
-        return Header::Bad("malformed_header");
-    };
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Header::Bad("alg_not_hs256");
-    }
-    // RFC 7515 section 4.1.11: we understand no extension, so any `crit` (even `[]`,
-    // which the RFC forbids outright) refuses the token. RFC 7797 `b64` only has meaning
-    // under `crit`, and an unencoded payload is never what we mint.
-    if header.contains_key("crit") {
-        return Header::Bad("crit_header");
-    }
-    if header.contains_key("b64") {
-        return Header::Bad("b64_header");
-    }
-    Header::Hs256
-}
-
-/// Whether a payload segment names our issuer, however it is encoded or malformed: asked of
-/// every token whose header is not ours, and of ours that fail strict parsing.
-fn claims_our_issuer(segment: &str, issuer: &str) -> bool {
-    let decoded = URL_SAFE_NO_PAD
-        .decode(segment)
-        .or_else(|_| LENIENT_URL.decode(segment))
-        .or_else(|_| LENIENT_STANDARD.decode(segment));
-    decoded.is_ok_and(|bytes| json::names_issuer(&bytes, issuer))
-}
-
-/// A NumericDate (RFC 7519 section 2): a non-negative number of seconds, fractions dropped.
-fn numeric_date(value: &Value) -> Option<u64> {
-    let Value::Number(n) = value else {
-        return None;
-    };
-    let secs = match n.as_u64() {
-        Some(secs) => secs,
-        None => {
-            let f = n.as_f64()?;
-            if !(f.is_finite() && f >= 0.0 && f <= MAX_NUMERIC_DATE as f64) {
-                return None;
-            }
-            f as u64
-        }
-    };
-    (secs <= MAX_NUMERIC_DATE).then_some(secs)
-}
-
-fn optional_date(
-    payload: &Map<String, Value>,
-    name: &str,
-    reason: &'static str,
-) -> Result<Option<u64>, TokenError> {
-    payload
-        .get(name)
-        .map(|v| numeric_date(v).ok_or(TokenError::invalid(reason)))
-        .transpose()
-}
-
 fn string_list(value: &Value) -> Option<Vec<String>> {
     let Value::Array(items) = value else {
         return None;
@@ -276,16 +190,10 @@ fn check_claims(
     payload: Map<String, Value>,
     now: u64,
 ) -> Result<Verified, TokenError> {
-    let exp = match payload.get("exp") {
-        None => return Err(TokenError::invalid("missing_exp")),
-        Some(v) => numeric_date(v).ok_or(TokenError::invalid("bad_exp"))?,
-    };
-    let nbf = optional_date(&payload, "nbf", "bad_nbf")?;
-    let iat = optional_date(&payload, "iat", "bad_iat")?;
-    let sub = match payload.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(TokenError::invalid("bad_subject")),
-    };
+    let times = TimeClaims::read(&payload).map_err(TokenError::broke)?;
+    let sub = jose::subject(&payload)
+        .map_err(TokenError::broke)?
+        .to_owned();
     let roles = match payload.get("roles") {
         None => Vec::new(),
         Some(v) => normalize_roles(string_list(v).ok_or(TokenError::invalid("bad_roles"))?),
@@ -295,129 +203,101 @@ fn check_claims(
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(TokenError::invalid("bad_jti")),
     };
-    let aud = match payload.get("aud") {
-        None => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(v) => string_list(v).ok_or(TokenError::invalid("bad_audience"))?,
-    };
-    match (&config.audience, payload.contains_key("aud")) {
-        (Some(ours), _) if !aud.iter().any(|a| **a == **ours) => {
-            return Err(TokenError::invalid("wrong_audience"));
+    let named = jose::audiences(&payload).map_err(TokenError::broke)?;
+    match (&config.audience, &named) {
+        (Some(ours), _) => {
+            jose::audience_names_one_of(named.as_deref(), &[&**ours]).map_err(TokenError::broke)?;
         }
-        (None, true) => return Err(TokenError::invalid("unexpected_audience")),
-        _ => {}
+        // A token meant for a named audience is not for a service that has none
+        // configured, as in PyJWT and jsonwebtoken.
+        (None, Some(_)) => return Err(TokenError::invalid("unexpected_audience")),
+        (None, None) => {}
     }
-    let leeway = config.leeway_secs;
-    if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-        return Err(TokenError::invalid("not_yet_valid"));
-    }
-    if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
-        return Err(TokenError::invalid("issued_in_future"));
-    }
+    let aud = named
+        .unwrap_or_default()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let claims = AccessTokenClaims {
         sub,
         roles,
         iss: config.issuer.to_string(),
         aud,
-        exp,
-        iat,
-        nbf,
+        exp: times.exp,
+        iat: times.iat,
+        nbf: times.nbf,
         jti,
     };
-    if now >= exp.saturating_add(leeway) {
-        return Err(TokenError {
+    match times.check(now, config.leeway_secs) {
+        Ok(()) => Ok(Verified { claims, payload }),
+        // Judged last: every other check passed, so the claims are authentic, only stale.
+        Err(JoseError::Expired) => Err(TokenError {
             kind: TokenErrorKind::Expired,
             reason: "token_expired",
             expired: Some(Box::new(claims)),
-        });
+        }),
+        Err(rule) => Err(TokenError::broke(rule)),
     }
-    Ok(Verified { claims, payload })
 }
 
 /// Verifies `token` as of `now` (Unix seconds): structure, header, signature, claims.
 ///
 /// Whether the token is ours is decided from its unverified `iss` alone, without any
-/// cryptography, so foreign tokens cost one base64 decode and one JSON scan.
+/// cryptography, so foreign tokens cost one base64url decode and a scan up to their `iss`.
 pub(crate) fn verify(config: &HmacConfig, token: &str, now: u64) -> Result<Verified, Failure> {
-    if token.len() > MAX_CREDENTIAL_LEN {
-        return Err(TokenError::invalid("token_too_large").into());
-    }
-    let mut segments = token.splitn(4, '.');
-    let (Some(header), Some(payload), Some(signature), None) = (
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ) else {
-        return match token.split('.').nth(1) {
-            Some(payload) if claims_our_issuer(payload, &config.issuer) => {
-                Err(TokenError::invalid("not_three_segments").into())
-            }
-            _ => Err(Failure::NotMine),
-        };
-    };
-    // Another issuer's token (an OIDC token earlier or later in the chain) has another
-    // header: pass it on after the cheap payload scan, before parsing its header.
-    if header != HEADER_B64 && !claims_our_issuer(payload, &config.issuer) {
-        return Err(Failure::NotMine);
-    }
-    let header_verdict = judge_header(header);
-    let strict = match header_verdict {
-        Header::Hs256 => URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|bytes| tower_auth_core::parse_strict_object(&bytes)),
-        Header::Bad(_) => None,
-    };
-    let Some(claims) = strict else {
-        if !claims_our_issuer(payload, &config.issuer) {
-            return Err(Failure::NotMine);
+    match CompactJws::peek_for(token, &[&*config.issuer]) {
+        Peeked::TooLarge => Err(TokenError::broke(JoseError::TooLarge).into()),
+        Peeked::Issuer(jws) if jws.issuer() == &*config.issuer => {
+            Ok(verify_jws(config, &jws, now)?)
         }
-        let reason = match header_verdict {
-            Header::Bad(reason) => reason,
-            Header::Hs256 => "malformed_payload",
-        };
-        return Err(TokenError::invalid(reason).into());
-    };
-    match claims.get("iss") {
-        Some(Value::String(iss)) if **iss == *config.issuer => {}
-        _ => return Err(Failure::NotMine),
+        Peeked::Issuer(_) | Peeked::NoIssuer => Err(Failure::NotMine),
     }
-    check_signature(
-        config,
-        &token[..header.len() + 1 + payload.len()],
-        signature,
-    )?;
-    Ok(check_claims(config, claims, now)?)
 }
 
-fn check_signature(config: &HmacConfig, signed: &str, signature: &str) -> Result<(), TokenError> {
-    let bad = || TokenError::invalid("bad_signature");
-    if signature.len() != SIGNATURE_B64_LEN {
-        return Err(bad());
+/// Verifies a token whose unverified `iss` is ours: every shared JOSE rule, `alg` HS256,
+/// the MAC under the current or previous secret, then the claims.
+pub(crate) fn verify_jws(
+    config: &HmacConfig,
+    jws: &CompactJws<'_>,
+    now: u64,
+) -> Result<Verified, TokenError> {
+    let header = jws.header().map_err(TokenError::broke)?;
+    if header.alg() != "HS256" {
+        return Err(TokenError::invalid("alg_not_hs256"));
     }
-    let mut tag = [0u8; 48];
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(signature, &mut tag)
-        .map_err(|_| bad())?;
-    let tag = tag.get(..len).ok_or_else(bad)?;
-    let signed = signed.as_bytes();
-    let valid = hmac::verify(&config.current, signed, tag).is_ok()
-        || config
-            .previous
-            .as_ref()
-            .is_some_and(|previous| hmac::verify(previous, signed, tag).is_ok());
-    if valid { Ok(()) } else { Err(bad()) }
+    let claims = jws.claims().map_err(TokenError::broke)?;
+    check_signature(config, jws)?;
+    check_claims(config, claims, now)
 }
 
+fn check_signature(config: &HmacConfig, jws: &CompactJws<'_>) -> Result<(), TokenError> {
+    let mut buf = [0u8; TAG_LEN];
+    let tag = jws.decode_signature(&mut buf).map_err(TokenError::broke)?;
+    let signed = jws.signing_input().as_bytes();
+    let valid = tag.len() == TAG_LEN
+        && (config.current.verify(signed, tag)
+            || config
+                .previous
+                .as_ref()
+                .is_some_and(|previous| previous.verify(signed, tag)));
+    if valid {
+        Ok(())
+    } else {
+        Err(TokenError::broke(JoseError::BadSignature))
+    }
+}
+
+/// The claims of a minted token, `iss` first: a validator reads a payload only up to its
+/// first `iss` to decide whose token it is, so every validator in a chain passes ours on,
+/// or claims it, after reading a few bytes.
 #[derive(Serialize)]
 struct Payload<'a> {
+    iss: &'a str,
     sub: &'a str,
     roles: &'a [String],
     iat: u64,
     exp: u64,
     jti: &'a str,
-    iss: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
 }
@@ -425,8 +305,7 @@ struct Payload<'a> {
 /// A fresh random `jti`: 128 bits, base64url.
 fn new_jti() -> String {
     let mut bytes = [0u8; 16];
-    // The system generator failing is not something a token issuer can recover from.
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator failed");
+    mac::fill_random(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -491,9 +370,9 @@ impl HmacConfig {
         token.push_str(HEADER_B64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let tag = hmac::sign(&self.current, token.as_bytes());
+        let tag = self.current.sign(token.as_bytes());
         token.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
+        URL_SAFE_NO_PAD.encode_string(tag, &mut token);
         if token.len() > MAX_CREDENTIAL_LEN {
             return Err(ConfigError::new(
                 "roles",
@@ -581,30 +460,5 @@ mod tests {
     fn the_header_constant_is_what_it_says() {
         let decoded = URL_SAFE_NO_PAD.decode(HEADER_B64).unwrap();
         assert_eq!(decoded, br#"{"alg":"HS256","typ":"JWT"}"#);
-        assert!(matches!(judge_header(HEADER_B64), Header::Hs256));
-        // The same header spelled differently takes the full path and is judged the same.
-        let spaced = URL_SAFE_NO_PAD.encode(br#"{ "typ": "JWT", "alg": "HS256" }"#);
-        assert!(matches!(judge_header(&spaced), Header::Hs256));
-    }
-
-    #[test]
-    fn numeric_dates() {
-        let date = |json: &str| numeric_date(&serde_json::from_str(json).unwrap());
-        assert_eq!(date("0"), Some(0));
-        assert_eq!(date("1700000000"), Some(1_700_000_000));
-        assert_eq!(date("1700000000.9"), Some(1_700_000_000));
-        assert_eq!(date("253402300799"), Some(MAX_NUMERIC_DATE));
-        for bad in [
-            "253402300800",
-            "1e300",
-            "-1",
-            "-0.5",
-            "\"1\"",
-            "null",
-            "true",
-            "[1]",
-        ] {
-            assert_eq!(date(bad), None, "{bad}");
-        }
     }
 }

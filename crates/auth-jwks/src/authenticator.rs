@@ -7,6 +7,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tower_auth_core::jose::{CompactJws, JoseError};
 use tower_auth_core::{
     Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
 };
@@ -15,7 +16,7 @@ use crate::cache::TokenCache;
 use crate::config::OidcConfig;
 use crate::fetch::Fetcher;
 use crate::source::{IssuerStatus, Source, Timing};
-use crate::validate::{Routed, identity, route};
+use crate::validate::{Routed, check_claims, check_header, identity, route, verify};
 
 /// Validates JWT access tokens of the configured OpenID Connect issuers.
 ///
@@ -276,26 +277,35 @@ impl Inner {
     }
 
     fn validate(&self, token: &str, cache_key: Option<u64>, mode: Mode) -> Step {
-        let (index, parsed) = match route(token, &self.names) {
-            Routed::NotMine => return Step::Done(Outcome::NotMine),
-            Routed::Malformed(i, reason) => {
-                return Step::Done(self.reject(
-                    token,
-                    &self.names[i],
-                    AuthError::invalid_token(reason),
-                ));
-            }
-            Routed::Mine(i, parsed) => (i, parsed),
-        };
+        match route(token, &self.names) {
+            Routed::NotMine => Step::Done(Outcome::NotMine),
+            Routed::TooLarge => Step::Done(Outcome::Rejected(JoseError::TooLarge.into())),
+            Routed::Mine(index, jws) => self.validate_jws(index, &jws, token, cache_key, mode),
+        }
+    }
+
+    /// Judges a token already routed to issuer `index` by its unverified `iss`.
+    fn validate_jws(
+        &self,
+        index: usize,
+        jws: &CompactJws<'_>,
+        token: &str,
+        cache_key: Option<u64>,
+        mode: Mode,
+    ) -> Step {
         let source = &self.sources[index];
         let issuer = &*source.issuer;
         let refuse = |error: AuthError| Step::Done(self.reject(token, &issuer.issuer, error));
-        let header = match parsed.check_header(issuer) {
+        let header = match check_header(jws, issuer) {
             Ok(h) => h,
             Err(e) => return refuse(e),
         };
         let (alg, kid) = (header.alg, header.kid);
-        let exp = match parsed.check_claims(issuer, self.clock.now_unix(), self.leeway) {
+        let claims = match jws.claims() {
+            Ok(claims) => claims,
+            Err(e) => return refuse(e.into()),
+        };
+        let exp = match check_claims(&claims, issuer, self.clock.now_unix(), self.leeway) {
             Ok(exp) => exp,
             Err(e) => return refuse(e),
         };
@@ -331,17 +341,17 @@ impl Inner {
                     return refuse(AuthError::invalid_token("key_alg_mismatch"));
                 }
                 // A known kid with a bad signature never causes a fetch: the key is there.
-                match fitting.find(|k| parsed.verify(k, alg)) {
+                match fitting.find(|k| verify(jws, k, alg)) {
                     Some(k) => Arc::clone(k),
                     None => return refuse(AuthError::invalid_token("bad_signature")),
                 }
             }
-            None => match snapshot.keys.fitting(alg).find(|k| parsed.verify(k, alg)) {
+            None => match snapshot.keys.fitting(alg).find(|k| verify(jws, k, alg)) {
                 Some(k) => Arc::clone(k),
                 None => return refuse(AuthError::invalid_token("no_key_verifies")),
             },
         };
-        let identity = identity(parsed.claims, issuer, exp, &self.admins);
+        let identity = identity(claims, issuer, exp, &self.admins);
         if let Some(cache_key) = cache_key {
             self.cache.insert(
                 cache_key,

@@ -167,7 +167,7 @@ fn usable_key(entry: &Value) -> Option<Key> {
         Some(a) => Some(a.to_string().parse::<Algorithm>().ok()?),
     };
     let kid = match &common.key_id {
-        Some(kid) if kid.len() > crate::validate::MAX_KID_LEN => return None,
+        Some(kid) if kid.len() > tower_auth_core::jose::MAX_KID_LEN => return None,
         Some(kid) => Some(kid.as_str().into()),
         None => None,
     };

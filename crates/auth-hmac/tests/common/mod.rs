@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: hand-made tokens and outcome checks.
 #![allow(dead_code, unreachable_pub)]
 
-use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tower_auth_core::{AuthError, Authenticator, Check, Credential, Identity, Outcome};
@@ -14,17 +13,35 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The HMAC hash functions of RFC 7518 section 3.2.
+#[derive(Clone, Copy, Debug)]
+pub enum Sha {
+    S256,
+    S384,
+    S512,
+}
+
 /// A token with exactly this header and payload JSON, MAC'd with HMAC-SHA256 under `secret`.
 pub fn sign_raw(header: &str, payload: &str, secret: &str) -> String {
     let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
-    sign_input(&signing_input, hmac::HMAC_SHA256, secret)
+    sign_input(&signing_input, Sha::S256, secret)
 }
 
-/// `signing_input` followed by its MAC under `algorithm`.
-pub fn sign_input(signing_input: &str, algorithm: hmac::Algorithm, secret: &str) -> String {
-    let key = hmac::Key::new(algorithm, secret.as_bytes());
-    let tag = hmac::sign(&key, signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(tag.as_ref()))
+/// `signing_input` followed by its MAC under HMAC-`sha`, computed with RustCrypto's `hmac`
+/// whichever backend the library under test uses.
+pub fn sign_input(signing_input: &str, sha: Sha, secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    fn tag<M: Mac + hmac::digest::KeyInit>(secret: &str, input: &str) -> Vec<u8> {
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+    let tag = match sha {
+        Sha::S256 => tag::<Hmac<sha2::Sha256>>(secret, signing_input),
+        Sha::S384 => tag::<Hmac<sha2::Sha384>>(secret, signing_input),
+        Sha::S512 => tag::<Hmac<sha2::Sha512>>(secret, signing_input),
+    };
+    format!("{signing_input}.{}", b64(&tag))
 }
 
 pub const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;

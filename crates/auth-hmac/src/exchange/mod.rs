@@ -38,12 +38,11 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -57,6 +56,12 @@ use subtle::ConstantTimeEq;
 use tower_auth_core::{ConfigError, Secret, sha256_digest};
 
 use crate::HmacConfig;
+
+mod clients;
+mod limiter;
+
+pub use clients::TokenClients;
+use limiter::FailureLimiter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -80,206 +85,6 @@ pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// How many client ids the failure limiter tracks at most.
 const LIMITER_CAPACITY: usize = 10_000;
-
-struct Client {
-    digest: [u8; 32],
-    roles: Vec<String>,
-}
-
-/// The registered clients (`AUTH_TOKEN_CLIENTS`): id, SHA-256 digest of the secret, roles.
-///
-/// Only digests are held, and `Debug` shows the number of clients, nothing more.
-#[derive(Clone)]
-pub struct TokenClients {
-    clients: Arc<HashMap<String, Client>>,
-}
-
-impl fmt::Debug for TokenClients {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenClients")
-            .field("clients", &self.clients.len())
-            .finish()
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientEntry {
-    client_id: String,
-    secret_sha256: String,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
-impl TokenClients {
-    /// Parses `value`, a JSON array `[{"client_id": "...", "secret_sha256": "...", "roles": [...]}]`.
-    /// `secret_sha256` is 64 hex characters, with or without a `sha256:` prefix (print one
-    /// with `auth-token digest`); `roles` may be omitted.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming `variable` and the entry's position (never a digest): not
-    /// such an array, no clients, an empty, over-long or repeated `client_id`, or a bad digest.
-    pub fn parse(variable: &str, value: &str) -> Result<Self, ConfigError> {
-        let entries: Vec<ClientEntry> = serde_json::from_str(value).map_err(|e| {
-            ConfigError::new(
-                variable,
-                format!(
-                    "not a JSON array of {{\"client_id\",\"secret_sha256\",\"roles\"}} objects (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?;
-        if entries.is_empty() {
-            return Err(ConfigError::new(variable, "no clients given"));
-        }
-        let mut clients = HashMap::with_capacity(entries.len());
-        for (i, entry) in entries.into_iter().enumerate() {
-            let position = i + 1;
-            if entry.client_id.is_empty()
-                || entry.client_id.len() > MAX_CLIENT_ID_LEN
-                || clients.contains_key(&entry.client_id)
-            {
-                return Err(ConfigError::new(
-                    variable,
-                    format!("client #{position} has an empty, over-long or repeated client_id"),
-                ));
-            }
-            let hex_digest = entry
-                .secret_sha256
-                .strip_prefix("sha256:")
-                .unwrap_or(&entry.secret_sha256);
-            let mut digest = [0u8; 32];
-            hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| {
-                ConfigError::new(
-                    variable,
-                    format!(
-                        "client #{position}: secret_sha256 is not 64 hex characters (optionally after `sha256:`)"
-                    ),
-                )
-            })?;
-            let roles = crate::token::normalize_roles(entry.roles);
-            clients.insert(entry.client_id, Client { digest, roles });
-        }
-        Ok(Self {
-            clients: Arc::new(clients),
-        })
-    }
-
-    /// Reads `{prefix}AUTH_TOKEN_CLIENTS` through `get`; `Ok(None)` when it is unset.
-    ///
-    /// # Errors
-    /// As [`TokenClients::parse`], naming the full variable.
-    pub fn from_vars(
-        prefix: &str,
-        get: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, ConfigError> {
-        let variable = format!("{prefix}AUTH_TOKEN_CLIENTS");
-        get(&variable)
-            .map(|value| Self::parse(&variable, &value))
-            .transpose()
-    }
-
-    /// The number of clients.
-    pub fn len(&self) -> usize {
-        self.clients.len()
-    }
-
-    /// Whether there are no clients.
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
-    }
-
-    /// Whether `client_id` is registered.
-    pub fn contains(&self, client_id: &str) -> bool {
-        self.clients.contains_key(client_id)
-    }
-}
-
-/// Failed attempts per client id in fixed windows, over a bounded table.
-struct FailureLimiter {
-    max_failures: u32,
-    window_secs: u64,
-    capacity: usize,
-    windows: Mutex<HashMap<String, Window>>,
-}
-
-struct Window {
-    start: u64,
-    failures: u32,
-}
-
-impl FailureLimiter {
-    fn new(max_failures: u32, window: Duration, capacity: usize) -> Self {
-        Self {
-            max_failures: max_failures.max(1),
-            window_secs: window.as_secs().max(1),
-            capacity: capacity.max(1),
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts an attempt by `client_id` as a failure until [`succeeded`](Self::succeeded)
-    /// says otherwise, or refuses it with the seconds to wait when the id has used up its
-    /// failures in the current window. Counting before the check, under one lock, keeps
-    /// concurrent guesses from slipping past the limit together.
-    fn attempt(&self, client_id: &str, now: u64) -> Result<(), u64> {
-        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(window) = windows.get_mut(client_id) {
-            let end = window.start.saturating_add(self.window_secs);
-            if now >= end {
-                *window = Window {
-                    start: now,
-                    failures: 1,
-                };
-            } else if window.failures >= self.max_failures {
-                return Err((end - now).max(1));
-            } else {
-                window.failures += 1;
-            }
-            return Ok(());
-        }
-        if windows.len() >= self.capacity {
-            let window_secs = self.window_secs;
-            windows.retain(|_, w| now < w.start.saturating_add(window_secs));
-        }
-        if windows.len() >= self.capacity {
-            // Still full of live windows: make room by forgetting the oldest, which at
-            // worst gives one client id a fresh window; the table never grows.
-            if let Some(oldest) = windows
-                .iter()
-                .min_by_key(|(_, w)| w.start)
-                .map(|(id, _)| id.clone())
-            {
-                windows.remove(&oldest);
-            }
-        }
-        windows.insert(
-            client_id.to_owned(),
-            Window {
-                start: now,
-                failures: 1,
-            },
-        );
-        Ok(())
-    }
-
-    /// The attempt succeeded: the id starts afresh.
-    fn succeeded(&self, client_id: &str) {
-        self.windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(client_id);
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-}
 
 /// The token-exchange endpoint as a tower service over `http::Request<B>`.
 ///
@@ -585,97 +390,6 @@ pub use axum_glue::token_handler;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limiter_counts_per_id_in_fixed_windows() {
-        let limiter = FailureLimiter::new(2, Duration::from_secs(60), 100);
-        assert_eq!(limiter.attempt("a", 1_000), Ok(()));
-        assert_eq!(limiter.attempt("a", 1_010), Ok(()));
-        assert_eq!(limiter.attempt("a", 1_010), Err(50));
-        assert_eq!(limiter.attempt("b", 1_010), Ok(()), "per client id");
-        assert_eq!(limiter.attempt("a", 1_059), Err(1));
-        assert_eq!(limiter.attempt("a", 1_060), Ok(()), "a new window starts");
-        assert_eq!(limiter.attempt("a", 1_061), Ok(()));
-        assert_eq!(limiter.attempt("a", 1_062), Err(58));
-        limiter.succeeded("a");
-        assert_eq!(limiter.attempt("a", 1_062), Ok(()));
-        limiter.succeeded("a");
-        limiter.succeeded("b");
-        assert_eq!(limiter.len(), 0);
-    }
-
-    #[test]
-    fn concurrent_guesses_do_not_slip_past_the_limit() {
-        let limiter = FailureLimiter::new(5, Duration::from_secs(60), 100);
-        let allowed: usize = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| {
-                    scope.spawn(|| {
-                        (0..10)
-                            .filter(|_| limiter.attempt("a", 1_000).is_ok())
-                            .count()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(allowed, 5);
-    }
-
-    #[test]
-    fn limiter_stays_bounded() {
-        let limiter = FailureLimiter::new(1, Duration::from_secs(60), 3);
-        for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            assert_eq!(limiter.attempt(id, 1_000 + i as u64), Ok(()));
-        }
-        assert_eq!(limiter.len(), 3);
-        assert!(limiter.attempt("e", 1_005).is_err());
-        assert_eq!(
-            limiter.attempt("a", 1_005),
-            Ok(()),
-            "the oldest was forgotten"
-        );
-        // Expired windows are dropped before anything live.
-        assert_eq!(limiter.attempt("f", 1_070), Ok(()));
-        assert_eq!(limiter.len(), 1);
-    }
-
-    #[test]
-    fn clients_parse_and_errors_hide_digests() {
-        let digest = "ab".repeat(32);
-        let clients = TokenClients::parse(
-            "AUTH_TOKEN_CLIENTS",
-            &format!(
-                r#"[{{"client_id":"a","secret_sha256":"{digest}","roles":["x","","x","y"]}},
-                    {{"client_id":"b","secret_sha256":"sha256:{digest}"}}]"#
-            ),
-        )
-        .unwrap();
-        assert_eq!(clients.len(), 2);
-        assert!(clients.contains("a") && clients.contains("b") && !clients.contains("c"));
-        assert_eq!(clients.clients["a"].roles, ["x", "y"]);
-        assert_eq!(format!("{clients:?}"), "TokenClients { clients: 2 }");
-
-        let bad_digest = "cd".repeat(31);
-        for bad in [
-            "".to_owned(),
-            "[]".to_owned(),
-            "{}".to_owned(),
-            format!(r#"[{{"client_id":"a","secret_sha256":"{bad_digest}"}}]"#),
-            format!(r#"[{{"client_id":"a","secret_sha256":"md5:{digest}"}}]"#),
-            format!(r#"[{{"client_id":"","secret_sha256":"{digest}"}}]"#),
-            format!(
-                r#"[{{"client_id":"a","secret_sha256":"{digest}"}},{{"client_id":"a","secret_sha256":"{digest}"}}]"#
-            ),
-            format!(r#"[{{"client_id":"a","secret_sha256":"{digest}","extra":1}}]"#),
-            format!(r#"[{{"client_id":"a","secret_sha256":"{digest}","roles":"x"}}]"#),
-        ] {
-            let err = TokenClients::parse("APP_AUTH_TOKEN_CLIENTS", &bad).unwrap_err();
-            assert_eq!(err.variable(), "APP_AUTH_TOKEN_CLIENTS");
-            assert!(!err.to_string().contains(&digest[..20]), "{err}");
-            assert!(!err.to_string().contains(&bad_digest[..20]), "{err}");
-        }
-    }
 
     #[test]
     fn clients_from_vars() {
