@@ -32,7 +32,8 @@
 //!   time, the current token kept while refreshes fail, backoff, and a typed [`TokenError`]
 //!   that tells rejected credentials ([`TokenErrorKind::InvalidClient`]) from an
 //!   unreachable endpoint ([`TokenErrorKind::Unavailable`]). [`TokenCache::start`] fails
-//!   fast; [`TokenCache::from_env`] reads `AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET`,
+//!   fast; [`TokenCache::from_env`] (or `from_env_prefixed(prefix)`, `from_lookup(prefix, get)`,
+//!   as the server side's `AuthConfig`) reads `AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET`,
 //!   `AUTH_TOKEN_URL` or `AUTH_ISSUER`, `AUTH_SCOPE`, `AUTH_AUDIENCE` or `AUTH_STATIC_TOKEN`.
 //! - [`BearerLayer`] sets `Authorization: Bearer <token>` on outgoing requests (hyper
 //!   clients, tonic `Channel`s, any `Service<http::Request<B>>`), optionally retrying once
