@@ -59,13 +59,14 @@ use crate::TokenCache;
 
 mod future;
 mod header;
+mod mode;
 mod replay;
 mod retry;
 mod service;
 
 pub use future::ResponseFuture;
+pub use mode::{BufferBody, CloneBody, NoRetry, RetryMode};
 pub use replay::ReplayBody;
-pub use retry::{BufferBody, CloneBody, NoRetry, RetryMode};
 pub use service::Bearer;
 
 /// Adds `Authorization: Bearer <token>` to every request, with tokens from a [`TokenCache`].

@@ -8,8 +8,9 @@ use http::Request;
 use http::header::AUTHORIZATION;
 use tower_service::Service;
 
+use super::future::ResponseFuture;
 use super::header::authorization;
-use super::{NoRetry, ResponseFuture, RetryMode};
+use super::mode::{NoRetry, RetryMode};
 use crate::{BoxError, TokenCache};
 
 /// The service of [`BearerLayer`](super::BearerLayer): `inner` with `Authorization: Bearer`
