@@ -53,7 +53,10 @@ impl TokenCache {
     /// ```
     /// use tower_auth_client::TokenCache;
     ///
-    /// let vars = [("APP_AUTH_CLIENT_ID", "reporting"), ("APP_AUTH_CLIENT_SECRET", "s3cr3t-value")];
+    /// let vars = [
+    ///     ("APP_AUTH_CLIENT_ID", "reporting"),
+    ///     ("APP_AUTH_CLIENT_SECRET", "s3cr3t-value"),
+    /// ];
     /// let err = TokenCache::from_lookup("APP_", |name| {
     ///     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     /// })

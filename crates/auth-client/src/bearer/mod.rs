@@ -36,8 +36,9 @@
 //!     *response.status_mut() = status;
 //!     Ok::<_, Infallible>(response)
 //! });
+//! let layer = BearerLayer::new(StaticToken::new("k7Qm2VxP9rTz4LwN")?);
 //! let client = ServiceBuilder::new()
-//!     .layer(BearerLayer::new(StaticToken::new("k7Qm2VxP9rTz4LwN")?).retry_unauthorized(CloneBody))
+//!     .layer(layer.retry_unauthorized(CloneBody))
 //!     .service(api);
 //! let response = client.oneshot(Request::new("{}".to_owned())).await?;
 //! assert_eq!(response.status(), 200);

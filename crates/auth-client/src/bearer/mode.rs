@@ -9,8 +9,9 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// What [`Bearer`](super::Bearer) does when the server refuses a token: [`NoRetry`], [`CloneBody`] or
-/// [`BufferBody`]. Sealed: the modes are this module's, as each has its own request path.
+/// What [`Bearer`](super::Bearer) does when the server refuses a token: [`NoRetry`],
+/// [`CloneBody`] or [`BufferBody`]. Sealed: the modes are this module's, as each has its own
+/// request path.
 pub trait RetryMode: sealed::Sealed + Clone {}
 
 /// The default mode: a refused token goes back to the caller as the server's answer.

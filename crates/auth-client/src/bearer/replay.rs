@@ -20,8 +20,9 @@ const MAX_REPLAY_BYTES: usize = 64 * 1024;
 /// `tonic::body::Body::new` or `axum::body::Body::new`.
 pub(super) type Rebuild<B> = fn(ReplayBody<B>) -> B;
 
-/// A request body as [`Bearer`](super::Bearer) sends it in the [`BufferBody`](super::BufferBody) mode: frames read ahead (and kept for a
-/// retry), then the rest of the original body, if any.
+/// A request body as [`Bearer`](super::Bearer) sends it in the
+/// [`BufferBody`](super::BufferBody) mode: frames read ahead (and kept for a retry), then the
+/// rest of the original body, if any.
 pub struct ReplayBody<B> {
     data: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
