@@ -1,23 +1,6 @@
 //! `Authorization: Bearer <token>` on outgoing requests: [`BearerLayer`], its service
 //! [`Bearer`] and [`ResponseFuture`], as tower-http names a middleware's parts.
 //!
-//! One layer, with what it does on a refused token (HTTP 401 or a gRPC trailers-only
-//! `UNAUTHENTICATED`) as an option:
-//!
-//! | Layer | On a refused token | Request bodies |
-//! |---|---|---|
-//! | `BearerLayer::new(tokens)` | the caller gets the refusal | any |
-//! | `.retry_unauthorized(CloneBody)` | one retry with a fresh token | `Clone` (`Full<Bytes>`, `String`, ...) |
-//! | `.retry_unauthorized(BufferBody::new(rebuild))` | one retry, for bodies complete when the call is made | any `http_body::Body<Data = Bytes>` (tonic's, axum's) |
-//!
-//! The mode is a type parameter of the one layer type (`BearerLayer<NoRetry>` by default), as
-//! tower-http's `FollowRedirectLayer<P>` takes its policy, rather than a value checked per
-//! request: each mode needs different bounds on the request body (none, `Clone`, or
-//! `Body` with a way to rebuild it), and only a type can carry a bound. It also keeps the
-//! request path of the default mode as it was: a held token is set with no allocation and
-//! the inner future is polled in place, while the retrying modes keep what they need for a
-//! second attempt.
-//!
 //! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response, StatusCode};
@@ -36,6 +19,9 @@
 //!     *response.status_mut() = status;
 //!     Ok::<_, Infallible>(response)
 //! });
+//! let refused = api.clone().oneshot(Request::new(String::new())).await?;
+//! assert_eq!(refused.status(), 401);
+//!
 //! let layer = BearerLayer::new(StaticToken::new("k7Qm2VxP9rTz4LwN")?);
 //! let client = ServiceBuilder::new()
 //!     .layer(layer.retry_unauthorized(CloneBody))
@@ -44,6 +30,23 @@
 //! assert_eq!(response.status(), 200);
 //! # Ok(()) }
 //! ```
+//!
+//! One layer, with what it does on a refused token (HTTP 401 or a gRPC trailers-only
+//! `UNAUTHENTICATED`) as an option:
+//!
+//! | Layer | On a refused token | Request bodies |
+//! |---|---|---|
+//! | `BearerLayer::new(tokens)` | the caller gets the refusal | any |
+//! | `.retry_unauthorized(CloneBody)` | one retry with a fresh token | `Clone` (`Full<Bytes>`, `String`, ...) |
+//! | `.retry_unauthorized(BufferBody::new(rebuild))` | one retry, for bodies complete when the call is made | any `http_body::Body<Data = Bytes>` (tonic's, axum's) |
+//!
+//! The mode is a type parameter of the one layer type (`BearerLayer<NoRetry>` by default), as
+//! tower-http's `FollowRedirectLayer<P>` takes its policy, rather than a value checked per
+//! request: each mode needs different bounds on the request body (none, `Clone`, or
+//! `Body` with a way to rebuild it), and only a type can carry a bound. It also keeps the
+//! request path of the default mode as it was: a held token is set with no allocation and
+//! the inner future is polled in place, while the retrying modes keep what they need for a
+//! second attempt.
 //!
 //! The mode must be one of this module's: other types do not compile.
 //!
