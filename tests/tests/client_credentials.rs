@@ -298,7 +298,7 @@ async fn from_lookup_end_to_end() {
         ]
         .into_iter()
         .collect();
-        let tokens = TokenCache::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let tokens = TokenCache::from_lookup("", |name| vars.get(name).cloned()).unwrap();
         tokens.token().await.unwrap();
         let seen = endpoint.last_request();
         assert_eq!(seen.auth_method, "client_secret_post");

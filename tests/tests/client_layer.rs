@@ -25,6 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use tonic::transport::Channel;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_auth::AuthLayer;
+use tower_auth_client::bearer::{BufferBody, CloneBody};
 use tower_auth_client::{
     BearerLayer, ClientCredentials, FnSource, StaticToken, Token, TokenCache, TokenError,
     TokenErrorKind,
@@ -223,7 +224,7 @@ async fn retry_once_with_a_fresh_token_on_401_over_hyper() {
             .await
             .unwrap();
     let client = ServiceBuilder::new()
-        .layer(BearerLayer::new(tokens.clone()).retry_unauthorized())
+        .layer(BearerLayer::new(tokens.clone()).retry_unauthorized(CloneBody))
         .service(hyper_client());
     let body = |response: http::Response<hyper::body::Incoming>| async move {
         String::from_utf8(
@@ -304,7 +305,8 @@ async fn retry_once_on_unauthenticated_over_a_tonic_channel() {
     };
 
     let (tokens, calls) = source();
-    let layer = BearerLayer::new(tokens).retry_unauthorized_buffered(tonic::body::Body::new);
+    let layer =
+        BearerLayer::new(tokens).retry_unauthorized(BufferBody::new(tonic::body::Body::new));
     let mut demo = DemoClient::new(ServiceBuilder::new().layer(layer).service(channel.clone()));
     let reply = demo.who_am_i(WhoAmIRequest {}).await.unwrap().into_inner();
     assert_eq!(reply.subject, "ci");

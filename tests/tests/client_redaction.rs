@@ -14,6 +14,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_auth_client::bearer::CloneBody;
 use tower_auth_client::{
     BearerLayer, ClientAuth, ClientCredentials, StaticToken, TokenCache, TokenExchange,
 };
@@ -66,7 +67,7 @@ async fn debug_output_and_errors() {
         format!(
             "{:?} {:?}",
             layer.layer("inner"),
-            layer.clone().retry_unauthorized().layer("inner")
+            layer.clone().retry_unauthorized(CloneBody).layer("inner")
         )
     };
 

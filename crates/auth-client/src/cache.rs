@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use tower_auth_core::ConfigError;
+
 use crate::{RefreshPolicy, Token, TokenError, TokenErrorKind, TokenSource};
 
 const TARGET: &str = "auth_client";
@@ -93,11 +95,23 @@ impl TokenCache {
     /// A cache over `source` with the default [`RefreshPolicy`]. Nothing is fetched until
     /// the first token is asked for; see [`TokenCache::start`] to fail fast instead.
     pub fn new(source: impl TokenSource) -> Self {
-        Self::with_policy(source, RefreshPolicy::default())
+        Self::build(source, RefreshPolicy::default())
     }
 
     /// A cache over `source` with `policy`.
-    pub fn with_policy(source: impl TokenSource, policy: RefreshPolicy) -> Self {
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting of `policy` that is out of range (`jitter` outside
+    /// 0 to 1, a `backoff` maximum below its minimum); nothing is clamped.
+    pub fn with_policy(
+        source: impl TokenSource,
+        policy: RefreshPolicy,
+    ) -> Result<Self, ConfigError> {
+        policy.check()?;
+        Ok(Self::build(source, policy))
+    }
+
+    fn build(source: impl TokenSource, policy: RefreshPolicy) -> Self {
         Self {
             inner: Arc::new(Inner {
                 source: Box::new(source),
@@ -486,7 +500,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refreshes_in_the_margin_in_the_background() {
         let (source, calls, _) = counting(Duration::from_secs(3600));
-        let tokens = TokenCache::with_policy(source, RefreshPolicy::default().jitter(0.0));
+        let tokens = TokenCache::with_policy(source, RefreshPolicy::default().jitter(0.0)).unwrap();
         assert_eq!(value(&tokens.token().await.unwrap()), "token-0");
         tokio::time::advance(Duration::from_secs(3239)).await;
         assert_eq!(value(&tokens.token().await.unwrap()), "token-0");
@@ -504,7 +518,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failed_refresh_keeps_the_token_until_expiry_with_backoff() {
         let (source, calls, fail) = counting(Duration::from_secs(600));
-        let tokens = TokenCache::with_policy(source, RefreshPolicy::default().jitter(0.0));
+        let tokens = TokenCache::with_policy(source, RefreshPolicy::default().jitter(0.0)).unwrap();
         tokens.token().await.unwrap();
         *fail.lock().unwrap() = Some(TokenError::new(
             TokenErrorKind::Unavailable,
@@ -599,7 +613,8 @@ mod tests {
         let tokens = TokenCache::with_policy(
             FnSource::new(std::future::pending),
             RefreshPolicy::default().fetch_timeout(Duration::from_secs(2)),
-        );
+        )
+        .unwrap();
         let err = tokens.token().await.unwrap_err();
         assert_eq!(
             (err.kind(), err.reason()),

@@ -9,11 +9,9 @@ use http::Uri;
 use serde::Serialize;
 use tower_auth_core::{ConfigError, Secret};
 
-use tower_auth_http::{DEFAULT_TIMEOUT, HttpClient};
-
 use crate::response::token_from_reply;
 use crate::source::BoxFuture;
-use crate::transport::{endpoint_uri, http_client, token_error};
+use crate::transport::{Transport, endpoint_uri, token_error};
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
 
 type CredentialFn = dyn Fn() -> BoxFuture<'static, Result<Secret, TokenError>> + Send + Sync;
@@ -54,7 +52,7 @@ pub struct TokenExchange {
     endpoint: Uri,
     client_id: Arc<str>,
     credential: Credential,
-    http: HttpClient,
+    transport: Transport,
 }
 
 #[derive(Serialize)]
@@ -112,17 +110,15 @@ impl TokenExchange {
             endpoint,
             client_id: client_id.into(),
             credential,
-            http: http_client(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)?,
+            transport: Transport::new()?,
         })
     }
 
     /// Connect and read timeouts for each request (default 5 s each).
-    ///
-    /// # Errors
-    /// A [`ConfigError`] if the TLS set-up fails.
-    pub fn timeouts(mut self, connect: Duration, read: Duration) -> Result<Self, ConfigError> {
-        self.http = http_client(connect, read)?;
-        Ok(self)
+    #[must_use]
+    pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.transport = self.transport.timeouts(connect, read);
+        self
     }
 
     async fn exchange(&self) -> Result<Token, TokenError> {
@@ -145,7 +141,8 @@ impl TokenExchange {
         .map_err(TokenError::other)?;
         let started = tokio::time::Instant::now();
         let reply = self
-            .http
+            .transport
+            .client()?
             .post_json(&self.endpoint, body)
             .await
             .map_err(token_error)?;

@@ -32,12 +32,14 @@
 //!   time, the current token kept while refreshes fail, backoff, and a typed [`TokenError`]
 //!   that tells rejected credentials ([`TokenErrorKind::InvalidClient`]) from an
 //!   unreachable endpoint ([`TokenErrorKind::Unavailable`]). [`TokenCache::start`] fails
-//!   fast; [`TokenCache::from_env`] reads `AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET`,
+//!   fast; [`TokenCache::from_env`] (or `from_env_prefixed(prefix)`, `from_lookup(prefix, get)`,
+//!   as the server side's `AuthConfig`) reads `AUTH_CLIENT_ID`, `AUTH_CLIENT_SECRET`,
 //!   `AUTH_TOKEN_URL` or `AUTH_ISSUER`, `AUTH_SCOPE`, `AUTH_AUDIENCE` or `AUTH_STATIC_TOKEN`.
 //! - [`BearerLayer`] sets `Authorization: Bearer <token>` on outgoing requests (hyper
 //!   clients, tonic `Channel`s, any `Service<http::Request<B>>`), optionally retrying once
-//!   with a fresh token on 401 / UNAUTHENTICATED ([`BearerLayer::retry_unauthorized`],
-//!   [`BearerLayer::retry_unauthorized_buffered`]).
+//!   with a fresh token on 401 / UNAUTHENTICATED ([`BearerLayer::retry_unauthorized`] with a
+//!   mode from the [`bearer`] module: [`CloneBody`](bearer::CloneBody) or
+//!   [`BufferBody`](bearer::BufferBody)).
 //!
 //! With the feature `tonic`, a [`TokenError`] names the gRPC status it stands for
 //! (`TokenError::grpc_code`, `From<TokenError> for tonic::Status`), and a tonic client behind
@@ -47,31 +49,26 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bearer;
 mod cache;
 mod env;
 mod error;
 mod exchange;
-mod header;
-mod layer;
 mod oauth;
 mod policy;
-mod replay;
 mod response;
-mod retry;
 mod source;
 #[cfg(test)]
 mod test_support;
 mod token;
 mod transport;
 
+pub use bearer::{Bearer, BearerLayer};
 pub use cache::TokenCache;
 pub use env::ENV_VARIABLES;
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;
-pub use layer::{Bearer, BearerLayer, ResponseFuture};
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
-pub use replay::{BufferedRetryBearer, BufferedRetryBearerLayer, Rebuild, ReplayBody};
-pub use retry::{RetryBearer, RetryBearerLayer};
 pub use source::{BoxFuture, FnSource, StaticToken, TokenSource};
 pub use token::Token;

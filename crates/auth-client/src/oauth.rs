@@ -9,13 +9,11 @@ use base64::engine::general_purpose::STANDARD;
 use http::{HeaderValue, Uri};
 use tokio::sync::OnceCell;
 use tower_auth_core::{ConfigError, Secret};
-use tower_auth_http::{
-    DEFAULT_TIMEOUT, Discovery, HttpClient, HttpError, require_tls_off_loopback,
-};
+use tower_auth_http::{Discovery, HttpClient, HttpError, require_tls_off_loopback};
 
 use crate::response::token_from_reply;
 use crate::source::BoxFuture;
-use crate::transport::{config_error, endpoint_uri, http_client, token_error};
+use crate::transport::{Transport, config_error, endpoint_uri, token_error};
 use crate::{Token, TokenError, TokenErrorKind, TokenSource};
 
 /// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
@@ -78,7 +76,7 @@ pub struct ClientCredentials {
     scope: Option<Arc<str>>,
     audience: Option<Arc<str>>,
     resources: Arc<[String]>,
-    http: HttpClient,
+    transport: Transport,
 }
 
 impl ClientCredentials {
@@ -131,7 +129,7 @@ impl ClientCredentials {
             scope: None,
             audience: None,
             resources: Arc::from([]),
-            http: http_client(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)?,
+            transport: Transport::new()?,
         })
     }
 
@@ -169,12 +167,10 @@ impl ClientCredentials {
     }
 
     /// Connect and read timeouts for each request (default 5 s each).
-    ///
-    /// # Errors
-    /// A [`ConfigError`] if the TLS set-up fails.
-    pub fn timeouts(mut self, connect: Duration, read: Duration) -> Result<Self, ConfigError> {
-        self.http = http_client(connect, read)?;
-        Ok(self)
+    #[must_use]
+    pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.transport = self.transport.timeouts(connect, read);
+        self
     }
 
     /// The token endpoint: the configured one, or the discovered one once known.
@@ -193,7 +189,9 @@ impl ClientCredentials {
                 token_endpoint,
             } => {
                 token_endpoint
-                    .get_or_try_init(|| discover_token_endpoint(&self.http, discovery))
+                    .get_or_try_init(|| async {
+                        discover_token_endpoint(self.transport.client()?, discovery).await
+                    })
                     .await
             }
         }
@@ -239,7 +237,8 @@ impl TokenSource for ClientCredentials {
             let (form, authorization) = self.request()?;
             let started = tokio::time::Instant::now();
             let reply = self
-                .http
+                .transport
+                .client()?
                 .post_form(uri, authorization, form)
                 .await
                 .map_err(token_error)?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
+use tower_auth_core::ConfigError;
 
 /// When to refresh, and how to back off: the knobs of a [`TokenCache`](crate::TokenCache).
 ///
@@ -57,22 +58,21 @@ impl RefreshPolicy {
         self
     }
 
-    /// The random extra lead, as a share of the margin (0 to 1; default 0.1; 0 turns jitter off).
+    /// The random extra lead, as a share of the margin (0 to 1; default 0.1; 0 turns jitter
+    /// off). [`TokenCache::with_policy`](crate::TokenCache::with_policy) refuses a share
+    /// outside 0 to 1.
     #[must_use]
     pub fn jitter(mut self, share: f64) -> Self {
-        self.jitter = if share.is_finite() {
-            share.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        self.jitter = share;
         self
     }
 
     /// The wait after a failed fetch: `min` after the first, doubling up to `max`.
+    /// [`TokenCache::with_policy`](crate::TokenCache::with_policy) refuses a `max` below `min`.
     #[must_use]
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.min_backoff = min;
-        self.max_backoff = max.max(min);
+        self.max_backoff = max;
         self
     }
 
@@ -90,6 +90,23 @@ impl RefreshPolicy {
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.fetch_timeout = timeout;
         self
+    }
+
+    /// The one validation of the setters' values, made when a cache takes the policy.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(ConfigError::new(
+                "jitter",
+                "must be a share between 0 and 1",
+            ));
+        }
+        if self.max_backoff < self.min_backoff {
+            return Err(ConfigError::new(
+                "backoff",
+                "the maximum must not be below the minimum",
+            ));
+        }
+        Ok(())
     }
 
     /// How long before expiry a token of this `lifetime` is refreshed (without jitter).
@@ -185,5 +202,24 @@ mod tests {
             assert!(many >= Duration::from_secs(30) && many <= Duration::from_secs(60));
         }
         assert!(p.backoff_after(1, Some(Duration::from_secs(120))) >= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_not_clamped() {
+        for share in [0.0, 0.5, 1.0] {
+            RefreshPolicy::default().jitter(share).check().unwrap();
+        }
+        for share in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+            let err = RefreshPolicy::default().jitter(share).check().unwrap_err();
+            assert_eq!(err.variable(), "jitter", "{share}");
+        }
+        let (one, ten) = (Duration::from_secs(1), Duration::from_secs(10));
+        RefreshPolicy::default().backoff(one, ten).check().unwrap();
+        RefreshPolicy::default().backoff(one, one).check().unwrap();
+        let err = RefreshPolicy::default()
+            .backoff(ten, one)
+            .check()
+            .unwrap_err();
+        assert_eq!(err.variable(), "backoff");
     }
 }

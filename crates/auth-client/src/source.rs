@@ -52,8 +52,8 @@ impl<T: TokenSource + ?Sized> TokenSource for Box<T> {
     }
 }
 
-/// A fixed token, for scripts and tests: from a value or from an environment variable
-/// (`AUTH_STATIC_TOKEN` by convention). It has no known expiry.
+/// A fixed token, for scripts and tests: from a value or from `AUTH_STATIC_TOKEN`. It has no
+/// known expiry.
 ///
 /// ```
 /// use tower_auth_client::StaticToken;
@@ -75,24 +75,33 @@ impl StaticToken {
         Self::checked("StaticToken", token.into())
     }
 
-    /// Reads the token from the environment variable `variable`.
+    /// Reads the token from `AUTH_STATIC_TOKEN`.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming `variable` when it is unset, not UTF-8, or not a b64token.
-    pub fn from_env(variable: &str) -> Result<Self, ConfigError> {
-        Self::from_lookup(variable, |name| std::env::var(name).ok())
+    /// A [`ConfigError`] naming the variable when it is unset, not UTF-8, or not a b64token.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_prefixed("")
     }
 
-    /// Reads the token through `get`, as [`StaticToken::from_env`] reads the environment.
+    /// Reads the token from `{prefix}AUTH_STATIC_TOKEN`.
     ///
     /// # Errors
-    /// As [`StaticToken::from_env`].
+    /// As [`StaticToken::from_env`], naming the prefixed variable.
+    pub fn from_env_prefixed(prefix: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(prefix, |name| std::env::var(name).ok())
+    }
+
+    /// Reads `{prefix}AUTH_STATIC_TOKEN` through `get`, which is called with the full name.
+    ///
+    /// # Errors
+    /// As [`StaticToken::from_env_prefixed`].
     pub fn from_lookup(
-        variable: &str,
+        prefix: &str,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let value = get(variable).ok_or_else(|| ConfigError::new(variable, "is not set"))?;
-        Self::checked(variable, Secret::from(value.trim().to_owned()))
+        let variable = format!("{prefix}AUTH_STATIC_TOKEN");
+        let value = get(&variable).ok_or_else(|| ConfigError::new(&variable, "is not set"))?;
+        Self::checked(&variable, Secret::from(value.trim().to_owned()))
     }
 
     fn checked(variable: &str, secret: Secret) -> Result<Self, ConfigError> {
@@ -168,17 +177,17 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn static_token_from_lookup() {
-        let get = |name: &str| (name == "TOKEN").then(|| " abc.def \n".to_owned());
-        let source = StaticToken::from_lookup("TOKEN", get).unwrap();
+    async fn static_token_from_lookup_reads_the_prefixed_variable() {
+        let get = |name: &str| (name == "APP_AUTH_STATIC_TOKEN").then(|| " abc.def \n".to_owned());
+        let source = StaticToken::from_lookup("APP_", get).unwrap();
         let token = source.fetch().await.unwrap();
         assert_eq!(token.secret().expose_secret(), b"abc.def");
         assert_eq!(token.expires_at(), None);
 
-        let err = StaticToken::from_lookup("OTHER", get).unwrap_err();
-        assert_eq!(err.variable(), "OTHER");
-        let err = StaticToken::from_lookup("BAD", |_| Some("a secret value".into())).unwrap_err();
-        assert_eq!(err.variable(), "BAD");
+        let err = StaticToken::from_lookup("", get).unwrap_err();
+        assert_eq!(err.variable(), "AUTH_STATIC_TOKEN");
+        let err = StaticToken::from_lookup("BAD_", |_| Some("a secret value".into())).unwrap_err();
+        assert_eq!(err.variable(), "BAD_AUTH_STATIC_TOKEN");
         assert!(!err.to_string().contains("secret value"), "{err}");
     }
 

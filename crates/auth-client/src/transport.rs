@@ -1,16 +1,54 @@
 //! The shared client (`tower-auth-http`) as this crate's sources use it: configuration
 //! errors name the setting, request failures become [`TokenError`]s.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::Uri;
 use tower_auth_core::ConfigError;
-use tower_auth_http::{HttpClient, HttpError, parse_endpoint};
+use tower_auth_http::{DEFAULT_TIMEOUT, HttpClient, HttpError, parse_endpoint};
 
 use crate::{TokenError, TokenErrorKind};
 
-pub(crate) fn http_client(connect: Duration, read: Duration) -> Result<HttpClient, ConfigError> {
-    HttpClient::new(connect, read).map_err(|e| ConfigError::new("tls", e.to_string()))
+/// The HTTP client of a source. TLS is set up when the source is made, so that a build
+/// without a usable crypto backend fails there with a [`ConfigError`]; after
+/// [`Transport::timeouts`] the client is made again at the next fetch, so that the setter
+/// takes values and cannot fail.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    connect: Duration,
+    read: Duration,
+    client: Arc<OnceLock<Result<HttpClient, HttpError>>>,
+}
+
+impl Transport {
+    /// A client with the default timeouts (5 s each).
+    pub(crate) fn new() -> Result<Self, ConfigError> {
+        let client = HttpClient::new(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)
+            .map_err(|e| ConfigError::new("tls", e.to_string()))?;
+        Ok(Self {
+            connect: DEFAULT_TIMEOUT,
+            read: DEFAULT_TIMEOUT,
+            client: Arc::new(OnceLock::from(Ok(client))),
+        })
+    }
+
+    /// The same, with other connect and read timeouts.
+    pub(crate) fn timeouts(self, connect: Duration, read: Duration) -> Self {
+        Self {
+            connect,
+            read,
+            client: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The client; an error only if TLS, set up once when the source was made, now fails.
+    pub(crate) fn client(&self) -> Result<&HttpClient, TokenError> {
+        self.client
+            .get_or_init(|| HttpClient::new(self.connect, self.read))
+            .as_ref()
+            .map_err(|_| TokenError::new(TokenErrorKind::Other, "tls_setup_failed"))
+    }
 }
 
 /// Parses the URL of an endpoint that is sent credentials: absolute, `https` or loopback
@@ -85,5 +123,29 @@ mod tests {
                 (kind, error.reason(), error.retry_after())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn timeouts_take_values_and_the_client_follows_them() {
+        let transport = Transport::new().unwrap();
+        assert_eq!(
+            (transport.connect, transport.read),
+            (DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)
+        );
+        transport.client().unwrap();
+        let (connect, read) = (Duration::from_millis(250), Duration::from_secs(2));
+        let changed = transport.clone().timeouts(connect, read);
+        assert_eq!((changed.connect, changed.read), (connect, read));
+        assert!(
+            changed.client.get().is_none(),
+            "made again at the next fetch"
+        );
+        let debug = format!("{:?}", changed.client().unwrap());
+        assert!(debug.contains("2s"), "{debug}");
+        // The original keeps its own.
+        assert_eq!(
+            (transport.connect, transport.read),
+            (DEFAULT_TIMEOUT, DEFAULT_TIMEOUT)
+        );
     }
 }

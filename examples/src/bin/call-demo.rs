@@ -101,7 +101,7 @@ fn env(name: &str) -> Option<String> {
 fn sources(http_addr: &str) -> Result<Vec<(&'static str, TokenCache)>, BoxError> {
     let mut sources = Vec::new();
     if env("AUTH_STATIC_TOKEN").is_some() {
-        let source = StaticToken::from_env("AUTH_STATIC_TOKEN")?;
+        let source = StaticToken::from_env()?;
         sources.push(("StaticToken (AUTH_STATIC_TOKEN)", TokenCache::new(source)));
     }
     if let (Some(client_id), Some(credential)) = (
@@ -125,7 +125,7 @@ fn sources(http_addr: &str) -> Result<Vec<(&'static str, TokenCache)>, BoxError>
     }
     if env("AUTH_CLIENT_ID").is_some() {
         // The client credentials variables alone (AUTH_STATIC_TOKEN was used above).
-        let tokens = TokenCache::from_lookup(|name| {
+        let tokens = TokenCache::from_lookup("", |name| {
             (name != "AUTH_STATIC_TOKEN").then(|| env(name)).flatten()
         })?;
         sources.push(("ClientCredentials (AUTH_CLIENT_ID)", tokens));

@@ -1,6 +1,5 @@
-//! What the bearer middlewares write on requests and read from responses, shared by
-//! [`Bearer`](crate::Bearer), [`RetryBearer`](crate::RetryBearer) and
-//! [`BufferedRetryBearer`](crate::BufferedRetryBearer).
+//! What [`Bearer`](super::Bearer) writes on requests and reads from responses, in every
+//! retry mode.
 
 use http::{HeaderValue, Response, StatusCode};
 

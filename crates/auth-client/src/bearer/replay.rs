@@ -1,5 +1,6 @@
-//! The retry on 401 / UNAUTHENTICATED for bodies that are not `Clone` (tonic's, axum's):
-//! a body whose frames are all ready at once is kept so that it can be sent again.
+//! [`ReplayBody`]: how [`BufferBody`](super::BufferBody) keeps a body that is not `Clone`
+//! (tonic's, axum's) for a retry: a body whose frames are all ready at once is kept so that
+//! it can be sent again.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -7,24 +8,21 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, Request, Response};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::header::{authorization, unauthorized};
-use crate::{BoxError, BoxFuture, TokenCache};
+use crate::BoxError;
 
 /// Bodies larger than this are sent without keeping a copy (and so without a retry).
 const MAX_REPLAY_BYTES: usize = 64 * 1024;
 
 /// Turns a [`ReplayBody`] back into the inner service's body type, such as
 /// `tonic::body::Body::new` or `axum::body::Body::new`.
-pub type Rebuild<B> = fn(ReplayBody<B>) -> B;
+pub(super) type Rebuild<B> = fn(ReplayBody<B>) -> B;
 
-/// A request body as [`BufferedRetryBearer`] sends it: frames read ahead (and kept for a
-/// retry), then the rest of the original body, if any.
+/// A request body as [`Bearer`](super::Bearer) sends it in the
+/// [`BufferBody`](super::BufferBody) mode: frames read ahead (and kept for a retry), then the
+/// rest of the original body, if any.
 pub struct ReplayBody<B> {
     data: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
@@ -92,7 +90,7 @@ impl<B> fmt::Debug for ReplayBody<B> {
 /// [`MAX_REPLAY_BYTES`]) comes back twice; any other goes on as it is, read-ahead first,
 /// with no copy. Waiting for more would stall a streaming call whose sender waits for the
 /// server's answer.
-async fn split<B>(body: B, rebuild: Rebuild<B>) -> Result<(B, Option<B>), BoxError>
+pub(super) async fn split<B>(body: B, rebuild: Rebuild<B>) -> Result<(B, Option<B>), BoxError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -152,156 +150,21 @@ where
     }
 }
 
-/// [`BearerLayer`](crate::BearerLayer) with one retry on 401 / UNAUTHENTICATED for bodies
-/// that are not `Clone`; see
-/// [`BearerLayer::retry_unauthorized_buffered`](crate::BearerLayer::retry_unauthorized_buffered).
-pub struct BufferedRetryBearerLayer<B> {
-    tokens: TokenCache,
-    rebuild: Rebuild<B>,
-}
-
-impl<B> BufferedRetryBearerLayer<B> {
-    pub(crate) fn new(tokens: TokenCache, rebuild: Rebuild<B>) -> Self {
-        Self { tokens, rebuild }
-    }
-}
-
-impl<B> Clone for BufferedRetryBearerLayer<B> {
-    fn clone(&self) -> Self {
-        Self {
-            tokens: self.tokens.clone(),
-            rebuild: self.rebuild,
-        }
-    }
-}
-
-impl<B> fmt::Debug for BufferedRetryBearerLayer<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BufferedRetryBearerLayer")
-            .field("tokens", &self.tokens)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, B> Layer<S> for BufferedRetryBearerLayer<B> {
-    type Service = BufferedRetryBearer<S, B>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BufferedRetryBearer {
-            inner,
-            tokens: self.tokens.clone(),
-            rebuild: self.rebuild,
-        }
-    }
-}
-
-/// The service of [`BufferedRetryBearerLayer`].
-pub struct BufferedRetryBearer<S, B> {
-    inner: S,
-    tokens: TokenCache,
-    rebuild: Rebuild<B>,
-}
-
-impl<S, B> BufferedRetryBearer<S, B> {
-    /// `inner` with tokens from `tokens` and one retry on 401 / UNAUTHENTICATED, rebuilding
-    /// request bodies with `rebuild`, without a layer.
-    pub fn new(inner: S, tokens: impl Into<TokenCache>, rebuild: Rebuild<B>) -> Self {
-        Self {
-            inner,
-            tokens: tokens.into(),
-            rebuild,
-        }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-}
-
-impl<S: Clone, B> Clone for BufferedRetryBearer<S, B> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            tokens: self.tokens.clone(),
-            rebuild: self.rebuild,
-        }
-    }
-}
-
-impl<S: fmt::Debug, B> fmt::Debug for BufferedRetryBearer<S, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BufferedRetryBearer")
-            .field("inner", &self.inner)
-            .field("tokens", &self.tokens)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, B, RB> Service<Request<B>> for BufferedRetryBearer<S, B>
-where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-    RB: Send + 'static,
-{
-    type Response = Response<RB>;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Response<RB>, BoxError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let tokens = self.tokens.clone();
-        let rebuild = self.rebuild;
-        Box::pin(async move {
-            let token = tokens.token().await?;
-            let (mut parts, body) = request.into_parts();
-            parts.headers.insert(AUTHORIZATION, authorization(&token)?);
-            let (body, again) = split(body, rebuild).await?;
-            let response = inner
-                .call(Request::from_parts(parts.clone(), body))
-                .await
-                .map_err(Into::into)?;
-            if !unauthorized(&response) {
-                return Ok(response);
-            }
-            let Some(again) = again else {
-                return Ok(response);
-            };
-            let Some(fresh) = tokens.refresh_rejected(&token).await else {
-                return Ok(response);
-            };
-            drop(response);
-            parts.headers.insert(AUTHORIZATION, authorization(&fresh)?);
-            std::future::poll_fn(|cx| inner.poll_ready(cx))
-                .await
-                .map_err(Into::into)?;
-            inner
-                .call(Request::from_parts(parts, again))
-                .await
-                .map_err(Into::into)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use http::StatusCode;
+    use http::header::AUTHORIZATION;
+    use http::{Request, Response, StatusCode};
     use http_body_util::{BodyExt, Full};
     use tower::{ServiceExt, service_fn};
+    use tower_layer::Layer;
+    use tower_service::Service;
 
     use super::*;
+    use crate::bearer::BufferBody;
     use crate::{BearerLayer, FnSource, Token};
 
     /// A type-erased body, as tonic's and axum's are: not `Clone`.
@@ -352,7 +215,7 @@ mod tests {
     async fn a_ready_body_is_sent_again_with_a_fresh_token() {
         let seen = Arc::default();
         let service = BearerLayer::new(numbered())
-            .retry_unauthorized_buffered(erase)
+            .retry_unauthorized(BufferBody::new(erase))
             .layer(server(Arc::clone(&seen)));
         let body = Full::new(Bytes::from_static(b"\0\0\0\0\x02hi"))
             .map_err(|e: Infallible| match e {})
@@ -371,7 +234,7 @@ mod tests {
     async fn a_streaming_body_is_sent_once_whole() {
         let seen = Arc::default();
         let service = BearerLayer::new(numbered())
-            .retry_unauthorized_buffered(erase)
+            .retry_unauthorized(BufferBody::new(erase))
             .layer(server(Arc::clone(&seen)));
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tx.send(Bytes::from_static(b"first ")).await.unwrap();
@@ -417,7 +280,7 @@ mod tests {
     async fn a_large_body_is_not_kept() {
         let seen = Arc::default();
         let service = BearerLayer::new(numbered())
-            .retry_unauthorized_buffered(erase)
+            .retry_unauthorized(BufferBody::new(erase))
             .layer(server(Arc::clone(&seen)));
         let big = Bytes::from(vec![b'x'; MAX_REPLAY_BYTES + 1]);
         let body = Full::new(big.clone())
