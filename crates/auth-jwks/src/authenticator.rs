@@ -217,7 +217,9 @@ impl OidcAuthenticator {
         self.inner.names.iter().map(|n| &**n)
     }
 
-    /// How many validated tokens the cache holds (for metrics and tests).
+    /// How many validated tokens the cache holds. A test hook, hidden until metrics
+    /// (`auth_token_cache_*`) give it a documented home.
+    #[doc(hidden)]
     pub fn cached_tokens(&self) -> u64 {
         self.inner.cache.len()
     }
@@ -228,7 +230,10 @@ impl OidcAuthenticator {
     }
 
     /// Waits until `issuer` has completed at least `fetches` key fetch attempts (see
-    /// [`IssuerStatus::fetches`]); returns at once for an unknown issuer.
+    /// `IssuerStatus::fetches`); returns at once for an unknown issuer. For tests that drive
+    /// time by hand: only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
     pub async fn wait_for_fetches(&self, issuer: &str, fetches: u64) {
         if let Some(source) = self.source(issuer) {
             source.wait_for(fetches).await;

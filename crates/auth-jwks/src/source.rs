@@ -59,7 +59,9 @@ pub struct IssuerStatus {
     pub available: bool,
     /// Usable keys in the current set.
     pub keys: usize,
-    /// Fetch attempts completed, successful or not.
+    /// Fetch attempts completed, successful or not. A test hook, hidden until metrics
+    /// (`auth_jwks_fetches_total`) give it a documented home.
+    #[doc(hidden)]
     pub fetches: u64,
     /// The reason code of the last failed attempt, cleared by a success.
     pub last_error: Option<&'static str>,
