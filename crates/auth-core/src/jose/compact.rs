@@ -312,18 +312,7 @@ mod tests {
     use super::*;
 
     fn b64(bytes: &[u8]) -> String {
-        // Test-only encoder: standard base64url without padding.
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let mut buf = [0u8; 3];
-            buf[..chunk.len()].copy_from_slice(chunk);
-            let n = u32::from(buf[0]) << 16 | u32::from(buf[1]) << 8 | u32::from(buf[2]);
-            for i in 0..=chunk.len() {
-                out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
-            }
-        }
-        out
+        super::super::base64url::encode(bytes)
     }
 
     const HEADER: &str = r#"{"alg":"RS256","kid":"k1"}"#;
