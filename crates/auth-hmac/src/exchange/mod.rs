@@ -5,7 +5,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use tower_auth_core::sha256_digest;
-//! use tower_auth_hmac::{HmacConfig, TokenClients, ExchangeEndpoint};
+//! use tower_auth_hmac::{ExchangeEndpoint, HmacConfig, TokenClients};
 //! use http_body_util::{BodyExt, Full};
 //! use tower::ServiceExt;
 //!
@@ -105,7 +105,7 @@ const LIMITER_CAPACITY: usize = 10_000;
 ///
 /// Built with [`ExchangeEndpoint::builder`] or read from the environment with
 /// [`ExchangeEndpoint::from_env`]. Served as this tower `Service`, or with the `axum`
-/// feature as a `Router` from [`ExchangeEndpoint::router`].
+/// feature as a `Router` from `ExchangeEndpoint::router`.
 #[derive(Clone)]
 pub struct ExchangeEndpoint {
     config: Arc<HmacConfig>,
