@@ -167,10 +167,10 @@ impl HmacConfig {
         let mut builder = Self::builder(secret);
         builder.previous = get(&name("HMAC_SECRET_PREVIOUS")).map(Secret::from);
         if let Some(issuer) = get(&name("HMAC_ISSUER")) {
-            builder.issuer = non_empty(&name("HMAC_ISSUER"), issuer)?;
+            builder.issuer = issuer.trim().to_owned();
         }
         if let Some(audience) = get(&name("HMAC_AUDIENCE")) {
-            builder.audience = Some(non_empty(&name("HMAC_AUDIENCE"), audience)?);
+            builder.audience = Some(audience.trim().to_owned());
         }
         if let Some(leeway) = get(&name("AUTH_LEEWAY_SECS")) {
             let secs = leeway
@@ -233,8 +233,9 @@ impl HmacConfigBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the variable that sets the value at fault: `HMAC_SECRET` or
-    /// `HMAC_SECRET_PREVIOUS` shorter than [`MIN_SECRET_LEN`] bytes, `AUTH_LEEWAY_SECS`
-    /// over [`MAX_LEEWAY`].
+    /// `HMAC_SECRET_PREVIOUS` shorter than [`MIN_SECRET_LEN`] bytes, `HMAC_ISSUER` or
+    /// `HMAC_AUDIENCE` empty or with control characters, `AUTH_LEEWAY_SECS` over
+    /// [`MAX_LEEWAY`].
     pub fn build(self) -> Result<HmacConfig, ConfigError> {
         self.build_named("")
     }
@@ -246,14 +247,19 @@ impl HmacConfigBuilder {
             .previous
             .map(|secret| key(&name("HMAC_SECRET_PREVIOUS"), &secret))
             .transpose()?;
+        let issuer = non_empty(&name("HMAC_ISSUER"), self.issuer)?;
+        let audience = self
+            .audience
+            .map(|audience| non_empty(&name("HMAC_AUDIENCE"), audience))
+            .transpose()?;
         if self.leeway > MAX_LEEWAY {
             return Err(leeway_error(&name("AUTH_LEEWAY_SECS")));
         }
         Ok(HmacConfig {
             current,
             previous,
-            issuer: self.issuer.into(),
-            audience: self.audience.map(Into::into),
+            issuer: issuer.into(),
+            audience: audience.map(Into::into),
             leeway_secs: self.leeway.as_secs(),
             clock: self.clock,
         })
@@ -276,15 +282,16 @@ impl fmt::Debug for HmacConfigBuilder {
     }
 }
 
+/// An issuer or audience: a token's `iss` must name someone, and a control character in it
+/// is a configuration slip, never a name.
 fn non_empty(variable: &str, value: String) -> Result<String, ConfigError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().any(char::is_control) {
         return Err(ConfigError::new(
             variable,
             "must be a non-empty value without control characters",
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(value)
 }
 
 impl fmt::Debug for HmacConfig {
@@ -437,6 +444,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.variable(), "HMAC_SECRET_PREVIOUS");
         assert!(!err.to_string().contains("short\""), "{err}");
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_in_code_as_in_the_environment() {
+        for (builder, variable) in [
+            (HmacConfig::builder(SECRET).issuer(""), "HMAC_ISSUER"),
+            (HmacConfig::builder(SECRET).issuer("ops\n"), "HMAC_ISSUER"),
+            (HmacConfig::builder(SECRET).audience(""), "HMAC_AUDIENCE"),
+            (
+                HmacConfig::builder(SECRET).audience("a\tb"),
+                "HMAC_AUDIENCE",
+            ),
+        ] {
+            assert_eq!(builder.build().unwrap_err().variable(), variable);
+        }
+        let trimmed = HmacConfig::from_lookup(
+            "",
+            vars(&[("HMAC_SECRET", SECRET), ("HMAC_ISSUER", " ops ")]),
+        );
+        assert_eq!(trimmed.unwrap().unwrap().issuer_name(), "ops");
     }
 
     #[test]
