@@ -29,7 +29,7 @@ pub const AUTH_VARIABLES: [&str; 5] = [
 pub fn router(auth: AuthLayer) -> Router {
     let mut router = Router::new();
     // `POST /auth/token` when AUTH_TOKEN_CLIENTS is configured; the layer exempts it.
-    if let Some(exchange) = auth.token_exchange() {
+    if let Some(exchange) = auth.exchange_endpoint() {
         router = router.merge(exchange.clone().router());
     }
     router

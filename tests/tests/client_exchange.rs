@@ -1,4 +1,4 @@
-//! tower-auth-client against our own token-exchange endpoint (`tower_auth_hmac::TokenExchange` at
+//! tower-auth-client against our own token-exchange endpoint (`tower_auth_hmac::ExchangeEndpoint` at
 //! `POST /auth/token`): exchange, refresh, a callable credential, and the role token it
 //! yields accepted by the demo behind the HMAC authenticator.
 
@@ -17,8 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_auth::AuthLayer;
 use tower_auth_client::{BearerLayer, TokenCache, TokenError, TokenErrorKind, TokenExchange};
-use tower_auth_core::{Secret, sha256_digest};
-use tower_auth_hmac::{HmacAuthenticator, HmacConfig, TOKEN_PATH, TokenClients};
+use tower_auth_core::{Admins, Secret, sha256_digest};
+use tower_auth_hmac::{ExchangeEndpoint, HmacAuthenticator, HmacConfig, TOKEN_PATH, TokenClients};
 
 const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-client-tests";
 const CLIENT: &str = "metrics-agent";
@@ -38,8 +38,10 @@ async fn exchange_server(config: &HmacConfig) -> (String, Arc<AtomicU64>) {
         ),
     )
     .unwrap();
-    let exchange = tower_auth_hmac::TokenExchange::new(config.clone(), clients)
-        .lifetime(Duration::from_secs(600));
+    let exchange = ExchangeEndpoint::builder(config.clone(), clients)
+        .lifetime(Duration::from_secs(600))
+        .build()
+        .unwrap();
     let requests = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&requests);
     let counted = ServiceBuilder::new()
@@ -54,13 +56,13 @@ async fn exchange_server(config: &HmacConfig) -> (String, Arc<AtomicU64>) {
 
 #[tokio::test]
 async fn exchange_and_refresh() {
-    let config = HmacConfig::new(HMAC_SECRET).unwrap();
+    let config = HmacConfig::builder(HMAC_SECRET).build().unwrap();
     let (url, requests) = exchange_server(&config).await;
     let source = TokenExchange::new(&url, CLIENT, REGISTRATION).unwrap();
     let tokens = TokenCache::start(source).await.unwrap();
     let first = tokens.token().await.unwrap();
     assert_eq!(first.lifetime(), Some(Duration::from_secs(600)));
-    let claims = config.decode_access_token(&token_text(&first)).unwrap();
+    let claims = config.decode(&token_text(&first)).unwrap();
     assert_eq!(claims.sub, CLIENT);
     assert_eq!(claims.roles, ["runtime.metrics:read"]);
 
@@ -79,14 +81,14 @@ async fn exchange_and_refresh() {
     assert_eq!(tokens.fetches(), 2, "due: a background refresh started");
     let second = tokens.refresh().await.unwrap();
     assert_ne!(token_text(&second), token_text(&first));
-    config.decode_access_token(&token_text(&second)).unwrap();
+    config.decode(&token_text(&second)).unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 2);
     assert_eq!(tokens.fetches(), 2);
 }
 
 #[tokio::test]
 async fn a_callable_credential_is_called_at_each_exchange() {
-    let config = HmacConfig::new(HMAC_SECRET).unwrap();
+    let config = HmacConfig::builder(HMAC_SECRET).build().unwrap();
     let (url, requests) = exchange_server(&config).await;
     let calls = Arc::new(AtomicU32::new(0));
     let current = Arc::new(Mutex::new(REGISTRATION.to_owned()));
@@ -116,7 +118,7 @@ async fn a_callable_credential_is_called_at_each_exchange() {
 
 #[tokio::test]
 async fn a_failing_callable_is_an_error_without_a_request() {
-    let config = HmacConfig::new(HMAC_SECRET).unwrap();
+    let config = HmacConfig::builder(HMAC_SECRET).build().unwrap();
     let (url, requests) = exchange_server(&config).await;
     let source = TokenExchange::with_credential_fn(&url, CLIENT, || async {
         Err(TokenError::other("the vault is sealed"))
@@ -130,7 +132,7 @@ async fn a_failing_callable_is_an_error_without_a_request() {
 
 #[tokio::test]
 async fn a_wrong_credential_is_invalid_client_then_rate_limited() {
-    let config = HmacConfig::new(HMAC_SECRET).unwrap();
+    let config = HmacConfig::builder(HMAC_SECRET).build().unwrap();
     let (url, _) = exchange_server(&config).await;
     let source = TokenExchange::new(&url, CLIENT, "not the registration secret").unwrap();
     let tokens = TokenCache::new(source);
@@ -151,13 +153,13 @@ async fn a_wrong_credential_is_invalid_client_then_rate_limited() {
 
 /// The demo behind the HMAC authenticator, on 127.0.0.1:0.
 async fn demo(config: &HmacConfig) -> SocketAddr {
-    let auth = AuthLayer::new(HmacAuthenticator::new(config.clone()));
+    let auth = AuthLayer::new(HmacAuthenticator::new(config.clone(), Admins::default()));
     serve(auth_examples::router(auth)).await
 }
 
 #[tokio::test]
 async fn the_role_token_calls_the_demo_through_bearer_layer_over_hyper() {
-    let config = HmacConfig::new(HMAC_SECRET).unwrap();
+    let config = HmacConfig::builder(HMAC_SECRET).build().unwrap();
     let (url, _) = exchange_server(&config).await;
     let app = demo(&config).await;
     let tokens = TokenCache::start(TokenExchange::new(&url, CLIENT, REGISTRATION).unwrap())

@@ -39,10 +39,11 @@ async fn demo() -> SocketAddr {
 }
 
 fn mint(roles: &[&str], ttl: Duration, clock: Clock) -> String {
-    HmacConfig::new(SECRET)
-        .unwrap()
+    HmacConfig::builder(SECRET)
         .clock(clock)
-        .create_access_token("ops", roles, ttl, None)
+        .build()
+        .unwrap()
+        .mint("ops", roles, ttl, None)
         .unwrap()
 }
 
@@ -106,9 +107,10 @@ async fn a_missing_role_is_403_and_an_expired_token_401() {
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_401_not_passed_on() {
     let addr = demo().await;
-    let forged = HmacConfig::new("another-secret-of-at-least-32-bytes!!")
+    let forged = HmacConfig::builder("another-secret-of-at-least-32-bytes!!")
+        .build()
         .unwrap()
-        .create_access_token("ops", METRICS, Duration::from_secs(600), None)
+        .mint("ops", METRICS, Duration::from_secs(600), None)
         .unwrap();
     let reply = get(
         addr,

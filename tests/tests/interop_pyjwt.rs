@@ -1,6 +1,6 @@
 //! Interop with PyJWT: tokens minted by PyJWT with the shared secret are accepted by our
 //! decoder and authenticator (and their tampered forms refused); tokens minted by
-//! `create_access_token` decode in PyJWT with audience and issuer checks.
+//! `HmacConfig::mint` decode in PyJWT with audience and issuer checks.
 //!
 //! Needs Python with PyJWT: `tests/interop/run` installs it in a venv and sets
 //! `INTEROP_PYTHON`; by hand, `pip install pyjwt` and
@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tower_auth_core::{Authenticator, Check, Credential, Outcome, Secret};
-use tower_auth_hmac::{HmacAuthenticator, HmacConfig, create_access_token, decode_access_token};
+use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
+use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-interop-secret";
 
@@ -83,11 +83,14 @@ fn outcome(auth: &HmacAuthenticator, token: &str) -> Outcome {
 
 #[test]
 fn pyjwt_tokens_are_accepted() {
-    let secret = Secret::from(SECRET);
-    let auth = HmacAuthenticator::new(HmacConfig::new(SECRET).unwrap().audience("metrics"));
+    let config = HmacConfig::builder(SECRET)
+        .audience("metrics")
+        .build()
+        .unwrap();
+    let auth = HmacAuthenticator::new(config.clone(), Admins::default());
 
     let token = pyjwt_encode(&claims(json!({})), SECRET, "HS256", &json!({}));
-    let decoded = decode_access_token(&token, &secret, Some("metrics")).unwrap();
+    let decoded = config.decode(&token).unwrap();
     assert_eq!(decoded.sub, "ops");
     assert_eq!(
         decoded.roles,
@@ -111,7 +114,13 @@ fn pyjwt_tokens_are_accepted() {
 
 #[test]
 fn tampered_and_disallowed_pyjwt_tokens_are_rejected() {
-    let auth = HmacAuthenticator::new(HmacConfig::new(SECRET).unwrap().audience("metrics"));
+    let auth = HmacAuthenticator::new(
+        HmacConfig::builder(SECRET)
+            .audience("metrics")
+            .build()
+            .unwrap(),
+        Admins::default(),
+    );
     let reject = |token: &str, reason: &str| match outcome(&auth, token) {
         Outcome::Rejected(e) => assert_eq!(e.reason(), reason),
         other => panic!("expected {reason}, got {other:?}"),
@@ -207,15 +216,16 @@ fn tampered_and_disallowed_pyjwt_tokens_are_rejected() {
 
 #[test]
 fn our_tokens_decode_in_pyjwt() {
-    let secret = Secret::from(SECRET);
-    let token = create_access_token(
-        "ops",
-        &secret,
-        ["runtime.health:read", "runtime.metrics:read"],
-        Duration::from_secs(3600),
-        Some("metrics"),
-    )
-    .unwrap();
+    let token = HmacConfig::builder(SECRET)
+        .build()
+        .unwrap()
+        .mint(
+            "ops",
+            ["runtime.health:read", "runtime.metrics:read"],
+            Duration::from_secs(3600),
+            Some("metrics"),
+        )
+        .unwrap();
     let decode = "import json, os, jwt\n\
         claims = jwt.decode(os.environ['TOKEN'], os.environ['SECRET'], algorithms=['HS256'],\n\
             audience=os.environ['AUD'], issuer='auth-hmac',\n\

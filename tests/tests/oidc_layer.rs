@@ -71,9 +71,10 @@ async fn every_method_in_one_chain() {
     );
     assert_eq!(body["roles"], json!(["orders:read"]));
 
-    let role_token = HmacConfig::new(SECRET)
+    let role_token = HmacConfig::builder(SECRET)
+        .build()
         .unwrap()
-        .create_access_token("ops", ["x"], Duration::from_secs(600), None)
+        .mint("ops", ["x"], Duration::from_secs(600), None)
         .unwrap();
     assert_eq!(
         get(addr, "/whoami", &[("authorization", &bearer(&role_token))])

@@ -220,16 +220,19 @@ fn hex(bytes: &[u8]) -> String {
 
 /// An HMAC authenticator and a typical role token it accepts.
 pub(crate) fn hmac() -> (HmacAuthenticator, String) {
-    let config = HmacConfig::new(HMAC_SECRET).unwrap().audience("metrics");
+    let config = HmacConfig::builder(HMAC_SECRET)
+        .audience("metrics")
+        .build()
+        .unwrap();
     let token = config
-        .create_access_token(
+        .mint(
             "ops",
             ["runtime.health:read", "runtime.metrics:read"],
             Duration::from_secs(24 * 3600),
             Some("metrics"),
         )
         .unwrap();
-    (HmacAuthenticator::new(config), token)
+    (HmacAuthenticator::new(config, Admins::default()), token)
 }
 
 /// Our OIDC authenticator for [`ISSUER`]; `cache_size` 0 turns the token cache off (cold).

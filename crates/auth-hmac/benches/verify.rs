@@ -8,7 +8,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tower_auth_core::{Authenticator, Check, Credential, Outcome};
+use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench-secret";
@@ -26,16 +26,19 @@ struct Claims {
 }
 
 fn verify(c: &mut Criterion) {
-    let config = HmacConfig::new(SECRET).unwrap().audience("metrics");
+    let config = HmacConfig::builder(SECRET)
+        .audience("metrics")
+        .build()
+        .unwrap();
     let token = config
-        .create_access_token(
+        .mint(
             "ops",
             ["runtime.health:read", "runtime.metrics:read"],
             Duration::from_secs(3600),
             Some("metrics"),
         )
         .unwrap();
-    let auth = HmacAuthenticator::new(config.clone());
+    let auth = HmacAuthenticator::new(config.clone(), Admins::default());
 
     let mut group = c.benchmark_group("hs256_role_token");
     group.bench_function("auth_hmac_authenticate", |b| {
@@ -47,7 +50,7 @@ fn verify(c: &mut Criterion) {
         );
     });
     group.bench_function("auth_hmac_decode_claims", |b| {
-        b.iter(|| config.decode_access_token(black_box(&token)).unwrap());
+        b.iter(|| config.decode(black_box(&token)).unwrap());
     });
 
     let key = DecodingKey::from_secret(SECRET.as_bytes());

@@ -9,7 +9,7 @@ use tower_auth_core::{
 };
 
 use crate::token::{self, Failure, Verified};
-use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, TokenError};
+use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, RoleTokenError};
 
 /// Authenticates HS256 role tokens sent as `Authorization: Bearer`.
 ///
@@ -22,16 +22,22 @@ use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, Toke
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_auth_core::{Authenticator, Check, Credential, Outcome};
+/// use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 /// use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 ///
-/// let config = HmacConfig::new("0123456789abcdef0123456789abcdef-secret")?;
-/// let token = config.create_access_token("ops", ["runtime.metrics:read"], Duration::from_secs(60), None)?;
-/// let auth = HmacAuthenticator::new(config);
+/// let config = HmacConfig::builder("0123456789abcdef0123456789abcdef-secret").build()?;
+/// let token = config.mint("ops", ["runtime.metrics:read"], Duration::from_secs(60), None).unwrap();
+/// let root = config.mint("root", ["runtime.metrics:read"], Duration::from_secs(60), None).unwrap();
+/// let auth = HmacAuthenticator::new(config, Admins::new(["root"]));
 /// let Check::Ready(Outcome::Authenticated(identity)) = auth.authenticate(Credential::Bearer(&token)) else {
 ///     panic!("a fresh token is valid");
 /// };
 /// assert!(identity.has_role("runtime.metrics:read"));
+/// assert!(!identity.has_role("admin"));
+/// let Check::Ready(Outcome::Authenticated(admin)) = auth.authenticate(Credential::Bearer(&root)) else {
+///     panic!("a fresh token is valid");
+/// };
+/// assert!(admin.has_role("admin"));
 ///
 /// auth.revoke_token(&token).unwrap();
 /// assert!(matches!(auth.authenticate(Credential::Bearer(&token)), Check::Ready(Outcome::Rejected(_))));
@@ -54,21 +60,17 @@ impl fmt::Debug for HmacAuthenticator {
 }
 
 impl HmacAuthenticator {
-    /// An authenticator for `config`, with no admins and its own empty revocation list.
-    pub fn new(config: HmacConfig) -> Self {
+    /// An authenticator for `config` with its own empty revocation list, granting role
+    /// `admin` to tokens whose subject `admins` lists (`AUTH_ADMINS`; `Admins::default()`
+    /// for none). Admins are given where the authenticator is made, as
+    /// `OidcAuthenticator::start` and `ApiKeySet::parse` take them.
+    pub fn new(config: HmacConfig, admins: Admins) -> Self {
         let revoked = RevocationList::new(config.clock.clone());
         Self {
             config,
-            admins: Admins::default(),
+            admins,
             revoked,
         }
-    }
-
-    /// Grants role `admin` to tokens whose subject is listed (`AUTH_ADMINS`).
-    #[must_use]
-    pub fn admins(mut self, admins: Admins) -> Self {
-        self.admins = admins;
-        self
     }
 
     /// Checks against `list` instead of a list of its own, so that several authenticators
@@ -111,7 +113,7 @@ impl HmacAuthenticator {
     /// [`RevocationError::InvalidToken`] for a token that does not verify,
     /// [`RevocationError::NoTokenId`] for one without `jti`, [`RevocationError::Full`].
     pub fn revoke_token(&self, token: &str) -> Result<AccessTokenClaims, RevocationError> {
-        let claims = match self.config.decode_access_token(token) {
+        let claims = match self.config.decode(token) {
             Ok(claims) => claims,
             Err(e) => match e.expired_claims() {
                 Some(claims) => claims.clone(),
@@ -123,18 +125,6 @@ impl HmacAuthenticator {
         Ok(claims)
     }
 
-    /// Verifies `token` as the authenticator does, revocation included, and returns its
-    /// claims.
-    ///
-    /// # Errors
-    /// A [`TokenError`]; a token of another issuer is invalid with reason `wrong_issuer`.
-    pub fn verify(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
-        self.check(token).map(|v| v.claims).map_err(|f| match f {
-            Failure::NotMine => TokenError::invalid("wrong_issuer"),
-            Failure::Refused(e) => e,
-        })
-    }
-
     fn check(&self, token: &str) -> Result<Verified, Failure> {
         let verified = token::verify(&self.config, token, self.config.clock.now_unix())?;
         if verified
@@ -143,7 +133,7 @@ impl HmacAuthenticator {
             .as_deref()
             .is_some_and(|jti| self.revoked.is_revoked(jti))
         {
-            return Err(TokenError::invalid("token_revoked").into());
+            return Err(RoleTokenError::invalid("token_revoked").into());
         }
         Ok(verified)
     }

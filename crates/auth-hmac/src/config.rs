@@ -18,26 +18,32 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// long as the SHA-256 output).
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// The largest leeway accepted: past this, expiry would mean little.
-const MAX_LEEWAY_SECS: u64 = 3600;
+/// The largest leeway accepted. `AUTH_LEEWAY_SECS` has documented 0 to 3600 since it was
+/// introduced, so this bound stays (a deployment that starts today still starts); past it,
+/// expiry would mean little. A larger value is a [`ConfigError`], never clamped.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 
 /// How role tokens are signed and checked.
 ///
-/// Built in code with [`HmacConfig::new`] and its chained setters, or from the environment
-/// with [`HmacConfig::from_vars`]. `Debug` never shows a secret.
+/// Built in code with [`HmacConfig::builder`], or from the environment with
+/// [`HmacConfig::from_env`] (and [`from_env_prefixed`](HmacConfig::from_env_prefixed),
+/// [`from_lookup`](HmacConfig::from_lookup)). `Debug` never shows a secret.
 ///
 /// ```
 /// use std::time::Duration;
 /// use tower_auth_hmac::HmacConfig;
 ///
-/// let config = HmacConfig::new("0123456789abcdef0123456789abcdef-current")?
-///     .previous("0123456789abcdef0123456789abcdef-previous")?
+/// let config = HmacConfig::builder("0123456789abcdef0123456789abcdef-current")
+///     .previous("0123456789abcdef0123456789abcdef-previous")
 ///     .issuer("ops-tokens")
 ///     .audience("metrics")
-///     .leeway(Duration::from_secs(30));
+///     .leeway(Duration::from_secs(30))
+///     .build()?;
 /// assert_eq!(config.issuer_name(), "ops-tokens");
 /// assert!(!format!("{config:?}").contains("current"));
-/// assert!(HmacConfig::new("too short").is_err());
+///
+/// let refused = HmacConfig::builder("too short").build().unwrap_err();
+/// assert_eq!(refused.variable(), "HMAC_SECRET");
 /// # Ok::<(), tower_auth_core::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -60,66 +66,31 @@ fn key(variable: &str, secret: &Secret) -> Result<MacKey, ConfigError> {
     Ok(MacKey::new(secret.expose_secret()))
 }
 
-impl HmacConfig {
-    /// A configuration signing with `secret`, issuer [`DEFAULT_ISSUER`], no audience,
-    /// [`DEFAULT_LEEWAY`] and the system clock.
-    ///
-    /// # Errors
-    /// A secret shorter than [`MIN_SECRET_LEN`] bytes.
-    pub fn new(secret: impl Into<Secret>) -> Result<Self, ConfigError> {
-        Self::with_secret("HMAC_SECRET", &secret.into())
-    }
+/// Builds an [`HmacConfig`]; see [`HmacConfig::builder`]. Setters only record values;
+/// [`build`](Self::build) checks them all. `Debug` never shows a secret.
+#[derive(Clone)]
+#[must_use]
+pub struct HmacConfigBuilder {
+    secret: Secret,
+    previous: Option<Secret>,
+    issuer: String,
+    audience: Option<String>,
+    leeway: Duration,
+    clock: Clock,
+}
 
-    fn with_secret(variable: &str, secret: &Secret) -> Result<Self, ConfigError> {
-        Ok(Self {
-            current: key(variable, secret)?,
+impl HmacConfig {
+    /// Starts a configuration signing with `secret`, with issuer [`DEFAULT_ISSUER`], no
+    /// audience, [`DEFAULT_LEEWAY`] and the system clock.
+    pub fn builder(secret: impl Into<Secret>) -> HmacConfigBuilder {
+        HmacConfigBuilder {
+            secret: secret.into(),
             previous: None,
             issuer: DEFAULT_ISSUER.into(),
             audience: None,
-            leeway_secs: DEFAULT_LEEWAY.as_secs(),
+            leeway: DEFAULT_LEEWAY,
             clock: Clock::system(),
-        })
-    }
-
-    /// Also accepts tokens signed with `secret`, the one being rotated out. New tokens are
-    /// always signed with the current secret.
-    ///
-    /// # Errors
-    /// A secret shorter than [`MIN_SECRET_LEN`] bytes.
-    pub fn previous(mut self, secret: impl Into<Secret>) -> Result<Self, ConfigError> {
-        self.previous = Some(key("HMAC_SECRET_PREVIOUS", &secret.into())?);
-        Ok(self)
-    }
-
-    /// Sets the issuer (`iss`) that tokens carry and that decides which tokens are ours.
-    /// It must differ from every OIDC issuer in the same chain.
-    #[must_use]
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = issuer.into().into();
-        self
-    }
-
-    /// Requires tokens to carry this audience (`aud`, a string or an array containing it).
-    /// Without an audience, tokens that carry any `aud` are refused, as in PyJWT and
-    /// jsonwebtoken: they were meant for a service that knows its own name.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into().into());
-        self
-    }
-
-    /// Sets the clock leeway for `exp`, `nbf` and `iat` (whole seconds; at most one hour).
-    #[must_use]
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway_secs = leeway.as_secs().min(MAX_LEEWAY_SECS);
-        self
-    }
-
-    /// Sets the clock used for `iat`, `exp` and `nbf` (a [`Clock::manual`] in tests).
-    #[must_use]
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
+        }
     }
 
     /// The issuer tokens carry.
@@ -147,25 +118,41 @@ impl HmacConfig {
         &self.clock
     }
 
-    /// Reads the configuration from variables named with `prefix`, through `get`
-    /// (`std::env::var(name).ok()` for the process environment):
+    /// Reads the process environment:
     ///
     /// | variable | meaning |
     /// |---|---|
-    /// | `{prefix}HMAC_SECRET` | the signing secret, at least 32 bytes; unset = HMAC tokens are off (`Ok(None)`) |
-    /// | `{prefix}HMAC_SECRET_PREVIOUS` | optional: a secret being rotated out, still accepted |
-    /// | `{prefix}HMAC_ISSUER` | optional issuer, default [`DEFAULT_ISSUER`] |
-    /// | `{prefix}HMAC_AUDIENCE` | optional audience that tokens must carry |
-    /// | `{prefix}AUTH_LEEWAY_SECS` | optional clock leeway in seconds (0 to 3600), default 60 |
+    /// | `HMAC_SECRET` | the signing secret, at least 32 bytes; unset = HMAC tokens are off (`Ok(None)`) |
+    /// | `HMAC_SECRET_PREVIOUS` | optional: a secret being rotated out, still accepted |
+    /// | `HMAC_ISSUER` | optional issuer, default [`DEFAULT_ISSUER`] |
+    /// | `HMAC_AUDIENCE` | optional audience that tokens must carry |
+    /// | `AUTH_LEEWAY_SECS` | optional clock leeway in seconds (0 to 3600, [`MAX_LEEWAY`]), default 60 |
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the full variable (prefix included) and never its value:
-    /// a secret under 32 bytes (an empty one included), an empty issuer or audience, a
-    /// leeway that is not a whole number of seconds up to 3600, or `HMAC_SECRET_PREVIOUS`
-    /// without `HMAC_SECRET`.
-    pub fn from_vars(
+    /// A [`ConfigError`] naming the variable and never its value: a secret under 32 bytes
+    /// (an empty one included), an empty issuer or audience, a leeway that is not a whole
+    /// number of seconds up to 3600, or `HMAC_SECRET_PREVIOUS` without `HMAC_SECRET`.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_env_prefixed("")
+    }
+
+    /// As [`HmacConfig::from_env`], every name prefixed with `prefix` (`MYAPP_HMAC_SECRET`
+    /// for `"MYAPP_"`).
+    ///
+    /// # Errors
+    /// As [`HmacConfig::from_env`], naming the prefixed variable.
+    pub fn from_env_prefixed(prefix: &str) -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(prefix, |name| std::env::var(name).ok())
+    }
+
+    /// As [`HmacConfig::from_env_prefixed`], reading variables through `get`, which is
+    /// called with full (prefixed) names (for tests, or another configuration store).
+    ///
+    /// # Errors
+    /// As [`HmacConfig::from_env`], naming the prefixed variable.
+    pub fn from_lookup(
         prefix: &str,
-        get: &dyn Fn(&str) -> Option<String>,
+        get: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ConfigError> {
         let name = |suffix: &str| format!("{prefix}{suffix}");
         let Some(secret) = get(&name("HMAC_SECRET")) else {
@@ -177,42 +164,134 @@ impl HmacConfig {
             }
             return Ok(None);
         };
-        let mut config = Self::with_secret(&name("HMAC_SECRET"), &Secret::from(secret))?;
-        if let Some(previous) = get(&name("HMAC_SECRET_PREVIOUS")) {
-            config.previous = Some(key(&name("HMAC_SECRET_PREVIOUS"), &Secret::from(previous))?);
-        }
+        let mut builder = Self::builder(secret);
+        builder.previous = get(&name("HMAC_SECRET_PREVIOUS")).map(Secret::from);
         if let Some(issuer) = get(&name("HMAC_ISSUER")) {
-            config.issuer = non_empty(&name("HMAC_ISSUER"), issuer)?.into();
+            builder.issuer = issuer.trim().to_owned();
         }
         if let Some(audience) = get(&name("HMAC_AUDIENCE")) {
-            config.audience = Some(non_empty(&name("HMAC_AUDIENCE"), audience)?.into());
+            builder.audience = Some(audience.trim().to_owned());
         }
         if let Some(leeway) = get(&name("AUTH_LEEWAY_SECS")) {
-            config.leeway_secs = leeway
+            let secs = leeway
                 .trim()
                 .parse::<u64>()
-                .ok()
-                .filter(|&secs| secs <= MAX_LEEWAY_SECS)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        name("AUTH_LEEWAY_SECS"),
-                        format!("must be a whole number of seconds from 0 to {MAX_LEEWAY_SECS}"),
-                    )
-                })?;
+                .map_err(|_| leeway_error(&name("AUTH_LEEWAY_SECS")))?;
+            builder.leeway = Duration::from_secs(secs);
         }
-        Ok(Some(config))
+        builder.build_named(prefix).map(Some)
     }
 }
 
+fn leeway_error(variable: &str) -> ConfigError {
+    ConfigError::new(
+        variable,
+        format!(
+            "must be a whole number of seconds from 0 to {}",
+            MAX_LEEWAY.as_secs()
+        ),
+    )
+}
+
+impl HmacConfigBuilder {
+    /// Also accepts tokens signed with `secret`, the one being rotated out. New tokens are
+    /// always signed with the current secret.
+    pub fn previous(mut self, secret: impl Into<Secret>) -> Self {
+        self.previous = Some(secret.into());
+        self
+    }
+
+    /// Sets the issuer (`iss`) that tokens carry and that decides which tokens are ours.
+    /// It must differ from every OIDC issuer in the same chain.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// Requires tokens to carry this audience (`aud`, a string or an array containing it).
+    /// Without an audience, tokens that carry any `aud` are refused, as in PyJWT and
+    /// jsonwebtoken: they were meant for a service that knows its own name.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Sets the clock leeway for `exp`, `nbf` and `iat` (whole seconds, at most
+    /// [`MAX_LEEWAY`]; [`build`](Self::build) refuses more).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Sets the clock used for `iat`, `exp` and `nbf` (a [`Clock::manual`] in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks everything and returns the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the variable that sets the value at fault: `HMAC_SECRET` or
+    /// `HMAC_SECRET_PREVIOUS` shorter than [`MIN_SECRET_LEN`] bytes, `HMAC_ISSUER` or
+    /// `HMAC_AUDIENCE` empty or with control characters, `AUTH_LEEWAY_SECS` over
+    /// [`MAX_LEEWAY`].
+    pub fn build(self) -> Result<HmacConfig, ConfigError> {
+        self.build_named("")
+    }
+
+    fn build_named(self, prefix: &str) -> Result<HmacConfig, ConfigError> {
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        let current = key(&name("HMAC_SECRET"), &self.secret)?;
+        let previous = self
+            .previous
+            .map(|secret| key(&name("HMAC_SECRET_PREVIOUS"), &secret))
+            .transpose()?;
+        let issuer = non_empty(&name("HMAC_ISSUER"), self.issuer)?;
+        let audience = self
+            .audience
+            .map(|audience| non_empty(&name("HMAC_AUDIENCE"), audience))
+            .transpose()?;
+        if self.leeway > MAX_LEEWAY {
+            return Err(leeway_error(&name("AUTH_LEEWAY_SECS")));
+        }
+        Ok(HmacConfig {
+            current,
+            previous,
+            issuer: issuer.into(),
+            audience: audience.map(Into::into),
+            leeway_secs: self.leeway.as_secs(),
+            clock: self.clock,
+        })
+    }
+}
+
+impl fmt::Debug for HmacConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacConfigBuilder")
+            .field("secret", &"[redacted]")
+            .field(
+                "previous_secret",
+                &self.previous.as_ref().map(|_| "[redacted]"),
+            )
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// An issuer or audience: a token's `iss` must name someone, and a control character in it
+/// is a configuration slip, never a name.
 fn non_empty(variable: &str, value: String) -> Result<String, ConfigError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().any(char::is_control) {
         return Err(ConfigError::new(
             variable,
             "must be a non-empty value without control characters",
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(value)
 }
 
 impl fmt::Debug for HmacConfig {
@@ -250,9 +329,9 @@ mod tests {
 
     #[test]
     fn unset_secret_means_off() {
-        assert!(HmacConfig::from_vars("", &vars(&[])).unwrap().is_none());
+        assert!(HmacConfig::from_lookup("", vars(&[])).unwrap().is_none());
         assert!(
-            HmacConfig::from_vars("APP_", &vars(&[("HMAC_SECRET", SECRET)]))
+            HmacConfig::from_lookup("APP_", vars(&[("HMAC_SECRET", SECRET)]))
                 .unwrap()
                 .is_none(),
             "the prefix applies to every name"
@@ -261,9 +340,9 @@ mod tests {
 
     #[test]
     fn reads_every_variable_with_the_prefix() {
-        let config = HmacConfig::from_vars(
+        let config = HmacConfig::from_lookup(
             "APP_",
-            &vars(&[
+            vars(&[
                 ("APP_HMAC_SECRET", SECRET),
                 ("APP_HMAC_SECRET_PREVIOUS", OLD),
                 ("APP_HMAC_ISSUER", "ops"),
@@ -278,7 +357,7 @@ mod tests {
         assert_eq!(config.leeway_duration(), Duration::from_secs(15));
         assert!(config.has_previous_secret());
 
-        let defaults = HmacConfig::from_vars("", &vars(&[("HMAC_SECRET", SECRET)]))
+        let defaults = HmacConfig::from_lookup("", vars(&[("HMAC_SECRET", SECRET)]))
             .unwrap()
             .unwrap();
         assert_eq!(defaults.issuer_name(), DEFAULT_ISSUER);
@@ -340,7 +419,7 @@ mod tests {
             ),
         ];
         for (pairs, variable, hidden) in cases {
-            let err = HmacConfig::from_vars("APP_", &vars(pairs)).unwrap_err();
+            let err = HmacConfig::from_lookup("APP_", vars(pairs)).unwrap_err();
             assert_eq!(err.variable(), *variable, "{err}");
             assert!(!err.to_string().contains(hidden), "{err}");
         }
@@ -348,20 +427,69 @@ mod tests {
 
     #[test]
     fn builder_checks_secret_length_and_debug_is_redacted() {
-        let err = HmacConfig::new("x".repeat(MIN_SECRET_LEN - 1)).unwrap_err();
+        let err = HmacConfig::builder("x".repeat(MIN_SECRET_LEN - 1))
+            .build()
+            .unwrap_err();
         assert_eq!(err.variable(), "HMAC_SECRET");
-        let config = HmacConfig::new(SECRET)
-            .unwrap()
-            .previous(OLD)
-            .unwrap()
-            .leeway(Duration::from_secs(100_000));
-        assert_eq!(
-            config.leeway_duration(),
-            Duration::from_secs(MAX_LEEWAY_SECS)
-        );
+        let builder = HmacConfig::builder(SECRET).previous(OLD);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains(SECRET) && !shown.contains(OLD), "{shown}");
+        let config = builder.build().unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains(SECRET) && !shown.contains(OLD), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
-        assert!(HmacConfig::new(SECRET).unwrap().previous("short").is_err());
+        let err = HmacConfig::builder(SECRET)
+            .previous("short")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.variable(), "HMAC_SECRET_PREVIOUS");
+        assert!(!err.to_string().contains("short\""), "{err}");
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_in_code_as_in_the_environment() {
+        for (builder, variable) in [
+            (HmacConfig::builder(SECRET).issuer(""), "HMAC_ISSUER"),
+            (HmacConfig::builder(SECRET).issuer("ops\n"), "HMAC_ISSUER"),
+            (HmacConfig::builder(SECRET).audience(""), "HMAC_AUDIENCE"),
+            (
+                HmacConfig::builder(SECRET).audience("a\tb"),
+                "HMAC_AUDIENCE",
+            ),
+        ] {
+            assert_eq!(builder.build().unwrap_err().variable(), variable);
+        }
+        let trimmed = HmacConfig::from_lookup(
+            "",
+            vars(&[("HMAC_SECRET", SECRET), ("HMAC_ISSUER", " ops ")]),
+        );
+        assert_eq!(trimmed.unwrap().unwrap().issuer_name(), "ops");
+    }
+
+    #[test]
+    fn leeway_past_the_bound_is_refused_never_clamped() {
+        let at_bound = HmacConfig::builder(SECRET).leeway(MAX_LEEWAY).build();
+        assert_eq!(at_bound.unwrap().leeway_duration(), MAX_LEEWAY);
+        let err = HmacConfig::builder(SECRET)
+            .leeway(MAX_LEEWAY + Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.variable(), "AUTH_LEEWAY_SECS");
+        assert!(err.to_string().contains("0 to 3600"), "{err}");
+        // The variable and the setter hold one rule.
+        let from_env = HmacConfig::from_lookup(
+            "APP_",
+            vars(&[
+                ("APP_HMAC_SECRET", SECRET),
+                ("APP_AUTH_LEEWAY_SECS", "3601"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(from_env.variable(), "APP_AUTH_LEEWAY_SECS");
+        let at_bound = HmacConfig::from_lookup(
+            "",
+            vars(&[("HMAC_SECRET", SECRET), ("AUTH_LEEWAY_SECS", "3600")]),
+        );
+        assert_eq!(at_bound.unwrap().unwrap().leeway_duration(), MAX_LEEWAY);
     }
 }

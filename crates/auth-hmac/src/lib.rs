@@ -8,15 +8,16 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_auth_core::{Authenticator, Check, Clock, Credential, Outcome};
+//! use tower_auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
 //! use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 //!
 //! let clock = Clock::manual(1_700_000_000);
-//! let config = HmacConfig::new("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-role-tokens")?
+//! let config = HmacConfig::builder("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-role-tokens")
 //!     .audience("metrics")
-//!     .clock(clock.clone());
-//! let token = config.create_access_token("ops", ["runtime.metrics:read"], Duration::from_secs(3600), Some("metrics"))?;
-//! let auth = HmacAuthenticator::new(config);
+//!     .clock(clock.clone())
+//!     .build()?;
+//! let token = config.mint("ops", ["runtime.metrics:read"], Duration::from_secs(3600), Some("metrics")).unwrap();
+//! let auth = HmacAuthenticator::new(config, Admins::default());
 //!
 //! let Check::Ready(Outcome::Authenticated(identity)) = auth.authenticate(Credential::Bearer(&token)) else {
 //!     panic!("a fresh token is accepted");
@@ -36,12 +37,17 @@
 //! # Ok::<(), tower_auth_core::ConfigError>(())
 //! ```
 //!
-//! Configuration from the environment: [`HmacConfig::from_vars`] (`HMAC_SECRET`,
-//! `HMAC_SECRET_PREVIOUS`, `HMAC_ISSUER`, `HMAC_AUDIENCE`, `AUTH_LEEWAY_SECS`) and
-//! [`TokenExchange::from_vars`] (`AUTH_TOKEN_CLIENTS`, `AUTH_TOKEN_TTL_SECS`).
+//! One way to do each thing: [`HmacConfig::mint`] mints, [`HmacConfig::decode`] verifies
+//! (the authenticator adds revocation), [`ExchangeEndpoint`] serves the exchange as a tower
+//! `Service` (and, with `axum`, as a `Router`).
 //!
-//! Features: `axum` adds `TokenExchange::router` and `token_handler`, to serve the
-//! exchange from an axum `Router`. `aws_lc_rs` (default) or `rust_crypto` selects the
+//! Configuration from the environment: [`HmacConfig::from_env`] (`HMAC_SECRET`,
+//! `HMAC_SECRET_PREVIOUS`, `HMAC_ISSUER`, `HMAC_AUDIENCE`, `AUTH_LEEWAY_SECS`) and
+//! [`ExchangeEndpoint::from_env`] (those, `AUTH_TOKEN_CLIENTS`, `AUTH_TOKEN_TTL_SECS`); each
+//! has `from_env_prefixed(prefix)` and `from_lookup(prefix, get)` beside it.
+//!
+//! Features: `axum` adds `ExchangeEndpoint::router`, to serve the exchange from an axum
+//! `Router`. `aws_lc_rs` (default) or `rust_crypto` selects the
 //! implementation of HMAC-SHA256 (aws-lc-rs, or RustCrypto's `hmac` over `sha2`), as
 //! `tower-auth-oidc` selects jsonwebtoken's; a build with neither does not compile.
 #![deny(unsafe_code)]
@@ -55,15 +61,14 @@ mod revocation;
 mod token;
 
 pub use authenticator::HmacAuthenticator;
-pub use config::{DEFAULT_ISSUER, DEFAULT_LEEWAY, HmacConfig, MIN_SECRET_LEN};
-#[cfg(feature = "axum")]
-pub use exchange::token_handler;
+pub use config::{
+    DEFAULT_ISSUER, DEFAULT_LEEWAY, HmacConfig, HmacConfigBuilder, MAX_LEEWAY, MIN_SECRET_LEN,
+};
 pub use exchange::{
-    DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME, MAX_BODY_BYTES,
-    TOKEN_PATH, TokenClients, TokenExchange,
+    DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME, ExchangeEndpoint,
+    ExchangeEndpointBuilder, MAX_BODY_BYTES, TOKEN_PATH, TokenClients,
 };
 pub use revocation::{DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList};
 pub use token::{
-    AccessTokenClaims, MAX_TOKEN_LIFETIME, TokenError, TokenErrorKind, create_access_token,
-    decode_access_token,
+    AccessTokenClaims, MAX_TOKEN_LIFETIME, MintError, RoleTokenError, RoleTokenErrorKind,
 };

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tower_auth_core::MAX_CREDENTIAL_LEN;
 use tower_auth_core::jose::{self, CompactJws, JoseError, Peeked, TimeClaims};
-use tower_auth_core::{ConfigError, MAX_CREDENTIAL_LEN, Secret};
 
 use crate::HmacConfig;
 use crate::mac::{self, TAG_LEN};
@@ -56,7 +56,7 @@ impl AccessTokenClaims {
 /// Whether a token was refused for being expired or for anything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum TokenErrorKind {
+pub enum RoleTokenErrorKind {
     /// Malformed, wrongly signed, of another issuer or audience, not yet valid, or revoked.
     Invalid,
     /// Correctly signed and well-formed, but past `exp` plus the leeway.
@@ -67,16 +67,16 @@ pub enum TokenErrorKind {
 ///
 /// Neither `Debug` nor `Display` shows the token or a secret.
 #[derive(Clone, PartialEq, Eq)]
-pub struct TokenError {
-    kind: TokenErrorKind,
+pub struct RoleTokenError {
+    kind: RoleTokenErrorKind,
     reason: &'static str,
     expired: Option<Box<AccessTokenClaims>>,
 }
 
-impl TokenError {
+impl RoleTokenError {
     pub(crate) fn invalid(reason: &'static str) -> Self {
         Self {
-            kind: TokenErrorKind::Invalid,
+            kind: RoleTokenErrorKind::Invalid,
             reason,
             expired: None,
         }
@@ -92,7 +92,7 @@ impl TokenError {
     }
 
     /// Invalid or expired.
-    pub fn kind(&self) -> TokenErrorKind {
+    pub fn kind(&self) -> RoleTokenErrorKind {
         self.kind
     }
 
@@ -103,7 +103,7 @@ impl TokenError {
 
     /// Whether the token was refused only for being expired.
     pub fn is_expired(&self) -> bool {
-        self.kind == TokenErrorKind::Expired
+        self.kind == RoleTokenErrorKind::Expired
     }
 
     /// For an expired token, its claims: the signature and every other check passed, so
@@ -118,36 +118,36 @@ impl TokenError {
     }
 }
 
-impl fmt::Debug for TokenError {
+impl fmt::Debug for RoleTokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenError")
+        f.debug_struct("RoleTokenError")
             .field("kind", &self.kind)
             .field("reason", &self.reason)
             .finish_non_exhaustive()
     }
 }
 
-impl fmt::Display for TokenError {
+impl fmt::Display for RoleTokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            TokenErrorKind::Invalid => write!(f, "invalid token ({})", self.reason),
-            TokenErrorKind::Expired => write!(f, "expired token ({})", self.reason),
+            RoleTokenErrorKind::Invalid => write!(f, "invalid token ({})", self.reason),
+            RoleTokenErrorKind::Expired => write!(f, "expired token ({})", self.reason),
         }
     }
 }
 
-impl std::error::Error for TokenError {}
+impl std::error::Error for RoleTokenError {}
 
 /// Why verification did not produce claims.
 pub(crate) enum Failure {
     /// Not a token of our issuer: another authenticator's business.
     NotMine,
     /// Ours, and refused.
-    Refused(TokenError),
+    Refused(RoleTokenError),
 }
 
-impl From<TokenError> for Failure {
-    fn from(e: TokenError) -> Self {
+impl From<RoleTokenError> for Failure {
+    fn from(e: RoleTokenError) -> Self {
         Self::Refused(e)
     }
 }
@@ -189,28 +189,29 @@ fn check_claims(
     config: &HmacConfig,
     payload: Map<String, Value>,
     now: u64,
-) -> Result<Verified, TokenError> {
-    let times = TimeClaims::read(&payload).map_err(TokenError::broke)?;
+) -> Result<Verified, RoleTokenError> {
+    let times = TimeClaims::read(&payload).map_err(RoleTokenError::broke)?;
     let sub = jose::subject(&payload)
-        .map_err(TokenError::broke)?
+        .map_err(RoleTokenError::broke)?
         .to_owned();
     let roles = match payload.get("roles") {
         None => Vec::new(),
-        Some(v) => normalize_roles(string_list(v).ok_or(TokenError::invalid("bad_roles"))?),
+        Some(v) => normalize_roles(string_list(v).ok_or(RoleTokenError::invalid("bad_roles"))?),
     };
     let jti = match payload.get("jti") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(TokenError::invalid("bad_jti")),
+        Some(_) => return Err(RoleTokenError::invalid("bad_jti")),
     };
-    let named = jose::audiences(&payload).map_err(TokenError::broke)?;
+    let named = jose::audiences(&payload).map_err(RoleTokenError::broke)?;
     match (&config.audience, &named) {
         (Some(ours), _) => {
-            jose::audience_names_one_of(named.as_deref(), &[&**ours]).map_err(TokenError::broke)?;
+            jose::audience_names_one_of(named.as_deref(), &[&**ours])
+                .map_err(RoleTokenError::broke)?;
         }
         // A token meant for a named audience is not for a service that has none
         // configured, as in PyJWT and jsonwebtoken.
-        (None, Some(_)) => return Err(TokenError::invalid("unexpected_audience")),
+        (None, Some(_)) => return Err(RoleTokenError::invalid("unexpected_audience")),
         (None, None) => {}
     }
     let aud = named
@@ -231,12 +232,12 @@ fn check_claims(
     match times.check(now, config.leeway_secs) {
         Ok(()) => Ok(Verified { claims, payload }),
         // Judged last: every other check passed, so the claims are authentic, only stale.
-        Err(JoseError::Expired) => Err(TokenError {
-            kind: TokenErrorKind::Expired,
+        Err(JoseError::Expired) => Err(RoleTokenError {
+            kind: RoleTokenErrorKind::Expired,
             reason: "token_expired",
             expired: Some(Box::new(claims)),
         }),
-        Err(rule) => Err(TokenError::broke(rule)),
+        Err(rule) => Err(RoleTokenError::broke(rule)),
     }
 }
 
@@ -246,7 +247,7 @@ fn check_claims(
 /// cryptography, so foreign tokens cost one base64url decode and a scan up to their `iss`.
 pub(crate) fn verify(config: &HmacConfig, token: &str, now: u64) -> Result<Verified, Failure> {
     match CompactJws::peek_for(token, &[&*config.issuer]) {
-        Peeked::TooLarge => Err(TokenError::broke(JoseError::TooLarge).into()),
+        Peeked::TooLarge => Err(RoleTokenError::broke(JoseError::TooLarge).into()),
         Peeked::Issuer(jws) if jws.issuer() == &*config.issuer => {
             Ok(verify_jws(config, &jws, now)?)
         }
@@ -260,19 +261,21 @@ pub(crate) fn verify_jws(
     config: &HmacConfig,
     jws: &CompactJws<'_>,
     now: u64,
-) -> Result<Verified, TokenError> {
-    let header = jws.header().map_err(TokenError::broke)?;
+) -> Result<Verified, RoleTokenError> {
+    let header = jws.header().map_err(RoleTokenError::broke)?;
     if header.alg() != "HS256" {
-        return Err(TokenError::invalid("alg_not_hs256"));
+        return Err(RoleTokenError::invalid("alg_not_hs256"));
     }
-    let claims = jws.claims().map_err(TokenError::broke)?;
+    let claims = jws.claims().map_err(RoleTokenError::broke)?;
     check_signature(config, jws)?;
     check_claims(config, claims, now)
 }
 
-fn check_signature(config: &HmacConfig, jws: &CompactJws<'_>) -> Result<(), TokenError> {
+fn check_signature(config: &HmacConfig, jws: &CompactJws<'_>) -> Result<(), RoleTokenError> {
     let mut buf = [0u8; TAG_LEN];
-    let tag = jws.decode_signature(&mut buf).map_err(TokenError::broke)?;
+    let tag = jws
+        .decode_signature(&mut buf)
+        .map_err(RoleTokenError::broke)?;
     let signed = jws.signing_input().as_bytes();
     let valid = tag.len() == TAG_LEN
         && (config.current.verify(signed, tag)
@@ -283,7 +286,7 @@ fn check_signature(config: &HmacConfig, jws: &CompactJws<'_>) -> Result<(), Toke
     if valid {
         Ok(())
     } else {
-        Err(TokenError::broke(JoseError::BadSignature))
+        Err(RoleTokenError::broke(JoseError::BadSignature))
     }
 }
 
@@ -309,49 +312,90 @@ fn new_jti() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Why [`HmacConfig::mint`] made no token: a fault of this one call, not of the
+/// configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MintError {
+    /// The subject is empty.
+    EmptySubject,
+    /// The lifetime is under one second or over [`MAX_TOKEN_LIFETIME`].
+    LifetimeOutOfRange,
+    /// The roles make a token over 8 KiB, which no verifier accepts.
+    TooLarge,
+}
+
+impl fmt::Display for MintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::EmptySubject => "cannot mint a role token: the subject is empty",
+            Self::LifetimeOutOfRange => {
+                "cannot mint a role token: the lifetime must be from one second to 366 days"
+            }
+            Self::TooLarge => {
+                "cannot mint a role token: its roles make it over 8 KiB, which no verifier accepts"
+            }
+        })
+    }
+}
+
+impl std::error::Error for MintError {}
+
 impl HmacConfig {
     /// Mints a token for `subject` with `roles` (duplicates and empty names dropped),
-    /// valid for `expires_in` from now, with this configuration's issuer and, if given,
-    /// `audience`. It carries a random `jti`, so it can be revoked.
+    /// valid for `expires_in` from now on this configuration's clock, with its issuer and,
+    /// if given, `audience`. It carries a random `jti`, so it can be revoked.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_auth_hmac::{HmacConfig, MintError};
+    ///
+    /// let config = HmacConfig::builder("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-hmac").audience("api").build()?;
+    /// let token = config.mint("ops", ["runtime.health:read"], Duration::from_secs(3600), Some("api")).unwrap();
+    /// let claims = config.decode(&token).unwrap();
+    /// assert_eq!(claims.sub, "ops");
+    /// assert_eq!(claims.roles, ["runtime.health:read"]);
+    ///
+    /// let refused = config.mint("ops", ["a"], Duration::ZERO, None).unwrap_err();
+    /// assert_eq!(refused, MintError::LifetimeOutOfRange);
+    /// # Ok::<(), tower_auth_core::ConfigError>(())
+    /// ```
     ///
     /// # Errors
-    /// An empty subject, a lifetime under one second or over [`MAX_TOKEN_LIFETIME`], or so
-    /// many roles that the token would exceed 8 KiB.
-    pub fn create_access_token<I, R>(
+    /// A [`MintError`]: an empty subject, a lifetime under one second or over
+    /// [`MAX_TOKEN_LIFETIME`], or so many roles that the token would exceed 8 KiB.
+    pub fn mint<I, R>(
         &self,
         subject: &str,
         roles: I,
         expires_in: Duration,
         audience: Option<&str>,
-    ) -> Result<String, ConfigError>
+    ) -> Result<String, MintError>
     where
         I: IntoIterator<Item = R>,
         R: AsRef<str>,
     {
-        self.mint(subject, roles, expires_in, audience)
+        self.mint_with_jti(subject, roles, expires_in, audience)
             .map(|(token, _)| token)
     }
 
     /// Mints a token and returns it with its `jti`.
-    pub(crate) fn mint<I, R>(
+    pub(crate) fn mint_with_jti<I, R>(
         &self,
         subject: &str,
         roles: I,
         expires_in: Duration,
         audience: Option<&str>,
-    ) -> Result<(String, String), ConfigError>
+    ) -> Result<(String, String), MintError>
     where
         I: IntoIterator<Item = R>,
         R: AsRef<str>,
     {
         if subject.is_empty() {
-            return Err(ConfigError::new("subject", "must not be empty"));
+            return Err(MintError::EmptySubject);
         }
         if expires_in < Duration::from_secs(1) || expires_in > MAX_TOKEN_LIFETIME {
-            return Err(ConfigError::new(
-                "expires_in",
-                "must be from one second to 366 days",
-            ));
+            return Err(MintError::LifetimeOutOfRange);
         }
         let now = self.clock.now_unix();
         let roles = normalize_roles(roles);
@@ -365,7 +409,9 @@ impl HmacConfig {
             iss: &self.issuer,
             aud: audience,
         })
-        .map_err(|_| ConfigError::new("subject", "cannot be encoded"))?;
+        // Strings and integers always serialise; were that ever to fail, no token of
+        // bounded size exists, which is what `TooLarge` says.
+        .map_err(|_| MintError::TooLarge)?;
         let mut token = String::with_capacity(HEADER_B64.len() + payload.len() * 4 / 3 + 50);
         token.push_str(HEADER_B64);
         token.push('.');
@@ -374,82 +420,25 @@ impl HmacConfig {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(tag, &mut token);
         if token.len() > MAX_CREDENTIAL_LEN {
-            return Err(ConfigError::new(
-                "roles",
-                "make a token over 8 KiB, which no verifier accepts",
-            ));
+            return Err(MintError::TooLarge);
         }
         Ok((token, jti))
     }
 
     /// Verifies `token` with this configuration (secrets, issuer, audience, leeway,
     /// clock), returning its claims. No revocation list is consulted: that is the
-    /// authenticator's.
+    /// authenticator's, which answers for a revoked token with reason `token_revoked`.
     ///
     /// # Errors
-    /// A [`TokenError`] that says whether the token is expired or otherwise invalid; a
+    /// A [`RoleTokenError`] that says whether the token is expired or otherwise invalid; a
     /// token of another issuer is invalid with reason `wrong_issuer`.
-    pub fn decode_access_token(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
+    pub fn decode(&self, token: &str) -> Result<AccessTokenClaims, RoleTokenError> {
         match verify(self, token, self.clock.now_unix()) {
             Ok(verified) => Ok(verified.claims),
-            Err(Failure::NotMine) => Err(TokenError::invalid("wrong_issuer")),
+            Err(Failure::NotMine) => Err(RoleTokenError::invalid("wrong_issuer")),
             Err(Failure::Refused(e)) => Err(e),
         }
     }
-}
-
-/// Mints an HS256 role token with issuer [`DEFAULT_ISSUER`](crate::DEFAULT_ISSUER); see
-/// [`HmacConfig::create_access_token`] to mint with another issuer or a manual clock.
-///
-/// # Errors
-/// A secret under 32 bytes (the error names `HMAC_SECRET`), an empty subject, or a lifetime
-/// under one second or over [`MAX_TOKEN_LIFETIME`].
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_auth_core::Secret;
-/// use tower_auth_hmac::{create_access_token, decode_access_token};
-///
-/// let secret = Secret::from("k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-hmac");
-/// let token = create_access_token("ops", &secret, ["runtime.health:read"], Duration::from_secs(3600), Some("api"))?;
-/// let claims = decode_access_token(&token, &secret, Some("api")).unwrap();
-/// assert_eq!(claims.sub, "ops");
-/// assert_eq!(claims.roles, ["runtime.health:read"]);
-/// # Ok::<(), tower_auth_core::ConfigError>(())
-/// ```
-pub fn create_access_token<I, R>(
-    subject: &str,
-    secret: &Secret,
-    roles: I,
-    expires_in: Duration,
-    audience: Option<&str>,
-) -> Result<String, ConfigError>
-where
-    I: IntoIterator<Item = R>,
-    R: AsRef<str>,
-{
-    HmacConfig::new(secret.clone())?.create_access_token(subject, roles, expires_in, audience)
-}
-
-/// Verifies a token minted with issuer [`DEFAULT_ISSUER`](crate::DEFAULT_ISSUER) and
-/// `secret`, requiring `audience` when given (and no `aud` at all when not), with the
-/// default 60 s leeway and the system clock.
-///
-/// # Errors
-/// A [`TokenError`]: [`TokenErrorKind::Expired`] or [`TokenErrorKind::Invalid`]. A secret
-/// under 32 bytes verifies nothing: invalid, reason `secret_too_short`.
-pub fn decode_access_token(
-    token: &str,
-    secret: &Secret,
-    audience: Option<&str>,
-) -> Result<AccessTokenClaims, TokenError> {
-    let config =
-        HmacConfig::new(secret.clone()).map_err(|_| TokenError::invalid("secret_too_short"))?;
-    let config = match audience {
-        Some(audience) => config.audience(audience),
-        None => config,
-    };
-    config.decode_access_token(token)
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
-use tower_auth_core::{Clock, sha256_digest};
-use tower_auth_hmac::{HmacAuthenticator, HmacConfig, TokenClients, TokenExchange};
+use tower_auth_core::{Admins, Clock, sha256_digest};
+use tower_auth_hmac::{ExchangeEndpoint, HmacAuthenticator, HmacConfig, TokenClients};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -48,12 +48,12 @@ fn subscriber(captured: &Captured) -> impl tracing::Subscriber + Send + Sync {
 fn revocation_is_audited_by_jti_and_subject() {
     let captured = Captured::default();
     let clock = Clock::manual(NOW);
-    let config = HmacConfig::new(SECRET).unwrap().clock(clock);
+    let config = HmacConfig::builder(SECRET).clock(clock).build().unwrap();
     let token = config
-        .create_access_token("deploy-bot", ["a"], Duration::from_secs(600), None)
+        .mint("deploy-bot", ["a"], Duration::from_secs(600), None)
         .unwrap();
-    let jti = config.decode_access_token(&token).unwrap().jti.unwrap();
-    let auth = HmacAuthenticator::new(config);
+    let jti = config.decode(&token).unwrap().jti.unwrap();
+    let auth = HmacAuthenticator::new(config, Admins::default());
     tracing::subscriber::with_default(subscriber(&captured), || {
         auth.revoke_token(&token).unwrap();
     });
@@ -77,7 +77,8 @@ fn exchange_is_audited_without_credentials_or_tokens() {
         &format!(r#"[{{"client_id":"agent","secret_sha256":"{digest}","roles":["r"]}}]"#),
     )
     .unwrap();
-    let exchange = TokenExchange::new(HmacConfig::new(SECRET).unwrap(), clients);
+    let config = HmacConfig::builder(SECRET).build().unwrap();
+    let exchange = ExchangeEndpoint::builder(config, clients).build().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -107,9 +108,10 @@ fn exchange_is_audited_without_credentials_or_tokens() {
     );
     assert!(logs.contains("agent"), "{logs}");
     assert!(!issued.is_empty());
-    let jti = HmacConfig::new(SECRET)
+    let jti = HmacConfig::builder(SECRET)
+        .build()
         .unwrap()
-        .decode_access_token(&issued)
+        .decode(&issued)
         .unwrap()
         .jti
         .unwrap();

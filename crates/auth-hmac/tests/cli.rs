@@ -3,8 +3,8 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use tower_auth_core::{Secret, sha256_digest};
-use tower_auth_hmac::decode_access_token;
+use tower_auth_core::sha256_digest;
+use tower_auth_hmac::HmacConfig;
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-cli-secret";
 
@@ -53,13 +53,21 @@ fn mint_then_verify() {
         "--aud",
         "metrics",
     ]);
-    let claims = decode_access_token(&token, &Secret::from(SECRET), Some("metrics")).unwrap();
+    let metrics = HmacConfig::builder(SECRET)
+        .audience("metrics")
+        .build()
+        .unwrap();
+    let claims = metrics.decode(&token).unwrap();
     assert_eq!(claims.sub, "ops");
     assert_eq!(claims.roles, ["runtime.health:read", "x"]);
     assert_eq!(claims.exp - claims.iat.unwrap(), 3600);
 
     let token = mint(&["--sub", "ci", "--ttl", "90"]);
-    let claims = decode_access_token(&token, &Secret::from(SECRET), None).unwrap();
+    let claims = HmacConfig::builder(SECRET)
+        .build()
+        .unwrap()
+        .decode(&token)
+        .unwrap();
     assert_eq!(claims.exp - claims.iat.unwrap(), 90);
     assert!(claims.roles.is_empty());
 }
@@ -124,10 +132,11 @@ fn decode_says_valid_expired_or_invalid() {
 fn hand_made_expired_token() -> String {
     use tower_auth_core::Clock;
     let clock = Clock::manual(1_000_000_000);
-    tower_auth_hmac::HmacConfig::new(SECRET)
-        .unwrap()
+    tower_auth_hmac::HmacConfig::builder(SECRET)
         .clock(clock)
-        .create_access_token("old", ["r"], std::time::Duration::from_secs(60), None)
+        .build()
+        .unwrap()
+        .mint("old", ["r"], std::time::Duration::from_secs(60), None)
         .unwrap()
 }
 

@@ -10,8 +10,10 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tower::ServiceExt;
-use tower_auth_core::{Clock, sha256_digest};
-use tower_auth_hmac::{HmacAuthenticator, HmacConfig, MAX_BODY_BYTES, TokenClients, TokenExchange};
+use tower_auth_core::{Admins, Clock, sha256_digest};
+use tower_auth_hmac::{
+    ExchangeEndpoint, HmacAuthenticator, HmacConfig, MAX_BODY_BYTES, TokenClients,
+};
 
 const AGENT_SECRET: &str = "agent-registration-secret-5f2b8c1e9d4a7360";
 
@@ -27,10 +29,15 @@ fn clients() -> TokenClients {
     .unwrap()
 }
 
-fn setup() -> (Clock, HmacConfig, TokenExchange) {
+fn setup() -> (Clock, HmacConfig, ExchangeEndpoint) {
     let clock = Clock::manual(NOW);
-    let config = HmacConfig::new(SECRET).unwrap().clock(clock.clone());
-    let exchange = TokenExchange::new(config.clone(), clients());
+    let config = HmacConfig::builder(SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let exchange = ExchangeEndpoint::builder(config.clone(), clients())
+        .build()
+        .unwrap();
     (clock, config, exchange)
 }
 
@@ -46,7 +53,7 @@ fn attempt(client_id: &str, credential: &str) -> Request<Full<Bytes>> {
 }
 
 async fn send(
-    exchange: &TokenExchange,
+    exchange: &ExchangeEndpoint,
     request: Request<Full<Bytes>>,
 ) -> (StatusCode, http::HeaderMap, Value) {
     let response: Response<Full<Bytes>> = exchange.clone().oneshot(request).await.unwrap();
@@ -73,7 +80,7 @@ async fn good_credential_gets_a_token_with_the_clients_roles() {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 86_400);
     let token = body["access_token"].as_str().unwrap();
-    let claims = config.decode_access_token(token).unwrap();
+    let claims = config.decode(token).unwrap();
     assert_eq!(claims.sub, "agent");
     assert_eq!(
         claims.roles,
@@ -81,32 +88,38 @@ async fn good_credential_gets_a_token_with_the_clients_roles() {
     );
     assert_eq!(claims.exp, NOW + 86_400);
     // The token works with the authenticator.
-    let identity = accepted(&HmacAuthenticator::new(config), token);
+    let identity = accepted(&HmacAuthenticator::new(config, Admins::default()), token);
     assert!(identity.has_role("runtime.metrics:read"));
 
     // A client without roles gets a token without roles.
     let (status, _, body) = send(&exchange, attempt("plain", AGENT_SECRET)).await;
     assert_eq!(status, StatusCode::OK);
-    let claims = HmacConfig::new(SECRET)
-        .unwrap()
+    let claims = HmacConfig::builder(SECRET)
         .clock(Clock::manual(NOW))
-        .decode_access_token(body["access_token"].as_str().unwrap())
+        .build()
+        .unwrap()
+        .decode(body["access_token"].as_str().unwrap())
         .unwrap();
     assert!(claims.roles.is_empty());
 }
 
 #[tokio::test]
 async fn lifetime_and_audience_are_configurable() {
-    let (_, config, exchange) = setup();
-    let exchange = exchange
+    let (clock, config, _) = setup();
+    let exchange = ExchangeEndpoint::builder(config, clients())
         .lifetime(Duration::from_secs(900))
-        .audience("metrics");
+        .audience("metrics")
+        .build()
+        .unwrap();
     let (status, _, body) = send(&exchange, attempt("agent", AGENT_SECRET)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["expires_in"], 900);
-    let claims = config
+    let claims = HmacConfig::builder(SECRET)
+        .clock(clock)
         .audience("metrics")
-        .decode_access_token(body["access_token"].as_str().unwrap())
+        .build()
+        .unwrap()
+        .decode(body["access_token"].as_str().unwrap())
         .unwrap();
     assert_eq!(claims.exp, NOW + 900);
     assert_eq!(claims.aud, ["metrics"]);
@@ -256,8 +269,11 @@ async fn failures_are_rate_limited_per_client_with_controlled_time() {
 
 #[tokio::test]
 async fn custom_rate_limit() {
-    let (clock, _, exchange) = setup();
-    let exchange = exchange.rate_limit(2, Duration::from_secs(300));
+    let (clock, config, _) = setup();
+    let exchange = ExchangeEndpoint::builder(config, clients())
+        .rate_limit(2, Duration::from_secs(300))
+        .build()
+        .unwrap();
     for _ in 0..2 {
         send(&exchange, attempt("agent", "guess")).await;
     }
@@ -286,8 +302,7 @@ async fn debug_output_shows_no_secret_or_digest() {
 mod with_axum {
     use super::*;
     use axum::body::Body;
-    use axum::routing::post;
-    use tower_auth_hmac::{TOKEN_PATH, token_handler};
+    use tower_auth_hmac::TOKEN_PATH;
 
     async fn call(app: axum::Router, body: &str) -> (StatusCode, Value) {
         let request = Request::post(TOKEN_PATH)
@@ -302,7 +317,7 @@ mod with_axum {
     }
 
     #[tokio::test]
-    async fn router_and_handler() {
+    async fn router_serves_the_endpoint_at_the_token_path() {
         let (_, config, exchange) = setup();
         let good =
             serde_json::json!({"client_id": "agent", "credential": AGENT_SECRET}).to_string();
@@ -313,21 +328,28 @@ mod with_axum {
         assert_eq!(status, StatusCode::OK);
         assert!(
             config
-                .decode_access_token(body["access_token"].as_str().unwrap())
+                .decode(body["access_token"].as_str().unwrap())
                 .is_ok()
         );
         assert_eq!(call(app, &bad).await.0, StatusCode::UNAUTHORIZED);
 
-        let app = axum::Router::new()
-            .route(TOKEN_PATH, post(token_handler))
-            .with_state(exchange);
-        assert_eq!(call(app.clone(), &good).await.0, StatusCode::OK);
+        let app: axum::Router = exchange.router();
         assert_eq!(
-            call(app, "{").await,
+            call(app.clone(), "{").await,
             (
                 StatusCode::BAD_REQUEST,
                 serde_json::json!({"error": "invalid_request"})
             )
         );
+
+        // Every method reaches the endpoint, which answers anything but POST itself: 405,
+        // `Allow: POST`, and no caching, rather than axum's bare 405.
+        let response = app
+            .oneshot(Request::get(TOKEN_PATH).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["allow"], "POST");
+        assert_eq!(response.headers()["cache-control"], "no-store");
     }
 }

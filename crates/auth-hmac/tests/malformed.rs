@@ -572,10 +572,12 @@ async fn validators() -> Validators {
     .await
     .unwrap();
     let hmac = HmacAuthenticator::new(
-        HmacConfig::new(SECRET)
-            .unwrap()
+        HmacConfig::builder(SECRET)
             .audience(AUDIENCE)
-            .clock(clock),
+            .clock(clock)
+            .build()
+            .unwrap(),
+        Admins::default(),
     );
     Validators {
         hmac,

@@ -5,11 +5,17 @@
 mod common;
 
 use common::*;
-use tower_auth_core::{Clock, MAX_CREDENTIAL_LEN};
+use tower_auth_core::{Admins, Clock, MAX_CREDENTIAL_LEN};
 use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
 fn auth() -> HmacAuthenticator {
-    HmacAuthenticator::new(HmacConfig::new(SECRET).unwrap().clock(Clock::manual(NOW)))
+    HmacAuthenticator::new(
+        HmacConfig::builder(SECRET)
+            .clock(Clock::manual(NOW))
+            .build()
+            .unwrap(),
+        Admins::default(),
+    )
 }
 
 fn good() -> String {

@@ -256,7 +256,7 @@ impl AuthConfig {
                     let env::Hmac { config, exchange } =
                         hmac.take().expect("checked in from_lookup");
                     let authenticator =
-                        tower_auth_hmac::HmacAuthenticator::new(config).admins(self.admins.clone());
+                        tower_auth_hmac::HmacAuthenticator::new(config, self.admins.clone());
                     settings.chain.push(Arc::new(authenticator));
                     settings.token_exchange = exchange;
                 }
@@ -355,7 +355,7 @@ mod tests {
             .build_blocking()
             .unwrap();
         assert_eq!(layer.mode(), "api_key,hmac");
-        assert!(layer.token_exchange().is_none());
+        assert!(layer.exchange_endpoint().is_none());
         let layer = config(&[
             ("AUTH_MODE", "hmac,api_key"),
             ("API_KEYS", K1),
@@ -387,7 +387,7 @@ mod tests {
         .unwrap()
         .build_blocking()
         .unwrap();
-        assert!(layer.token_exchange().is_some());
+        assert!(layer.exchange_endpoint().is_some());
         let mut exempt = layer.exemptions();
         exempt.sort();
         assert_eq!(exempt, [tower_auth_hmac::TOKEN_PATH, "/ping"]);

@@ -107,28 +107,16 @@ pub(crate) fn oidc(vars: &Vars<'_>) -> Result<Option<tower_auth_oidc::OidcConfig
 #[derive(Debug)]
 pub(crate) struct Hmac {
     pub(crate) config: tower_auth_hmac::HmacConfig,
-    pub(crate) exchange: Option<tower_auth_hmac::TokenExchange>,
+    pub(crate) exchange: Option<tower_auth_hmac::ExchangeEndpoint>,
 }
 
-/// `HMAC_SECRET` and friends, and `AUTH_TOKEN_CLIENTS`, which needs them.
+/// `HMAC_SECRET` and friends, and `AUTH_TOKEN_CLIENTS`, which needs them (the endpoint's
+/// reader refuses it without `HMAC_SECRET`).
 #[cfg(feature = "hmac")]
 pub(crate) fn hmac(vars: &Vars<'_>) -> Result<Option<Hmac>, ConfigError> {
-    let Some(config) = tower_auth_hmac::HmacConfig::from_vars(vars.prefix, vars.get)? else {
-        let (clients, value) = vars.read("AUTH_TOKEN_CLIENTS");
-        if value.is_some() {
-            return Err(ConfigError::new(
-                clients,
-                format!(
-                    "needs {} to sign the tokens it issues",
-                    vars.name("HMAC_SECRET")
-                ),
-            ));
-        }
-        return Ok(None);
-    };
-    let exchange =
-        tower_auth_hmac::TokenExchange::from_vars(vars.prefix, vars.get, config.clone())?;
-    Ok(Some(Hmac { config, exchange }))
+    let config = tower_auth_hmac::HmacConfig::from_lookup(vars.prefix, vars.get)?;
+    let exchange = tower_auth_hmac::ExchangeEndpoint::from_lookup(vars.prefix, vars.get)?;
+    Ok(config.map(|config| Hmac { config, exchange }))
 }
 
 /// Role tokens and OIDC tokens must never be confused: `HMAC_ISSUER` is no OIDC issuer.

@@ -115,7 +115,7 @@ impl AuthLayer {
     /// The token-exchange endpoint configured from `AUTH_TOKEN_CLIENTS`, to be served at
     /// [`tower_auth_hmac::TOKEN_PATH`] (which the layer exempts). `None` without it.
     #[cfg(feature = "hmac")]
-    pub fn token_exchange(&self) -> Option<&tower_auth_hmac::TokenExchange> {
+    pub fn exchange_endpoint(&self) -> Option<&tower_auth_hmac::ExchangeEndpoint> {
         self.settings.token_exchange.as_ref()
     }
 

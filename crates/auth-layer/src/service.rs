@@ -38,7 +38,7 @@ pub(crate) struct Settings {
     pub(crate) tasks: Vec<Arc<TaskGuard>>,
     /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
     #[cfg(feature = "hmac")]
-    pub(crate) token_exchange: Option<tower_auth_hmac::TokenExchange>,
+    pub(crate) token_exchange: Option<tower_auth_hmac::ExchangeEndpoint>,
 }
 
 /// What to do with a request, as far as can be told without waiting.

@@ -76,7 +76,7 @@ fn address(variable: &str, default: &str) -> Result<SocketAddr, String> {
 /// in-process `issuer` as the OIDC issuer for audience `demo-api`.
 async fn demo_layer(
     issuer: &DevIssuer,
-) -> Result<(AuthLayer, Option<String>), tower_auth_core::ConfigError> {
+) -> Result<(AuthLayer, Option<String>), Box<dyn std::error::Error>> {
     let (user, admin, hmac_secret, client_secret) = (
         generate_key(),
         generate_key(),
@@ -120,7 +120,7 @@ async fn demo_layer(
         &["orders:read"],
         Duration::from_secs(3600),
     );
-    let metrics_token = HmacConfig::new(hmac_secret)?.create_access_token(
+    let metrics_token = HmacConfig::builder(hmac_secret).build()?.mint(
         "demo-metrics",
         METRICS_ROLES,
         Duration::from_secs(3600),

@@ -73,7 +73,7 @@ fn run(mut args: lexopt::Parser) -> Result<String, Fail> {
 }
 
 fn config() -> Result<HmacConfig, Fail> {
-    HmacConfig::from_vars("", &|name| std::env::var(name).ok())
+    HmacConfig::from_env()
         .map_err(|e| Fail(e.to_string(), 1))?
         .ok_or_else(|| Fail("HMAC_SECRET is not set".into(), 1))
 }
@@ -109,7 +109,7 @@ fn mint(mut args: lexopt::Parser) -> Result<String, Fail> {
     let subject = subject.ok_or_else(|| usage("mint needs --sub"))?;
     let config = config()?;
     let token = config
-        .create_access_token(&subject, &roles, ttl, audience.as_deref())
+        .mint(&subject, &roles, ttl, audience.as_deref())
         .map_err(|e| Fail(e.to_string(), 1))?;
     Ok(format!("{token}\n"))
 }
@@ -131,7 +131,7 @@ fn decode(mut args: lexopt::Parser) -> Result<String, Fail> {
         return Err(extra.unexpected().into());
     }
     let config = config()?;
-    let (status, claims) = match config.decode_access_token(&token) {
+    let (status, claims) = match config.decode(&token) {
         Ok(claims) => ("valid", claims),
         Err(e) => match e.expired_claims() {
             Some(claims) => ("expired", claims.clone()),

@@ -95,12 +95,9 @@ impl TokenClients {
     }
 
     /// Reads `{prefix}AUTH_TOKEN_CLIENTS` through `get`; `Ok(None)` when it is unset.
-    ///
-    /// # Errors
-    /// As [`TokenClients::parse`], naming the full variable.
-    pub fn from_vars(
+    pub(super) fn from_lookup(
         prefix: &str,
-        get: &dyn Fn(&str) -> Option<String>,
+        get: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ConfigError> {
         let variable = format!("{prefix}AUTH_TOKEN_CLIENTS");
         get(&variable)

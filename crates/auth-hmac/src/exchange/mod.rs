@@ -5,7 +5,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use tower_auth_core::sha256_digest;
-//! use tower_auth_hmac::{HmacConfig, TokenClients, TokenExchange};
+//! use tower_auth_hmac::{ExchangeEndpoint, HmacConfig, TokenClients};
 //! use http_body_util::{BodyExt, Full};
 //! use tower::ServiceExt;
 //!
@@ -14,8 +14,8 @@
 //!     "AUTH_TOKEN_CLIENTS",
 //!     &format!(r#"[{{"client_id":"agent","secret_sha256":"sha256:{digest}","roles":["runtime.metrics:read"]}}]"#),
 //! ).unwrap();
-//! let config = HmacConfig::new("0123456789abcdef0123456789abcdef-secret").unwrap();
-//! let exchange = TokenExchange::new(config.clone(), clients);
+//! let config = HmacConfig::builder("0123456789abcdef0123456789abcdef-secret").build().unwrap();
+//! let exchange = ExchangeEndpoint::builder(config.clone(), clients).build().unwrap();
 //!
 //! let request = |credential: &str| {
 //!     http::Request::post("/auth/token")
@@ -30,7 +30,7 @@
 //! assert_eq!(response.headers()["cache-control"], "no-store");
 //! let body: serde_json::Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
 //! assert_eq!(body["token_type"], "Bearer");
-//! let claims = config.decode_access_token(body["access_token"].as_str().unwrap()).unwrap();
+//! let claims = config.decode(body["access_token"].as_str().unwrap()).unwrap();
 //! assert_eq!(claims.roles, ["runtime.metrics:read"]);
 //!
 //! let response = exchange.oneshot(request("a wrong secret")).await.unwrap();
@@ -102,8 +102,12 @@ const LIMITER_CAPACITY: usize = 10_000;
 /// Every answer carries `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749
 /// section 5.1). Mount it at [`TOKEN_PATH`] and exempt that path from the auth layer.
 /// Time (token timestamps and the failure windows) comes from the [`HmacConfig`]'s clock.
+///
+/// Built with [`ExchangeEndpoint::builder`] or read from the environment with
+/// [`ExchangeEndpoint::from_env`]. Served as this tower `Service`, or with the `axum`
+/// feature as a `Router` from `ExchangeEndpoint::router`.
 #[derive(Clone)]
-pub struct TokenExchange {
+pub struct ExchangeEndpoint {
     config: Arc<HmacConfig>,
     clients: TokenClients,
     lifetime: Duration,
@@ -111,9 +115,9 @@ pub struct TokenExchange {
     limiter: Arc<FailureLimiter>,
 }
 
-impl fmt::Debug for TokenExchange {
+impl fmt::Debug for ExchangeEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenExchange")
+        f.debug_struct("ExchangeEndpoint")
             .field("config", &self.config)
             .field("clients", &self.clients)
             .field("lifetime", &self.lifetime)
@@ -132,40 +136,133 @@ struct ExchangeRequest {
 /// that they cost the same as known ones.
 const UNKNOWN_CLIENT_DIGEST: [u8; 32] = [0; 32];
 
-impl TokenExchange {
-    /// An endpoint minting with `config` for `clients`: tokens live
-    /// [`DEFAULT_TOKEN_LIFETIME`] and carry `config`'s audience, if any; 5 failures per
-    /// client id per minute lock it out for the rest of that minute.
-    pub fn new(config: HmacConfig, clients: TokenClients) -> Self {
-        let audience = config.audience.clone();
-        Self {
-            config: Arc::new(config),
-            clients,
-            lifetime: DEFAULT_TOKEN_LIFETIME,
-            audience,
+/// Builds an [`ExchangeEndpoint`]; see [`ExchangeEndpoint::builder`]. Setters only record
+/// values; [`build`](Self::build) checks them all.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ExchangeEndpointBuilder {
+    config: HmacConfig,
+    clients: TokenClients,
+    lifetime: Duration,
+    audience: Option<Arc<str>>,
+    max_failures: u32,
+    failure_window: Duration,
+}
+
+/// What [`ConfigError`]s about settings made in code name, as `OidcConfig`'s builder does.
+const BUILDER: &str = "ExchangeEndpoint";
+
+impl ExchangeEndpointBuilder {
+    /// Sets the lifetime of issued tokens (whole seconds, from 1 s to
+    /// [`MAX_TOKEN_LIFETIME`](crate::MAX_TOKEN_LIFETIME); default
+    /// [`DEFAULT_TOKEN_LIFETIME`]).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Sets the audience issued tokens carry (by default the configuration's audience).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into().into());
+        self
+    }
+
+    /// Allows `max_failures` failed attempts per client id within `window` (at least 1
+    /// and 1 s), after which the id gets 429 until the window ends.
+    pub fn rate_limit(mut self, max_failures: u32, window: Duration) -> Self {
+        self.max_failures = max_failures;
+        self.failure_window = window;
+        self
+    }
+
+    /// Checks everything and returns the endpoint.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `ExchangeEndpoint`: a lifetime under one second or over
+    /// [`MAX_TOKEN_LIFETIME`](crate::MAX_TOKEN_LIFETIME), no failures allowed, or a failure
+    /// window under one second.
+    pub fn build(self) -> Result<ExchangeEndpoint, ConfigError> {
+        if self.lifetime < Duration::from_secs(1) || self.lifetime > crate::MAX_TOKEN_LIFETIME {
+            return Err(ConfigError::new(
+                BUILDER,
+                "the token lifetime must be from one second to 366 days",
+            ));
+        }
+        if self.max_failures == 0 || self.failure_window < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                BUILDER,
+                "the rate limit must allow at least one failure in a window of at least one second",
+            ));
+        }
+        Ok(ExchangeEndpoint {
+            config: Arc::new(self.config),
+            clients: self.clients,
+            lifetime: Duration::from_secs(self.lifetime.as_secs()),
+            audience: self.audience,
             limiter: Arc::new(FailureLimiter::new(
-                DEFAULT_MAX_FAILURES,
-                DEFAULT_FAILURE_WINDOW,
+                self.max_failures,
+                self.failure_window,
                 LIMITER_CAPACITY,
             )),
+        })
+    }
+}
+
+impl ExchangeEndpoint {
+    /// Starts an endpoint minting with `config` for `clients`: by default tokens live
+    /// [`DEFAULT_TOKEN_LIFETIME`] and carry `config`'s audience, if any; 5 failures per
+    /// client id per minute lock it out for the rest of that minute.
+    pub fn builder(config: HmacConfig, clients: TokenClients) -> ExchangeEndpointBuilder {
+        ExchangeEndpointBuilder {
+            audience: config.audience.clone(),
+            config,
+            clients,
+            lifetime: DEFAULT_TOKEN_LIFETIME,
+            max_failures: DEFAULT_MAX_FAILURES,
+            failure_window: DEFAULT_FAILURE_WINDOW,
         }
     }
 
-    /// Reads `{prefix}AUTH_TOKEN_CLIENTS` (see [`TokenClients::parse`]) and the optional
-    /// `{prefix}AUTH_TOKEN_TTL_SECS` (token lifetime in seconds, 60 to 31 622 400; default
-    /// 86 400) through `get`; `Ok(None)` when `AUTH_TOKEN_CLIENTS` is unset.
+    /// Reads the process environment: the [`HmacConfig::from_env`] variables that sign the
+    /// tokens, `AUTH_TOKEN_CLIENTS` (see [`TokenClients::parse`]) and the optional
+    /// `AUTH_TOKEN_TTL_SECS` (token lifetime in seconds, 60 to 31 622 400; default 86 400).
+    /// `Ok(None)` when `AUTH_TOKEN_CLIENTS` is unset.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the variable.
-    pub fn from_vars(
+    /// A [`ConfigError`] naming the variable: any of [`HmacConfig::from_env`]'s, bad
+    /// clients, a lifetime out of range, or `AUTH_TOKEN_CLIENTS` without `HMAC_SECRET`.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_env_prefixed("")
+    }
+
+    /// As [`ExchangeEndpoint::from_env`], every name prefixed with `prefix`.
+    ///
+    /// # Errors
+    /// As [`ExchangeEndpoint::from_env`], naming the prefixed variable.
+    pub fn from_env_prefixed(prefix: &str) -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(prefix, |name| std::env::var(name).ok())
+    }
+
+    /// As [`ExchangeEndpoint::from_env_prefixed`], reading variables through `get`, which
+    /// is called with full (prefixed) names.
+    ///
+    /// # Errors
+    /// As [`ExchangeEndpoint::from_env`], naming the prefixed variable.
+    pub fn from_lookup(
         prefix: &str,
-        get: &dyn Fn(&str) -> Option<String>,
-        config: HmacConfig,
+        get: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, ConfigError> {
-        let Some(clients) = TokenClients::from_vars(prefix, get)? else {
+        let config = HmacConfig::from_lookup(prefix, &get)?;
+        let Some(clients) = TokenClients::from_lookup(prefix, &get)? else {
             return Ok(None);
         };
-        let mut exchange = Self::new(config, clients);
+        let Some(config) = config else {
+            return Err(ConfigError::new(
+                format!("{prefix}AUTH_TOKEN_CLIENTS"),
+                format!("needs {prefix}HMAC_SECRET to sign the tokens it issues"),
+            ));
+        };
+        let mut builder = Self::builder(config, clients);
         let variable = format!("{prefix}AUTH_TOKEN_TTL_SECS");
         if let Some(ttl) = get(&variable) {
             let max = crate::MAX_TOKEN_LIFETIME.as_secs();
@@ -180,31 +277,9 @@ impl TokenExchange {
                         format!("must be a whole number of seconds from 60 to {max}"),
                     )
                 })?;
-            exchange.lifetime = Duration::from_secs(secs);
+            builder = builder.lifetime(Duration::from_secs(secs));
         }
-        Ok(Some(exchange))
-    }
-
-    /// Sets the lifetime of issued tokens (whole seconds, 1 s to 366 days; clamped).
-    #[must_use]
-    pub fn lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifetime = lifetime.clamp(Duration::from_secs(1), crate::MAX_TOKEN_LIFETIME);
-        self
-    }
-
-    /// Sets the audience issued tokens carry (by default the configuration's audience).
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into().into());
-        self
-    }
-
-    /// Allows `max_failures` failed attempts per client id within `window` (at least 1
-    /// and 1 s), after which the id gets 429 until the window ends.
-    #[must_use]
-    pub fn rate_limit(mut self, max_failures: u32, window: Duration) -> Self {
-        self.limiter = Arc::new(FailureLimiter::new(max_failures, window, LIMITER_CAPACITY));
-        self
+        builder.build().map(Some)
     }
 
     /// The lifetime of issued tokens.
@@ -213,7 +288,7 @@ impl TokenExchange {
     }
 
     /// Answers one request; the service's `call` is this.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -268,7 +343,7 @@ impl TokenExchange {
             }
         };
         self.limiter.succeeded(&client_id);
-        let (token, jti) = match self.config.mint(
+        let (token, jti) = match self.config.mint_with_jti(
             &client_id,
             &client.roles,
             self.lifetime,
@@ -335,7 +410,7 @@ fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> 
     response
 }
 
-impl<B> tower_service::Service<Request<B>> for TokenExchange
+impl<B> tower_service::Service<Request<B>> for ExchangeEndpoint
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -355,15 +430,17 @@ where
     }
 }
 
+// One axum entry point, a `Router` rather than a handler: the router mounts the endpoint
+// at `TOKEN_PATH`, the path the facade exempts, and hands every method to the service, so
+// a GET is answered by the endpoint's own 405 with `Allow: POST` and `Cache-Control:
+// no-store`, where a `post(handler)` route would answer it with axum's.
 #[cfg(feature = "axum")]
 mod axum_glue {
     use axum::Router;
-    use axum::extract::{Request, State};
-    use axum::response::{IntoResponse, Response};
 
-    use super::{TOKEN_PATH, TokenExchange};
+    use super::{ExchangeEndpoint, TOKEN_PATH};
 
-    impl TokenExchange {
+    impl ExchangeEndpoint {
         /// A router serving this endpoint at [`TOKEN_PATH`]; merge it into the app's
         /// router (`app.merge(exchange.router())`) and exempt the path from the auth layer.
         pub fn router<S>(self) -> Router<S>
@@ -373,56 +450,95 @@ mod axum_glue {
             Router::new().route_service(TOKEN_PATH, self)
         }
     }
-
-    /// An axum handler for the endpoint, with the [`TokenExchange`] as state:
-    /// `Router::new().route("/auth/token", post(token_handler)).with_state(exchange)`.
-    pub async fn token_handler(
-        State(exchange): State<TokenExchange>,
-        request: Request,
-    ) -> Response {
-        exchange.handle(request).await.into_response()
-    }
 }
-
-#[cfg(feature = "axum")]
-pub use axum_glue::token_handler;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+    fn clients() -> TokenClients {
+        let digest = "ab".repeat(32);
+        TokenClients::parse(
+            "AUTH_TOKEN_CLIENTS",
+            &format!(r#"[{{"client_id":"a","secret_sha256":"{digest}"}}]"#),
+        )
+        .unwrap()
+    }
+
     #[test]
-    fn clients_from_vars() {
+    fn endpoint_from_lookup() {
         let digest = "ab".repeat(32);
         let value = format!(r#"[{{"client_id":"a","secret_sha256":"{digest}"}}]"#);
-        let get = |name: &str| (name == "P_AUTH_TOKEN_CLIENTS").then(|| value.clone());
-        assert_eq!(
-            TokenClients::from_vars("P_", &get).unwrap().unwrap().len(),
-            1
-        );
-        assert!(TokenClients::from_vars("", &get).unwrap().is_none());
-
-        let config = HmacConfig::new("0123456789abcdef0123456789abcdef-secret").unwrap();
-        let with_ttl = |ttl: &'static str| {
+        let with_ttl = |prefix: &'static str, ttl: Option<&'static str>| {
             let value = value.clone();
-            move |name: &str| match name {
+            move |name: &str| match name.strip_prefix(prefix)? {
+                "HMAC_SECRET" => Some(SECRET.to_owned()),
                 "AUTH_TOKEN_CLIENTS" => Some(value.clone()),
-                "AUTH_TOKEN_TTL_SECS" => Some(ttl.to_owned()),
+                "AUTH_TOKEN_TTL_SECS" => ttl.map(str::to_owned),
                 _ => None,
             }
         };
-        let exchange = TokenExchange::from_vars("", &with_ttl("3600"), config.clone())
+        let exchange = ExchangeEndpoint::from_lookup("", with_ttl("", Some("3600")))
             .unwrap()
             .unwrap();
         assert_eq!(exchange.token_lifetime(), Duration::from_secs(3600));
-        for bad in ["0", "1h", "-5", "99999999999"] {
-            let err = TokenExchange::from_vars("", &with_ttl(bad), config.clone()).unwrap_err();
+        let exchange = ExchangeEndpoint::from_lookup("P_", with_ttl("P_", None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(exchange.token_lifetime(), DEFAULT_TOKEN_LIFETIME);
+        assert_eq!(exchange.clients.len(), 1);
+        assert!(
+            ExchangeEndpoint::from_lookup("", with_ttl("P_", None))
+                .unwrap()
+                .is_none(),
+            "the prefix applies to every name"
+        );
+        for bad in ["0", "59", "1h", "-5", "99999999999"] {
+            let err = ExchangeEndpoint::from_lookup("", with_ttl("", Some(bad))).unwrap_err();
             assert_eq!(err.variable(), "AUTH_TOKEN_TTL_SECS");
         }
         assert!(
-            TokenExchange::from_vars("", &|_| None, config)
+            ExchangeEndpoint::from_lookup("", |_| None)
                 .unwrap()
                 .is_none()
         );
+        let no_secret = ExchangeEndpoint::from_lookup("P_", |name| {
+            (name == "P_AUTH_TOKEN_CLIENTS").then(|| value.clone())
+        })
+        .unwrap_err();
+        assert_eq!(no_secret.variable(), "P_AUTH_TOKEN_CLIENTS");
+        assert!(
+            no_secret.to_string().contains("P_HMAC_SECRET"),
+            "{no_secret}"
+        );
+    }
+
+    #[test]
+    fn builder_refuses_out_of_range_settings_never_clamps() {
+        let config = HmacConfig::builder(SECRET).build().unwrap();
+        let builder = ExchangeEndpoint::builder(config, clients());
+        for lifetime in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            crate::MAX_TOKEN_LIFETIME + Duration::from_secs(1),
+        ] {
+            let err = builder.clone().lifetime(lifetime).build().unwrap_err();
+            assert_eq!(err.variable(), "ExchangeEndpoint", "{lifetime:?}");
+        }
+        for (max, window) in [
+            (0, Duration::from_secs(60)),
+            (5, Duration::from_millis(500)),
+        ] {
+            let err = builder.clone().rate_limit(max, window).build().unwrap_err();
+            assert_eq!(err.variable(), "ExchangeEndpoint", "{max} {window:?}");
+        }
+        let endpoint = builder
+            .lifetime(crate::MAX_TOKEN_LIFETIME)
+            .rate_limit(1, Duration::from_secs(1))
+            .build()
+            .unwrap();
+        assert_eq!(endpoint.token_lifetime(), crate::MAX_TOKEN_LIFETIME);
     }
 }
