@@ -21,7 +21,7 @@ pub(crate) type Waiting<B> = Pin<Box<dyn Future<Output = Answer<B>> + Send>>;
 
 pin_project! {
     /// The response future of [`Auth`](crate::Auth) and [`RequireRoles`](crate::RequireRoles).
-    pub struct ResponseFuture<S, B>
+    pub struct AuthFuture<S, B>
     where
         S: Service<Request<B>>,
     {
@@ -42,7 +42,7 @@ pin_project! {
     }
 }
 
-impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
+impl<S: Service<Request<B>>, B> AuthFuture<S, B> {
     pub(crate) fn inner(future: S::Future) -> Self {
         Self {
             kind: Kind::Inner { future },
@@ -68,7 +68,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
     }
 }
 
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
+impl<S, B, ResBody> Future for AuthFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
 {
@@ -82,16 +82,12 @@ where
                     return future.poll(cx).map_ok(|r| r.map(ResponseBody::inner));
                 }
                 KindProj::Reject { response } => {
-                    let response = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
+                    let response = response.take().expect("AuthFuture polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::retype)));
                 }
                 KindProj::Waiting { waiting, inner } => match ready!(waiting.as_mut().poll(cx)) {
                     Answer::Pass(request) => {
-                        let mut service = inner
-                            .take()
-                            .expect("ResponseFuture polled after completion");
+                        let mut service = inner.take().expect("AuthFuture polled after completion");
                         Kind::Inner {
                             future: service.call(request),
                         }

@@ -80,7 +80,7 @@ mod rules;
 mod service;
 
 pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
-pub use future::ResponseFuture;
+pub use future::AuthFuture;
 pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
 pub use layer::{AuthLayer, AuthLayerBuilder};
 pub use require_roles::{RequireRoles, RequireRolesLayer};

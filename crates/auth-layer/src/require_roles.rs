@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::AuthLayer;
-use crate::future::ResponseFuture;
+use crate::future::AuthFuture;
 use crate::response::{ResponseBody, rejection};
 use crate::rules::RoleRequirement;
 
@@ -108,7 +108,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = AuthFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -130,8 +130,8 @@ where
             None => Err(AuthError::missing_credential()),
         };
         match verdict {
-            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(error) => ResponseFuture::reject(rejection(
+            Ok(()) => AuthFuture::inner(self.inner.call(request)),
+            Err(error) => AuthFuture::reject(rejection(
                 &error,
                 &self.layer.realm,
                 is_grpc(request.headers()),

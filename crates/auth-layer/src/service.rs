@@ -19,7 +19,7 @@ use tower_auth_core::{
 use tower_service::Service;
 
 use crate::chain::{Chain, Step, settle};
-use crate::future::{Answer, ResponseFuture};
+use crate::future::{Answer, AuthFuture};
 use crate::identity_headers::strip_identity_headers;
 use crate::reload::TaskGuard;
 use crate::response::{ResponseBody, rejection};
@@ -230,7 +230,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = AuthFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -241,10 +241,10 @@ where
         match self.settings.decide(&request) {
             Decision::Now(Verdict::Pass(identity)) => {
                 add_identity(&mut request, identity);
-                ResponseFuture::inner(self.inner.call(request))
+                AuthFuture::inner(self.inner.call(request))
             }
             Decision::Now(Verdict::Reject(error)) => {
-                ResponseFuture::reject(self.settings.rejection(&request, &error))
+                AuthFuture::reject(self.settings.rejection(&request, &error))
             }
             Decision::Wait(check, index) => {
                 // The service that was polled ready goes with the request; a clone stays
@@ -252,7 +252,7 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let settings = Arc::clone(&self.settings);
-                ResponseFuture::waiting(Box::pin(wait(settings, request, check, index)), inner)
+                AuthFuture::waiting(Box::pin(wait(settings, request, check, index)), inner)
             }
         }
     }
