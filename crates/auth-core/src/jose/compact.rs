@@ -18,7 +18,10 @@ use crate::MAX_CREDENTIAL_LEN;
 /// token, and that validator takes the same value on, so a token is split and decoded once.
 /// A token that breaks a shared rule but still names an issuer is that issuer's to refuse
 /// ([`header`](Self::header) answers the first broken rule), rather than passed along the
-/// chain as nobody's.
+/// chain as nobody's. "Names" means in a payload that decodes as strict base64url: one that
+/// does not (padding, `+` or `/`, stray low bits) names nobody, as the issue that made this
+/// module asked (no lenient re-decoding), so every validator passes it on and the chain ends
+/// in 401 `invalid_token` (SECURITY.md T1).
 ///
 /// `Debug` shows the issuer and the header's `alg` or broken rule, never a segment.
 pub struct CompactJws<'t> {
