@@ -112,9 +112,15 @@ impl AuthConfig {
         let chain = env::mode(&vars, &available)?;
         #[allow(unused_mut)]
         let mut rules = env::rules(&vars)?;
-        // The exchange issues the tokens this layer checks: it must not need one itself.
+        // The exchange issues the tokens this layer checks: it must not need one itself. Only
+        // when it is served, though: with `hmac` left out of the chain nothing answers the
+        // path, and an exemption would open whatever route the application has there.
         #[cfg(feature = "hmac")]
-        if hmac.as_ref().is_some_and(|h| h.exchange.is_some()) {
+        if hmac.as_ref().is_some_and(|h| h.exchange.is_some())
+            && chain
+                .as_ref()
+                .is_some_and(|kinds| kinds.contains(&AuthenticatorKind::Hmac))
+        {
             rules
                 .exempt(tower_auth_hmac::TOKEN_PATH)
                 .expect("a valid path");
@@ -391,6 +397,21 @@ mod tests {
         let mut exempt = layer.exemptions();
         exempt.sort();
         assert_eq!(exempt, [tower_auth_hmac::TOKEN_PATH, "/ping"]);
+
+        // With hmac left out of AUTH_MODE the exchange is not served, and its path is not
+        // exempt: an application route there stays protected.
+        let layer = config(&[
+            ("AUTH_MODE", "api_key"),
+            ("API_KEYS", K1),
+            ("HMAC_SECRET", SECRET),
+            ("AUTH_TOKEN_CLIENTS", &clients),
+            ("AUTH_PUBLIC_PATHS", "/ping"),
+        ])
+        .unwrap()
+        .build_blocking()
+        .unwrap();
+        assert!(layer.exchange_endpoint().is_none());
+        assert_eq!(layer.exemptions(), ["/ping"]);
     }
 
     #[test]
