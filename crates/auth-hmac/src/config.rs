@@ -284,7 +284,7 @@ impl fmt::Debug for HmacConfigBuilder {
 
 /// An issuer or audience: a token's `iss` must name someone, and a control character in it
 /// is a configuration slip, never a name.
-fn non_empty(variable: &str, value: String) -> Result<String, ConfigError> {
+pub(crate) fn non_empty(variable: &str, value: String) -> Result<String, ConfigError> {
     if value.is_empty() || value.chars().any(char::is_control) {
         return Err(ConfigError::new(
             variable,

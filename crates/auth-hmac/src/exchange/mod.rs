@@ -180,8 +180,12 @@ impl ExchangeEndpointBuilder {
     /// # Errors
     /// A [`ConfigError`] naming `ExchangeEndpoint`: a lifetime under one second or over
     /// [`MAX_TOKEN_LIFETIME`](crate::MAX_TOKEN_LIFETIME), no failures allowed, or a failure
-    /// window under one second.
+    /// window under one second, or an audience that is empty or holds a control character
+    /// (as [`HmacConfigBuilder::build`](crate::HmacConfigBuilder::build) refuses for its own).
     pub fn build(self) -> Result<ExchangeEndpoint, ConfigError> {
+        if let Some(audience) = &self.audience {
+            crate::config::non_empty(BUILDER, audience.to_string())?;
+        }
         if self.lifetime < Duration::from_secs(1) || self.lifetime > crate::MAX_TOKEN_LIFETIME {
             return Err(ConfigError::new(
                 BUILDER,
@@ -533,6 +537,10 @@ mod tests {
         ] {
             let err = builder.clone().rate_limit(max, window).build().unwrap_err();
             assert_eq!(err.variable(), "ExchangeEndpoint", "{max} {window:?}");
+        }
+        for audience in ["", "metrics\nagent"] {
+            let err = builder.clone().audience(audience).build().unwrap_err();
+            assert_eq!(err.variable(), "ExchangeEndpoint", "{audience:?}");
         }
         let endpoint = builder
             .lifetime(crate::MAX_TOKEN_LIFETIME)
