@@ -67,8 +67,9 @@ fn key(variable: &str, secret: &Secret) -> Result<MacKey, ConfigError> {
 }
 
 /// Builds an [`HmacConfig`]; see [`HmacConfig::builder`]. Setters only record values;
-/// [`build`](Self::build) checks them all. `Debug` never shows a secret.
-#[derive(Clone)]
+/// [`build`](Self::build) checks them all. `Debug` never shows a secret: both are
+/// [`Secret`]s, whose own `Debug` is redacted.
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct HmacConfigBuilder {
     secret: Secret,
@@ -266,22 +267,6 @@ impl HmacConfigBuilder {
     }
 }
 
-impl fmt::Debug for HmacConfigBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HmacConfigBuilder")
-            .field("secret", &"[redacted]")
-            .field(
-                "previous_secret",
-                &self.previous.as_ref().map(|_| "[redacted]"),
-            )
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("leeway", &self.leeway)
-            .field("clock", &self.clock)
-            .finish()
-    }
-}
-
 /// An issuer or audience: a token's `iss` must name someone, and a control character in it
 /// is a configuration slip, never a name.
 pub(crate) fn non_empty(variable: &str, value: String) -> Result<String, ConfigError> {
@@ -434,6 +419,7 @@ mod tests {
         let builder = HmacConfig::builder(SECRET).previous(OLD);
         let shown = format!("{builder:?}");
         assert!(!shown.contains(SECRET) && !shown.contains(OLD), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
         let config = builder.build().unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains(SECRET) && !shown.contains(OLD), "{shown}");

@@ -549,4 +549,20 @@ mod tests {
             .unwrap();
         assert_eq!(endpoint.token_lifetime(), crate::MAX_TOKEN_LIFETIME);
     }
+
+    #[test]
+    fn debug_of_the_endpoint_and_its_builder_shows_no_secret() {
+        let config = HmacConfig::builder(SECRET).build().unwrap();
+        let builder = ExchangeEndpoint::builder(config, clients());
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains(SECRET) && shown.contains("[redacted]"),
+            "{shown}"
+        );
+        let shown = format!("{:?}", builder.build().unwrap());
+        assert!(
+            !shown.contains(SECRET) && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
 }
