@@ -103,20 +103,24 @@ def main():
                         ("is_b64token_800_bytes", "of which `is_b64token` on 800 bytes")]:
         fid = f"check_extract/{name}"
         print(f"| {label} | {fmt(median_ns(fid))} | {a(allocs, fid)} | | | | | | |")
-    for mode in ["cached", "cold"]:
-        fid = f"check_chain_rs256/ours_{mode}"
-        ours = median_ns(fid)
-        print(f"| chain api_key, hmac, oidc: RS256 {mode} | {fmt(ours)} | {a(allocs, fid)} "
-              "| | | | | | |")
-    fid = "check_chain_rs256/hmac_not_mine_part"
-    print(f"| of which: hmac passing on the OIDC token | {fmt(median_ns(fid))} | {a(allocs, fid)} "
-          "| | | | | | |")
-    fid = "check_chain_rs256/oidc_not_mine_part"
-    print(f"| (default order api_key, oidc, hmac: oidc passing on an HMAC token) | {fmt(median_ns(fid))} "
-          f"| {a(allocs, fid)} | | | | | | |")
     fid = "check_request_overhead/noop_service"
     print(f"| (building a request and calling a no-op service: part of tower-oauth2's figure) "
           f"| {fmt(median_ns(fid))} | {a(allocs, fid)} | | | | | | |")
+
+    print("\n### Route once: each token through its owner alone and through the three-method chain\n")
+    print("A chain of one is what a layer with one method runs. The chain reads a bearer JWT once and "
+          "hands it to the method that owns its issuer, after asking the OIDC token cache.\n")
+    print("| token | owner alone | api_key, hmac, oidc | api_key, oidc, hmac |\n|---|---:|---:|---:|")
+    for kind, label in [("oidc_cached", "OIDC RS256, cached"), ("oidc_cold", "OIDC RS256, cold"),
+                        ("hmac", "HMAC role token")]:
+        alone = median_ns(f"check_route/{kind}_alone")
+        cells = []
+        for order in ["api_key_hmac_oidc", "api_key_oidc_hmac"]:
+            fid = f"check_route/{kind}_{order}"
+            t = median_ns(fid)
+            delta = f"{t - alone:+.0f} ns" if t and alone else "?"
+            cells.append(f"{fmt(t)} ({delta}; {a(allocs, fid)})")
+        print(f"| {label} | {fmt(alone)} ({a(allocs, f'check_route/{kind}_alone')}) | {' | '.join(cells)} |")
 
     two = [(n, median_ns(f"check_two_threads/{n}")) for n in
            ["ours_api_key", "ours_oidc_rs256_cached", "ref_sha256_of_token"]]

@@ -98,6 +98,86 @@ async fn every_method_in_one_chain() {
     assert_eq!(idp.jwks_requests(), 1);
 }
 
+/// Routing by structure: the chain reads a bearer JWT once and hands it to the one method
+/// that owns its issuer, so every order of the three methods answers every credential alike,
+/// and the other methods are never asked. SECURITY.md K4.
+#[tokio::test]
+async fn every_order_of_the_chain_answers_alike() {
+    let key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&key]).await;
+    let other = TestIdp::start(&[&key]).await;
+    let alice = token(&idp, &key, "alice", &["orders:read"]);
+    let foreign = token(&other, &key, "mallory", &["admin"]);
+    let (signed, _) = alice.rsplit_once('.').unwrap();
+    let tampered = format!("{signed}.{}", auth_tests::idp::b64("not the signature"));
+    let hmac = HmacConfig::builder(SECRET).build().unwrap();
+    let role_token = hmac
+        .mint("ops", ["x"], Duration::from_secs(600), None)
+        .unwrap();
+    let wrong_secret = HmacConfig::builder(format!("{SECRET}-other"))
+        .build()
+        .unwrap()
+        .mint("ops", ["x"], Duration::from_secs(600), None)
+        .unwrap();
+    let oidc =
+        json!({"issuers": [{"issuer": idp.issuer(), "audience": "api", "roles_claim": "roles"}]})
+            .to_string();
+    let orders = [
+        "api_key,oidc,hmac",
+        "api_key,hmac,oidc",
+        "oidc,api_key,hmac",
+        "oidc,hmac,api_key",
+        "hmac,api_key,oidc",
+        "hmac,oidc,api_key",
+    ];
+    for mode in orders {
+        let layer = config(&[
+            ("AUTH_MODE", mode),
+            ("API_KEYS", KEY_A),
+            ("OIDC_CONFIG", &oidc),
+            ("HMAC_SECRET", SECRET),
+        ])
+        .build()
+        .await
+        .unwrap();
+        let addr = serve(auth_examples::router(layer)).await;
+        let whoami = async |header: (&str, &str)| {
+            let reply = get(addr, "/whoami", &[header]).await;
+            let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+            (reply.status, body["method"].as_str().map(str::to_owned))
+        };
+        let oidc_method = (200, Some("oidc".to_owned()));
+        // Twice: the second answer comes from the validated-token cache.
+        for _ in 0..2 {
+            assert_eq!(
+                whoami(("authorization", &bearer(&alice))).await,
+                oidc_method,
+                "{mode}"
+            );
+        }
+        assert_eq!(
+            whoami(("authorization", &bearer(&role_token))).await,
+            (200, Some("hmac".to_owned())),
+            "{mode}"
+        );
+        assert_eq!(
+            whoami(("x-api-key", KEY_A)).await,
+            (200, Some("api_key".to_owned())),
+            "{mode}"
+        );
+        for refused in [&foreign, &tampered, &wrong_secret] {
+            assert_eq!(
+                whoami(("authorization", &bearer(refused))).await,
+                (401, None),
+                "{mode}"
+            );
+        }
+    }
+    // One JWKS fetch per layer; a token of an issuer nobody configured costs its IdP nothing.
+    assert_eq!(idp.jwks_requests(), orders.len() as u64);
+    assert_eq!(other.requests(), 0);
+}
+
 #[tokio::test]
 async fn roles_from_the_token_decide_403() {
     let key = SigningKey::ec("ec-1");

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     Admins, AuthError, AuthMethod, Authenticator, Check, ConfigError, Credential,
-    DigestBuildHasher, Identity, Outcome, Secret, sha256_digest,
+    DigestBuildHasher, Identity, Outcome, Routing, Secret, jose::looks_like_jws, sha256_digest,
 };
 
 /// Keys shorter than this refuse to load.
@@ -110,13 +110,6 @@ fn longest_step_run(bytes: &[u8]) -> usize {
         longest = longest.max(run);
     }
     longest
-}
-
-/// Whether a bearer value has the shape of a JWS compact token (`eyJ...`.`...`.`...`).
-/// Such a value is never taken for an API key, so the API-key authenticator does not
-/// hash every JWT that passes through a chain.
-fn looks_like_jwt(value: &str) -> bool {
-    value.starts_with("eyJ") && value.bytes().filter(|&b| b == b'.').count() == 2
 }
 
 type Buckets = HashMap<u64, Vec<([u8; 32], Identity)>, DigestBuildHasher>;
@@ -281,7 +274,7 @@ fn parse_key(key: &Secret) -> Result<[u8; 32], &'static str> {
             .map_err(|_| "is not `sha256:` followed by 64 hex characters");
     }
     check_key_strength(text).map_err(KeyWeakness::describe)?;
-    if looks_like_jwt(text) {
+    if looks_like_jws(text) {
         return Err("has the shape of a JWT and would be routed to a token validator");
     }
     Ok(sha256_digest(text.as_bytes()))
@@ -340,13 +333,18 @@ impl Authenticator for ApiKeyAuthenticator {
         "api_key"
     }
 
+    /// A bearer value with a JWT's shape is never taken for a key: such keys refuse to load.
+    fn routing(&self) -> Routing {
+        Routing::NotJws
+    }
+
     fn authenticate(&self, credential: Credential<'_>) -> Check {
         let outcome = match credential {
             Credential::ApiKey(key) => match self.find(key) {
                 Some(identity) => Outcome::Authenticated(identity),
                 None => Outcome::Rejected(AuthError::invalid_token("unknown_api_key")),
             },
-            Credential::Bearer(token) if looks_like_jwt(token) => Outcome::NotMine,
+            Credential::Bearer(token) if looks_like_jws(token) => Outcome::NotMine,
             // A bearer that is not a known key may be another method's token.
             Credential::Bearer(token) => match self.find(token) {
                 Some(identity) => Outcome::Authenticated(identity),

@@ -50,6 +50,7 @@
 
 mod api_key;
 mod authenticator;
+mod chain;
 mod clock;
 mod credential;
 mod digest;
@@ -63,7 +64,8 @@ mod secret;
 mod axum;
 
 pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength};
-pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture};
+pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture, Routing};
+pub use chain::{Chain, ChainStep};
 pub use clock::Clock;
 pub use credential::{
     Credential, CredentialExtractor, DEFAULT_API_KEY_HEADER, Fingerprint, MAX_CREDENTIAL_LEN,

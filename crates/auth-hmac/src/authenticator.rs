@@ -4,8 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use tower_auth_core::jose::CompactJws;
 use tower_auth_core::{
-    Admins, AuthError, AuthMethod, Authenticator, Check, Credential, Identity, Outcome,
+    Admins, AuthError, AuthMethod, Authenticator, Check, Credential, Identity, Outcome, Routing,
 };
 
 use crate::token::{self, Failure, Verified};
@@ -127,15 +128,26 @@ impl HmacAuthenticator {
 
     fn check(&self, token: &str) -> Result<Verified, Failure> {
         let verified = token::verify(&self.config, token, self.config.clock.now_unix())?;
+        Ok(self.not_revoked(verified)?)
+    }
+
+    fn not_revoked(&self, verified: Verified) -> Result<Verified, RoleTokenError> {
         if verified
             .claims
             .jti
             .as_deref()
             .is_some_and(|jti| self.revoked.is_revoked(jti))
         {
-            return Err(RoleTokenError::invalid("token_revoked").into());
+            return Err(RoleTokenError::invalid("token_revoked"));
         }
         Ok(verified)
+    }
+
+    fn outcome(&self, checked: Result<Verified, RoleTokenError>) -> Outcome {
+        match checked {
+            Ok(verified) => Outcome::Authenticated(self.identity(verified)),
+            Err(e) => Outcome::Rejected(AuthError::invalid_token(e.reason())),
+        }
     }
 
     fn identity(&self, verified: Verified) -> Identity {
@@ -164,9 +176,22 @@ impl Authenticator for HmacAuthenticator {
             return Check::Ready(Outcome::NotMine);
         };
         Check::Ready(match self.check(token) {
-            Ok(verified) => Outcome::Authenticated(self.identity(verified)),
+            Ok(verified) => self.outcome(Ok(verified)),
             Err(Failure::NotMine) => Outcome::NotMine,
-            Err(Failure::Refused(e)) => Outcome::Rejected(AuthError::invalid_token(e.reason())),
+            Err(Failure::Refused(e)) => self.outcome(Err(e)),
         })
+    }
+
+    fn routing(&self) -> Routing {
+        Routing::Issuers(vec![Arc::clone(&self.config.issuer)])
+    }
+
+    fn authenticate_jws(&self, jws: &CompactJws<'_>) -> Check {
+        if jws.issuer() != &*self.config.issuer {
+            return Check::Ready(Outcome::NotMine);
+        }
+        let now = self.config.clock.now_unix();
+        let checked = token::verify_jws(&self.config, jws, now).and_then(|v| self.not_revoked(v));
+        Check::Ready(self.outcome(checked))
     }
 }

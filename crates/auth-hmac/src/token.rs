@@ -290,9 +290,8 @@ fn check_signature(config: &HmacConfig, jws: &CompactJws<'_>) -> Result<(), Role
     }
 }
 
-/// The claims of a minted token, `iss` first: a validator reads a payload only up to its
-/// first `iss` to decide whose token it is, so every validator in a chain passes ours on,
-/// or claims it, after reading a few bytes.
+/// The claims of a minted token, `iss` first: whoever reads a payload only for its first
+/// `iss` (a chain routing it, a validator called alone) stops after a few bytes.
 #[derive(Serialize)]
 struct Payload<'a> {
     iss: &'a str,

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tower_auth_core::jose::{CompactJws, JoseError};
 use tower_auth_core::{
     Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
+    Routing,
 };
 
 use crate::cache::TokenCache;
@@ -363,6 +364,31 @@ impl Inner {
     }
 }
 
+impl OidcAuthenticator {
+    /// Waits for the fetch `validate` asked for, then validates `token` again with what it
+    /// brought.
+    fn wait_then_validate(
+        &self,
+        source: Arc<Source>,
+        target: u64,
+        token: &str,
+        cache_key: Option<u64>,
+    ) -> Check {
+        let inner = Arc::clone(&self.inner);
+        let token = token.to_owned();
+        Check::Pending(Box::pin(async move {
+            source.wait_for(target).await;
+            match inner.validate(&token, cache_key, Mode::Settled) {
+                Step::Done(outcome) => outcome,
+                // Settled never asks to wait again.
+                Step::Wait(..) => {
+                    Outcome::Rejected(AuthError::unavailable("jwks_not_loaded", None))
+                }
+            }
+        }))
+    }
+}
+
 impl Authenticator for OidcAuthenticator {
     fn method(&self) -> &'static str {
         "oidc"
@@ -372,19 +398,35 @@ impl Authenticator for OidcAuthenticator {
         let Credential::Bearer(token) = credential else {
             return Check::Ready(Outcome::NotMine);
         };
-        let inner = &self.inner;
         if token.len() > tower_auth_core::MAX_CREDENTIAL_LEN {
-            return Check::Ready(Outcome::Rejected(AuthError::invalid_token(
-                "credential_too_large",
-            )));
+            return Check::Ready(Outcome::Rejected(JoseError::TooLarge.into()));
         }
-        let cache_key = inner.cache.key(token);
+        if let Some(outcome) = self.recall(token) {
+            return Check::Ready(outcome);
+        }
+        let cache_key = self.inner.cache.key(token);
+        match self.inner.validate(token, cache_key, Mode::MayFetch) {
+            Step::Done(outcome) => Check::Ready(outcome),
+            Step::Wait(source, target) => self.wait_then_validate(source, target, token, cache_key),
+        }
+    }
+
+    fn routing(&self) -> Routing {
+        Routing::Issuers(self.inner.names.clone())
+    }
+
+    /// A token this authenticator validated before, while it is still fresh and its key and
+    /// issuer still good: a keyed hash of its end, a lookup, a comparison of the whole token.
+    fn recall(&self, token: &str) -> Option<Outcome> {
+        let inner = &self.inner;
+        let key = inner.cache.key(token)?;
         // One monotonic reading serves the entry's age and its key set's.
         let now = Instant::now();
         // The closure only reads the entry: logging a refusal waits until the cache's
         // per-thread front is let go, so that nothing a subscriber does can reach it.
-        if let Some(key) = cache_key
-            && let Ok(checked) = inner.cache.get(
+        let checked = inner
+            .cache
+            .get(
                 key,
                 token,
                 inner.clock.now_unix(),
@@ -394,28 +436,23 @@ impl Authenticator for OidcAuthenticator {
                     Err(e) => Err((e, Arc::clone(&entry.source.issuer.issuer))),
                 },
             )
-        {
-            return Check::Ready(match checked {
-                Ok(identity) => Outcome::Authenticated(identity),
-                Err((error, issuer)) => inner.reject(token, &issuer, error),
-            });
-        }
-        match inner.validate(token, cache_key, Mode::MayFetch) {
+            .ok()?;
+        Some(match checked {
+            Ok(identity) => Outcome::Authenticated(identity),
+            Err((error, issuer)) => inner.reject(token, &issuer, error),
+        })
+    }
+
+    fn authenticate_jws(&self, jws: &CompactJws<'_>) -> Check {
+        let inner = &self.inner;
+        let Some(index) = inner.names.iter().position(|n| **n == *jws.issuer()) else {
+            return Check::Ready(Outcome::NotMine);
+        };
+        let token = jws.token();
+        let cache_key = inner.cache.key(token);
+        match inner.validate_jws(index, jws, token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),
-            Step::Wait(source, target) => {
-                let inner = Arc::clone(&self.inner);
-                let token = token.to_owned();
-                Check::Pending(Box::pin(async move {
-                    source.wait_for(target).await;
-                    match inner.validate(&token, cache_key, Mode::Settled) {
-                        Step::Done(outcome) => outcome,
-                        // Settled never asks to wait again.
-                        Step::Wait(..) => {
-                            Outcome::Rejected(AuthError::unavailable("jwks_not_loaded", None))
-                        }
-                    }
-                }))
-            }
+            Step::Wait(source, target) => self.wait_then_validate(source, target, token, cache_key),
         }
     }
 }

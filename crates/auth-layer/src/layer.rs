@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use http::HeaderName;
 use http::header::AUTHORIZATION;
-use tower_auth_core::{Authenticator, ConfigError, CredentialExtractor, DEFAULT_REALM};
+use tower_auth_core::{Authenticator, Chain, ConfigError, CredentialExtractor, DEFAULT_REALM};
 use tower_layer::Layer;
 
-use crate::chain::Chain;
 use crate::response::check_realm;
 use crate::rules::{RoleRequirement, Rules};
 use crate::service::{Auth, Settings};
 
 /// A tower layer that authenticates every request.
 ///
-/// It reads the credential (`Authorization: Bearer` or the API-key header), tries each
-/// authenticator in order, puts the [`Identity`](crate::Identity) into the request extensions
+/// It reads the credential (`Authorization: Bearer` or the API-key header), offers it to
+/// each authenticator in order (a bearer JWT goes straight to the one that validates its
+/// issuer; see [`Chain`](tower_auth_core::Chain)), puts the [`Identity`](crate::Identity) into the request extensions
 /// and answers 401 / 400 / 403 / 503 (or the gRPC status) itself. The inner service is never
 /// called for a rejected request and its error type is never changed.
 ///
@@ -203,7 +203,9 @@ impl AuthLayerBuilder {
         }
     }
 
-    /// Tries `authenticator` after the ones already configured.
+    /// Tries `authenticator` after the ones already configured. A bearer JWT goes to the one
+    /// authenticator that validates its issuer, whatever the order; two authenticators that
+    /// validate the same issuer make [`build`](Self::build) fail.
     pub fn or<A: Authenticator>(mut self, authenticator: A) -> Self {
         self.settings.chain.push(Arc::new(authenticator));
         self
@@ -297,10 +299,16 @@ impl AuthLayerBuilder {
 
     /// The layer, or the first setting that was wrong.
     pub fn build(self) -> Result<AuthLayer, ConfigError> {
-        match self.error {
-            Some(error) => Err(error),
-            None => Ok(AuthLayer::from_settings(self.settings)),
+        if let Some(error) = self.error {
+            return Err(error);
         }
+        if let Some(issuer) = self.settings.chain.shared_issuer() {
+            return Err(ConfigError::new(
+                "AuthLayerBuilder::or",
+                format!("two authenticators both validate tokens of issuer {issuer:?}"),
+            ));
+        }
+        Ok(AuthLayer::from_settings(self.settings))
     }
 }
 
@@ -320,6 +328,40 @@ mod tests {
         fn authenticate(&self, _: Credential<'_>) -> Check {
             Outcome::NotMine.into()
         }
+    }
+
+    /// Claims nothing either, but says it validates the tokens of one issuer.
+    struct OwnsIssuer(&'static str);
+
+    impl Authenticator for OwnsIssuer {
+        fn method(&self) -> &'static str {
+            "owns"
+        }
+
+        fn authenticate(&self, _: Credential<'_>) -> Check {
+            Outcome::NotMine.into()
+        }
+
+        fn routing(&self) -> tower_auth_core::Routing {
+            tower_auth_core::Routing::Issuers(vec![self.0.into()])
+        }
+    }
+
+    /// SECURITY.md K4.
+    #[test]
+    fn two_owners_of_one_issuer_fail_the_build() {
+        let two = AuthLayer::builder(OwnsIssuer("https://a.example"))
+            .or(Never)
+            .or(OwnsIssuer("https://a.example"));
+        let error = two.build().unwrap_err();
+        assert_eq!(error.variable(), "AuthLayerBuilder::or");
+        assert!(error.to_string().contains("https://a.example"), "{error}");
+        assert!(
+            AuthLayer::builder(OwnsIssuer("https://a.example"))
+                .or(OwnsIssuer("https://b.example"))
+                .build()
+                .is_ok()
+        );
     }
 
     fn setting_at_fault(builder: AuthLayerBuilder) -> String {

@@ -14,11 +14,11 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_auth_core::{
-    AuthError, Credential, CredentialExtractor, Identity, Outcome, OutcomeFuture, is_grpc,
+    AuthError, Chain, ChainStep, Credential, CredentialExtractor, Identity, Outcome, OutcomeFuture,
+    is_grpc,
 };
 use tower_service::Service;
 
-use crate::chain::{Chain, Step, settle};
 use crate::future::{Answer, AuthFuture};
 use crate::identity_headers::strip_identity_headers;
 use crate::reload::TaskGuard;
@@ -67,21 +67,23 @@ impl Settings {
         }
         let step = match self.extractor.extract(request.headers()) {
             Ok(Some(credential)) => self.chain.run(credential, 0),
-            Ok(None) => Step::Done(Err(AuthError::missing_credential())),
-            Err(error) => Step::Done(Err(error)),
+            Ok(None) => ChainStep::Done(Err(AuthError::missing_credential())),
+            Err(error) => ChainStep::Done(Err(error)),
         };
         match step {
-            Step::Done(result) => Decision::Now(self.judge(request, result)),
-            Step::Waiting(check, index) => Decision::Wait(check, index),
+            ChainStep::Done(result) => Decision::Now(self.judge(request, result)),
+            ChainStep::Waiting(check, index) => Decision::Wait(check, index),
         }
     }
 
     /// Resumes the chain after authenticator `index` said `NotMine` asynchronously.
-    fn resume<B>(&self, request: &Request<B>, index: usize) -> Step {
+    fn resume<B>(&self, request: &Request<B>, index: usize) -> ChainStep {
         match self.extractor.extract(request.headers()) {
             Ok(Some(credential)) => self.chain.run(credential, index + 1),
             // The headers have not changed since the first extraction succeeded.
-            Ok(None) | Err(_) => Step::Done(Err(AuthError::invalid_token("unclaimed_credential"))),
+            Ok(None) | Err(_) => {
+                ChainStep::Done(Err(AuthError::invalid_token("unclaimed_credential")))
+            }
         }
     }
 
@@ -170,10 +172,10 @@ async fn wait<B>(
     let result = loop {
         match check.await {
             Outcome::NotMine => match settings.resume(&request, index) {
-                Step::Done(result) => break result,
-                Step::Waiting(next, at) => (check, index) = (next, at),
+                ChainStep::Done(result) => break result,
+                ChainStep::Waiting(next, at) => (check, index) = (next, at),
             },
-            outcome => break settle(outcome),
+            outcome => break Chain::settle(outcome),
         }
     };
     match settings.judge(&request, result) {

@@ -25,6 +25,7 @@ use crate::MAX_CREDENTIAL_LEN;
 ///
 /// `Debug` shows the issuer and the header's `alg` or broken rule, never a segment.
 pub struct CompactJws<'t> {
+    token: &'t str,
     signing_input: &'t str,
     header_b64: &'t str,
     signature: &'t str,
@@ -111,6 +112,7 @@ impl<'t> CompactJws<'t> {
             return Peeked::NoIssuer;
         };
         Peeked::Issuer(CompactJws {
+            token,
             signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
             header_b64,
             signature: signature.unwrap_or_default(),
@@ -120,6 +122,11 @@ impl<'t> CompactJws<'t> {
             parsed: Mutex::new(parsed),
             header: OnceLock::new(),
         })
+    }
+
+    /// The whole token, as sent.
+    pub fn token(&self) -> &'t str {
+        self.token
     }
 
     /// The unverified `iss` that names the owner: a routing hint, never a proof.
@@ -194,6 +201,16 @@ impl fmt::Debug for CompactJws<'_> {
             .field("alg", &self.header().map(Header::alg))
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a bearer value has the shape of a compact JWS: `eyJ` (a JSON object's `{"`,
+/// base64url-encoded) and exactly two dots.
+///
+/// This is the line between the two kinds of bearer value: an API key never has this shape
+/// (`ApiKeySet` refuses such keys), and a value that has it is routed by its `iss` alone
+/// (see `Chain`).
+pub fn looks_like_jws(value: &str) -> bool {
+    value.starts_with("eyJ") && value.bytes().filter(|&b| b == b'.').count() == 2
 }
 
 /// The shared rules for the header and signature segments of a three-segment token.

@@ -34,6 +34,6 @@ mod header;
 pub use claims::{
     MAX_NUMERIC_DATE, TimeClaims, audience_names_one_of, audiences, require_audience, subject,
 };
-pub use compact::{CompactJws, Peeked};
+pub use compact::{CompactJws, Peeked, looks_like_jws};
 pub use error::JoseError;
 pub use header::{Header, MAX_KID_LEN};
