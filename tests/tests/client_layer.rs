@@ -30,7 +30,7 @@ use tower_auth_client::{
     BearerLayer, ClientCredentials, FnSource, StaticToken, Token, TokenCache, TokenError,
     TokenErrorKind,
 };
-use tower_auth_core::{Admins, Clock};
+use tower_auth_core::Admins;
 use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 const ID: &str = "orders-reporter";
@@ -76,7 +76,7 @@ async fn oidc_setup() -> (TestIdp, TokenEndpoint, AuthLayer) {
         .issuer(IssuerConfig::new(idp.issuer(), AUDIENCE))
         .build()
         .unwrap();
-    let auth = OidcAuthenticator::start(oidc, Admins::default(), Clock::system())
+    let auth = OidcAuthenticator::start(oidc, Admins::default())
         .await
         .unwrap();
     (idp, endpoint, AuthLayer::new(auth))

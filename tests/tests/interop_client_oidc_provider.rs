@@ -21,7 +21,7 @@ use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_auth::AuthLayer;
 use tower_auth_client::{BearerLayer, ClientAuth, ClientCredentials, TokenCache, TokenErrorKind};
-use tower_auth_core::{Admins, Clock};
+use tower_auth_core::Admins;
 use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 /// The provider, and the grants this suite makes against it.
@@ -72,7 +72,7 @@ async fn client_credentials_tokens_that_our_layer_accepts() {
         )
         .build()
         .unwrap();
-    let auth = OidcAuthenticator::start(oidc, Admins::default(), Clock::system())
+    let auth = OidcAuthenticator::start(oidc, Admins::default())
         .await
         .unwrap();
     let app = serve(auth_examples::router(AuthLayer::new(auth))).await;

@@ -72,7 +72,7 @@ impl Provider {
             )
             .build()
             .unwrap();
-        OidcAuthenticator::start(config, Admins::default(), clock)
+        OidcAuthenticator::start(config.with_clock(clock), Admins::default())
             .await
             .unwrap()
     }

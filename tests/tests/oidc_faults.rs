@@ -27,7 +27,7 @@ fn builder(idps: &[&TestIdp]) -> OidcConfigBuilder {
 }
 
 async fn start(config: OidcConfig, clock: &Clock) -> OidcAuthenticator {
-    OidcAuthenticator::start(config, Admins::default(), clock.clone())
+    OidcAuthenticator::start(config.with_clock(clock.clone()), Admins::default())
         .await
         .unwrap()
 }
@@ -642,7 +642,7 @@ async fn discovery_naming_another_issuer_refuses_start_up() {
         &json!({"issuers": [{"issuer": idp.issuer(), "audience": AUDIENCE}]}).to_string(),
     )
     .unwrap();
-    let error = OidcAuthenticator::start(config, Admins::default(), Clock::manual(NOW))
+    let error = OidcAuthenticator::start(config.with_clock(Clock::manual(NOW)), Admins::default())
         .await
         .unwrap_err();
     assert_eq!(error.variable(), "OIDC_CONFIG");

@@ -40,7 +40,7 @@ async fn three() -> Three {
     )
     .unwrap();
     let clock = Clock::manual(NOW);
-    let auth = OidcAuthenticator::start(config, Admins::default(), clock.clone())
+    let auth = OidcAuthenticator::start(config.with_clock(clock.clone()), Admins::default())
         .await
         .unwrap();
     Three {

@@ -43,9 +43,11 @@ async fn works(auth: &OidcAuthenticator, idp: &TestIdp, key: &SigningKey) {
 fn without_a_runtime_the_refreshes_get_their_own_thread() {
     let key = SigningKey::rsa("a", 0);
     let (runtime, idp) = idp_elsewhere(&[&key]);
-    let auth =
-        OidcAuthenticator::start_blocking(config(&idp), Admins::default(), Clock::manual(NOW))
-            .unwrap();
+    let auth = OidcAuthenticator::start_blocking(
+        config(&idp).with_clock(Clock::manual(NOW)),
+        Admins::default(),
+    )
+    .unwrap();
     runtime.block_on(works(&auth, &idp, &key));
     assert_eq!(idp.jwks_requests(), 3);
 }
@@ -62,9 +64,11 @@ async fn in_a_current_thread_runtime_the_refreshes_get_their_own_thread() {
     })
     .join()
     .unwrap();
-    let auth =
-        OidcAuthenticator::start_blocking(config(&idp), Admins::default(), Clock::manual(NOW))
-            .unwrap();
+    let auth = OidcAuthenticator::start_blocking(
+        config(&idp).with_clock(Clock::manual(NOW)),
+        Admins::default(),
+    )
+    .unwrap();
     works(&auth, &idp, &key).await;
     drop(auth);
     runtime.shutdown_background();
@@ -74,9 +78,11 @@ async fn in_a_current_thread_runtime_the_refreshes_get_their_own_thread() {
 async fn in_a_multi_thread_runtime_it_blocks_in_place() {
     let key = SigningKey::rsa("a", 0);
     let idp = TestIdp::start(&[&key]).await;
-    let auth =
-        OidcAuthenticator::start_blocking(config(&idp), Admins::default(), Clock::manual(NOW))
-            .unwrap();
+    let auth = OidcAuthenticator::start_blocking(
+        config(&idp).with_clock(Clock::manual(NOW)),
+        Admins::default(),
+    )
+    .unwrap();
     works(&auth, &idp, &key).await;
 }
 
@@ -85,8 +91,11 @@ fn start_blocking_reports_config_errors() {
     let key = SigningKey::rsa("a", 0);
     let (_runtime, idp) = idp_elsewhere(&[&key]);
     idp.set_discovery_issuer(Some("https://elsewhere.example".into()));
-    let e = OidcAuthenticator::start_blocking(config(&idp), Admins::default(), Clock::manual(NOW))
-        .unwrap_err();
+    let e = OidcAuthenticator::start_blocking(
+        config(&idp).with_clock(Clock::manual(NOW)),
+        Admins::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.variable(), "OidcConfig");
     assert!(e.message().contains("different issuer"), "{e}");
 }

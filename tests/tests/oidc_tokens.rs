@@ -30,9 +30,12 @@ async fn setup_with(change: impl FnOnce(IssuerConfig) -> IssuerConfig) -> Setup 
         .issuer(change(IssuerConfig::new(idp.issuer(), AUDIENCE)))
         .build()
         .unwrap();
-    let auth = OidcAuthenticator::start(config, Admins::new(["root@example.com"]), clock.clone())
-        .await
-        .unwrap();
+    let auth = OidcAuthenticator::start(
+        config.with_clock(clock.clone()),
+        Admins::new(["root@example.com"]),
+    )
+    .await
+    .unwrap();
     assert_eq!((idp.discovery_requests(), idp.jwks_requests()), (1, 1));
     Setup {
         idp,
@@ -301,7 +304,7 @@ async fn key_alg_and_use_must_agree_with_the_token() {
         .build()
         .unwrap();
     let clock = Clock::manual(NOW);
-    let auth = OidcAuthenticator::start(config, Admins::default(), clock.clone())
+    let auth = OidcAuthenticator::start(config.with_clock(clock.clone()), Admins::default())
         .await
         .unwrap();
     let claims = idp.claims("u");
@@ -379,7 +382,7 @@ async fn rsa_keys_under_2048_bits_are_ignored() {
         .issuer(IssuerConfig::new(SMALL_RSA_ISSUER, AUDIENCE).jwks_uri(idp.jwks_uri()))
         .build()
         .unwrap();
-    let auth = OidcAuthenticator::start(config, Admins::default(), Clock::manual(NOW))
+    let auth = OidcAuthenticator::start(config.with_clock(Clock::manual(NOW)), Admins::default())
         .await
         .unwrap();
     assert_eq!(

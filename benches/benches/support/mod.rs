@@ -242,7 +242,7 @@ pub(crate) async fn oidc(jwks_url: &str, cache_size: u64) -> OidcAuthenticator {
         .token_cache_size(cache_size)
         .build()
         .unwrap();
-    OidcAuthenticator::start(config, Admins::default(), Clock::system())
+    OidcAuthenticator::start(config, Admins::default())
         .await
         .unwrap()
 }

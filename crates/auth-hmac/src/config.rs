@@ -114,9 +114,16 @@ impl HmacConfig {
         self.previous.is_some()
     }
 
-    /// The configured clock.
-    pub fn clock_source(&self) -> &Clock {
+    /// The clock tokens are minted and checked with.
+    pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// This configuration with `clock` (a [`Clock::manual`] in tests), for one read by
+    /// [`from_env`](Self::from_env); in code, [`HmacConfigBuilder::clock`].
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Reads the process environment:

@@ -565,9 +565,8 @@ async fn validators() -> Validators {
     let now = Clock::system().now_unix();
     let clock = Clock::manual(now);
     let oidc = OidcAuthenticator::start(
-        dev.config(AUDIENCE).build().unwrap(),
+        dev.config(AUDIENCE).clock(clock.clone()).build().unwrap(),
         Admins::default(),
-        clock.clone(),
     )
     .await
     .unwrap();

@@ -69,11 +69,8 @@ impl OidcAuthenticator {
     /// with 503 and `Retry-After` while it is retried in the background with backoff and
     /// jitter. A discovery document naming another issuer does fail it. Must be called
     /// within a Tokio runtime, which then runs the background refreshes.
-    pub async fn start(
-        config: OidcConfig,
-        admins: Admins,
-        clock: Clock,
-    ) -> Result<Self, ConfigError> {
+    pub async fn start(config: OidcConfig, admins: Admins) -> Result<Self, ConfigError> {
+        let clock = config.clock.clone();
         let variable = Arc::clone(&config.variable);
         select_jwt_backend();
         let fetcher = Fetcher::new(config.connect_timeout, config.read_timeout)
@@ -159,17 +156,11 @@ impl OidcAuthenticator {
     /// refreshes. Anywhere else (no runtime, or a current-thread runtime, which cannot be
     /// blocked on) the refreshes get a small runtime on a thread of their own, `tower-auth-oidc`,
     /// which ends when the last clone of the authenticator is dropped.
-    pub fn start_blocking(
-        config: OidcConfig,
-        admins: Admins,
-        clock: Clock,
-    ) -> Result<Self, ConfigError> {
+    pub fn start_blocking(config: OidcConfig, admins: Admins) -> Result<Self, ConfigError> {
         if let Ok(handle) = Handle::try_current()
             && handle.runtime_flavor() == RuntimeFlavor::MultiThread
         {
-            return tokio::task::block_in_place(|| {
-                handle.block_on(Self::start(config, admins, clock))
-            });
+            return tokio::task::block_in_place(|| handle.block_on(Self::start(config, admins)));
         }
         let variable = Arc::clone(&config.variable);
         let failed = |what: &str| {
@@ -194,7 +185,7 @@ impl OidcAuthenticator {
                     }
                 };
                 runtime.block_on(async move {
-                    let started = Self::start(config, admins, clock).await;
+                    let started = Self::start(config, admins).await;
                     let keep_running = started.is_ok();
                     let _ = result_tx.send(Ok(started));
                     if keep_running {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::Uri;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
-use tower_auth_core::ConfigError;
+use tower_auth_core::{Clock, ConfigError};
 
 /// The variable named in errors when the configuration was built in code.
 const BUILDER: &str = "OidcConfig";
@@ -145,6 +145,7 @@ pub struct OidcConfig {
     pub(crate) read_timeout: Duration,
     pub(crate) startup_timeout: Duration,
     pub(crate) unknown_kid_cooldown: Duration,
+    pub(crate) clock: Clock,
 }
 
 impl OidcConfig {
@@ -161,6 +162,7 @@ impl OidcConfig {
             read_timeout: Duration::from_secs(5),
             startup_timeout: Duration::from_secs(5),
             unknown_kid_cooldown: Duration::from_secs(30),
+            clock: Clock::system(),
         }
     }
 
@@ -226,6 +228,18 @@ impl OidcConfig {
     pub fn max_stale(&self) -> Duration {
         self.refresh_interval.saturating_mul(10)
     }
+
+    /// The clock `exp`, `nbf` and `iat` are checked against.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// This configuration with `clock` (a [`Clock::manual`] in tests), for one read by
+    /// [`from_json`](Self::from_json); in code, [`OidcConfigBuilder::clock`].
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 /// Builds an [`OidcConfig`] in code; see [`OidcConfig::builder`].
@@ -242,6 +256,7 @@ pub struct OidcConfigBuilder {
     read_timeout: Duration,
     startup_timeout: Duration,
     unknown_kid_cooldown: Duration,
+    clock: Clock,
 }
 
 impl OidcConfigBuilder {
@@ -299,6 +314,13 @@ impl OidcConfigBuilder {
         self
     }
 
+    /// The clock `exp`, `nbf` and `iat` are checked against (default the system clock; a
+    /// [`Clock::manual`] in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Checks everything and returns the configuration.
     pub fn build(self) -> Result<OidcConfig, ConfigError> {
         let variable = self.variable.clone();
@@ -340,6 +362,7 @@ impl OidcConfigBuilder {
             read_timeout: self.read_timeout,
             startup_timeout: self.startup_timeout,
             unknown_kid_cooldown: self.unknown_kid_cooldown,
+            clock: self.clock,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! can become anyone.
 //!
 //! ```
-//! use tower_auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
+//! use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 //! use tower_auth_oidc::{OidcAuthenticator, dev_issuer::DevIssuer};
 //! use std::time::Duration;
 //!
@@ -13,7 +13,7 @@
 //! # async fn main() {
 //! let issuer = DevIssuer::start().await.unwrap();
 //! let config = issuer.config("demo-api").build().unwrap();
-//! let oidc = OidcAuthenticator::start(config, Admins::default(), Clock::system()).await.unwrap();
+//! let oidc = OidcAuthenticator::start(config, Admins::default()).await.unwrap();
 //! let token = issuer.mint("alice", "demo-api", &["orders:read"], Duration::from_secs(3600));
 //! match oidc.authenticate(Credential::Bearer(&token)) {
 //!     Check::Ready(Outcome::Authenticated(id)) => assert!(id.has_role("orders:read")),

@@ -2,7 +2,7 @@
 //! multi-issuer JWT validation and a validated-token cache.
 //!
 //! ```
-//! use tower_auth_core::{Admins, Authenticator, Check, Clock, Credential, Outcome};
+//! use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 //! use tower_auth_oidc::{OidcAuthenticator, OidcConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -13,7 +13,7 @@
 //! ]}"#)?;
 //! // Loads every issuer's keys at once, waiting 5 s at most; an issuer that cannot be reached
 //! // does not stop start-up: its tokens answer 503 while it is retried in the background.
-//! let oidc = OidcAuthenticator::start(config, Admins::default(), Clock::system()).await?;
+//! let oidc = OidcAuthenticator::start(config, Admins::default()).await?;
 //! let check = |token: &'static str| async {
 //!     match oidc.authenticate(Credential::Bearer(token)) {
 //!         Check::Ready(outcome) => outcome,          // cache hit, keys loaded, or decided at once

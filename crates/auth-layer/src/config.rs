@@ -162,14 +162,9 @@ impl AuthConfig {
         self.check()?;
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
-            Some(config) => Some(
-                tower_auth_oidc::OidcAuthenticator::start(
-                    config,
-                    self.admins.clone(),
-                    tower_auth_core::Clock::system(),
-                )
-                .await?,
-            ),
+            Some(config) => {
+                Some(tower_auth_oidc::OidcAuthenticator::start(config, self.admins.clone()).await?)
+            }
             None => None,
         };
         self.assemble(
@@ -191,7 +186,6 @@ impl AuthConfig {
             Some(config) => Some(tower_auth_oidc::OidcAuthenticator::start_blocking(
                 config,
                 self.admins.clone(),
-                tower_auth_core::Clock::system(),
             )?),
             None => None,
         };
