@@ -76,6 +76,11 @@ pub enum Routing {
 /// A JWT validator also says which issuers it owns ([`routing`](Self::routing)) and takes a
 /// token already read ([`authenticate_jws`](Self::authenticate_jws)), so that a chain
 /// parses each token once whatever its order.
+///
+/// [`recall`](Self::recall) and [`authenticate_jws`](Self::authenticate_jws) must answer
+/// exactly as [`authenticate`](Self::authenticate) would: a chain calls them instead of it.
+/// A wrapper (audit, deny-list, rate limit) that forwards [`routing`](Self::routing) must
+/// therefore put its policy in all three, or forward none of them and be asked in order.
 pub trait Authenticator: Send + Sync + 'static {
     /// The method's name for logs and `/health`: `api_key`, `oidc`, `hmac`.
     fn method(&self) -> &'static str;

@@ -20,9 +20,11 @@ use crate::{
 /// authenticators), a bearer JWT is not tried in turn but routed by structure: the owners'
 /// caches are asked first ([`Authenticator::recall`]), then the token is split and its `iss`
 /// read once, and the one authenticator owning that issuer gets the token already read
-/// ([`Authenticator::authenticate_jws`]). Issuers are disjoint (see
-/// [`shared_issuer`](Self::shared_issuer)), so the answer is the one the ordered run would
-/// give, and any order of the chain costs the same.
+/// ([`Authenticator::authenticate_jws`]). The answer is the one the ordered run would give,
+/// and any order of the chain costs the same. A chain where two authenticators route by one
+/// issuer ([`shared_issuer`](Self::shared_issuer), which `AuthLayerBuilder::build` refuses)
+/// or where one authenticator is [`Routing::InOrder`] (a custom one that says nothing about
+/// its tokens) asks every authenticator in order instead, as its order then matters.
 #[derive(Clone, Default)]
 pub struct Chain {
     authenticators: Vec<Arc<dyn Authenticator>>,
@@ -32,12 +34,14 @@ pub struct Chain {
     owners: Vec<usize>,
     /// The authenticators with issuers, in chain order: the ones whose cache is asked.
     routed: Vec<usize>,
-    /// Whether some authenticator is [`Routing::InOrder`]: then every credential is tried
-    /// in order, since such an authenticator may take any JWT.
+    /// Whether some authenticator is [`Routing::InOrder`] (it may take any JWT) or two route
+    /// by one issuer (the first would win a route, the first to answer an ordered run):
+    /// then every credential is tried in order.
     in_order: bool,
 }
 
-/// Where a [`Chain::run`] stands.
+/// Where a [`Chain::run`] stands: decided, or waiting. (Not `non_exhaustive`: a run has no
+/// third state, and a wildcard arm in every caller would hide one if it ever had.)
 pub enum ChainStep {
     /// Decided.
     Done(Result<Identity, AuthError>),
@@ -62,6 +66,7 @@ impl Chain {
             Routing::Issuers(issuers) => {
                 self.routed.push(index);
                 for issuer in issuers {
+                    self.in_order |= self.issuers.contains(&issuer);
                     self.issuers.push(issuer);
                     self.owners.push(index);
                 }
@@ -94,8 +99,8 @@ impl Chain {
             .map(|(_, issuer)| &**issuer)
     }
 
-    /// Runs the chain from authenticator `from` (0 for a new credential; see
-    /// [`ChainStep::Waiting`] for the rest).
+    /// Runs the chain for a new credential (`from` 0), or resumes it after
+    /// [`ChainStep::Waiting`] at `index + 1`: a resumed run asks the rest in order.
     pub fn run(&self, credential: Credential<'_>, from: usize) -> ChainStep {
         if from == 0
             && !self.in_order
@@ -117,6 +122,9 @@ impl Chain {
     /// A bearer JWT, when every authenticator says what it takes: only an authenticator with
     /// issuers can own it, and only the one whose issuer the token names.
     fn route(&self, token: &str) -> ChainStep {
+        if self.routed.is_empty() {
+            return ChainStep::Done(Err(unclaimed()));
+        }
         // A cache hit is cheaper than reading the token's `iss`, so the caches go first.
         for &index in &self.routed {
             match self.authenticators[index].recall(token) {

@@ -15,8 +15,8 @@ use crate::service::{Auth, Settings};
 /// A tower layer that authenticates every request.
 ///
 /// It reads the credential (`Authorization: Bearer` or the API-key header), offers it to
-/// each authenticator in order (a bearer JWT goes straight to the one that validates its
-/// issuer; see [`Chain`](tower_auth_core::Chain)), puts the [`Identity`](crate::Identity) into the request extensions
+/// each authenticator in order (with the built-in authenticators, a bearer JWT goes straight
+/// to the one that validates its issuer; see [`Chain`](tower_auth_core::Chain)), puts the [`Identity`](crate::Identity) into the request extensions
 /// and answers 401 / 400 / 403 / 503 (or the gRPC status) itself. The inner service is never
 /// called for a rejected request and its error type is never changed.
 ///
@@ -203,8 +203,10 @@ impl AuthLayerBuilder {
         }
     }
 
-    /// Tries `authenticator` after the ones already configured. A bearer JWT goes to the one
-    /// authenticator that validates its issuer, whatever the order; two authenticators that
+    /// Tries `authenticator` after the ones already configured. While every authenticator
+    /// says which tokens it takes ([`Authenticator::routing`]; the built-in ones do), a
+    /// bearer JWT goes to the one that validates its issuer, whatever the order; a custom
+    /// authenticator that does not makes the chain ask in order. Two authenticators that
     /// validate the same issuer make [`build`](Self::build) fail.
     pub fn or<A: Authenticator>(mut self, authenticator: A) -> Self {
         self.settings.chain.push(Arc::new(authenticator));

@@ -36,10 +36,11 @@
 //! 2. An exempt path (exact match; `/health` and `/grpc.health.v1.Health/Check` by default)
 //!    is never rejected, but still gets an identity if it carries a valid credential.
 //! 3. The credential is read from `Authorization: Bearer` or the API-key header and offered
-//!    to each authenticator in order; the first that claims it decides. A bearer JWT is not
-//!    offered in turn but routed by structure ([`Chain`](tower_auth_core::Chain)): the OIDC
-//!    token cache is asked, then the token is read once and handed to the one method that
-//!    validates its issuer, so the order of the methods costs nothing.
+//!    to each authenticator in order; the first that claims it decides. With the built-in
+//!    methods, a bearer JWT is not offered in turn but routed by structure
+//!    ([`Chain`](tower_auth_core::Chain)): the OIDC token cache is asked, then the token is
+//!    read once and handed to the one method that validates its issuer, so the order of the
+//!    methods costs nothing. A custom authenticator makes the chain ask in order.
 //! 4. Role rules ([`AuthLayerBuilder::require_any`], `AUTH_METHOD_ROLES`, [`RequireRolesLayer`])
 //!    turn a missing role into 403.
 //!

@@ -297,11 +297,33 @@ fn one_authenticator_in_order_makes_the_chain_ask_in_order() {
 }
 
 #[test]
-fn an_issuer_owned_twice_is_reported() {
+fn an_issuer_owned_twice_is_reported_and_asked_in_order() {
     let mut c = Chain::new();
     c.push(Arc::new(Issuer::new("a", "https://a.example").0));
     c.push(Arc::new(Issuer::new("b", "https://b.example").0));
     assert_eq!(c.shared_issuer(), None);
-    c.push(Arc::new(Issuer::new("a2", "https://a.example").0));
+    // The second owner of a's issuer remembers a's token: routed, its cache would answer
+    // before the first owner, which the ordered run asks first.
+    let (mut second, second_counts) = Issuer::new("a2", "https://a.example");
+    second.remembered = Some(jwt(PAYLOAD_A));
+    c.push(Arc::new(second));
     assert_eq!(c.shared_issuer(), Some("https://a.example"));
+    assert_eq!(
+        done(c.run(Credential::Bearer(&jwt(PAYLOAD_A)), 0)),
+        Ok("a".into())
+    );
+    assert_eq!(asked(&second_counts), [0, 0, 0]);
+}
+
+#[test]
+fn a_chain_without_jwt_owners_reads_no_jwt() {
+    let mut c = Chain::new();
+    c.push(Arc::new(Keys));
+    let huge = jwt(&"A".repeat(crate::MAX_CREDENTIAL_LEN));
+    for token in [jwt(PAYLOAD_A), huge] {
+        assert_eq!(
+            done(c.run(Credential::Bearer(&token), 0)),
+            Err("unclaimed_credential")
+        );
+    }
 }
