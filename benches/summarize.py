@@ -121,6 +121,11 @@ def main():
             delta = f"{t - alone:+.0f} ns" if t and alone else "?"
             cells.append(f"{fmt(t)} ({delta}; {a(allocs, fid)})")
         print(f"| {label} | {fmt(alone)} ({a(allocs, f'check_route/{kind}_alone')}) | {' | '.join(cells)} |")
+    for part, label in [("part_looks_like_jws", "of which: the JWT shape test (`jose::looks_like_jws`, 800 bytes)"),
+                        ("part_oidc_recall", "of which: the OIDC cache asked, a hit"),
+                        ("part_oidc_recall_miss", "of which: the OIDC cache asked, a miss (another method's token)")]:
+        fid = f"check_route/{part}"
+        print(f"| {label} | {fmt(median_ns(fid))} ({a(allocs, fid)}) | | |")
 
     two = [(n, median_ns(f"check_two_threads/{n}")) for n in
            ["ours_api_key", "ours_oidc_rs256_cached", "ref_sha256_of_token"]]

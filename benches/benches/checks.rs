@@ -290,6 +290,19 @@ fn checks(c: &mut Criterion) {
         chain
     };
     let mut g = group(c, "check_route");
+    // The two steps of a cached check through a chain: the JWT shape test, and the cache.
+    g.bench("part_looks_like_jws", || {
+        assert!(tower_auth_core::jose::looks_like_jws(black_box(rs256)))
+    });
+    g.bench("part_oidc_recall_miss", || {
+        assert!(cached.recall(black_box(&hmac_token)).is_none())
+    });
+    g.bench("part_oidc_recall", || {
+        assert!(matches!(
+            cached.recall(black_box(rs256)),
+            Some(Outcome::Authenticated(_))
+        ))
+    });
     for (kind, token, owner, oidc) in [
         ("oidc_cached", rs256, None, &cached),
         ("oidc_cold", rs256, None, &cold),

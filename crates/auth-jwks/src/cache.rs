@@ -154,6 +154,13 @@ impl TokenCache {
         let result = match front {
             Some(result) => result,
             None => {
+                // A chain asks this cache about every bearer JWT, other methods' tokens too,
+                // and moka's `get` records every miss for its admission policy (most of a
+                // miss's cost): look first, and let `insert` record the miss of a token that
+                // turned out to be ours.
+                if !cache.contains_key(&key) {
+                    return Err(Miss::Absent);
+                }
                 let entry = cache.get(&key).ok_or(Miss::Absent)?;
                 let result = self
                     .check(&entry, token, now_unix, now)
@@ -210,6 +217,9 @@ impl TokenCache {
         source: Arc<Source>,
     ) {
         if let Some(cache) = &self.cache {
+            // The read `get` left unrecorded: TinyLFU admits a new entry by how often its key
+            // was asked for, as it did when every miss was recorded.
+            let _ = cache.get(&cache_key);
             cache.insert(
                 cache_key,
                 Arc::new(Entry {
