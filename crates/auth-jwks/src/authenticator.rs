@@ -258,6 +258,32 @@ fn select_jwt_backend() {
 }
 
 impl Inner {
+    /// The cached answer for `token`, if the cache holds it.
+    fn cached(&self, token: &str) -> Option<Outcome> {
+        let key = self.cache.key(token)?;
+        // One monotonic reading serves the entry's age and its key set's.
+        let now = Instant::now();
+        // The closure only reads the entry: logging a refusal waits until the cache's
+        // per-thread front is let go, so that nothing a subscriber does can reach it.
+        let checked = self
+            .cache
+            .get(
+                key,
+                token,
+                self.clock.now_unix(),
+                now,
+                |entry, identity| match entry.source.check_fresh(&entry.source.snapshot(), now) {
+                    Ok(()) => Ok(identity.clone()),
+                    Err(e) => Err((e, Arc::clone(&entry.source.issuer.issuer))),
+                },
+            )
+            .ok()?;
+        Some(match checked {
+            Ok(identity) => Outcome::Authenticated(identity),
+            Err((error, issuer)) => self.reject(token, &issuer, error),
+        })
+    }
+
     fn reject(&self, token: &str, issuer: &str, error: AuthError) -> Outcome {
         // The fingerprint's SHA-256 is only computed when the event is enabled.
         tracing::debug!(target: "auth", reason = error.reason(),
@@ -392,7 +418,7 @@ impl Authenticator for OidcAuthenticator {
         if token.len() > tower_auth_core::MAX_CREDENTIAL_LEN {
             return Check::Ready(Outcome::Rejected(JoseError::TooLarge.into()));
         }
-        if let Some(outcome) = self.recall(token) {
+        if let Some(outcome) = self.inner.cached(token) {
             return Check::Ready(outcome);
         }
         let cache_key = self.inner.cache.key(token);
@@ -407,31 +433,13 @@ impl Authenticator for OidcAuthenticator {
     }
 
     /// A token this authenticator validated before, while it is still fresh and its key and
-    /// issuer still good: a keyed hash of its end, a lookup, a comparison of the whole token.
+    /// issuer still good. Another method's token is told apart by a load
+    /// (`TokenCache::may_hold`), so a chain asking about every JWT costs that method little.
     fn recall(&self, token: &str) -> Option<Outcome> {
-        let inner = &self.inner;
-        let key = inner.cache.key(token)?;
-        // One monotonic reading serves the entry's age and its key set's.
-        let now = Instant::now();
-        // The closure only reads the entry: logging a refusal waits until the cache's
-        // per-thread front is let go, so that nothing a subscriber does can reach it.
-        let checked = inner
-            .cache
-            .get(
-                key,
-                token,
-                inner.clock.now_unix(),
-                now,
-                |entry, identity| match entry.source.check_fresh(&entry.source.snapshot(), now) {
-                    Ok(()) => Ok(identity.clone()),
-                    Err(e) => Err((e, Arc::clone(&entry.source.issuer.issuer))),
-                },
-            )
-            .ok()?;
-        Some(match checked {
-            Ok(identity) => Outcome::Authenticated(identity),
-            Err((error, issuer)) => inner.reject(token, &issuer, error),
-        })
+        if !self.inner.cache.may_hold(token) {
+            return None;
+        }
+        self.inner.cached(token)
     }
 
     fn authenticate_jws(&self, jws: &CompactJws<'_>) -> Check {
@@ -440,6 +448,11 @@ impl Authenticator for OidcAuthenticator {
             return Check::Ready(Outcome::NotMine);
         };
         let token = jws.token();
+        // `recall` missed, but may have missed only because another token took this one's
+        // slot in `may_hold`: a lookup is cheap beside a signature.
+        if let Some(outcome) = inner.cached(token) {
+            return Check::Ready(outcome);
+        }
         let cache_key = inner.cache.key(token);
         match inner.validate_jws(index, jws, token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

@@ -83,6 +83,10 @@ pub(crate) struct TokenCache {
     id: u64,
     /// Keyed by [`TokenCache::key`], already a keyed hash, so moka need not hash it again.
     cache: Option<moka::sync::Cache<u64, Arc<Entry>, DigestBuildHasher>>,
+    /// The last eight bytes of recently inserted tokens, one per slot ([`may_hold`](Self::may_hold)).
+    seen: Box<[AtomicU64]>,
+    /// How far a multiplied tail is shifted to index `seen`.
+    shift: u32,
     hasher: RandomState,
     ttl: Duration,
     leeway: u64,
@@ -102,13 +106,39 @@ impl TokenCache {
                 .expire_after(ExpireAtExp { clock, ttl, leeway })
                 .build_with_hasher(DigestBuildHasher::default())
         });
+        // Four slots per entry keep collisions rare; 2^16 slots (512 KiB) at most.
+        let slots = size.saturating_mul(4).clamp(2, 1 << 16).next_power_of_two();
         Self {
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             cache,
+            seen: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            shift: 64 - slots.trailing_zeros(),
             hasher: RandomState::new(),
             ttl,
             leeway,
         }
+    }
+
+    /// Whether the cache may hold `token`: `false` means it surely does not, `true` only that
+    /// [`get`](Self::get) should be asked.
+    ///
+    /// A chain asks the cache about every bearer JWT, other methods' tokens too, before it
+    /// reads the token; a miss in moka costs what a hit does (its `get` records misses for
+    /// its admission policy). So each insertion leaves the token's last eight bytes in a
+    /// slot picked by those bytes, and a token whose slot holds other bytes is not looked
+    /// up: a load instead of a hash and a lookup. Two tokens sharing a slot only cost a
+    /// lookup: the validator asks [`get`](Self::get) itself before verifying a signature.
+    /// The bytes need not be secret or unpredictable: a forger who matches them reaches the
+    /// lookup, which compares the whole token, as every token did before.
+    pub(crate) fn may_hold(&self, token: &str) -> bool {
+        let tail = tail(token);
+        self.cache.is_some() && self.slot(tail).load(Ordering::Relaxed) == tail
+    }
+
+    fn slot(&self, tail: u64) -> &AtomicU64 {
+        // Fibonacci hashing: the top bits of the product depend on every byte of the tail.
+        let index = tail.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift;
+        &self.seen[usize::try_from(index).unwrap_or_default()]
     }
 
     /// The cache key of `token`, or `None` when the cache is off.
@@ -154,13 +184,6 @@ impl TokenCache {
         let result = match front {
             Some(result) => result,
             None => {
-                // A chain asks this cache about every bearer JWT, other methods' tokens too,
-                // and moka's `get` records every miss for its admission policy (most of a
-                // miss's cost): look first, and let `insert` record the miss of a token that
-                // turned out to be ours.
-                if !cache.contains_key(&key) {
-                    return Err(Miss::Absent);
-                }
                 let entry = cache.get(&key).ok_or(Miss::Absent)?;
                 let result = self
                     .check(&entry, token, now_unix, now)
@@ -217,9 +240,8 @@ impl TokenCache {
         source: Arc<Source>,
     ) {
         if let Some(cache) = &self.cache {
-            // The read `get` left unrecorded: TinyLFU admits a new entry by how often its key
-            // was asked for, as it did when every miss was recorded.
-            let _ = cache.get(&cache_key);
+            let tail = tail(token);
+            self.slot(tail).store(tail, Ordering::Relaxed);
             cache.insert(
                 cache_key,
                 Arc::new(Entry {
@@ -240,5 +262,63 @@ impl TokenCache {
             c.run_pending_tasks();
             c.entry_count()
         })
+    }
+}
+
+/// The last eight bytes of `token` (fewer, zero-padded, for a shorter one).
+fn tail(token: &str) -> u64 {
+    let bytes = token.as_bytes();
+    let last = &bytes[bytes.len().saturating_sub(8)..];
+    let mut tail = [0u8; 8];
+    tail[8 - last.len()..].copy_from_slice(last);
+    u64::from_le_bytes(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(size: u64) -> TokenCache {
+        TokenCache::new(size, Duration::from_secs(60), 0, Clock::manual(0))
+    }
+
+    #[test]
+    fn may_hold_only_what_was_inserted_in_its_slot() {
+        let c = cache(1000);
+        assert_eq!(c.seen.len(), 4096);
+        let (a, b) = ("eyJ.one.signature-aaaaaaaa", "eyJ.two.signature-bbbbbbbb");
+        assert!(!c.may_hold(a) && !c.may_hold(b));
+        let store = |t: &str| c.slot(tail(t)).store(tail(t), Ordering::Relaxed);
+        store(a);
+        assert!(c.may_hold(a));
+        assert!(!c.may_hold(b));
+        // Only the last eight bytes count: a forger who copies them reaches the lookup,
+        // which compares the whole token.
+        assert!(c.may_hold("x-aaaaaaaa"));
+        // A token that takes the slot pushes the other out: `get` is then the validator's
+        // to ask (OidcAuthenticator::authenticate_jws does).
+        let same_slot = (0u32..)
+            .map(|i| format!("eyJ.{i}.sig-{i:08}"))
+            .find(|t| tail(t) != tail(a) && std::ptr::eq(c.slot(tail(t)), c.slot(tail(a))))
+            .unwrap();
+        store(&same_slot);
+        assert!(c.may_hold(&same_slot) && !c.may_hold(a));
+    }
+
+    #[test]
+    fn a_cache_that_is_off_holds_nothing() {
+        let c = cache(0);
+        c.slot(tail("token"))
+            .store(tail("token"), Ordering::Relaxed);
+        assert!(!c.may_hold("token"));
+    }
+
+    #[test]
+    fn the_tail_of_a_short_token_is_padded() {
+        assert_eq!(
+            tail("ab"),
+            u64::from_le_bytes([0, 0, 0, 0, 0, 0, b'a', b'b'])
+        );
+        assert_eq!(tail(""), 0);
     }
 }
