@@ -20,7 +20,8 @@ use crate::{
 /// authenticators), a bearer JWT is not tried in turn but routed by structure: the owners'
 /// caches are asked first ([`Authenticator::recall`]), then the token is split and its `iss`
 /// read once, and the one authenticator owning that issuer gets the token already read
-/// ([`Authenticator::authenticate_jws`]). The answer is the one the ordered run would give,
+/// ([`Authenticator::authenticate_jws`]). (A chain of one simply asks its authenticator.)
+/// The answer is the one the ordered run would give,
 /// and any order of the chain costs the same. A chain where two authenticators route by one
 /// issuer ([`shared_issuer`](Self::shared_issuer), which `AuthLayerBuilder::build` refuses)
 /// or where one authenticator is [`Routing::InOrder`] (a custom one that says nothing about
@@ -102,8 +103,11 @@ impl Chain {
     /// Runs the chain for a new credential (`from` 0), or resumes it after
     /// [`ChainStep::Waiting`] at `index + 1`: a resumed run asks the rest in order.
     pub fn run(&self, credential: Credential<'_>, from: usize) -> ChainStep {
+        // A chain of one has nothing to route between: its one authenticator answers as
+        // routing would, without the shape test.
         if from == 0
             && !self.in_order
+            && self.authenticators.len() > 1
             && let Credential::Bearer(token) = credential
             && looks_like_jws(token)
         {

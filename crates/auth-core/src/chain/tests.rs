@@ -229,6 +229,18 @@ fn a_jwt_goes_to_its_owner_alone_in_any_order() {
 }
 
 #[test]
+fn a_chain_of_one_asks_its_authenticator_directly() {
+    let (a, a_counts) = Issuer::new("a", "https://a.example");
+    let mut c = Chain::new();
+    c.push(Arc::new(a));
+    assert_eq!(
+        done(c.run(Credential::Bearer(&jwt(PAYLOAD_A)), 0)),
+        Ok("a".into())
+    );
+    assert_eq!(asked(&a_counts), [1, 0, 0]);
+}
+
+#[test]
 fn a_remembered_token_is_answered_before_it_is_read() {
     let (mut b, b_counts) = Issuer::new("b", "https://b.example");
     b.remembered = Some(jwt(PAYLOAD_B));
@@ -263,6 +275,7 @@ fn a_jwt_of_no_configured_issuer_is_nobodys() {
 fn an_oversized_jwt_is_refused_before_it_is_read() {
     let (a, _) = Issuer::new("a", "https://a.example");
     let mut c = Chain::new();
+    c.push(Arc::new(Keys));
     c.push(Arc::new(a));
     let huge = jwt(&"A".repeat(crate::MAX_CREDENTIAL_LEN));
     assert_eq!(
