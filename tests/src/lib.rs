@@ -98,12 +98,25 @@ impl Reply {
 /// Sends `GET path` over a fresh HTTP/1.1 connection with exactly these headers (repeats
 /// allowed, values as raw bytes) and the request target exactly as given.
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send(addr, http::Method::GET, path, headers).await
+}
+
+/// As [`get`], with any method (and an empty body).
+pub async fn send(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(connection);
-    let mut request = Request::get(path).header("host", addr.to_string());
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     for (name, value) in headers {
         request = request.header(
             HeaderName::from_bytes(name.as_bytes()).unwrap(),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use auth_examples::grpc::pb::{AdminPingRequest, WhoAmIRequest};
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_tests::{KEY_A, KEY_B, config, get, serve};
+use auth_tests::{KEY_A, KEY_B, config, get, send, serve};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -47,6 +47,40 @@ async fn who_am_i(channel: &Channel, metadata: &[(&'static str, &str)]) -> Resul
         .await
         .map(|r| r.into_inner().subject)
         .map_err(|status| status.code())
+}
+
+/// A gRPC content type earns the gRPC answer only on a `POST` over HTTP/2; gRPC-Web gets
+/// it with its own content type. Every refusal says `Cache-Control: no-store`.
+/// SECURITY.md E6.
+#[tokio::test]
+async fn only_real_grpc_requests_get_the_grpc_answer() {
+    let (http, _) = servers().await;
+    for method in [http::Method::GET, http::Method::POST] {
+        let reply = send(
+            http,
+            method.clone(),
+            "/whoami",
+            &[("content-type", "application/grpc")],
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{method} over HTTP/1.1: {reply:?}");
+        assert!(reply.header("grpc-status").is_none(), "{reply:?}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    let web = "application/grpc-web+proto";
+    let reply = send(
+        http,
+        http::Method::POST,
+        "/whoami",
+        &[("content-type", web)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some(web));
+    assert_eq!(reply.header("grpc-status"), Some("16"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.body, "");
 }
 
 #[tokio::test]

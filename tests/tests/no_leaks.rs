@@ -52,3 +52,25 @@ async fn credentials_appear_in_no_log_line_and_no_body() {
         );
     }
 }
+
+/// A refused request's path is logged capped: 4,000 bytes of path write a fixed-size line.
+/// SECURITY.md E7.
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_path_is_logged_capped() {
+    let (logs, _guard) = CapturedLogs::start();
+    let auth = config(&[("API_KEYS", KEY_A)]).build_blocking().unwrap();
+    let addr = serve(auth_examples::router(auth)).await;
+    let path = format!("/{}", "p".repeat(3999));
+    assert_eq!(get(addr, &path, &[]).await.status, 401);
+    let logs = logs.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("outcome=\"rejected\""))
+        .expect("the refusal is logged");
+    assert!(line.contains("... (4000 bytes)"), "{line}");
+    assert!(
+        !line.contains(&"p".repeat(200)),
+        "the whole path was logged"
+    );
+    assert!(line.len() < 400, "{} bytes: {line}", line.len());
+}

@@ -35,7 +35,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        self.to_response(DEFAULT_REALM, false)
+        self.to_response(DEFAULT_REALM, &crate::Protocol::Http)
             .map(axum_core::body::Body::from)
     }
 }

@@ -5,17 +5,65 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 
 /// The realm in `WWW-Authenticate` challenges unless one is configured.
 pub const DEFAULT_REALM: &str = "api";
 
-/// Whether a request is gRPC (`content-type: application/grpc*`). gRPC requests are refused
-/// with HTTP 200 and `grpc-status`, since gRPC clients turn an HTTP 401 into UNKNOWN or UNAVAILABLE.
-pub fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+/// How a request expects to be refused: as HTTP, or in gRPC's form (HTTP 200 with
+/// `grpc-status`, since gRPC clients turn an HTTP 401 into UNKNOWN or UNAVAILABLE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Anything that is not gRPC: a status, a challenge and a JSON body.
+    Http,
+    /// gRPC: a `POST` over HTTP/2 with `content-type: application/grpc` or
+    /// `application/grpc+<codec>`.
+    Grpc,
+    /// gRPC-Web: a `POST` with `content-type: application/grpc-web[-text][+<codec>]`, over
+    /// any HTTP version. Answered like gRPC, with the request's own content type, so that a
+    /// browser client can read `grpc-status`. Put the auth layer outside
+    /// `tonic_web::GrpcWebLayer`, so that it sees the request as sent: tonic-web rewrites the
+    /// content type to `application/grpc` but keeps HTTP/1.1, which would be answered as HTTP.
+    GrpcWeb(HeaderValue),
+}
+
+impl Protocol {
+    /// The protocol of `request`, from its method, HTTP version and content type alone.
+    ///
+    /// A gRPC content type on anything but a `POST` over HTTP/2 is plain HTTP: no gRPC client
+    /// sends one, and answering it with `200 OK` would tell a shared cache or a monitor that
+    /// a refused request succeeded.
+    pub fn of<B>(request: &Request<B>) -> Self {
+        if request.method() != Method::POST {
+            return Self::Http;
+        }
+        let Some(content_type) = request.headers().get(CONTENT_TYPE) else {
+            return Self::Http;
+        };
+        let media_type = content_type
+            .as_bytes()
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        let is = |base: &[u8]| {
+            media_type.len() >= base.len()
+                && media_type[..base.len()].eq_ignore_ascii_case(base)
+                && matches!(media_type.get(base.len()), None | Some(b'+'))
+        };
+        if is(b"application/grpc-web") || is(b"application/grpc-web-text") {
+            Self::GrpcWeb(content_type.clone())
+        } else if is(b"application/grpc") && request.version() == Version::HTTP_2 {
+            Self::Grpc
+        } else {
+            Self::Http
+        }
+    }
+
+    /// Whether the answer takes gRPC's form (gRPC or gRPC-Web).
+    pub fn is_grpc(&self) -> bool {
+        !matches!(self, Self::Http)
+    }
 }
 
 /// The kind of an [`AuthError`]; each kind has one fixed answer (see [`AuthError`]).
@@ -215,17 +263,21 @@ impl AuthError {
 }
 
 impl AuthError {
-    /// The whole answer: status, headers and fixed body, in HTTP form or, when `grpc`, as a
-    /// trailers-only gRPC response (HTTP 200, `grpc-status`, `grpc-message`, no body).
-    pub fn to_response(&self, realm: &str, grpc: bool) -> Response<&'static str> {
+    /// The whole answer: status, headers and fixed body in HTTP form or, for
+    /// [`Protocol::Grpc`] and [`Protocol::GrpcWeb`], a trailers-only gRPC response (HTTP 200,
+    /// `grpc-status`, `grpc-message`, no body). Both carry `Cache-Control: no-store`.
+    pub fn to_response(&self, realm: &str, protocol: &Protocol) -> Response<&'static str> {
         let mut response = Response::new("");
-        if !grpc {
-            *response.status_mut() = self.http_status();
-            *response.body_mut() = self.body();
-        }
         let headers = response.headers_mut();
-        if grpc {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        // A refusal is about one request: no cache may keep it, in either form.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let grpc_type = match protocol {
+            Protocol::Http => None,
+            Protocol::Grpc => Some(HeaderValue::from_static("application/grpc")),
+            Protocol::GrpcWeb(content_type) => Some(content_type.clone()),
+        };
+        if let Some(content_type) = grpc_type {
+            headers.insert(CONTENT_TYPE, content_type);
             headers.insert("grpc-status", HeaderValue::from(self.grpc_code().as_i32()));
             headers.insert(
                 "grpc-message",
@@ -233,8 +285,10 @@ impl AuthError {
             );
             return response;
         }
+        *response.status_mut() = self.http_status();
+        *response.body_mut() = self.body();
+        let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.www_authenticate(realm) {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
@@ -364,7 +418,7 @@ mod tests {
 
     #[test]
     fn responses_carry_status_challenge_fixed_json_and_retry_after() {
-        let r = AuthError::invalid_token("x").to_response("api", false);
+        let r = AuthError::invalid_token("x").to_response("api", &Protocol::Http);
         assert_eq!(r.status(), 401);
         assert_eq!(
             r.headers()[WWW_AUTHENTICATE],
@@ -373,8 +427,8 @@ mod tests {
         assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(*r.body(), r#"{"error":"invalid_token"}"#);
 
-        let r =
-            AuthError::unavailable("x", Some(Duration::from_secs(30))).to_response("api", false);
+        let r = AuthError::unavailable("x", Some(Duration::from_secs(30)))
+            .to_response("api", &Protocol::Http);
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[RETRY_AFTER], "30");
         assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
@@ -389,25 +443,63 @@ mod tests {
             (AuthError::insufficient_scope("admin"), "7"),
             (AuthError::unavailable("x", None), "14"),
         ] {
-            let r = error.to_response("api", true);
+            let r = error.to_response("api", &Protocol::Grpc);
             assert_eq!(r.status(), 200);
             assert_eq!(r.headers()["grpc-status"], code);
             assert_eq!(r.headers()[CONTENT_TYPE], "application/grpc");
             assert!(r.body().is_empty());
+            assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
         }
     }
 
+    /// SECURITY.md E6.
     #[test]
-    fn only_application_grpc_content_types_are_grpc() {
-        let mut h = HeaderMap::new();
-        assert!(!is_grpc(&h));
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc+proto"),
-        );
-        assert!(is_grpc(&h));
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        assert!(!is_grpc(&h));
+    fn only_a_post_over_http2_with_a_grpc_type_is_grpc() {
+        let request = |method: Method, version: Version, content_type: Option<&str>| {
+            let mut r = Request::builder().method(method).version(version);
+            if let Some(t) = content_type {
+                r = r.header(CONTENT_TYPE, t);
+            }
+            Protocol::of(&r.body(()).unwrap())
+        };
+        let h2 = Version::HTTP_2;
+        for t in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC; charset=x",
+        ] {
+            assert_eq!(request(Method::POST, h2, Some(t)), Protocol::Grpc, "{t}");
+        }
+        for (method, version, t) in [
+            (Method::GET, h2, Some("application/grpc")),
+            (Method::POST, Version::HTTP_11, Some("application/grpc")),
+            (Method::POST, h2, Some("application/grpcx")),
+            (Method::POST, h2, Some("application/json")),
+            (Method::POST, h2, None),
+            (Method::GET, Version::HTTP_11, Some("application/grpc-web")),
+        ] {
+            assert_eq!(
+                request(method.clone(), version, t),
+                Protocol::Http,
+                "{method} {version:?} {t:?}"
+            );
+        }
+        for t in [
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/grpc-web-text",
+        ] {
+            let p = request(Method::POST, Version::HTTP_11, Some(t));
+            assert_eq!(p, Protocol::GrpcWeb(HeaderValue::from_static(t)), "{t}");
+            assert!(p.is_grpc());
+            // gRPC-Web gets its own content type back.
+            let r = AuthError::invalid_token("x").to_response("api", &p);
+            assert_eq!(
+                (r.status(), &r.headers()[CONTENT_TYPE]),
+                (StatusCode::OK, &HeaderValue::from_static(t))
+            );
+            assert_eq!(r.headers()["grpc-status"], "16");
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@
 
 mod api_key;
 mod authenticator;
+mod capped;
 mod chain;
 mod clock;
 mod credential;
@@ -65,6 +66,7 @@ mod axum;
 
 pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength};
 pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture, Routing};
+pub use capped::Capped;
 pub use chain::{Chain, ChainStep};
 pub use clock::Clock;
 pub use credential::{
@@ -72,6 +74,6 @@ pub use credential::{
     is_b64token,
 };
 pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
-pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, is_grpc};
+pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, Protocol};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
 pub use secret::Secret;

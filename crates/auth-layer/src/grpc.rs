@@ -1,7 +1,8 @@
 //! tonic glue (feature `tonic`).
 //!
 //! [`AuthLayer`](crate::AuthLayer) works unchanged in `tonic::transport::Server::builder().layer(..)`:
-//! a gRPC request (`content-type: application/grpc*`) is refused with HTTP 200 and
+//! a gRPC request (a `POST` over HTTP/2 with `content-type: application/grpc*`; gRPC-Web too,
+//! see [`Protocol`](tower_auth_core::Protocol)) is refused with HTTP 200 and
 //! `grpc-status` 16 UNAUTHENTICATED, 7 PERMISSION_DENIED or 14 UNAVAILABLE, never with an
 //! HTTP 401 that gRPC clients would turn into UNKNOWN. Credentials come from the
 //! `authorization` and API-key metadata, with the same rules as HTTP headers.
@@ -27,6 +28,7 @@
 //!
 //! let call = |key: Option<&str>| {
 //!     let mut request = http::Request::post("/grpc.health.v1.Health/Watch")
+//!         .version(http::Version::HTTP_2)
 //!         .header("content-type", "application/grpc");
 //!     if let Some(key) = key {
 //!         request = request.header("x-api-key", key);

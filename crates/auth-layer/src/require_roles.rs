@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use tower_auth_core::{AuthError, ConfigError, DEFAULT_REALM, Identity, is_grpc};
+use tower_auth_core::{AuthError, Capped, ConfigError, DEFAULT_REALM, Identity, Protocol};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -120,7 +120,7 @@ where
                 tracing::info!(
                     target: "auth",
                     outcome = "rejected",
-                    path = request.uri().path(),
+                    path = %Capped(request.uri().path()),
                     reason = error.reason(),
                     status = 403,
                     subject = identity.subject(),
@@ -134,7 +134,7 @@ where
             Err(error) => AuthFuture::reject(rejection(
                 &error,
                 &self.layer.realm,
-                is_grpc(request.headers()),
+                &Protocol::of(&request),
             )),
         }
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower_auth_core::{AuthError, ConfigError};
+use tower_auth_core::{AuthError, ConfigError, Protocol};
 
 pin_project! {
     /// The response body of [`Auth`](crate::Auth) and
@@ -88,9 +88,13 @@ where
 }
 
 /// The rejection for `error` in HTTP or gRPC form.
-pub(crate) fn rejection(error: &AuthError, realm: &str, grpc: bool) -> Response<ResponseBody<()>> {
+pub(crate) fn rejection(
+    error: &AuthError,
+    realm: &str,
+    protocol: &Protocol,
+) -> Response<ResponseBody<()>> {
     error
-        .to_response(realm, grpc)
+        .to_response(realm, protocol)
         .map(|body| ResponseBody::fixed(Some(Bytes::from_static(body.as_bytes()))))
 }
 

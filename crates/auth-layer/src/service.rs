@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_auth_core::{
-    AuthError, Chain, ChainStep, Credential, CredentialExtractor, Identity, Outcome, OutcomeFuture,
-    is_grpc,
+    AuthError, Capped, Chain, ChainStep, Credential, CredentialExtractor, Identity, Outcome,
+    OutcomeFuture, Protocol,
 };
 use tower_service::Service;
 
@@ -95,7 +95,7 @@ impl Settings {
     ) -> Verdict {
         let path = request.uri().path();
         // Whether the request is gRPC matters only to `/pkg.Service/*` exemptions.
-        let grpc = self.rules.has_grpc_service_exemptions() && is_grpc(request.headers());
+        let grpc = self.rules.has_grpc_service_exemptions() && Protocol::of(request).is_grpc();
         let verdict = match (self.rules.classify(path, grpc), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(_)) => Verdict::Pass(None),
@@ -118,7 +118,7 @@ impl Settings {
 
     /// The rejection of a request for `error`, in HTTP or gRPC form.
     fn rejection<B>(&self, request: &Request<B>, error: &AuthError) -> Response<ResponseBody<()>> {
-        rejection(error, &self.realm, is_grpc(request.headers()))
+        rejection(error, &self.realm, &Protocol::of(request))
     }
 
     fn log<B>(
@@ -127,7 +127,8 @@ impl Settings {
         identity: Option<&Identity>,
         result: Result<(), &AuthError>,
     ) {
-        let path = request.uri().path();
+        // The path is the caller's to choose: logged capped (SECURITY.md E7).
+        let path = Capped(request.uri().path());
         // Field values are only evaluated when the event is enabled, so the fingerprint's
         // SHA-256 costs nothing on a quiet subscriber.
         let fingerprint = || {
@@ -142,16 +143,16 @@ impl Settings {
             (Ok(()), Some(identity)) => tracing::debug!(
                 target: "auth",
                 outcome = "accepted",
-                path,
+                path = %path,
                 method = identity.method().kind(),
                 subject = identity.subject(),
                 fingerprint = %fingerprint(),
             ),
-            (Ok(()), None) => tracing::debug!(target: "auth", outcome = "exempt", path),
+            (Ok(()), None) => tracing::debug!(target: "auth", outcome = "exempt", path = %path),
             (Err(error), identity) => tracing::info!(
                 target: "auth",
                 outcome = "rejected",
-                path,
+                path = %path,
                 reason = error.reason(),
                 status = error.http_status().as_u16(),
                 subject = identity.map(Identity::subject),
@@ -336,7 +337,12 @@ mod tests {
                     .unwrap(),
             )
             .service(service_fn(echo));
+        // A gRPC content type is sent as gRPC clients send it: a POST over HTTP/2.
+        let grpc = headers.iter().any(|(name, _)| *name == "content-type");
         let mut request = Request::builder().uri(path);
+        if grpc {
+            request = request.method("POST").version(http::Version::HTTP_2);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -476,6 +482,7 @@ mod tests {
             .service(service_fn(echo));
         let request = |path: &str, content_type: &str| {
             Request::post(path)
+                .version(http::Version::HTTP_2)
                 .header("content-type", content_type)
                 .body(String::new())
                 .unwrap()
