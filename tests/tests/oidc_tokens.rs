@@ -751,6 +751,7 @@ async fn identity_carries_subject_email_roles_and_claims() {
     let token = s.idp.token_with(&s.ec, |c| {
         c["sub"] = json!("u-42");
         c["email"] = json!("root@example.com");
+        c["email_verified"] = json!(true);
         c["name"] = json!("Root");
         c["realm_access"] = json!({"roles": ["orders:write"]});
         c["scope"] = json!("openid orders:read");
@@ -758,8 +759,8 @@ async fn identity_carries_subject_email_roles_and_claims() {
     });
     let id = accepted(run(&s.auth, &token).await);
     assert_eq!(
-        (id.subject(), id.email(), id.name()),
-        ("u-42", Some("root@example.com"), Some("Root"))
+        (id.subject(), id.email(), id.name(), id.email_verified()),
+        ("u-42", Some("root@example.com"), Some("Root"), true)
     );
     let roles: Vec<&str> = id.roles().iter().map(String::as_str).collect();
     assert_eq!(

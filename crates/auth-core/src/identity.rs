@@ -1,6 +1,6 @@
 //! Who a request is from, once a credential has been accepted.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -64,6 +64,7 @@ struct Inner {
     subject: String,
     name: Option<String>,
     email: Option<String>,
+    email_verified: bool,
     method: AuthMethod,
     roles: BTreeSet<String>,
     claims: Option<Map<String, Value>>,
@@ -78,6 +79,7 @@ impl Identity {
                 subject: subject.into(),
                 name: None,
                 email: None,
+                email_verified: false,
                 method,
                 roles: BTreeSet::new(),
                 claims: None,
@@ -110,9 +112,16 @@ impl Identity {
         self.0.name.as_deref()
     }
 
-    /// An email address, where the credential carried one.
+    /// An email address, where the credential carried one. It may be unverified: see
+    /// [`email_verified`](Identity::email_verified).
     pub fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
+    }
+
+    /// Whether the credential vouched for the [`email`](Identity::email) (an OIDC token's
+    /// `email_verified: true`).
+    pub fn email_verified(&self) -> bool {
+        self.0.email.is_some() && self.0.email_verified
     }
 
     /// The method that authenticated this identity.
@@ -167,9 +176,17 @@ impl IdentityBuilder {
         self
     }
 
-    /// Sets the email address.
+    /// Sets the email address, unverified unless [`email_verified`](Self::email_verified)
+    /// says otherwise.
     pub fn email(mut self, email: impl Into<String>) -> Self {
         self.inner.email = Some(email.into());
+        self
+    }
+
+    /// Says whether the credential vouched for the email address (default `false`). Only a
+    /// verified email can match [`Admins`].
+    pub fn email_verified(mut self, verified: bool) -> Self {
+        self.inner.email_verified = verified;
         self
     }
 
@@ -206,16 +223,19 @@ impl IdentityBuilder {
         self
     }
 
-    /// Grants [`ADMIN_ROLE`] when the subject, the email or the API key's name is listed in `admins`.
+    /// Grants [`ADMIN_ROLE`] when `admins` lists this identity (see [`Admins`]). Call it
+    /// after setting the email.
     pub fn admins(self, admins: &Admins) -> Self {
-        let listed = admins.contains(&self.inner.subject)
-            || self
-                .inner
-                .email
-                .as_deref()
-                .is_some_and(|e| admins.contains(e))
-            || matches!(&self.inner.method, AuthMethod::ApiKey { name } if admins.contains(name));
-        if listed { self.role(ADMIN_ROLE) } else { self }
+        let verified_email = self
+            .inner
+            .email
+            .as_deref()
+            .filter(|_| self.inner.email_verified);
+        if admins.grants(&self.inner.method, &self.inner.subject, verified_email) {
+            self.role(ADMIN_ROLE)
+        } else {
+            self
+        }
     }
 
     /// Finishes the identity.
@@ -224,34 +244,184 @@ impl IdentityBuilder {
     }
 }
 
-/// Subjects, emails and API key names that are granted [`ADMIN_ROLE`] (`AUTH_ADMINS`).
+/// Who is granted [`ADMIN_ROLE`] (`AUTH_ADMINS`).
+///
+/// Each entry is one of:
+///
+/// | entry | matches |
+/// |---|---|
+/// | `api_key:NAME` | the API key named `NAME` |
+/// | `hmac:SUBJECT` | an HMAC role token whose `sub` is `SUBJECT` |
+/// | `email:ADDRESS` | a verified email ([`IdentityBuilder::email_verified`]) |
+/// | `ISSUER_URL#SUBJECT` | an OIDC token of that issuer (exactly as configured) whose `sub` is `SUBJECT` |
+/// | anything else | unqualified: any method's subject, an API key's name, or a verified email |
+///
+/// An unqualified entry lets one method's name stand for another's (a subject `ops` at one
+/// issuer is not `ops` at another); qualify entries when more than one method or issuer is
+/// configured. Matching is exact: `Alice` is not `alice`. An `ISSUER_URL#SUBJECT` entry is
+/// one whose text before the first `#` starts with `http://` or `https://` (an issuer URL
+/// has no fragment).
+///
+/// ```
+/// use tower_auth_core::{Admins, AuthMethod};
+///
+/// let admins = Admins::new(["api_key:deploy", "https://login.example.com#u-42"]);
+/// let oidc = |issuer: &str| AuthMethod::Oidc { issuer: issuer.into() };
+/// assert!(admins.grants(&oidc("https://login.example.com"), "u-42", None));
+/// assert!(!admins.grants(&oidc("https://other.example.com"), "u-42", None));
+/// assert!(!admins.grants(&AuthMethod::Hmac { issuer: "tower-auth".into() }, "deploy", None));
+/// ```
 #[derive(Clone, Debug, Default)]
-pub struct Admins(HashSet<String>);
+pub struct Admins {
+    /// Every entry as written, for [`Admins::contains`].
+    listed: HashSet<String>,
+    unqualified: HashSet<String>,
+    api_keys: HashSet<String>,
+    hmac: HashSet<String>,
+    emails: HashSet<String>,
+    /// Subjects by issuer.
+    oidc: HashMap<String, HashSet<String>>,
+}
+
+/// One entry of an admin list, by the name space it belongs to.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry<'a> {
+    Unqualified(&'a str),
+    ApiKey(&'a str),
+    Hmac(&'a str),
+    Email(&'a str),
+    Oidc { issuer: &'a str, subject: &'a str },
+}
+
+impl<'a> Entry<'a> {
+    /// Reads an entry; `Err` names the part that is empty.
+    fn parse(entry: &'a str) -> Result<Self, &'static str> {
+        let qualified = if let Some(name) = entry.strip_prefix("api_key:") {
+            Some((Entry::ApiKey(name), name, "key name"))
+        } else if let Some(subject) = entry.strip_prefix("hmac:") {
+            Some((Entry::Hmac(subject), subject, "subject"))
+        } else {
+            entry
+                .strip_prefix("email:")
+                .map(|address| (Entry::Email(address), address, "address"))
+        };
+        if let Some((parsed, name, what)) = qualified {
+            return if name.is_empty() {
+                Err(what)
+            } else {
+                Ok(parsed)
+            };
+        }
+        if let Some((issuer, subject)) = entry.split_once('#')
+            && (issuer.starts_with("https://") || issuer.starts_with("http://"))
+        {
+            return if subject.is_empty() {
+                Err("subject")
+            } else {
+                Ok(Entry::Oidc { issuer, subject })
+            };
+        }
+        if entry.is_empty() {
+            Err("name")
+        } else {
+            Ok(Entry::Unqualified(entry))
+        }
+    }
+}
 
 impl Admins {
-    /// An admin list from names; empty entries are ignored.
-    pub fn new<I, S>(names: I) -> Self
+    /// An admin list from entries (see [`Admins`]); empty entries, and qualified ones with
+    /// an empty name (`api_key:`), are ignored. [`Admins::parse`] refuses them instead.
+    pub fn new<I, S>(entries: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self(
-            names
-                .into_iter()
-                .map(Into::into)
-                .filter(|n| !n.is_empty())
-                .collect(),
-        )
+        let mut admins = Self::default();
+        for entry in entries {
+            let entry = entry.into();
+            if let Ok(parsed) = Entry::parse(&entry) {
+                admins.insert(parsed);
+                admins.listed.insert(entry);
+            }
+        }
+        admins
     }
 
-    /// Whether `name` is listed. Matching is exact: `Alice` is not `alice`.
-    pub fn contains(&self, name: &str) -> bool {
-        self.0.contains(name)
+    /// An admin list from entries; an empty entry, or a qualified one with an empty name,
+    /// is an error that names `variable` and the entry's position.
+    pub fn parse<I, S>(variable: &str, entries: I) -> Result<Self, crate::ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut admins = Self::default();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let entry = entry.into();
+            let parsed = Entry::parse(&entry).map_err(|what| {
+                crate::ConfigError::new(variable, format!("entry #{} has an empty {what}", i + 1))
+            })?;
+            admins.insert(parsed);
+            admins.listed.insert(entry);
+        }
+        Ok(admins)
+    }
+
+    fn insert(&mut self, entry: Entry<'_>) {
+        match entry {
+            Entry::Unqualified(name) => self.unqualified.insert(name.into()),
+            Entry::ApiKey(name) => self.api_keys.insert(name.into()),
+            Entry::Hmac(subject) => self.hmac.insert(subject.into()),
+            Entry::Email(address) => self.emails.insert(address.into()),
+            Entry::Oidc { issuer, subject } => self
+                .oidc
+                .entry(issuer.into())
+                .or_default()
+                .insert(subject.into()),
+        };
+    }
+
+    /// Whether an identity authenticated by `method` as `subject`, with `verified_email`
+    /// (`None` when it has none or it is unverified), is an admin. This is the one place
+    /// admins are matched; [`IdentityBuilder::admins`] asks it.
+    pub fn grants(&self, method: &AuthMethod, subject: &str, verified_email: Option<&str>) -> bool {
+        let by_email =
+            verified_email.is_some_and(|e| self.emails.contains(e) || self.unqualified.contains(e));
+        let by_method = match method {
+            AuthMethod::ApiKey { name } => {
+                self.api_keys.contains(&**name) || self.unqualified.contains(&**name)
+            }
+            AuthMethod::Hmac { .. } => self.hmac.contains(subject),
+            AuthMethod::Oidc { issuer } => self
+                .oidc
+                .get(&**issuer)
+                .is_some_and(|subjects| subjects.contains(subject)),
+        };
+        by_email || by_method || self.unqualified.contains(subject)
+    }
+
+    /// Whether `entry` is listed, exactly as written.
+    pub fn contains(&self, entry: &str) -> bool {
+        self.listed.contains(entry)
+    }
+
+    /// The unqualified entries (which any method's names can match), sorted.
+    pub fn unqualified(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.unqualified.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The issuers that `ISSUER_URL#SUBJECT` entries name, sorted.
+    pub fn issuers(&self) -> Vec<&str> {
+        let mut issuers: Vec<&str> = self.oidc.keys().map(String::as_str).collect();
+        issuers.sort_unstable();
+        issuers
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.listed.is_empty()
     }
 }
 
@@ -305,29 +475,154 @@ mod tests {
         assert!(!id.has_role(""));
     }
 
+    fn oidc(issuer: &str) -> AuthMethod {
+        AuthMethod::Oidc {
+            issuer: issuer.into(),
+        }
+    }
+
+    fn hmac() -> AuthMethod {
+        AuthMethod::Hmac {
+            issuer: "tower-auth".into(),
+        }
+    }
+
+    fn is_admin(admins: &Admins, builder: IdentityBuilder) -> bool {
+        builder.admins(admins).build().has_role(ADMIN_ROLE)
+    }
+
     #[test]
-    fn admins_match_subject_email_or_key_name() {
+    fn unqualified_entries_match_subject_verified_email_or_key_name() {
         let admins = Admins::new(["ops", "root@example.com", "deploy-key"]);
-        let by_subject = Identity::builder("ops", AuthMethod::Oidc { issuer: "i".into() })
-            .admins(&admins)
-            .build();
-        let by_email = Identity::builder("u1", AuthMethod::Oidc { issuer: "i".into() })
+        let by_subject = Identity::builder("ops", oidc("https://i"));
+        let by_email = Identity::builder("u1", oidc("https://i"))
             .email("root@example.com")
-            .admins(&admins)
-            .build();
-        let by_key = Identity::builder("x", key("deploy-key"))
-            .admins(&admins)
-            .build();
-        let nobody = Identity::builder("Ops", key("other"))
-            .admins(&admins)
-            .build();
-        assert!(by_subject.has_role(ADMIN_ROLE));
-        assert!(by_email.has_role(ADMIN_ROLE));
-        assert!(by_key.has_role(ADMIN_ROLE));
+            .email_verified(true);
+        let by_key = Identity::builder("x", key("deploy-key"));
+        let by_hmac_subject = Identity::builder("ops", hmac());
+        let nobody = Identity::builder("Ops", key("other"));
+        assert!(is_admin(&admins, by_subject));
+        assert!(is_admin(&admins, by_email));
+        assert!(is_admin(&admins, by_key));
+        assert!(is_admin(&admins, by_hmac_subject));
         assert!(
-            !nobody.has_role(ADMIN_ROLE),
+            !is_admin(&admins, nobody),
             "matching is exact and case-sensitive"
         );
+    }
+
+    /// SECURITY.md M1.
+    #[test]
+    fn an_unverified_email_never_matches() {
+        for admins in [
+            Admins::new(["root@example.com"]),
+            Admins::new(["email:root@example.com"]),
+        ] {
+            let unverified = Identity::builder("u1", oidc("https://i")).email("root@example.com");
+            let said_false = Identity::builder("u1", oidc("https://i"))
+                .email("root@example.com")
+                .email_verified(false);
+            let verified = Identity::builder("u1", oidc("https://i"))
+                .email("root@example.com")
+                .email_verified(true);
+            assert!(!is_admin(&admins, unverified), "{admins:?}");
+            assert!(!is_admin(&admins, said_false), "{admins:?}");
+            assert!(is_admin(&admins, verified), "{admins:?}");
+        }
+        let verified_without_email = Identity::builder("u1", oidc("https://i"))
+            .email_verified(true)
+            .build();
+        assert!(!verified_without_email.email_verified());
+    }
+
+    /// SECURITY.md M2.
+    #[test]
+    fn qualified_entries_match_only_their_method() {
+        let admins = Admins::new([
+            "api_key:deploy",
+            "hmac:ops",
+            "email:boss@example.com",
+            "https://a.example#u-1",
+        ]);
+        // Each entry's own method.
+        assert!(is_admin(
+            &admins,
+            Identity::builder("deploy", key("deploy"))
+        ));
+        assert!(is_admin(&admins, Identity::builder("ops", hmac())));
+        assert!(is_admin(
+            &admins,
+            Identity::builder("u-9", oidc("https://b.example"))
+                .email("boss@example.com")
+                .email_verified(true)
+        ));
+        assert!(is_admin(
+            &admins,
+            Identity::builder("u-1", oidc("https://a.example"))
+        ));
+        // The same names through another method, or another issuer.
+        assert!(!is_admin(&admins, Identity::builder("deploy", hmac())));
+        assert!(!is_admin(
+            &admins,
+            Identity::builder("deploy", oidc("https://a.example"))
+        ));
+        assert!(!is_admin(&admins, Identity::builder("ops", key("ops"))));
+        assert!(!is_admin(
+            &admins,
+            Identity::builder("ops", oidc("https://a.example"))
+        ));
+        assert!(!is_admin(
+            &admins,
+            Identity::builder("u-1", oidc("https://b.example"))
+        ));
+        assert!(!is_admin(
+            &admins,
+            Identity::builder("u-1", oidc("https://a.example/"))
+        ));
+        assert!(!is_admin(&admins, Identity::builder("u-1", hmac())));
+        assert!(
+            !is_admin(
+                &admins,
+                Identity::builder("boss@example.com", oidc("https://a.example"))
+            ),
+            "email: matches an email, never a subject"
+        );
+        assert!(!is_admin(
+            &admins,
+            Identity::builder("api_key:deploy", hmac())
+        ));
+        assert!(admins.unqualified().is_empty());
+        assert_eq!(admins.issuers(), ["https://a.example"]);
+        assert!(admins.contains("hmac:ops") && !admins.contains("ops"));
+    }
+
+    #[test]
+    fn entries_are_told_apart_by_their_form() {
+        assert_eq!(Entry::parse("api_key:a:b"), Ok(Entry::ApiKey("a:b")));
+        assert_eq!(
+            Entry::parse("https://idp.example/realms/x#a#b"),
+            Ok(Entry::Oidc {
+                issuer: "https://idp.example/realms/x",
+                subject: "a#b"
+            })
+        );
+        assert_eq!(Entry::parse("team#ops"), Ok(Entry::Unqualified("team#ops")));
+        assert_eq!(Entry::parse("oidc:ops"), Ok(Entry::Unqualified("oidc:ops")));
+        for (empty, what) in [
+            ("api_key:", "key name"),
+            ("hmac:", "subject"),
+            ("email:", "address"),
+            ("http://127.0.0.1:9#", "subject"),
+            ("", "name"),
+        ] {
+            assert_eq!(Entry::parse(empty), Err(what), "{empty:?}");
+        }
+        let err = Admins::parse("AUTH_ADMINS", ["ops", "api_key:"]).unwrap_err();
+        assert_eq!(err.variable(), "AUTH_ADMINS");
+        assert!(err.to_string().contains("entry #2"), "{err}");
+        let lenient = Admins::new(["ops", "api_key:", ""]);
+        assert_eq!(lenient.unqualified(), ["ops"]);
+        assert!(!lenient.contains("api_key:"));
     }
 
     #[test]

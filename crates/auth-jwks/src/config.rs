@@ -43,6 +43,7 @@ pub struct IssuerConfig {
     audiences: Vec<String>,
     jwks_uri: Option<String>,
     roles_claim: Option<String>,
+    roles_prefix: Option<String>,
     algorithms: Option<Vec<String>>,
     required_typ: Option<String>,
 }
@@ -55,6 +56,7 @@ impl IssuerConfig {
             audiences: vec![audience.into()],
             jwks_uri: None,
             roles_claim: None,
+            roles_prefix: None,
             algorithms: None,
             required_typ: None,
         }
@@ -76,6 +78,14 @@ impl IssuerConfig {
     /// (default `roles`). A string value is one role, except for `scope`, which is split on spaces.
     pub fn roles_claim(mut self, path: impl Into<String>) -> Self {
         self.roles_claim = Some(path.into());
+        self
+    }
+
+    /// Puts `prefix` before every role read from this issuer's tokens (`partner:` turns
+    /// `orders:write` into `partner:orders:write`), so that they cannot satisfy rules written
+    /// for another issuer's roles. Must not be empty.
+    pub fn roles_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.roles_prefix = Some(prefix.into());
         self
     }
 
@@ -109,6 +119,8 @@ pub(crate) struct Issuer {
     pub(crate) jwks_uri: Option<Uri>,
     pub(crate) discovery_uri: Uri,
     pub(crate) roles_claim: String,
+    /// Put before every role read from a token; empty for none.
+    pub(crate) roles_prefix: String,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) required_typ: Option<String>,
 }
@@ -195,6 +207,7 @@ impl OidcConfig {
             issuer.audiences.extend(rest);
             issuer.jwks_uri = raw_issuer.jwks_uri;
             issuer.roles_claim = raw_issuer.roles_claim;
+            issuer.roles_prefix = raw_issuer.roles_prefix;
             issuer.algorithms = raw_issuer.algorithms;
             issuer.required_typ = raw_issuer.required_typ;
             builder = builder.issuer(issuer);
@@ -393,6 +406,9 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
             "roles_claim must be a claim name or a dotted path such as realm_access.roles".into(),
         );
     }
+    if raw.roles_prefix.as_deref() == Some("") {
+        return Err("roles_prefix must not be empty".into());
+    }
     let algorithms = match raw.algorithms {
         None => DEFAULT_ALGORITHMS.to_vec(),
         Some(names) => {
@@ -425,6 +441,7 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         jwks_uri,
         discovery_uri,
         roles_claim,
+        roles_prefix: raw.roles_prefix.unwrap_or_default(),
         algorithms,
         required_typ: raw.required_typ,
     })
@@ -457,6 +474,7 @@ struct RawIssuer {
     audience: OneOrMany,
     jwks_uri: Option<String>,
     roles_claim: Option<String>,
+    roles_prefix: Option<String>,
     algorithms: Option<Vec<String>>,
     required_typ: Option<String>,
 }
@@ -482,7 +500,7 @@ mod tests {
             r#"{"issuers":[
                 {"issuer":"https://a.example","audience":"api"},
                 {"issuer":"https://b.example/realms/x/","audience":["one","two"],"jwks_uri":"http://127.0.0.1:9/jwks",
-                 "roles_claim":"realm_access.roles","algorithms":["ES256","EdDSA"],"required_typ":"at+jwt"}],
+                 "roles_claim":"realm_access.roles","roles_prefix":"partner:","algorithms":["ES256","EdDSA"],"required_typ":"at+jwt"}],
                "jwks_refresh_interval_secs":600,"token_cache_size":10,"token_cache_ttl_secs":30,"leeway_secs":5}"#,
         )
         .unwrap();
@@ -493,6 +511,7 @@ mod tests {
         let a = &c.issuers[0];
         assert_eq!(a.algorithms, DEFAULT_ALGORITHMS);
         assert_eq!(a.roles_claim, "roles");
+        assert_eq!(a.roles_prefix, "");
         assert_eq!(
             a.discovery_uri,
             "https://a.example/.well-known/openid-configuration"
@@ -505,6 +524,7 @@ mod tests {
             "https://b.example/realms/x/.well-known/openid-configuration"
         );
         assert_eq!(b.required_typ.as_deref(), Some("at+jwt"));
+        assert_eq!(b.roles_prefix, "partner:");
         assert_eq!(c.max_stale(), Duration::from_secs(6000));
         assert_eq!(
             (
@@ -568,6 +588,10 @@ mod tests {
             (
                 r#"{"issuers":[{"issuer":"https://a","audience":"x","roles_claim":"a..b"}]}"#,
                 "roles_claim",
+            ),
+            (
+                r#"{"issuers":[{"issuer":"https://a","audience":"x","roles_prefix":""}]}"#,
+                "roles_prefix",
             ),
             (
                 r#"{"issuers":[{"issuer":"https://a","audience":"x"},{"issuer":"https://a","audience":"y"}]}"#,

@@ -168,6 +168,13 @@ pub(crate) fn identity(
     {
         collect_roles(scp, true, &mut roles);
     }
+    if !issuer.roles_prefix.is_empty() {
+        // Empty names are no roles, and must not become the bare prefix.
+        roles.retain(|role| !role.is_empty());
+        for role in &mut roles {
+            role.insert_str(0, &issuer.roles_prefix);
+        }
+    }
     let mut builder = Identity::builder(
         subject,
         AuthMethod::Oidc {
@@ -180,7 +187,10 @@ pub(crate) fn identity(
         builder = builder.name(name);
     }
     if let Some(email) = claims.get("email").and_then(Value::as_str) {
-        builder = builder.email(email);
+        // Only the boolean `true` vouches for the address (OpenID Connect Core 1.0 section
+        // 5.1): a missing claim, `false` or the string "true" leaves it unverified.
+        let verified = claims.get("email_verified") == Some(&Value::Bool(true));
+        builder = builder.email(email).email_verified(verified);
     }
     builder.admins(admins).claims(claims).build()
 }
@@ -451,7 +461,7 @@ mod tests {
         let nested = issuer(|i| i.roles_claim("realm_access.roles"));
         let c = claims(
             json!({"realm_access": {"roles": ["a", "b", 3]}, "scope": "s1 s2", "scp": ["p1"],
-                              "email": "boss@example.com", "name": "Boss"}),
+                              "email": "boss@example.com", "email_verified": true, "name": "Boss"}),
         );
         let id = identity(c.as_object().unwrap().clone(), &nested, 2_000, &admins);
         assert_eq!(
@@ -459,8 +469,8 @@ mod tests {
             ["a", "admin", "b", "p1", "s1", "s2"]
         );
         assert_eq!(
-            (id.subject(), id.email(), id.name()),
-            ("u1", Some("boss@example.com"), Some("Boss"))
+            (id.subject(), id.email(), id.name(), id.email_verified()),
+            ("u1", Some("boss@example.com"), Some("Boss"), true)
         );
         assert_eq!(
             id.method(),
@@ -486,5 +496,67 @@ mod tests {
             id.roles().iter().map(String::as_str).collect::<Vec<_>>(),
             ["editor", "x", "y"]
         );
+    }
+
+    /// SECURITY.md M1.
+    #[test]
+    fn only_email_verified_true_vouches_for_the_email() {
+        let admins = Admins::new(["boss@example.com"]);
+        let iss = issuer(|i| i);
+        for (verified, admin) in [
+            (None, false),
+            (Some(json!(false)), false),
+            (Some(json!("true")), false),
+            (Some(json!(1)), false),
+            (Some(json!(true)), true),
+        ] {
+            let mut c = claims(json!({"email": "boss@example.com"}));
+            if let Some(v) = &verified {
+                c["email_verified"] = v.clone();
+            }
+            let id = identity(c.as_object().unwrap().clone(), &iss, 2_000, &admins);
+            assert_eq!(id.email(), Some("boss@example.com"));
+            assert_eq!(
+                (id.email_verified(), id.has_role("admin")),
+                (admin, admin),
+                "{verified:?}"
+            );
+        }
+    }
+
+    /// SECURITY.md M3.
+    #[test]
+    fn roles_prefix_marks_every_role_read_from_the_token() {
+        let partner = issuer(|i| i.roles_claim("groups").roles_prefix("partner:"));
+        let c = claims(
+            json!({"groups": ["admin", "orders:write", ""], "scope": "read  write",
+                              "scp": ["x"], "sub": "ops"}),
+        );
+        let id = identity(
+            c.as_object().unwrap().clone(),
+            &partner,
+            2_000,
+            &Admins::new(["https://idp.example#ops"]),
+        );
+        assert_eq!(
+            id.roles().iter().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "admin",
+                "partner:admin",
+                "partner:orders:write",
+                "partner:read",
+                "partner:write",
+                "partner:x"
+            ],
+            "only AUTH_ADMINS grants the bare admin role"
+        );
+        let c = claims(json!({"groups": ["admin"]}));
+        let id = identity(
+            c.as_object().unwrap().clone(),
+            &partner,
+            2_000,
+            &Admins::default(),
+        );
+        assert!(!id.has_role("admin") && id.has_role("partner:admin"));
     }
 }

@@ -68,6 +68,8 @@ pub struct AuthConfig {
     oidc: Option<tower_auth_oidc::OidcConfig>,
     api_key_header: HeaderName,
     admins: Admins,
+    /// `AUTH_ADMINS` with its prefix, for the start-up warning.
+    admins_var: String,
     rules: Rules,
     key_file_poll: Duration,
 }
@@ -89,7 +91,7 @@ impl AuthConfig {
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let vars = Vars { prefix, get: &get };
-        let admins = env::admins(&vars)?;
+        let (admins_var, admins) = env::admins(&vars)?;
         let api_key_header = env::api_key_header(&vars)?;
         let keys = env::api_keys(&vars, &admins)?;
         #[cfg(feature = "hmac")]
@@ -98,6 +100,11 @@ impl AuthConfig {
         let oidc = env::oidc(&vars)?;
         #[cfg(all(feature = "oidc", feature = "hmac"))]
         env::check_issuers_apart(&vars, oidc.as_ref(), hmac.as_ref())?;
+        #[cfg(feature = "oidc")]
+        let oidc_issuers: Vec<&str> = oidc.iter().flat_map(|c| c.issuers()).collect();
+        #[cfg(not(feature = "oidc"))]
+        let oidc_issuers: Vec<&str> = Vec::new();
+        env::check_admin_issuers(&vars, &admins, &oidc_issuers)?;
         let available = Available {
             api_key: keys.is_some(),
             #[cfg(feature = "oidc")]
@@ -134,6 +141,7 @@ impl AuthConfig {
             oidc,
             api_key_header,
             admins,
+            admins_var,
             rules,
             key_file_poll: DEFAULT_KEY_FILE_POLL,
         })
@@ -160,6 +168,7 @@ impl AuthConfig {
     #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
     pub async fn build(mut self) -> Result<AuthLayer, ConfigError> {
         self.check()?;
+        self.warn_unqualified_admins();
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
             Some(config) => {
@@ -181,6 +190,7 @@ impl AuthConfig {
     #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
     pub fn build_blocking(mut self) -> Result<AuthLayer, ConfigError> {
         self.check()?;
+        self.warn_unqualified_admins();
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
             Some(config) => Some(tower_auth_oidc::OidcAuthenticator::start_blocking(
@@ -204,6 +214,30 @@ impl AuthConfig {
             ));
         }
         Ok(())
+    }
+
+    /// With more than one method or OIDC issuer in the chain, an unqualified `AUTH_ADMINS`
+    /// entry is matched by a name of that text from any of them: one warning per entry.
+    fn warn_unqualified_admins(&self) {
+        let sources: usize = self
+            .authenticators()
+            .iter()
+            .map(|kind| match kind {
+                #[cfg(feature = "oidc")]
+                AuthenticatorKind::Oidc => self.oidc.as_ref().map_or(1, |c| c.issuers().count()),
+                _ => 1,
+            })
+            .sum();
+        if sources < 2 {
+            return;
+        }
+        for entry in self.admins.unqualified() {
+            tracing::warn!(
+                target: "auth",
+                "{} entry {entry:?} is unqualified: a subject, key name or verified email of that text from any of the {sources} configured methods and issuers is admin; write api_key:NAME, hmac:SUBJECT, email:ADDRESS or ISSUER_URL#SUBJECT",
+                self.admins_var
+            );
+        }
     }
 
     /// The OIDC configuration, when the chain uses it.

@@ -45,11 +45,38 @@ pub(crate) enum Keys {
     },
 }
 
-/// `AUTH_ADMINS`: a JSON array or comma list of subjects, emails or key names.
-pub(crate) fn admins(vars: &Vars<'_>) -> Result<Admins, ConfigError> {
+/// `AUTH_ADMINS`: a JSON array or comma list of entries (see [`Admins`]), and the full name
+/// of the variable.
+pub(crate) fn admins(vars: &Vars<'_>) -> Result<(String, Admins), ConfigError> {
     match vars.read("AUTH_ADMINS") {
-        (name, Some(value)) => parse_list(&name, &value).map(Admins::new),
-        (_, None) => Ok(Admins::default()),
+        (name, Some(value)) => {
+            let admins = Admins::parse(&name, parse_list(&name, &value)?)?;
+            Ok((name, admins))
+        }
+        (name, None) => Ok((name, Admins::default())),
+    }
+}
+
+/// An `ISSUER_URL#SUBJECT` entry of `AUTH_ADMINS` must name a configured OIDC issuer exactly:
+/// one with a trailing slash too many would never match, silently.
+pub(crate) fn check_admin_issuers(
+    vars: &Vars<'_>,
+    admins: &Admins,
+    oidc_issuers: &[&str],
+) -> Result<(), ConfigError> {
+    match admins
+        .issuers()
+        .into_iter()
+        .find(|issuer| !oidc_issuers.contains(issuer))
+    {
+        Some(issuer) => Err(ConfigError::new(
+            vars.name("AUTH_ADMINS"),
+            format!(
+                "names issuer {issuer:?}, which {} does not configure (issuers match exactly)",
+                vars.name("OIDC_CONFIG")
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -325,6 +352,15 @@ mod tests {
         );
         assert_eq!(
             error_variable(&[("API_KEYS", K1), ("AUTH_ADMINS", "[1,2]")]),
+            "AUTH_ADMINS"
+        );
+        // SECURITY.md G1: a qualified entry with an empty name; an issuer nobody configures.
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_ADMINS", "ops,api_key:")]),
+            "AUTH_ADMINS"
+        );
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_ADMINS", "https://idp.example#u-1")]),
             "AUTH_ADMINS"
         );
         assert_eq!(
