@@ -42,7 +42,13 @@
 //!    read once and handed to the one method that validates its issuer, so the order of the
 //!    methods costs nothing. A custom authenticator makes the chain ask in order.
 //! 4. Role rules ([`AuthLayerBuilder::require_any`], `AUTH_METHOD_ROLES`, [`RequireRolesLayer`])
-//!    turn a missing role into 403.
+//!    turn a missing role into 403. A rule for `/admin` also holds for `/admin/`, `//admin`
+//!    and `/%61dmin`, which a router may serve as the same path; `/admin/*` covers what
+//!    axum's `nest_service("/admin", ..)` serves below it. Exemptions stay exact.
+//!
+//! Inside `Router::nest("/api", inner)`, a layer on `inner` sees paths without `/api` (axum
+//! strips the prefix and keeps the whole URI in `OriginalUri`), so its rules and exemptions
+//! name `/admin`, not `/api/admin`; a layer on the outer router sees the whole path.
 //!
 //! # Building
 //! Setters never fail; one step checks everything and returns a [`ConfigError`] naming what

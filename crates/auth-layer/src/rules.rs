@@ -1,6 +1,7 @@
 //! What a path (or full gRPC method) asks for: nothing (exempt), a role requirement, or just
 //! an identity.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tower_auth_core::{AuthError, ConfigError, Identity};
@@ -73,8 +74,13 @@ struct Exact {
     requirement: Option<Arc<RoleRequirement>>,
 }
 
-/// Exemptions and per-path role rules. Matching is exact on the raw path: no prefix, no
-/// normalisation, so `/health/../admin`, `//health`, `/health/` and `/Health` are not `/health`.
+/// Exemptions and per-path role rules.
+///
+/// Exemptions match the raw path exactly: no prefix, no normalisation, so `/health/../admin`,
+/// `//health`, `/health/` and `/Health` are not `/health`, and an exemption never widens.
+/// Role rules match the path as a router may serve it ([`rule_path`]): a rule for `/admin`
+/// also covers `/admin/`, `//admin` and `/%61dmin`, which axum's `nest_service("/admin", ..)`
+/// (or a normalising proxy in front) would route to the same service.
 #[derive(Clone, Debug)]
 pub(crate) struct Rules {
     /// Exemptions and role rules by exact path, sorted by path: a request finds its path with
@@ -140,10 +146,19 @@ impl Rules {
         if let Some(r) = exact.and_then(|e| e.requirement.as_deref()) {
             return PathRule::Require(r);
         }
+        // The raw path found no rule of its own; its rule form may (a rule covers more than
+        // the one spelling it was written in, never less).
+        let normal = rule_path(path);
+        if let Cow::Owned(normal) = &normal
+            && let Ok(at) = self.exact.binary_search_by(|(p, _)| (**p).cmp(normal))
+            && let Some(r) = self.exact[at].1.requirement.as_deref()
+        {
+            return PathRule::Require(r);
+        }
         match self
             .by_prefix
             .iter()
-            .find(|(prefix, _)| path.starts_with(&**prefix))
+            .find(|(prefix, _)| path.starts_with(&**prefix) || normal.starts_with(&**prefix))
         {
             Some((_, r)) => PathRule::Require(r),
             None => PathRule::Authenticated,
@@ -218,6 +233,49 @@ impl Rules {
     }
 }
 
+/// `path` as role rules see it: runs of `/` as one, one trailing `/` dropped (not from `/`
+/// itself), and percent-encoded unreserved characters (RFC 3986 section 2.3: letters, digits,
+/// `-`, `.`, `_`, `~`) decoded, as routers and proxies treat them as the same path. Other
+/// escapes (`%2F` among them) stay as they are. Borrowed when there is nothing to change.
+fn rule_path(path: &str) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    let changes = bytes.contains(&b'%')
+        || bytes.windows(2).any(|w| w == b"//")
+        || (bytes.len() > 1 && bytes.ends_with(b"/"));
+    if !changes {
+        return Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(c) = rest.chars().next() {
+        let mut step = c.len_utf8();
+        match c {
+            '/' if out.ends_with('/') => {}
+            '%' => match unreserved_escape(rest) {
+                Some(decoded) => {
+                    out.push(decoded);
+                    step = 3;
+                }
+                None => out.push('%'),
+            },
+            c => out.push(c),
+        }
+        rest = &rest[step..];
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    Cow::Owned(out)
+}
+
+/// The unreserved character `escape` (`%XX...`) encodes, if it encodes one.
+fn unreserved_escape(escape: &str) -> Option<char> {
+    let hex = escape.get(1..3)?;
+    let byte = u8::from_str_radix(hex, 16).ok()?;
+    (byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~'))
+        .then_some(char::from(byte))
+}
+
 /// `/package.Service/`: one segment with a dot, as gRPC service names have.
 fn is_grpc_service_prefix(prefix: &str) -> bool {
     prefix
@@ -282,6 +340,66 @@ mod tests {
         Identity::builder("s", AuthMethod::ApiKey { name: "k".into() })
             .roles(roles.iter().copied())
             .build()
+    }
+
+    /// SECURITY.md K5.
+    #[test]
+    fn a_role_rule_covers_the_spellings_a_router_serves_and_an_exemption_does_not() {
+        let mut rules = Rules::default();
+        let admin = Arc::new(RoleRequirement::new(false, vec!["admin".into()]).unwrap());
+        rules.require("/admin", Arc::clone(&admin)).unwrap();
+        rules.require("/ops/*", Arc::clone(&admin)).unwrap();
+        rules.exempt("/public").unwrap();
+        let required = |p: &str| matches!(rules.classify(p, false), PathRule::Require(_));
+        for path in [
+            "/admin",
+            "/admin/",
+            "//admin",
+            "///admin//",
+            "/%61dmin",
+            "/%61%64min/",
+            "/ops/x",
+            "//ops//x",
+            "/%6Fps/x",
+            "/ops/",
+        ] {
+            assert!(required(path), "{path}");
+        }
+        // Not the same path: another segment, an encoded slash, a reserved escape, a case change.
+        for path in [
+            "/admin/x",
+            "/admin%2F",
+            "/Admin",
+            "/%2Fadmin",
+            "/adminx",
+            "/ops",
+        ] {
+            assert!(!required(path), "{path}");
+        }
+        // Exemptions stay exact.
+        assert!(matches!(rules.classify("/public", false), PathRule::Exempt));
+        for path in ["/public/", "//public", "/%70ublic"] {
+            assert!(
+                matches!(rules.classify(path, false), PathRule::Authenticated),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_rule_form_of_a_path() {
+        for (raw, normal) in [
+            ("/", "/"),
+            ("/a", "/a"),
+            ("//", "/"),
+            ("/a//b/", "/a/b"),
+            ("/%7e%2D%5f", "/~-_"),
+            ("/%2f%25%zz%", "/%2f%25%zz%"),
+            ("/é//", "/é"),
+        ] {
+            assert_eq!(rule_path(raw), normal, "{raw}");
+        }
+        assert!(matches!(rule_path("/plain/path"), Cow::Borrowed(_)));
     }
 
     #[test]
