@@ -345,8 +345,9 @@ impl Inner {
                             }
                         }
                         Mode::MayFetch => {}
-                        // RFC 7515 section 4.1.4: the kid is only a hint, but one the fresh
-                        // key set does not have will not appear until the next refresh.
+                        // RFC 7515 section 4.1.4: the kid is only a hint. One the fresh key
+                        // set does not have is refused without asking again for the cooldown;
+                        // after it, the first request naming it may fetch again.
                         Mode::Settled => source.remember_unknown(kid),
                     }
                     return refuse(AuthError::invalid_token("unknown_kid"));
