@@ -61,7 +61,7 @@
 //! | `AUTH_PUBLIC_PATHS` | Exact exempt paths; replaces the default list. |
 //! | `AUTH_METHOD_ROLES` | `/pkg.Svc/Method=r1+r2;/pkg.Admin/*=admin;/ops=admin|ops`. |
 //! | `OIDC_CONFIG` | JSON: `{"issuers":[{"issuer","audience","jwks_uri"?,"roles_claim"?,"algorithms"?,"required_typ"?}], "jwks_refresh_interval_secs"?, "token_cache_size"?, "token_cache_ttl_secs"?, "leeway_secs"?}` (feature `oidc`). |
-//! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes; `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
+//! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
 #![deny(unsafe_code)]
