@@ -67,6 +67,7 @@ pub struct AuthConfig {
     #[cfg(feature = "oidc")]
     oidc: Option<tower_auth_oidc::OidcConfig>,
     api_key_header: HeaderName,
+    strip_headers: Vec<HeaderName>,
     admins: Admins,
     rules: Rules,
     key_file_poll: Duration,
@@ -91,6 +92,7 @@ impl AuthConfig {
         let vars = Vars { prefix, get: &get };
         let admins = env::admins(&vars)?;
         let api_key_header = env::api_key_header(&vars)?;
+        let strip_headers = env::strip_headers(&vars, &api_key_header)?;
         let keys = env::api_keys(&vars, &admins)?;
         #[cfg(feature = "hmac")]
         let hmac = env::hmac(&vars)?;
@@ -133,6 +135,7 @@ impl AuthConfig {
             #[cfg(feature = "oidc")]
             oidc,
             api_key_header,
+            strip_headers,
             admins,
             rules,
             key_file_poll: DEFAULT_KEY_FILE_POLL,
@@ -221,6 +224,9 @@ impl AuthConfig {
     ) -> Result<AuthLayer, ConfigError> {
         let mut settings = default_settings();
         settings.rules = self.rules;
+        for header in self.strip_headers {
+            settings.stripped.add(header);
+        }
         let Some(chain) = self.chain else {
             tracing::warn!(
                 target: "auth",

@@ -57,6 +57,7 @@
 //! | `API_KEYS` | Comma list, JSON `[{"name","key","roles"?}]`, entries may be `sha256:<hex>`. |
 //! | `API_KEYS_FILE` | The same from a file, reloaded when it changes. |
 //! | `API_KEY_HEADER` | Header for API keys, default `X-API-Key`. |
+//! | `AUTH_STRIP_HEADERS` | Comma list of more identity headers to remove from every request, beside [`STRIPPED_IDENTITY_HEADERS`] ([`AuthLayerBuilder::strip_header`] in code). |
 //! | `AUTH_ADMINS` | JSON array or comma list of subjects, emails or key names given role `admin`. |
 //! | `AUTH_PUBLIC_PATHS` | Exact exempt paths; replaces the default list. |
 //! | `AUTH_METHOD_ROLES` | `/pkg.Svc/Method=r1+r2;/pkg.Admin/*=admin;/ops=admin|ops`. |
