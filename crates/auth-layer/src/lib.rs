@@ -55,7 +55,7 @@
 //! |---|---|
 //! | `AUTH_MODE` | Chain order from `api_key`, `oidc`, `hmac` ([`AuthenticatorKind`]), or `none`. Unset: the ones whose variables are set. |
 //! | `API_KEYS` | Comma list, JSON `[{"name","key","roles"?}]`, entries may be `sha256:<hex>`. |
-//! | `API_KEYS_FILE` | The same from a file, reloaded when it changes. |
+//! | `API_KEYS_FILE` | The same from a file, reloaded when it changes; emptied or deleted, no key is accepted; malformed, the current keys stay. |
 //! | `API_KEY_HEADER` | Header for API keys, default `X-API-Key`. |
 //! | `AUTH_STRIP_HEADERS` | Comma list of more identity headers to remove from every request, beside [`STRIPPED_IDENTITY_HEADERS`] ([`AuthLayerBuilder::strip_header`] in code). |
 //! | `AUTH_ADMINS` | JSON array or comma list of subjects, emails or key names given role `admin`. |
