@@ -1,5 +1,5 @@
 //! API keys end to end: the demo's router on 127.0.0.1:0, driven by a real HTTP client,
-//! through SECURITY.md E1-E5 (extraction) and K1-K3 (API keys and the chain).
+//! through SECURITY.md E1-E6 (extraction) and K1-K3 (API keys and the chain).
 
 use auth_tests::{KEY_A, KEY_B, Reply, config, get, serve};
 use std::net::SocketAddr;
@@ -310,6 +310,92 @@ async fn identity_headers_sent_by_the_client_are_stripped() {
     with_key.push(("x-api-key", KEY_A));
     assert_eq!(get(addr, "/echo", &with_key).await.body, "0");
     assert_eq!(get(addr, "/health", &spoofed).await.body, "false");
+}
+
+/// The identity headers of authenticating proxies (oauth2-proxy and nginx `auth_request`,
+/// Azure App Service, Google IAP), named here rather than read from the crate's list.
+const PROXY_IDENTITY_HEADERS: [&str; 10] = [
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Groups",
+    "X-Auth-Request-Preferred-Username",
+    "X-Forwarded-Preferred-Username",
+    "X-MS-Client-Principal",
+    "X-MS-Client-Principal-Name",
+    "X-MS-Client-Principal-Id",
+    "X-Goog-Authenticated-User-Email",
+    "X-Goog-Authenticated-User-Id",
+];
+
+/// Serves `auth` in front of a handler that answers with the names of the headers it got.
+async fn header_echo(auth: tower_auth::AuthLayer) -> SocketAddr {
+    let names = |headers: http::HeaderMap| async move {
+        let mut names: Vec<&str> = headers.keys().map(http::HeaderName::as_str).collect();
+        names.sort_unstable();
+        names.join(",")
+    };
+    let app = axum::Router::new()
+        .route("/echo", axum::routing::get(names))
+        .route("/health", axum::routing::get(names))
+        .layer(auth);
+    serve(app).await
+}
+
+/// SECURITY.md E6.
+#[tokio::test]
+async fn proxy_identity_headers_and_configured_ones_never_reach_the_handler() {
+    let from_env = config(&[
+        ("API_KEYS", KEY_A),
+        ("AUTH_STRIP_HEADERS", "X-Proxy-User, x-team"),
+    ])
+    .build_blocking()
+    .unwrap();
+    let in_code = from_env
+        .clone()
+        .into_builder()
+        .strip_header(http::HeaderName::from_static("x-tenant"))
+        .build()
+        .unwrap();
+    let off = config(&[
+        ("AUTH_MODE", "none"),
+        ("AUTH_STRIP_HEADERS", "x-proxy-user"),
+    ])
+    .build_blocking()
+    .unwrap();
+    let configured = ["x-proxy-user", "x-team", "x-tenant"];
+    for (auth, added) in [
+        (from_env, &configured[..2]),
+        (in_code, &configured[..]),
+        (off, &configured[..1]),
+    ] {
+        let addr = header_echo(auth).await;
+        for name in PROXY_IDENTITY_HEADERS.iter().chain(added) {
+            // Authenticated, exempt with and without a credential.
+            for (path, key) in [
+                ("/echo", Some(KEY_A)),
+                ("/health", Some(KEY_A)),
+                ("/health", None),
+            ] {
+                let mut headers = vec![(*name, "root"), ("x-request-id", "r1")];
+                headers.extend(key.map(|k| ("x-api-key", k)));
+                let reply = get(addr, path, &headers).await;
+                assert_eq!(reply.status, 200, "{name} {path}: {reply:?}");
+                let got: Vec<&str> = reply.body.split(',').collect();
+                assert!(got.contains(&"x-request-id"), "{got:?}");
+                assert!(
+                    !got.contains(&name.to_ascii_lowercase().as_str()),
+                    "{name} reached the handler on {path}"
+                );
+            }
+        }
+    }
+    // Names nobody configured still pass: the list is not "every x- header".
+    let addr = header_echo(config(&[("API_KEYS", KEY_A)]).build_blocking().unwrap()).await;
+    let reply = get(addr, "/health", &[("x-tenant", "t"), ("x-proxy-user", "u")]).await;
+    assert!(
+        reply.body.contains("x-proxy-user") && reply.body.contains("x-tenant"),
+        "{reply:?}"
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use tower_auth_client::{BearerLayer, TokenCache, TokenError, TokenErrorKind, Tok
 use tower_auth_core::{Admins, Secret, sha256_digest};
 use tower_auth_hmac::{ExchangeEndpoint, HmacAuthenticator, HmacConfig, TOKEN_PATH, TokenClients};
 
-const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-client-tests";
+const HMAC_SECRET: &str = "e1c7a9f35b2d84c6f0a3e9d7b1c5f2a8-client-tests";
 const CLIENT: &str = "metrics-agent";
 const REGISTRATION: &str = "registration-secret-of-the-metrics-agent-5f2b";
 

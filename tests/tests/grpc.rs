@@ -51,7 +51,7 @@ async fn who_am_i(channel: &Channel, metadata: &[(&'static str, &str)]) -> Resul
 
 /// A gRPC content type earns the gRPC answer only on a `POST` over HTTP/2; gRPC-Web gets
 /// it with its own content type. Every refusal says `Cache-Control: no-store`.
-/// SECURITY.md E6.
+/// SECURITY.md E7.
 #[tokio::test]
 async fn only_real_grpc_requests_get_the_grpc_answer() {
     let (http, _) = servers().await;

@@ -107,7 +107,7 @@ async fn a_missing_role_is_403_and_an_expired_token_401() {
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_401_not_passed_on() {
     let addr = demo().await;
-    let forged = HmacConfig::builder("another-secret-of-at-least-32-bytes!!")
+    let forged = HmacConfig::builder("Mf4kT9rW2xB7nQ5vL8cZ1hJ6pD3sG0yA-forged")
         .build()
         .unwrap()
         .mint("ops", METRICS, Duration::from_secs(600), None)

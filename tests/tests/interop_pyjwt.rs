@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
-const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-interop-secret";
+const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-interop";
 
 /// Runs `script` in Python (`INTEROP_PYTHON`, which `tests/interop/run` points at its venv,
 /// else `python3`) with `vars` in its environment (secrets never go on argv) and returns its

@@ -54,7 +54,7 @@ async fn credentials_appear_in_no_log_line_and_no_body() {
 }
 
 /// A refused request's path is logged capped: 4,000 bytes of path write a fixed-size line.
-/// SECURITY.md E7.
+/// SECURITY.md E8.
 #[tokio::test(flavor = "current_thread")]
 async fn a_long_path_is_logged_capped() {
     let (logs, _guard) = CapturedLogs::start();

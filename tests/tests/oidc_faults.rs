@@ -1,4 +1,4 @@
-//! SECURITY.md F1-F15 ("Faults"): the OIDC authenticator against a misbehaving test IdP.
+//! SECURITY.md F1-F16 ("Faults"): the OIDC authenticator against a misbehaving test IdP.
 //!
 //! Time is controlled: `warp` moves the wall clock and Tokio's clock together; no test sleeps.
 
@@ -456,6 +456,39 @@ async fn unknown_kid_flood_costs_one_fetch_and_no_latency() {
         );
     }
     assert_eq!(idp.jwks_requests(), 2, "start-up + one");
+}
+
+/// SECURITY.md F16.
+#[tokio::test]
+async fn an_unknown_kid_is_forgotten_after_the_cooldown_not_the_refresh_interval() {
+    let key = SigningKey::rsa("a", 0);
+    let late = SigningKey::rsa("late", 1);
+    let idp = TestIdp::start(&[&key]).await;
+    let clock = Clock::manual(NOW);
+    // An hour between refreshes, so that only an on-demand fetch can bring the late key.
+    let config = builder(&[&idp])
+        .jwks_refresh_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let auth = start(config, &clock).await;
+    let early = token(&idp, &late, &clock, "early");
+    // Past the start-up fetch's cooldown: the unknown kid gets one fetch, and is refused.
+    warp(&clock, Duration::from_secs(31)).await;
+    assert_eq!(assert_refused(&run(&auth, &early).await), "unknown_kid");
+    assert_eq!(idp.jwks_requests(), 2, "start-up + one");
+    // The IdP publishes the key moments later. Within the cooldown: refused, no fetch.
+    idp.publish(&late);
+    warp(&clock, Duration::from_secs(29)).await;
+    assert_eq!(
+        assert_refused(&ready(&auth, &early).expect("no fetch in cooldown")),
+        "unknown_kid"
+    );
+    assert_eq!(idp.jwks_requests(), 2);
+    // After the cooldown, the first request fetches and is accepted, long before the refresh.
+    warp(&clock, Duration::from_secs(2)).await;
+    accepted(run(&auth, &early).await);
+    assert_eq!(idp.jwks_requests(), 3);
+    accepted(ready(&auth, &token(&idp, &late, &clock, "next")).expect("key loaded"));
 }
 
 /// SECURITY.md F11.

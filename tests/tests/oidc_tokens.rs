@@ -330,6 +330,36 @@ async fn key_alg_and_use_must_agree_with_the_token() {
     assert_eq!(idp.jwks_requests(), 2);
 }
 
+/// SECURITY.md H7.
+#[tokio::test]
+async fn a_token_without_kid_tries_at_most_four_fitting_keys() {
+    let keys: Vec<SigningKey> = (1..=6)
+        .map(|i| SigningKey::ec(&format!("ec-{i}")))
+        .collect();
+    let idp = TestIdp::start(&keys.iter().collect::<Vec<_>>()).await;
+    let config = OidcConfig::builder()
+        .issuer(IssuerConfig::new(idp.issuer(), AUDIENCE))
+        .build()
+        .unwrap();
+    let auth = OidcAuthenticator::start(config.with_clock(Clock::manual(NOW)), Admins::default())
+        .await
+        .unwrap();
+    assert_eq!(auth.issuer_status(idp.issuer()).unwrap().keys, 6);
+    let claims = idp.claims("u");
+    // Six keys fit ES256; without a kid the first four are tried, in the published order.
+    for (i, key) in keys.iter().enumerate() {
+        let outcome = run(&auth, &key.mint(&json!({"alg": "ES256"}), &claims)).await;
+        if i < 4 {
+            accepted(outcome);
+        } else {
+            assert_eq!(assert_refused(&outcome), "no_key_verifies", "key {}", i + 1);
+        }
+    }
+    // With its kid, the fifth key verifies: the cap is on guessing, not on the key set.
+    accepted(run(&auth, &keys[4].mint(&keys[4].header(), &claims)).await);
+    assert_eq!(idp.jwks_requests(), 1, "no refetch");
+}
+
 fn der_signature(fixed: &[u8]) -> Vec<u8> {
     let int = |half: &[u8]| {
         let trimmed: Vec<u8> = half.iter().copied().skip_while(|&b| b == 0).collect();
@@ -494,7 +524,7 @@ async fn hostile_kids_are_opaque_capped_lookup_keys() {
     );
 }
 
-/// SECURITY.md H4.
+/// SECURITY.md H4, F16.
 #[tokio::test]
 async fn unknown_kid_gets_one_rate_limited_refetch() {
     let s = setup().await;
@@ -514,14 +544,15 @@ async fn unknown_kid_gets_one_rate_limited_refetch() {
     let other = s.idp.token(&SigningKey::rsa("another-stranger", 1), "u");
     assert_eq!(assert_refused(&run(&s.auth, &other).await), "unknown_kid");
     assert_eq!(s.idp.jwks_requests(), 2);
-    // After the next cooldown the kid that was looked for is remembered as unknown; a new one is fetched for.
+    // After the next cooldown the kid that was looked for is forgotten (SECURITY.md F16): it
+    // gets one refetch again, and the other kid waits for the cooldown after that.
     warp(&s.clock, Duration::from_secs(31)).await;
+    assert_eq!(assert_refused(&run(&s.auth, &token).await), "unknown_kid");
+    assert_eq!(s.idp.jwks_requests(), 3);
     assert_eq!(
-        assert_refused(&ready(&s.auth, &token).expect("negative cache")),
+        assert_refused(&ready(&s.auth, &other).expect("no fetch in cooldown")),
         "unknown_kid"
     );
-    assert_eq!(s.idp.jwks_requests(), 2);
-    assert_eq!(assert_refused(&run(&s.auth, &other).await), "unknown_kid");
     assert_eq!(s.idp.jwks_requests(), 3);
 }
 

@@ -41,7 +41,7 @@ async fn status(addr: SocketAddr, path: &str, key: &str) -> u16 {
     get(addr, path, &[("x-api-key", key)]).await.status
 }
 
-/// SECURITY.md K5.
+/// SECURITY.md K6.
 #[tokio::test]
 async fn a_rule_covers_every_spelling_the_router_serves() {
     let auth: AuthLayer = layer()

@@ -48,7 +48,7 @@ pub(crate) fn criterion() -> criterion::Criterion {
 
 pub(crate) const ISSUER: &str = "https://login.example.com";
 pub(crate) const AUDIENCE: &str = "api://orders";
-pub(crate) const HMAC_SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench-secret";
+pub(crate) const HMAC_SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench";
 
 // ---------------------------------------------------------------- allocations
 

@@ -28,7 +28,8 @@ pub enum KeyWeakness {
 }
 
 impl KeyWeakness {
-    fn describe(self) -> &'static str {
+    /// What is wrong, for an error message; never shows the key.
+    pub fn describe(self) -> &'static str {
         match self {
             Self::TooShort => "is shorter than 32 characters",
             Self::LowEntropy => "has low entropy (use `openssl rand -hex 32`)",
@@ -53,16 +54,25 @@ pub fn check_key_strength(key: &str) -> Result<(), KeyWeakness> {
     if !bytes.iter().all(|&b| b.is_ascii_graphic() && b != b',') {
         return Err(KeyWeakness::BadCharacter);
     }
-    if bytes.len() < MIN_KEY_LEN {
+    check_secret_strength(bytes)
+}
+
+/// Checks that a secret of any bytes (an HMAC key, say) is fit to use: at least 32 bytes and
+/// not guessable, by the rules of [`check_key_strength`] without its character set, so that
+/// random binary secrets pass too. Never [`KeyWeakness::BadCharacter`].
+pub fn check_secret_strength(secret: &[u8]) -> Result<(), KeyWeakness> {
+    if secret.len() < MIN_KEY_LEN {
         return Err(KeyWeakness::TooShort);
     }
-    let distinct = bytes.iter().collect::<HashSet<_>>().len();
-    let lower = key.to_ascii_lowercase();
+    let distinct = secret.iter().collect::<HashSet<_>>().len();
+    let lower = secret.to_ascii_lowercase();
     let weak = distinct < 10
-        || shannon_bits(bytes) < 96.0
-        || has_period(bytes)
-        || longest_step_run(bytes) >= 6
-        || WEAK_WORDS.iter().any(|w| lower.contains(w));
+        || shannon_bits(secret) < 96.0
+        || has_period(secret)
+        || longest_step_run(secret) >= 6
+        || WEAK_WORDS
+            .iter()
+            .any(|w| lower.windows(w.len()).any(|part| part == w.as_bytes()));
     if weak {
         Err(KeyWeakness::LowEntropy)
     } else {
@@ -421,6 +431,36 @@ mod tests {
         ];
         for (key, why) in cases {
             assert_eq!(check_key_strength(key), Err(why), "{key}");
+        }
+    }
+
+    #[test]
+    fn secrets_of_any_bytes_follow_the_entropy_rules_only() {
+        let binary: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(149).wrapping_add(200))
+            .collect();
+        assert_eq!(
+            check_key_strength(&String::from_utf8_lossy(&binary)),
+            Err(KeyWeakness::BadCharacter)
+        );
+        assert_eq!(check_secret_strength(&binary), Ok(()));
+        assert_eq!(
+            check_secret_strength(b"spaces and, commas: q9VtX2mB7kR4nZ8wL1"),
+            Ok(())
+        );
+        for (secret, why) in [
+            (&b"short"[..], KeyWeakness::TooShort),
+            (&[0xffu8; 40][..], KeyWeakness::LowEntropy),
+            (
+                b"q9VtX2mB7kR4nZ8wL1cF6hJ3pD5sG0yA-SeCrEt",
+                KeyWeakness::LowEntropy,
+            ),
+            (
+                b"abcdefghijklmnopqrstuvwxyz0123456789",
+                KeyWeakness::LowEntropy,
+            ),
+        ] {
+            assert_eq!(check_secret_strength(secret), Err(why));
         }
     }
 

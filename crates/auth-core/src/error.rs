@@ -452,7 +452,7 @@ mod tests {
         }
     }
 
-    /// SECURITY.md E6.
+    /// SECURITY.md E7.
     #[test]
     fn only_a_post_over_http2_with_a_grpc_type_is_grpc() {
         let request = |method: Method, version: Version, content_type: Option<&str>| {

@@ -64,7 +64,9 @@ mod secret;
 #[cfg(feature = "axum")]
 mod axum;
 
-pub use api_key::{ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength};
+pub use api_key::{
+    ApiKeyAuthenticator, ApiKeySet, KeyWeakness, check_key_strength, check_secret_strength,
+};
 pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture, Routing};
 pub use capped::Capped;
 pub use chain::{Chain, ChainStep};

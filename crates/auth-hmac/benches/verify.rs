@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 
-const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench-secret";
+const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench";
 
 #[derive(Deserialize)]
 #[allow(dead_code)]

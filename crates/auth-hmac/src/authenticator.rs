@@ -26,7 +26,7 @@ use crate::{AccessTokenClaims, HmacConfig, RevocationError, RevocationList, Role
 /// use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 /// use tower_auth_hmac::{HmacAuthenticator, HmacConfig};
 ///
-/// let config = HmacConfig::builder("0123456789abcdef0123456789abcdef-secret").build()?;
+/// let config = HmacConfig::builder("9c4e1a7f3b8d2e6a0c5f9b3d7e1a4c8f-role-tokens").build()?;
 /// let token = config.mint("ops", ["runtime.metrics:read"], Duration::from_secs(60), None).unwrap();
 /// let root = config.mint("root", ["runtime.metrics:read"], Duration::from_secs(60), None).unwrap();
 /// let auth = HmacAuthenticator::new(config, Admins::new(["root"]));

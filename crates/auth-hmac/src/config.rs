@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_auth_core::{Clock, ConfigError, Secret};
+use tower_auth_core::{Clock, ConfigError, Secret, check_secret_strength};
 
 use crate::mac::MacKey;
 
@@ -33,8 +33,8 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(3600);
 /// use std::time::Duration;
 /// use tower_auth_hmac::HmacConfig;
 ///
-/// let config = HmacConfig::builder("0123456789abcdef0123456789abcdef-current")
-///     .previous("0123456789abcdef0123456789abcdef-previous")
+/// let config = HmacConfig::builder("9c4e1a7f3b8d2e6a0c5f9b3d7e1a4c8f-current")
+///     .previous("2b7f5d1e9a3c8e4f0a6d2c9b5e1f7a3d-previous")
 ///     .issuer("ops-tokens")
 ///     .audience("metrics")
 ///     .leeway(Duration::from_secs(30))
@@ -63,6 +63,10 @@ fn key(variable: &str, secret: &Secret) -> Result<MacKey, ConfigError> {
             format!("must be at least {MIN_SECRET_LEN} bytes (for example `openssl rand -hex 32`)"),
         ));
     }
+    // The rules API keys follow: a repeated pattern, a run such as `abcdef` or a common word
+    // makes a secret guessable however long it is. Random bytes of any kind pass.
+    check_secret_strength(secret.expose_secret())
+        .map_err(|weakness| ConfigError::new(variable, weakness.describe()))?;
     Ok(MacKey::new(secret.expose_secret()))
 }
 
@@ -130,7 +134,7 @@ impl HmacConfig {
     ///
     /// | variable | meaning |
     /// |---|---|
-    /// | `HMAC_SECRET` | the signing secret, at least 32 bytes; unset = HMAC tokens are off (`Ok(None)`) |
+    /// | `HMAC_SECRET` | the signing secret, at least 32 bytes and not guessable (for example `openssl rand -hex 32`); unset = HMAC tokens are off (`Ok(None)`) |
     /// | `HMAC_SECRET_PREVIOUS` | optional: a secret being rotated out, still accepted |
     /// | `HMAC_ISSUER` | optional issuer, default [`DEFAULT_ISSUER`] |
     /// | `HMAC_AUDIENCE` | optional audience that tokens must carry |
@@ -138,7 +142,9 @@ impl HmacConfig {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the variable and never its value: a secret under 32 bytes
-    /// (an empty one included), an empty issuer or audience, a leeway that is not a whole
+    /// (an empty one included) or of low entropy (a repeated pattern, a run such as
+    /// `abcdef`, a common word such as `secret`: the rules of
+    /// [`check_secret_strength`]), an empty issuer or audience, a leeway that is not a whole
     /// number of seconds up to 3600, or `HMAC_SECRET_PREVIOUS` without `HMAC_SECRET`.
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
         Self::from_env_prefixed("")
@@ -241,7 +247,8 @@ impl HmacConfigBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the variable that sets the value at fault: `HMAC_SECRET` or
-    /// `HMAC_SECRET_PREVIOUS` shorter than [`MIN_SECRET_LEN`] bytes, `HMAC_ISSUER` or
+    /// `HMAC_SECRET_PREVIOUS` shorter than [`MIN_SECRET_LEN`] bytes or of low entropy
+    /// ([`check_secret_strength`]), `HMAC_ISSUER` or
     /// `HMAC_AUDIENCE` empty or with control characters, `AUTH_LEEWAY_SECS` over
     /// [`MAX_LEEWAY`].
     pub fn build(self) -> Result<HmacConfig, ConfigError> {
@@ -308,8 +315,8 @@ mod tests {
 
     use super::*;
 
-    const SECRET: &str = "s3cr3t-v4lue-0123456789abcdef-0123";
-    const OLD: &str = "0ld-s3cr3t-v4lue-0123456789abcdef-9";
+    const SECRET: &str = "x3Vq9Lm2Kt7Rz4Pw8Nb1Yc6Hd5Fs0Jg-v4lue";
+    const OLD: &str = "Gz7Yp2Lk9Wm4Rx8Tb3Nq6Vc1Jh5Dg0Fs-old";
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -437,6 +444,64 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.variable(), "HMAC_SECRET_PREVIOUS");
         assert!(!err.to_string().contains("short\""), "{err}");
+    }
+
+    /// SECURITY.md G2.
+    #[test]
+    fn guessable_secrets_refuse_to_start_naming_the_variable_never_the_value() {
+        // Long enough, but a repeated pattern, a run, a common word, or few distinct bytes.
+        let weak = [
+            "x".repeat(32),
+            "hunter2-".repeat(5),
+            "abcdefghijklmnopqrstuvwxyz0123456789".to_owned(),
+            "Xk9Lm2Vt8Rp4Nw6Bc1Hj5Fd0Gs-password".to_owned(),
+            "my-company-hmac-secret-for-role-tokens".to_owned(),
+            "1212343412123434121234341212343412123434".to_owned(),
+        ];
+        for secret in &weak {
+            for (pairs, variable) in [
+                (
+                    vec![("APP_HMAC_SECRET", secret.as_str())],
+                    "APP_HMAC_SECRET",
+                ),
+                (
+                    vec![
+                        ("APP_HMAC_SECRET", SECRET),
+                        ("APP_HMAC_SECRET_PREVIOUS", secret.as_str()),
+                    ],
+                    "APP_HMAC_SECRET_PREVIOUS",
+                ),
+            ] {
+                let err = HmacConfig::from_lookup("APP_", vars(&pairs)).unwrap_err();
+                assert_eq!(err.variable(), variable, "{secret}");
+                let shown = err.to_string();
+                assert!(shown.contains("low entropy"), "{shown}");
+                assert!(!shown.contains(secret.as_str()), "{shown}");
+            }
+            let err = HmacConfig::builder(secret.as_str()).build().unwrap_err();
+            assert_eq!(err.variable(), "HMAC_SECRET");
+            let err = HmacConfig::builder(SECRET)
+                .previous(secret.as_str())
+                .build()
+                .unwrap_err();
+            assert_eq!(err.variable(), "HMAC_SECRET_PREVIOUS");
+            assert!(!err.to_string().contains(secret.as_str()), "{err}");
+        }
+    }
+
+    #[test]
+    fn random_secrets_pass_in_any_form() {
+        let binary: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(149).wrapping_add(71))
+            .collect();
+        for secret in [
+            // `openssl rand -hex 32`, `openssl rand -base64 32`, and raw bytes in code.
+            Secret::from("3f9a1c7e5b2d8f4a6c0e9b3d7f1a5c8e2b6d0f4a8c1e7b3d9f5a2c6e0b4d8f1a"),
+            Secret::from("q9VtX2mB7kR4nZ8wL1cF6hJ3pD5sG0yA+/eU3T1xWk8="),
+            Secret::new(binary),
+        ] {
+            assert!(HmacConfig::builder(secret).build().is_ok());
+        }
     }
 
     #[test]

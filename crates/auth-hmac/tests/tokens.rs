@@ -80,7 +80,12 @@ fn secrets_shorter_than_32_bytes_are_refused() {
         .build()
         .unwrap_err();
     assert_eq!(err.variable(), "HMAC_SECRET_PREVIOUS");
-    assert!(HmacConfig::builder("x".repeat(32)).build().is_ok());
+    // Exactly 32 bytes, random.
+    assert!(
+        HmacConfig::builder("a7Kq3Zx9Lm2Vt8Rp4Nw6Bc1Hj5Fd0GsU")
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -294,7 +299,7 @@ fn rotation_accepts_current_and_previous_only() {
     assert_eq!(rejected(&after, &old_token).reason(), "bad_signature");
     accepted(&after, &new_token);
     // A third secret verifies nothing.
-    let stranger = HmacConfig::builder("Qw3rTy-unrelated-secret-0123456789abcdef")
+    let stranger = HmacConfig::builder("Wq5tY8nB3vK7xR1mZ4cH9pL2sF6gD0jE-unrelated")
         .clock(clock.clone())
         .build()
         .unwrap();

@@ -19,6 +19,10 @@ use crate::fetch::Fetcher;
 use crate::source::{IssuerStatus, Source, Timing};
 use crate::validate::{Routed, check_claims, check_header, identity, route, verify};
 
+/// The most keys a token without `kid` is tried against (those that fit its `alg`, in the
+/// order the issuer publishes them). SECURITY.md H7.
+const MAX_KEYS_WITHOUT_KID: usize = 4;
+
 /// Validates JWT access tokens of the configured OpenID Connect issuers.
 ///
 /// Cloning is one reference count; background key refreshes stop when the last clone is dropped.
@@ -345,8 +349,9 @@ impl Inner {
                             }
                         }
                         Mode::MayFetch => {}
-                        // RFC 7515 section 4.1.4: the kid is only a hint, but one the fresh
-                        // key set does not have will not appear until the next refresh.
+                        // RFC 7515 section 4.1.4: the kid is only a hint. One the fresh key
+                        // set does not have is refused without asking again for the cooldown;
+                        // after it, the first request naming it may fetch again.
                         Mode::Settled => source.remember_unknown(kid),
                     }
                     return refuse(AuthError::invalid_token("unknown_kid"));
@@ -361,7 +366,14 @@ impl Inner {
                     None => return refuse(AuthError::invalid_token("bad_signature")),
                 }
             }
-            None => match snapshot.keys.fitting(alg).find(|k| verify(jws, k, alg)) {
+            // Without a kid, a few keys that fit, in the issuer's order: a token must not make
+            // us check a signature against every key of a large set.
+            None => match snapshot
+                .keys
+                .fitting(alg)
+                .take(MAX_KEYS_WITHOUT_KID)
+                .find(|k| verify(jws, k, alg))
+            {
                 Some(k) => Arc::clone(k),
                 None => return refuse(AuthError::invalid_token("no_key_verifies")),
             },

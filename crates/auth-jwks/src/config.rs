@@ -322,6 +322,7 @@ impl OidcConfigBuilder {
     }
 
     /// The least time between two fetches that an unknown `kid` may cause (default 30 s).
+    /// A `kid` a fetch did not bring is refused without asking for this long, then forgotten.
     pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
         self.unknown_kid_cooldown = cooldown;
         self

@@ -220,12 +220,15 @@ impl Source {
         }
     }
 
+    /// Remembers that a fetch just now did not bring `kid`, for the cooldown only: a key the
+    /// issuer publishes later is found by the first request after the cooldown, not the next
+    /// refresh, and kids named in advance are not blocked for long.
     pub(crate) fn remember_unknown(&self, kid: &str) {
         let mut negative = lock(&self.negative);
         if negative.len() >= MAX_NEGATIVE {
             negative.clear();
         }
-        negative.insert(kid.into(), Instant::now() + self.timing.refresh_interval);
+        negative.insert(kid.into(), Instant::now() + self.timing.cooldown);
     }
 
     async fn run_fetch(self: Arc<Self>) {
@@ -433,18 +436,25 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn negative_cache_expires_and_is_bounded() {
-        let s = source(100);
+    #[tokio::test(start_paused = true)]
+    async fn negative_cache_lives_for_the_cooldown_and_is_bounded() {
+        // A refresh interval of an hour; the cooldown is 30 s.
+        let s = source(3600);
         s.remember_unknown("k");
         assert!(s.is_known_unknown("k") && !s.is_known_unknown("other"));
         for i in 0..MAX_NEGATIVE + 1 {
             s.remember_unknown(&i.to_string());
         }
         assert!(lock(&s.negative).len() <= MAX_NEGATIVE);
-        tokio::time::pause();
-        tokio::time::advance(Duration::from_secs(101)).await;
-        assert!(!s.is_known_unknown(&MAX_NEGATIVE.to_string()));
+        let last = MAX_NEGATIVE.to_string();
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert!(s.is_known_unknown(&last));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!s.is_known_unknown(&last));
+        assert!(
+            lock(&s.negative).get(last.as_str()).is_none(),
+            "expired entries are removed"
+        );
     }
 
     /// An issuer on 127.0.0.1 whose discovery document is `document`, with `{issuer}`

@@ -67,6 +67,7 @@ pub struct AuthConfig {
     #[cfg(feature = "oidc")]
     oidc: Option<tower_auth_oidc::OidcConfig>,
     api_key_header: HeaderName,
+    strip_headers: Vec<HeaderName>,
     admins: Admins,
     /// `AUTH_ADMINS` with its prefix, for the start-up warning.
     admins_var: String,
@@ -93,6 +94,7 @@ impl AuthConfig {
         let vars = Vars { prefix, get: &get };
         let (admins_var, admins) = env::admins(&vars)?;
         let api_key_header = env::api_key_header(&vars)?;
+        let strip_headers = env::strip_headers(&vars, &api_key_header)?;
         let keys = env::api_keys(&vars, &admins)?;
         #[cfg(feature = "hmac")]
         let hmac = env::hmac(&vars)?;
@@ -140,6 +142,7 @@ impl AuthConfig {
             #[cfg(feature = "oidc")]
             oidc,
             api_key_header,
+            strip_headers,
             admins,
             admins_var,
             rules,
@@ -255,6 +258,9 @@ impl AuthConfig {
     ) -> Result<AuthLayer, ConfigError> {
         let mut settings = default_settings();
         settings.rules = self.rules;
+        for header in self.strip_headers {
+            settings.stripped.add(header);
+        }
         let Some(chain) = self.chain else {
             tracing::warn!(
                 target: "auth",

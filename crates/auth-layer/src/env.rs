@@ -96,6 +96,40 @@ pub(crate) fn api_key_header(vars: &Vars<'_>) -> Result<HeaderName, ConfigError>
     }
 }
 
+/// `AUTH_STRIP_HEADERS`: more client-sent identity headers to remove, comma-separated (empty
+/// entries are ignored). Never `Authorization` or the API-key header.
+pub(crate) fn strip_headers(
+    vars: &Vars<'_>,
+    api_key_header: &HeaderName,
+) -> Result<Vec<HeaderName>, ConfigError> {
+    let (name, value) = vars.read("AUTH_STRIP_HEADERS");
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, entry)| !entry.is_empty())
+        .map(|(i, entry)| match HeaderName::try_from(entry) {
+            Ok(header) if header == AUTHORIZATION || header == *api_key_header => {
+                Err(ConfigError::new(
+                    &name,
+                    format!(
+                        "entry {}: {header} carries credentials and cannot be stripped",
+                        i + 1
+                    ),
+                ))
+            }
+            Ok(header) => Ok(header),
+            Err(_) => Err(ConfigError::new(
+                &name,
+                format!("entry {} is not a valid header name", i + 1),
+            )),
+        })
+        .collect()
+}
+
 /// `API_KEYS` or `API_KEYS_FILE` (not both); the file is read now.
 pub(crate) fn api_keys(vars: &Vars<'_>, admins: &Admins) -> Result<Option<Keys>, ConfigError> {
     let (keys_var, inline) = vars.read("API_KEYS");
@@ -370,6 +404,58 @@ mod tests {
         assert_eq!(
             error_variable(&[("API_KEYS", K1), ("AUTH_METHOD_ROLES", "/x")]),
             "AUTH_METHOD_ROLES"
+        );
+    }
+
+    /// SECURITY.md G3.
+    #[test]
+    fn strip_headers_are_header_names_that_carry_no_credential() {
+        let read = |value: &str, api_key_header: &str| {
+            let vars = HashMap::from([("P_AUTH_STRIP_HEADERS".to_owned(), value.to_owned())]);
+            let get = |name: &str| vars.get(name).cloned();
+            strip_headers(
+                &Vars {
+                    prefix: "P_",
+                    get: &get,
+                },
+                &HeaderName::try_from(api_key_header).unwrap(),
+            )
+        };
+        let names = read(" X-Proxy-User, ,x-team ,", "x-api-key").unwrap();
+        assert_eq!(names, ["x-proxy-user", "x-team"]);
+        for (value, api_key_header, shown) in [
+            (
+                "x-ok,bad header",
+                "x-api-key",
+                "entry 2 is not a valid header name",
+            ),
+            (
+                "x-ok,x-é",
+                "x-api-key",
+                "entry 2 is not a valid header name",
+            ),
+            (
+                "Authorization",
+                "x-api-key",
+                "entry 1: authorization carries",
+            ),
+            ("x-ok,X-Key", "x-key", "entry 2: x-key carries"),
+        ] {
+            let error = read(value, api_key_header).unwrap_err();
+            assert_eq!(error.variable(), "P_AUTH_STRIP_HEADERS");
+            assert!(error.to_string().contains(shown), "{error}");
+        }
+        assert_eq!(
+            error_variable(&[("API_KEYS", K1), ("AUTH_STRIP_HEADERS", "a b")]),
+            "AUTH_STRIP_HEADERS"
+        );
+        assert_eq!(
+            error_variable(&[
+                ("API_KEYS", K1),
+                ("API_KEY_HEADER", "x-key"),
+                ("AUTH_STRIP_HEADERS", "x-key")
+            ]),
+            "AUTH_STRIP_HEADERS"
         );
     }
 

@@ -8,6 +8,7 @@ use http::header::AUTHORIZATION;
 use tower_auth_core::{Authenticator, Chain, ConfigError, CredentialExtractor, DEFAULT_REALM};
 use tower_layer::Layer;
 
+use crate::identity_headers::StrippedHeaders;
 use crate::response::check_realm;
 use crate::rules::{RoleRequirement, Rules};
 use crate::service::{Auth, Settings};
@@ -65,6 +66,7 @@ impl std::fmt::Debug for AuthLayer {
             .field("api_key_header", self.settings.extractor.api_key_header())
             .field("rules", &self.settings.rules)
             .field("realm", &self.settings.realm)
+            .field("strip_headers", &self.settings.stripped.added())
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +138,7 @@ pub(crate) fn default_settings() -> Settings {
         extractor: CredentialExtractor::default(),
         rules: Rules::default(),
         realm: DEFAULT_REALM.into(),
+        stripped: StrippedHeaders::default(),
         tasks: Vec::new(),
         #[cfg(feature = "hmac")]
         token_exchange: None,
@@ -299,10 +302,32 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Also removes `header` from every request before anything else sees it, as the
+    /// identity headers in [`STRIPPED_IDENTITY_HEADERS`](crate::STRIPPED_IDENTITY_HEADERS)
+    /// are: for the header a proxy of yours sets (the environment's `AUTH_STRIP_HEADERS`).
+    /// `Authorization` or the API-key header, which carry credentials, make
+    /// [`build`](Self::build) fail.
+    pub fn strip_header(mut self, header: HeaderName) -> Self {
+        self.settings.stripped.add(header);
+        self
+    }
+
     /// The layer, or the first setting that was wrong.
     pub fn build(self) -> Result<AuthLayer, ConfigError> {
         if let Some(error) = self.error {
             return Err(error);
+        }
+        if let Some(header) = self
+            .settings
+            .stripped
+            .added()
+            .iter()
+            .find(|h| **h == AUTHORIZATION || *h == self.settings.extractor.api_key_header())
+        {
+            return Err(ConfigError::new(
+                "AuthLayerBuilder::strip_header",
+                format!("{header} carries credentials and cannot be stripped"),
+            ));
         }
         if let Some(issuer) = self.settings.chain.shared_issuer() {
             return Err(ConfigError::new(
@@ -408,6 +433,21 @@ mod tests {
             setting_at_fault(b().api_key_header(AUTHORIZATION)),
             "AuthLayerBuilder::api_key_header"
         );
+        assert_eq!(
+            setting_at_fault(b().strip_header(AUTHORIZATION)),
+            "AuthLayerBuilder::strip_header"
+        );
+        // The API-key header is checked at build, whichever setter came first.
+        let key = HeaderName::from_static("x-key");
+        assert_eq!(
+            setting_at_fault(b().strip_header(key.clone()).api_key_header(key.clone())),
+            "AuthLayerBuilder::strip_header"
+        );
+        assert_eq!(
+            setting_at_fault(b().strip_header(HeaderName::from_static("x-api-key"))),
+            "AuthLayerBuilder::strip_header"
+        );
+        assert!(b().strip_header(key).build().is_ok());
     }
 
     #[test]

@@ -61,13 +61,14 @@
 //! |---|---|
 //! | `AUTH_MODE` | Chain order from `api_key`, `oidc`, `hmac` ([`AuthenticatorKind`]), or `none`. Unset: the ones whose variables are set. |
 //! | `API_KEYS` | Comma list, JSON `[{"name","key","roles"?}]`, entries may be `sha256:<hex>`. |
-//! | `API_KEYS_FILE` | The same from a file, reloaded when it changes. |
+//! | `API_KEYS_FILE` | The same from a file, reloaded when it changes; emptied or deleted, no key is accepted; malformed, the current keys stay. |
 //! | `API_KEY_HEADER` | Header for API keys, default `X-API-Key`. |
+//! | `AUTH_STRIP_HEADERS` | Comma list of more identity headers to remove from every request, beside [`STRIPPED_IDENTITY_HEADERS`] ([`AuthLayerBuilder::strip_header`] in code). |
 //! | `AUTH_ADMINS` | JSON array or comma list given role `admin`: `api_key:NAME`, `hmac:SUBJECT`, `email:ADDRESS` (verified only), `ISSUER_URL#SUBJECT`, or an unqualified name, which any method can match (see [`Admins`]; warned about when more than one method or issuer is configured). |
 //! | `AUTH_PUBLIC_PATHS` | Exact exempt paths; replaces the default list. |
 //! | `AUTH_METHOD_ROLES` | `/pkg.Svc/Method=r1+r2;/pkg.Admin/*=admin;/ops=admin|ops`. |
 //! | `OIDC_CONFIG` | JSON: `{"issuers":[{"issuer","audience","jwks_uri"?,"roles_claim"?,"roles_prefix"?,"algorithms"?,"required_typ"?}], "jwks_refresh_interval_secs"?, "token_cache_size"?, "token_cache_ttl_secs"?, "leeway_secs"?}` (feature `oidc`). |
-//! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes; `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
+//! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
 #![deny(unsafe_code)]

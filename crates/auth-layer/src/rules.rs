@@ -342,7 +342,7 @@ mod tests {
             .build()
     }
 
-    /// SECURITY.md K5.
+    /// SECURITY.md K6.
     #[test]
     fn a_role_rule_covers_the_spellings_a_router_serves_and_an_exemption_does_not() {
         let mut rules = Rules::default();

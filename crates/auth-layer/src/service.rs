@@ -20,7 +20,7 @@ use tower_auth_core::{
 use tower_service::Service;
 
 use crate::future::{Answer, AuthFuture};
-use crate::identity_headers::strip_identity_headers;
+use crate::identity_headers::StrippedHeaders;
 use crate::reload::TaskGuard;
 use crate::response::{ResponseBody, rejection};
 use crate::rules::{PathRule, Rules};
@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) extractor: CredentialExtractor,
     pub(crate) rules: Rules,
     pub(crate) realm: Arc<str>,
+    /// Client-sent identity headers removed from every request.
+    pub(crate) stripped: StrippedHeaders,
     /// Background work (key-file reloads) that lives as long as the layer and its services.
     pub(crate) tasks: Vec<Arc<TaskGuard>>,
     /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
@@ -127,7 +129,7 @@ impl Settings {
         identity: Option<&Identity>,
         result: Result<(), &AuthError>,
     ) {
-        // The path is the caller's to choose: logged capped (SECURITY.md E7).
+        // The path is the caller's to choose: logged capped (SECURITY.md E8).
         let path = Capped(request.uri().path());
         // Field values are only evaluated when the event is enabled, so the fingerprint's
         // SHA-256 costs nothing on a quiet subscriber.
@@ -240,7 +242,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        strip_identity_headers(request.headers_mut());
+        self.settings.stripped.strip(request.headers_mut());
         match self.settings.decide(&request) {
             Decision::Now(Verdict::Pass(identity)) => {
                 add_identity(&mut request, identity);

@@ -14,7 +14,7 @@
 //!     "AUTH_TOKEN_CLIENTS",
 //!     &format!(r#"[{{"client_id":"agent","secret_sha256":"sha256:{digest}","roles":["runtime.metrics:read"]}}]"#),
 //! ).unwrap();
-//! let config = HmacConfig::builder("0123456789abcdef0123456789abcdef-secret").build().unwrap();
+//! let config = HmacConfig::builder("9c4e1a7f3b8d2e6a0c5f9b3d7e1a4c8f-role-tokens").build().unwrap();
 //! let exchange = ExchangeEndpoint::builder(config.clone(), clients).build().unwrap();
 //!
 //! let request = |credential: &str| {
@@ -460,7 +460,7 @@ mod axum_glue {
 mod tests {
     use super::*;
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+    const SECRET: &str = "9c4e1a7f3b8d2e6a0c5f9b3d7e1a4c8f-role-tokens";
 
     fn clients() -> TokenClients {
         let digest = "ab".repeat(32);
