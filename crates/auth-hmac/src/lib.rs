@@ -65,8 +65,8 @@ pub use config::{
     DEFAULT_ISSUER, DEFAULT_LEEWAY, HmacConfig, HmacConfigBuilder, MAX_LEEWAY, MIN_SECRET_LEN,
 };
 pub use exchange::{
-    DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME, ExchangeEndpoint,
-    ExchangeEndpointBuilder, MAX_BODY_BYTES, TOKEN_PATH, TokenClients,
+    BODY_DEADLINE, DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME,
+    ExchangeEndpoint, ExchangeEndpointBuilder, MAX_BODY_BYTES, TOKEN_PATH, TokenClients,
 };
 pub use revocation::{DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList};
 pub use token::{

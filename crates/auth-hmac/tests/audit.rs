@@ -79,7 +79,9 @@ fn exchange_is_audited_without_credentials_or_tokens() {
     .unwrap();
     let config = HmacConfig::builder(SECRET).build().unwrap();
     let exchange = ExchangeEndpoint::builder(config, clients).build().unwrap();
+    // The endpoint's body deadline needs Tokio's timer.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let mut issued = String::new();

@@ -71,6 +71,7 @@
 //! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
+//! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose `X-Forwarded-For` / `Forwarded` names the source address the exchange counts failures by (feature `hmac`). |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -52,8 +52,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown().await;
         let _ = stop.send(());
     });
-    let http =
-        axum::serve(listener, router(auth.clone())).with_graceful_shutdown(until(stopped.clone()));
+    // With the peer address in each request: the token exchange counts failures per source.
+    let app = router(auth.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http = axum::serve(listener, app).with_graceful_shutdown(until(stopped.clone()));
     let grpc = serve_grpc(auth, grpc_listener, until(stopped));
     let (http, grpc) = tokio::join!(http, grpc);
     http?;

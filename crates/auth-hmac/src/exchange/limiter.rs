@@ -1,126 +1,223 @@
-//! The exchange's lock-out: failed attempts per client id in fixed windows.
+//! The exchange's lock-out: failed attempts per (client id, source address) and per source
+//! address, in fixed windows, over a table of fixed size.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Failed attempts per client id in fixed windows, over a bounded table.
+/// Slots in the table: 2^15 counters of 8 bytes, 256 KiB, whatever the traffic.
+const SLOTS: usize = 1 << 15;
+
+/// How many times the per-pair limit one source address may fail, over all client ids.
+const PER_SOURCE_FACTOR: u32 = 4;
+
+/// Failed attempts in fixed windows, counted in a count-min sketch: each key (a client id
+/// with its source, or a source alone) adds to two counters picked by a keyed hash, and its
+/// count is the smaller of the two.
+///
+/// The table never grows and nothing is ever evicted, so no flood of other ids can free a
+/// blocked key; a collision can only count more, never less, and which keys collide depends
+/// on a per-process random hash key. Each attempt touches four counters with one atomic
+/// update each: constant time, no lock. A counter holds the second its window started in its
+/// top 32 bits and the count in the low 32: a window starts at the first failure it counts,
+/// and a counter whose window has ended reads as zero.
 pub(super) struct FailureLimiter {
     max_failures: u32,
+    max_per_source: u32,
     window_secs: u64,
-    capacity: usize,
-    windows: Mutex<HashMap<String, Window>>,
+    slots: Box<[AtomicU64]>,
+    hasher: RandomState,
 }
 
-struct Window {
-    start: u64,
-    failures: u32,
+/// Which counters an attempt added to, and the windows they were in, to undo them when it
+/// succeeds.
+pub(super) struct Attempt {
+    added: Vec<(usize, u64)>,
 }
 
 impl FailureLimiter {
-    pub(super) fn new(max_failures: u32, window: Duration, capacity: usize) -> Self {
+    pub(super) fn new(max_failures: u32, window: Duration) -> Self {
+        let max_failures = max_failures.max(1);
         Self {
-            max_failures: max_failures.max(1),
+            max_failures,
+            max_per_source: max_failures.saturating_mul(PER_SOURCE_FACTOR),
             window_secs: window.as_secs().max(1),
-            capacity: capacity.max(1),
-            windows: Mutex::new(HashMap::new()),
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            hasher: RandomState::new(),
         }
     }
 
-    /// Counts an attempt by `client_id` as a failure until [`succeeded`](Self::succeeded)
-    /// says otherwise, or refuses it with the seconds to wait when the id has used up its
-    /// failures in the current window. Counting before the check, under one lock, keeps
-    /// concurrent guesses from slipping past the limit together.
-    pub(super) fn attempt(&self, client_id: &str, now: u64) -> Result<(), u64> {
-        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(window) = windows.get_mut(client_id) {
-            let end = window.start.saturating_add(self.window_secs);
-            if now >= end {
-                *window = Window {
-                    start: now,
-                    failures: 1,
+    /// Counts an attempt by `client_id` from `source` (when the peer address is known) as a
+    /// failure until [`succeeded`](Self::succeeded) undoes it, or refuses it with the seconds
+    /// to wait when the pair, or the source over all client ids, has used up its failures
+    /// in the current window. Counting before the check keeps concurrent guesses from
+    /// slipping past the limit together.
+    pub(super) fn attempt(
+        &self,
+        client_id: &str,
+        source: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Attempt, u64> {
+        let mut attempt = Attempt {
+            added: Vec::with_capacity(4),
+        };
+        let pair = self.pick(&(0u8, client_id, source));
+        self.count(pair, now, self.max_failures, &mut attempt)?;
+        if let Some(source) = source {
+            let alone = self.pick(&(1u8, source));
+            if let Err(wait) = self.count(alone, now, self.max_per_source, &mut attempt) {
+                self.succeeded(attempt);
+                return Err(wait);
+            }
+        }
+        Ok(attempt)
+    }
+
+    /// The attempt succeeded: it is not a failure.
+    pub(super) fn succeeded(&self, attempt: Attempt) {
+        for (slot, start) in attempt.added {
+            // Only within the window the attempt counted in: a counter that has moved on to
+            // a new window has forgotten the attempt anyway.
+            let _ = self.slots[slot].fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                (start_of(v) == start && count_of(v) > 0).then(|| v - 1)
+            });
+        }
+    }
+
+    /// The two slots of `key`.
+    fn pick(&self, key: &impl std::hash::Hash) -> [usize; 2] {
+        let hash = self.hasher.hash_one(key);
+        // Two indexes from the two halves of one 64-bit hash (SLOTS is 2^15).
+        let mask = (SLOTS - 1) as u64;
+        [(hash & mask) as usize, ((hash >> 32) & mask) as usize]
+    }
+
+    /// Adds one to both counters of a key; keeps the additions (in `attempt`) when the key's
+    /// count, the smaller of the two, is then at most `max`, and takes them back otherwise,
+    /// answering how long until the key's count falls to zero (its earlier window ends).
+    /// Each addition is one atomic update that returns the value it made, so concurrent
+    /// attempts on one key see distinct counts and exactly `max` of them pass.
+    fn count(
+        &self,
+        slots: [usize; 2],
+        now: u64,
+        max: u32,
+        attempt: &mut Attempt,
+    ) -> Result<(), u64> {
+        let window = self.window_secs;
+        let made = slots.map(|slot| {
+            let mut made = 0;
+            let _ = self.slots[slot].fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                made = if now < start_of(v).saturating_add(window) && count_of(v) > 0 {
+                    v + 1
+                } else {
+                    pack(now, 1)
                 };
-            } else if window.failures >= self.max_failures {
-                return Err((end - now).max(1));
-            } else {
-                window.failures += 1;
-            }
-            return Ok(());
-        }
-        if windows.len() >= self.capacity {
-            let window_secs = self.window_secs;
-            windows.retain(|_, w| now < w.start.saturating_add(window_secs));
-        }
-        if windows.len() >= self.capacity {
-            // Still full of live windows: make room by forgetting the oldest, which at
-            // worst gives one client id a fresh window; the table never grows.
-            if let Some(oldest) = windows
+                Some(made)
+            });
+            made
+        });
+        let added: Vec<(usize, u64)> = slots
+            .iter()
+            .copied()
+            .zip(made.iter().map(|v| start_of(*v)))
+            .collect();
+        if made.iter().map(|v| count_of(*v)).min().unwrap_or_default() > max {
+            let wait = made
                 .iter()
-                .min_by_key(|(_, w)| w.start)
-                .map(|(id, _)| id.clone())
-            {
-                windows.remove(&oldest);
-            }
+                .map(|v| start_of(*v).saturating_add(window).saturating_sub(now))
+                .min()
+                .unwrap_or(window);
+            self.succeeded(Attempt { added });
+            return Err(wait.max(1));
         }
-        windows.insert(
-            client_id.to_owned(),
-            Window {
-                start: now,
-                failures: 1,
-            },
-        );
+        attempt.added.extend(added);
         Ok(())
     }
+}
 
-    /// The attempt succeeded: the id starts afresh.
-    pub(super) fn succeeded(&self, client_id: &str) {
-        self.windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(client_id);
-    }
+fn pack(start: u64, count: u32) -> u64 {
+    (start & 0xFFFF_FFFF) << 32 | u64::from(count)
+}
 
-    #[cfg(test)]
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
+/// The second a counter's window started (Unix time, good until 2106).
+fn start_of(value: u64) -> u64 {
+    value >> 32
+}
+
+fn count_of(value: u64) -> u32 {
+    (value & 0xFFFF_FFFF) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const A: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)));
+    const B: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3)));
+
     #[test]
-    fn limiter_counts_per_id_in_fixed_windows() {
-        let limiter = FailureLimiter::new(2, Duration::from_secs(60), 100);
-        assert_eq!(limiter.attempt("a", 1_000), Ok(()));
-        assert_eq!(limiter.attempt("a", 1_010), Ok(()));
-        assert_eq!(limiter.attempt("a", 1_010), Err(50));
-        assert_eq!(limiter.attempt("b", 1_010), Ok(()), "per client id");
-        assert_eq!(limiter.attempt("a", 1_059), Err(1));
-        assert_eq!(limiter.attempt("a", 1_060), Ok(()), "a new window starts");
-        assert_eq!(limiter.attempt("a", 1_061), Ok(()));
-        assert_eq!(limiter.attempt("a", 1_062), Err(58));
-        limiter.succeeded("a");
-        assert_eq!(limiter.attempt("a", 1_062), Ok(()));
-        limiter.succeeded("a");
-        limiter.succeeded("b");
-        assert_eq!(limiter.len(), 0);
+    fn failures_count_per_client_and_source_in_fixed_windows() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        assert!(limiter.attempt("c", A, 1_020).is_ok());
+        assert!(limiter.attempt("c", A, 1_030).is_ok());
+        // The window started with the first failure: 1_020..1_080.
+        assert_eq!(limiter.attempt("c", A, 1_030).err(), Some(50));
+        assert!(limiter.attempt("c", B, 1_030).is_ok(), "another source");
+        assert!(limiter.attempt("d", A, 1_030).is_ok(), "another client");
+        assert!(limiter.attempt("c", A, 1_080).is_ok(), "a new window");
+    }
+
+    #[test]
+    fn a_success_is_not_a_failure() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        for _ in 0..10 {
+            let attempt = limiter.attempt("c", A, 1_020).unwrap();
+            limiter.succeeded(attempt);
+        }
+        assert!(limiter.attempt("c", A, 1_020).is_ok());
+    }
+
+    #[test]
+    fn one_source_is_limited_over_all_client_ids() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        let refused = (0..100)
+            .filter(|i| limiter.attempt(&format!("id-{i}"), A, 1_020).is_err())
+            .count();
+        assert_eq!(refused, 100 - 2 * PER_SOURCE_FACTOR as usize);
+        assert!(
+            limiter.attempt("id-0", B, 1_020).is_ok(),
+            "other sources are not"
+        );
+    }
+
+    /// SECURITY.md X2.
+    #[test]
+    fn no_flood_of_other_ids_frees_a_blocked_pair() {
+        let limiter = FailureLimiter::new(5, Duration::from_secs(60));
+        for _ in 0..5 {
+            limiter.attempt("target", A, 1_020).unwrap();
+        }
+        assert!(limiter.attempt("target", A, 1_020).is_err());
+        // 200,000 other pairs, from sources of their own.
+        for i in 0u32..200_000 {
+            let source = Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + i)));
+            let _ = limiter.attempt(&format!("other-{i}"), source, 1_021);
+        }
+        assert!(limiter.attempt("target", A, 1_022).is_err());
     }
 
     #[test]
     fn concurrent_guesses_do_not_slip_past_the_limit() {
-        let limiter = FailureLimiter::new(5, Duration::from_secs(60), 100);
+        let limiter = FailureLimiter::new(5, Duration::from_secs(60));
         let allowed: usize = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     scope.spawn(|| {
                         (0..10)
-                            .filter(|_| limiter.attempt("a", 1_000).is_ok())
+                            .filter(|_| limiter.attempt("a", A, 1_000).is_ok())
                             .count()
                     })
                 })
@@ -128,23 +225,14 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(allowed, 5);
+        assert!(limiter.attempt("a", A, 1_000).is_err());
     }
 
     #[test]
-    fn limiter_stays_bounded() {
-        let limiter = FailureLimiter::new(1, Duration::from_secs(60), 3);
-        for (i, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            assert_eq!(limiter.attempt(id, 1_000 + i as u64), Ok(()));
-        }
-        assert_eq!(limiter.len(), 3);
-        assert!(limiter.attempt("e", 1_005).is_err());
-        assert_eq!(
-            limiter.attempt("a", 1_005),
-            Ok(()),
-            "the oldest was forgotten"
-        );
-        // Expired windows are dropped before anything live.
-        assert_eq!(limiter.attempt("f", 1_070), Ok(()));
-        assert_eq!(limiter.len(), 1);
+    fn without_a_source_the_client_id_alone_counts() {
+        let limiter = FailureLimiter::new(1, Duration::from_secs(60));
+        assert!(limiter.attempt("c", None, 1_020).is_ok());
+        assert!(limiter.attempt("c", None, 1_020).is_err());
+        assert!(limiter.attempt("d", None, 1_020).is_ok());
     }
 }

@@ -59,9 +59,11 @@ use crate::HmacConfig;
 
 mod clients;
 mod limiter;
+mod source;
 
 pub use clients::TokenClients;
 use limiter::FailureLimiter;
+use source::Cidr;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -83,8 +85,8 @@ pub const DEFAULT_MAX_FAILURES: u32 = 5;
 /// The window in which [`DEFAULT_MAX_FAILURES`] failures lock a client id out.
 pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-/// How many client ids the failure limiter tracks at most.
-const LIMITER_CAPACITY: usize = 10_000;
+/// How long a client may take to send the request body before it gets 408.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The token-exchange endpoint as a tower service over `http::Request<B>`.
 ///
@@ -96,11 +98,20 @@ const LIMITER_CAPACITY: usize = 10_000;
 /// | known client, credential's SHA-256 equals its `secret_sha256` | 200 `{"access_token","token_type":"Bearer","expires_in"}`, the client's roles, subject = `client_id` |
 /// | unknown client or wrong credential (one answer, near-same timing) | 401 `{"error":"invalid_client"}` |
 /// | malformed JSON, missing fields, wrong content type, body over 4 KiB | 400 `{"error":"invalid_request"}` |
-/// | 5 failures for one `client_id` within a minute (configurable) | 429 `{"error":"too_many_requests"}` + `Retry-After` |
+/// | 5 failures for one `client_id` from one source address within a minute, or 20 from one source over all ids (configurable) | 429 `{"error":"too_many_requests"}` + `Retry-After`, even with the right credential |
+/// | a body not complete within [`BODY_DEADLINE`] | 408 `{"error":"invalid_request"}` |
 /// | any method but `POST` | 405 + `Allow: POST` |
 ///
 /// Every answer carries `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749
-/// section 5.1). Mount it at [`TOKEN_PATH`] and exempt that path from the auth layer.
+/// section 5.1). It runs on a Tokio runtime with its timer enabled (as `#[tokio::main]` and
+/// every Tokio server set-up have it), for the body deadline.
+///
+/// The source address is the connection's peer, which the server must put in the request's
+/// extensions: serve with axum's `into_make_service_with_connect_info::<SocketAddr>()`, or
+/// insert the peer's `SocketAddr` yourself. Behind proxies, list them in
+/// [`trusted_proxies`](ExchangeEndpointBuilder::trusted_proxies) (`AUTH_TRUSTED_PROXIES`):
+/// only from those peers is `X-Forwarded-For` or `Forwarded` believed. Without a peer
+/// address, failures count per client id alone. Mount it at [`TOKEN_PATH`] and exempt that path from the auth layer.
 /// Time (token timestamps and the failure windows) comes from the [`HmacConfig`]'s clock.
 ///
 /// Built with [`ExchangeEndpoint::builder`] or read from the environment with
@@ -113,6 +124,7 @@ pub struct ExchangeEndpoint {
     lifetime: Duration,
     audience: Option<Arc<str>>,
     limiter: Arc<FailureLimiter>,
+    trusted_proxies: Arc<[Cidr]>,
 }
 
 impl fmt::Debug for ExchangeEndpoint {
@@ -147,6 +159,7 @@ pub struct ExchangeEndpointBuilder {
     audience: Option<Arc<str>>,
     max_failures: u32,
     failure_window: Duration,
+    trusted_proxies: Vec<String>,
 }
 
 /// What [`ConfigError`]s about settings made in code name, as `OidcConfig`'s builder does.
@@ -167,11 +180,24 @@ impl ExchangeEndpointBuilder {
         self
     }
 
-    /// Allows `max_failures` failed attempts per client id within `window` (at least 1
-    /// and 1 s), after which the id gets 429 until the window ends.
+    /// Allows `max_failures` failed attempts per client id and source address within
+    /// `window` (at least 1 and 1 s), and four times as many from one source address over
+    /// all client ids; past either, that pair or source gets 429 until the window ends.
     pub fn rate_limit(mut self, max_failures: u32, window: Duration) -> Self {
         self.max_failures = max_failures;
         self.failure_window = window;
+        self
+    }
+
+    /// The proxies (addresses or CIDR blocks: `10.0.0.0/8`, `::1`) whose `X-Forwarded-For`
+    /// or `Forwarded` header names the source address; from any other peer, the peer is the
+    /// source. Replaces what was set before.
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
         self
     }
 
@@ -198,16 +224,26 @@ impl ExchangeEndpointBuilder {
                 "the rate limit must allow at least one failure in a window of at least one second",
             ));
         }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, proxy)| {
+                Cidr::parse(proxy).ok_or_else(|| {
+                    ConfigError::new(
+                        BUILDER,
+                        format!("trusted proxy #{} is not an address or CIDR block", i + 1),
+                    )
+                })
+            })
+            .collect::<Result<Arc<[Cidr]>, _>>()?;
         Ok(ExchangeEndpoint {
             config: Arc::new(self.config),
             clients: self.clients,
             lifetime: Duration::from_secs(self.lifetime.as_secs()),
             audience: self.audience,
-            limiter: Arc::new(FailureLimiter::new(
-                self.max_failures,
-                self.failure_window,
-                LIMITER_CAPACITY,
-            )),
+            limiter: Arc::new(FailureLimiter::new(self.max_failures, self.failure_window)),
+            trusted_proxies,
         })
     }
 }
@@ -224,12 +260,16 @@ impl ExchangeEndpoint {
             lifetime: DEFAULT_TOKEN_LIFETIME,
             max_failures: DEFAULT_MAX_FAILURES,
             failure_window: DEFAULT_FAILURE_WINDOW,
+            trusted_proxies: Vec::new(),
         }
     }
 
     /// Reads the process environment: the [`HmacConfig::from_env`] variables that sign the
     /// tokens, `AUTH_TOKEN_CLIENTS` (see [`TokenClients::parse`]) and the optional
-    /// `AUTH_TOKEN_TTL_SECS` (token lifetime in seconds, 60 to 31 622 400; default 86 400).
+    /// `AUTH_TOKEN_TTL_SECS` (token lifetime in seconds, 60 to 31 622 400; default 86 400),
+    /// and `AUTH_TRUSTED_PROXIES` (comma-separated addresses or CIDR blocks of the proxies
+    /// whose forwarding headers name the source address; see
+    /// [`trusted_proxies`](ExchangeEndpointBuilder::trusted_proxies)).
     /// `Ok(None)` when `AUTH_TOKEN_CLIENTS` is unset.
     ///
     /// # Errors
@@ -283,6 +323,21 @@ impl ExchangeEndpoint {
                 })?;
             builder = builder.lifetime(Duration::from_secs(secs));
         }
+        let variable = format!("{prefix}AUTH_TRUSTED_PROXIES");
+        if let Some(proxies) = get(&variable) {
+            let proxies: Vec<&str> = proxies
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            if let Some(i) = proxies.iter().position(|p| Cidr::parse(p).is_none()) {
+                return Err(ConfigError::new(
+                    &variable,
+                    format!("entry #{} is not an address or CIDR block", i + 1),
+                ));
+            }
+            builder = builder.trusted_proxies(proxies);
+        }
         builder.build().map(Some)
     }
 
@@ -307,10 +362,19 @@ impl ExchangeEndpoint {
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
+        let source = source::source(&request, &self.trusted_proxies);
+        // A client that sends its body slowly holds a connection and a task: it gets a
+        // deadline, as it gets a size cap.
+        let Ok(read) = tokio::time::timeout(BODY_DEADLINE, read_request(request)).await else {
+            return respond(
+                StatusCode::REQUEST_TIMEOUT,
+                r#"{"error":"invalid_request"}"#,
+            );
+        };
         let Some(ExchangeRequest {
             client_id,
             credential,
-        }) = read_request(request).await
+        }) = read
         else {
             return respond(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
         };
@@ -319,17 +383,20 @@ impl ExchangeEndpoint {
             return respond(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
         }
         let now = self.config.clock.now_unix();
-        if let Err(wait) = self.limiter.attempt(&client_id, now) {
-            tracing::warn!(target: "auth", event = "token_exchange_limited", client_id = ?client_id, retry_after = wait, "token exchange refused: too many failures");
-            let mut response = respond(
-                StatusCode::TOO_MANY_REQUESTS,
-                r#"{"error":"too_many_requests"}"#,
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(wait));
-            return response;
-        }
+        let attempt = match self.limiter.attempt(&client_id, source, now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                tracing::warn!(target: "auth", event = "token_exchange_limited", client_id = ?client_id, source = ?source, retry_after = wait, "token exchange refused: too many failures");
+                let mut response = respond(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    r#"{"error":"too_many_requests"}"#,
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(wait));
+                return response;
+            }
+        };
         let client = self.clients.clients.get(&client_id);
         let expected = client.map_or(&UNKNOWN_CLIENT_DIGEST, |c| &c.digest);
         let matches = expected.ct_eq(&sha256_digest(credential.expose_secret()));
@@ -346,7 +413,7 @@ impl ExchangeEndpoint {
                 return respond(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
             }
         };
-        self.limiter.succeeded(&client_id);
+        self.limiter.succeeded(attempt);
         let (token, jti) = match self.config.mint_with_jti(
             &client_id,
             &client.roles,

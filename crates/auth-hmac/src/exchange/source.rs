@@ -1,0 +1,201 @@
+//! Where an exchange request comes from: the connection's peer, or, behind a proxy the
+//! operator trusts, the address that proxy says it forwarded.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::Request;
+use http::header::FORWARDED;
+
+/// An address block in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is one host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = address.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Self { network, prefix })
+    }
+
+    pub(super) fn contains(&self, address: IpAddr) -> bool {
+        let bits = |a: IpAddr| match a {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
+            IpAddr::V6(v6) => (u128::from(v6), false),
+        };
+        let address = match address {
+            // A v4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 => v4,
+        };
+        let ((net, net_v4), (addr, addr_v4)) = (bits(self.network), bits(address));
+        if net_v4 != addr_v4 {
+            return false;
+        }
+        // A v4 network sits in the top 32 bits, so its prefix counts from the top as a v6 one.
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0);
+        net & mask == addr & mask
+    }
+}
+
+/// The connection's peer address, where the server put it in the request's extensions:
+/// axum's `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`), or a plain
+/// `SocketAddr` that a hyper or tonic server inserted.
+pub(super) fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    request.extensions().get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// The source of `request`: its peer, unless the peer is one of `trusted` proxies; then the
+/// last address in `X-Forwarded-For` (or `Forwarded: for=`) that is not itself a trusted
+/// proxy, read from the right, since only the entries our proxies appended can be believed.
+/// `None` when no peer address is known.
+pub(super) fn source<B>(request: &Request<B>, trusted: &[Cidr]) -> Option<IpAddr> {
+    let peer = peer(request)?;
+    if !trusted.iter().any(|c| c.contains(peer)) {
+        return Some(peer);
+    }
+    let headers = request.headers();
+    let forwarded_for = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .map(str::to_owned);
+    let forwarded = headers
+        .get_all(FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                name.eq_ignore_ascii_case("for")
+                    .then(|| value.trim_matches('"').to_owned())
+            })
+        });
+    let hops: Vec<String> = if headers.contains_key(FORWARDED) {
+        forwarded.collect()
+    } else {
+        forwarded_for.collect()
+    };
+    for hop in hops.iter().rev() {
+        let Some(address) = parse_hop(hop) else {
+            // Garbage where an address should be: the chain cannot be followed further; the
+            // last trusted hop is the best we know.
+            return Some(peer);
+        };
+        if !trusted.iter().any(|c| c.contains(address)) {
+            return Some(address);
+        }
+    }
+    Some(peer)
+}
+
+/// An address as a forwarding header writes it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`,
+/// `[2001:db8::1]:443`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(address) = hop.parse::<IpAddr>() {
+        return Some(address);
+    }
+    if let Ok(address) = hop.parse::<SocketAddr>() {
+        return Some(address.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .and_then(|(address, _)| address.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(peer: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder();
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut request = builder.body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(peer.parse::<SocketAddr>().unwrap());
+        request
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn cidrs() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.9.9".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            !Cidr::parse("fd00::/8")
+                .unwrap()
+                .contains("10.0.0.1".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::1/129", ""] {
+            assert_eq!(Cidr::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// SECURITY.md X3.
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        // An untrusted peer's headers are ignored: it could write anything there.
+        let direct = request("192.0.2.7:5000", &[("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(source(&direct, &trusted), ip("192.0.2.7"));
+        // Through our proxy: the rightmost address that is not one of ours.
+        let proxied = request(
+            "10.0.0.5:443",
+            &[("x-forwarded-for", "1.1.1.1, 203.0.113.9, 10.0.0.6")],
+        );
+        assert_eq!(source(&proxied, &trusted), ip("203.0.113.9"));
+        let forwarded = request(
+            "10.0.0.5:443",
+            &[(
+                "forwarded",
+                r#"for=1.1.1.1, for="[2001:db8::7]:4711";proto=https"#,
+            )],
+        );
+        assert_eq!(source(&forwarded, &trusted), ip("2001:db8::7"));
+        // Our proxy with nothing to say, or garbage: the proxy itself.
+        assert_eq!(
+            source(&request("10.0.0.5:443", &[]), &trusted),
+            ip("10.0.0.5")
+        );
+        let garbage = request("10.0.0.5:443", &[("x-forwarded-for", "1.1.1.1, not-an-ip")]);
+        assert_eq!(source(&garbage, &trusted), ip("10.0.0.5"));
+        // No peer address: no source.
+        assert_eq!(source(&Request::new(()), &trusted), None);
+    }
+}
