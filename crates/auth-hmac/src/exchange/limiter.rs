@@ -32,9 +32,17 @@ pub(super) struct FailureLimiter {
 }
 
 /// Which counters an attempt added to, and the windows they were in, to undo them when it
-/// succeeds.
+/// succeeds: at most four, kept inline (an attempt allocates nothing).
 pub(super) struct Attempt {
-    added: Vec<(usize, u64)>,
+    added: [(usize, u64); 4],
+    len: usize,
+}
+
+impl Attempt {
+    fn push(&mut self, slot: (usize, u64)) {
+        self.added[self.len] = slot;
+        self.len += 1;
+    }
 }
 
 impl FailureLimiter {
@@ -61,7 +69,8 @@ impl FailureLimiter {
         now: u64,
     ) -> Result<Attempt, u64> {
         let mut attempt = Attempt {
-            added: Vec::with_capacity(4),
+            added: [(0, 0); 4],
+            len: 0,
         };
         let pair = self.pick(&(0u8, client_id, source));
         self.count(pair, now, self.max_failures, &mut attempt)?;
@@ -77,7 +86,7 @@ impl FailureLimiter {
 
     /// The attempt succeeded: it is not a failure.
     pub(super) fn succeeded(&self, attempt: Attempt) {
-        for (slot, start) in attempt.added {
+        for &(slot, start) in &attempt.added[..attempt.len] {
             // Only within the window the attempt counted in: a counter that has moved on to
             // a new window has forgotten the attempt anyway.
             let _ = self.slots[slot].fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
@@ -119,21 +128,25 @@ impl FailureLimiter {
             });
             made
         });
-        let added: Vec<(usize, u64)> = slots
-            .iter()
-            .copied()
-            .zip(made.iter().map(|v| start_of(*v)))
-            .collect();
+        let mut added = Attempt {
+            added: [(0, 0); 4],
+            len: 0,
+        };
+        for (slot, value) in slots.into_iter().zip(made) {
+            added.push((slot, start_of(value)));
+        }
         if made.iter().map(|v| count_of(*v)).min().unwrap_or_default() > max {
             let wait = made
                 .iter()
                 .map(|v| start_of(*v).saturating_add(window).saturating_sub(now))
                 .min()
                 .unwrap_or(window);
-            self.succeeded(Attempt { added });
+            self.succeeded(added);
             return Err(wait.max(1));
         }
-        attempt.added.extend(added);
+        for &slot in &added.added[..added.len] {
+            attempt.push(slot);
+        }
         Ok(())
     }
 }
