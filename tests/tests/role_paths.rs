@@ -47,14 +47,15 @@ async fn a_rule_covers_every_spelling_the_router_serves() {
     let auth: AuthLayer = layer()
         .await
         .require_any("/admin", ["admin"])
-        .require_any("/ops", ["admin"])
         .require_any("/ops/*", ["admin"])
+        .require_any("/users/root@corp.example/delete", ["admin"])
         .exempt("/open")
         .build()
         .unwrap();
     let router = Router::new()
         .route("/admin", route_get(|| async { "admin" }))
         .route("/open", route_get(|| async { "open" }))
+        .route("/users/{id}/delete", route_get(|| async { "deleted" }))
         .nest_service("/ops", nested())
         .layer(auth);
     let addr = serve(router).await;
@@ -68,6 +69,8 @@ async fn a_rule_covers_every_spelling_the_router_serves() {
         "/ops/anything",
         "//ops//anything",
         "/%6Fps/anything",
+        // axum decodes route parameters: this is the handler's `root@corp.example`.
+        "/users/root%40corp.example/delete",
     ] {
         assert_eq!(
             status(addr, path, KEY_A).await,

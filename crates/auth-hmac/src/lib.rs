@@ -66,7 +66,8 @@ pub use config::{
 };
 pub use exchange::{
     BODY_DEADLINE, DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME,
-    ExchangeEndpoint, ExchangeEndpointBuilder, MAX_BODY_BYTES, TOKEN_PATH, TokenClients,
+    ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, MAX_BODY_BYTES, TOKEN_PATH,
+    TokenClients,
 };
 pub use revocation::{DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList};
 pub use token::{

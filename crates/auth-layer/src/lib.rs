@@ -43,8 +43,9 @@
 //!    methods costs nothing. A custom authenticator makes the chain ask in order.
 //! 4. Role rules ([`AuthLayerBuilder::require_any`], `AUTH_METHOD_ROLES`, [`RequireRolesLayer`])
 //!    turn a missing role into 403. A rule for `/admin` also holds for `/admin/`, `//admin`
-//!    and `/%61dmin`, which a router may serve as the same path; `/admin/*` covers what
-//!    axum's `nest_service("/admin", ..)` serves below it. Exemptions stay exact.
+//!    and `/%61dmin`, which a router may serve as the same path (every escape but `%2F` is
+//!    decoded, as axum decodes route parameters); `/admin/*` covers `/admin` and what axum's
+//!    `nest_service("/admin", ..)` serves below it. Exemptions stay exact.
 //!
 //! Inside `Router::nest("/api", inner)`, a layer on `inner` sees paths without `/api` (axum
 //! strips the prefix and keeps the whole URI in `OriginalUri`), so its rules and exemptions
@@ -71,7 +72,7 @@
 //! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
-//! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose `X-Forwarded-For` / `Forwarded` names the source address the exchange counts failures by (feature `hmac`). |
+//! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange counts failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded` (feature `hmac`). |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -43,6 +43,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -53,7 +54,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tower_auth_core::{ConfigError, Secret, sha256_digest};
+use tower_auth_core::{Capped, ConfigError, Secret, sha256_digest};
 
 use crate::HmacConfig;
 
@@ -64,6 +65,7 @@ mod source;
 pub use clients::TokenClients;
 use limiter::FailureLimiter;
 use source::Cidr;
+pub use source::ForwardedHeader;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -110,8 +112,10 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// extensions: serve with axum's `into_make_service_with_connect_info::<SocketAddr>()`, or
 /// insert the peer's `SocketAddr` yourself. Behind proxies, list them in
 /// [`trusted_proxies`](ExchangeEndpointBuilder::trusted_proxies) (`AUTH_TRUSTED_PROXIES`):
-/// only from those peers is `X-Forwarded-For` or `Forwarded` believed. Without a peer
-/// address, failures count per client id alone. Mount it at [`TOKEN_PATH`] and exempt that path from the auth layer.
+/// only from those peers is the forwarding header believed, and only the one they write
+/// ([`forwarded_header`](ExchangeEndpointBuilder::forwarded_header), `X-Forwarded-For` by
+/// default). Without a peer address, failures count per client id alone, and the endpoint
+/// warns once. Mount it at [`TOKEN_PATH`] and exempt that path from the auth layer.
 /// Time (token timestamps and the failure windows) comes from the [`HmacConfig`]'s clock.
 ///
 /// Built with [`ExchangeEndpoint::builder`] or read from the environment with
@@ -125,6 +129,9 @@ pub struct ExchangeEndpoint {
     audience: Option<Arc<str>>,
     limiter: Arc<FailureLimiter>,
     trusted_proxies: Arc<[Cidr]>,
+    forwarded_header: ForwardedHeader,
+    /// Set once the endpoint has warned that it sees no peer addresses.
+    warned_no_peer: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for ExchangeEndpoint {
@@ -160,6 +167,7 @@ pub struct ExchangeEndpointBuilder {
     max_failures: u32,
     failure_window: Duration,
     trusted_proxies: Vec<String>,
+    forwarded_header: ForwardedHeader,
 }
 
 /// What [`ConfigError`]s about settings made in code name, as `OidcConfig`'s builder does.
@@ -198,6 +206,13 @@ impl ExchangeEndpointBuilder {
         S: Into<String>,
     {
         self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The one header the trusted proxies write the client's address into (default
+    /// `X-Forwarded-For`); the other is never read.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = header;
         self
     }
 
@@ -244,6 +259,8 @@ impl ExchangeEndpointBuilder {
             audience: self.audience,
             limiter: Arc::new(FailureLimiter::new(self.max_failures, self.failure_window)),
             trusted_proxies,
+            forwarded_header: self.forwarded_header,
+            warned_no_peer: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -261,15 +278,17 @@ impl ExchangeEndpoint {
             max_failures: DEFAULT_MAX_FAILURES,
             failure_window: DEFAULT_FAILURE_WINDOW,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 
     /// Reads the process environment: the [`HmacConfig::from_env`] variables that sign the
     /// tokens, `AUTH_TOKEN_CLIENTS` (see [`TokenClients::parse`]) and the optional
     /// `AUTH_TOKEN_TTL_SECS` (token lifetime in seconds, 60 to 31 622 400; default 86 400),
-    /// and `AUTH_TRUSTED_PROXIES` (comma-separated addresses or CIDR blocks of the proxies
-    /// whose forwarding headers name the source address; see
-    /// [`trusted_proxies`](ExchangeEndpointBuilder::trusted_proxies)).
+    /// `AUTH_TRUSTED_PROXIES` (comma-separated addresses or CIDR blocks of the proxies
+    /// whose forwarding header names the source address; see
+    /// [`trusted_proxies`](ExchangeEndpointBuilder::trusted_proxies)) and
+    /// `AUTH_TRUSTED_PROXY_HEADER` (`x-forwarded-for`, the default, or `forwarded`).
     /// `Ok(None)` when `AUTH_TOKEN_CLIENTS` is unset.
     ///
     /// # Errors
@@ -338,6 +357,13 @@ impl ExchangeEndpoint {
             }
             builder = builder.trusted_proxies(proxies);
         }
+        let variable = format!("{prefix}AUTH_TRUSTED_PROXY_HEADER");
+        if let Some(name) = get(&variable) {
+            let header = ForwardedHeader::parse(&name).ok_or_else(|| {
+                ConfigError::new(&variable, "must be `x-forwarded-for` or `forwarded`")
+            })?;
+            builder = builder.forwarded_header(header);
+        }
         builder.build().map(Some)
     }
 
@@ -362,7 +388,13 @@ impl ExchangeEndpoint {
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        let source = source::source(&request, &self.trusted_proxies);
+        let source = source::source(&request, &self.trusted_proxies, self.forwarded_header);
+        if source.is_none() && !self.warned_no_peer.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "auth", event = "token_exchange_no_peer_address",
+                "the token exchange sees no peer address: failures count per client id alone, \
+                 so wrong secrets from anywhere can lock a client out; serve it with \
+                 into_make_service_with_connect_info::<SocketAddr>()");
+        }
         // A client that sends its body slowly holds a connection and a task: it gets a
         // deadline, as it gets a size cap.
         let Ok(read) = tokio::time::timeout(BODY_DEADLINE, read_request(request)).await else {
@@ -383,10 +415,14 @@ impl ExchangeEndpoint {
             return respond(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
         }
         let now = self.config.clock.now_unix();
-        let attempt = match self.limiter.attempt(&client_id, source, now) {
+        let client = self.clients.clients.get(&client_id);
+        let attempt = match self
+            .limiter
+            .attempt(&client_id, client.is_some(), source, now)
+        {
             Ok(attempt) => attempt,
             Err(wait) => {
-                tracing::warn!(target: "auth", event = "token_exchange_limited", client_id = ?client_id, source = ?source, retry_after = wait, "token exchange refused: too many failures");
+                tracing::warn!(target: "auth", event = "token_exchange_limited", client_id = %Capped(&client_id), source = ?source, retry_after = wait, "token exchange refused: too many failures");
                 let mut response = respond(
                     StatusCode::TOO_MANY_REQUESTS,
                     r#"{"error":"too_many_requests"}"#,
@@ -397,7 +433,6 @@ impl ExchangeEndpoint {
                 return response;
             }
         };
-        let client = self.clients.clients.get(&client_id);
         let expected = client.map_or(&UNKNOWN_CLIENT_DIGEST, |c| &c.digest);
         let matches = expected.ct_eq(&sha256_digest(credential.expose_secret()));
         drop(credential);
@@ -409,7 +444,7 @@ impl ExchangeEndpoint {
                 } else {
                     "unknown_client"
                 };
-                tracing::info!(target: "auth", event = "token_exchange_failed", client_id = ?client_id, reason, "token exchange refused");
+                tracing::info!(target: "auth", event = "token_exchange_failed", client_id = %Capped(&client_id), reason, "token exchange refused");
                 return respond(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
             }
         };

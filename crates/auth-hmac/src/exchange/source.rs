@@ -6,6 +6,30 @@ use std::net::{IpAddr, SocketAddr};
 use http::Request;
 use http::header::FORWARDED;
 
+/// The one header a trusted proxy writes the client's address into. Only that header is
+/// read: most proxies append to `X-Forwarded-For` and pass a client's `Forwarded` through
+/// untouched (or the other way round), so reading the other one would let a client name its
+/// own source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, ...` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239; Envoy can, and some others).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// `x-forwarded-for` or `forwarded`, in any case.
+    pub(super) fn parse(name: &str) -> Option<Self> {
+        match name.trim() {
+            n if n.eq_ignore_ascii_case("x-forwarded-for") => Some(Self::XForwardedFor),
+            n if n.eq_ignore_ascii_case("forwarded") => Some(Self::Forwarded),
+            _ => None,
+        }
+    }
+}
+
 /// An address block in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is one host).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Cidr {
@@ -65,38 +89,40 @@ pub(super) fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
 }
 
 /// The source of `request`: its peer, unless the peer is one of `trusted` proxies; then the
-/// last address in `X-Forwarded-For` (or `Forwarded: for=`) that is not itself a trusted
-/// proxy, read from the right, since only the entries our proxies appended can be believed.
-/// `None` when no peer address is known.
-pub(super) fn source<B>(request: &Request<B>, trusted: &[Cidr]) -> Option<IpAddr> {
+/// last address in `header` that is not itself a trusted proxy, read from the right, since
+/// only the entries our proxies appended can be believed. `None` when no peer address is
+/// known.
+pub(super) fn source<B>(
+    request: &Request<B>,
+    trusted: &[Cidr],
+    header: ForwardedHeader,
+) -> Option<IpAddr> {
     let peer = peer(request)?;
     if !trusted.iter().any(|c| c.contains(peer)) {
         return Some(peer);
     }
     let headers = request.headers();
-    let forwarded_for = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .map(str::to_owned);
-    let forwarded = headers
-        .get_all(FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                name.eq_ignore_ascii_case("for")
-                    .then(|| value.trim_matches('"').to_owned())
+    let hops: Vec<String> = match header {
+        ForwardedHeader::XForwardedFor => headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|hop| hop.trim().to_owned())
+            .collect(),
+        ForwardedHeader::Forwarded => headers
+            .get_all(FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.eq_ignore_ascii_case("for")
+                        .then(|| value.trim_matches('"').to_owned())
+                })
             })
-        });
-    let hops: Vec<String> = if headers.contains_key(FORWARDED) {
-        forwarded.collect()
-    } else {
-        forwarded_for.collect()
+            .collect(),
     };
     for hop in hops.iter().rev() {
         let Some(address) = parse_hop(hop) else {
@@ -172,14 +198,15 @@ mod tests {
     fn forwarding_headers_count_only_from_trusted_proxies() {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         // An untrusted peer's headers are ignored: it could write anything there.
+        let xff = ForwardedHeader::XForwardedFor;
         let direct = request("192.0.2.7:5000", &[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(source(&direct, &trusted), ip("192.0.2.7"));
+        assert_eq!(source(&direct, &trusted, xff), ip("192.0.2.7"));
         // Through our proxy: the rightmost address that is not one of ours.
         let proxied = request(
             "10.0.0.5:443",
             &[("x-forwarded-for", "1.1.1.1, 203.0.113.9, 10.0.0.6")],
         );
-        assert_eq!(source(&proxied, &trusted), ip("203.0.113.9"));
+        assert_eq!(source(&proxied, &trusted, xff), ip("203.0.113.9"));
         let forwarded = request(
             "10.0.0.5:443",
             &[(
@@ -187,15 +214,30 @@ mod tests {
                 r#"for=1.1.1.1, for="[2001:db8::7]:4711";proto=https"#,
             )],
         );
-        assert_eq!(source(&forwarded, &trusted), ip("2001:db8::7"));
+        assert_eq!(
+            source(&forwarded, &trusted, ForwardedHeader::Forwarded),
+            ip("2001:db8::7")
+        );
+        // Only the configured header counts: a client's own `Forwarded`, which a proxy that
+        // appends to X-Forwarded-For passes through, names nothing.
+        let both = request(
+            "10.0.0.5:443",
+            &[
+                ("forwarded", "for=198.51.100.1"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+        );
+        assert_eq!(source(&both, &trusted, xff), ip("203.0.113.9"));
+        let forged = request("10.0.0.5:443", &[("forwarded", "for=198.51.100.1")]);
+        assert_eq!(source(&forged, &trusted, xff), ip("10.0.0.5"));
         // Our proxy with nothing to say, or garbage: the proxy itself.
         assert_eq!(
-            source(&request("10.0.0.5:443", &[]), &trusted),
+            source(&request("10.0.0.5:443", &[]), &trusted, xff),
             ip("10.0.0.5")
         );
         let garbage = request("10.0.0.5:443", &[("x-forwarded-for", "1.1.1.1, not-an-ip")]);
-        assert_eq!(source(&garbage, &trusted), ip("10.0.0.5"));
+        assert_eq!(source(&garbage, &trusted, xff), ip("10.0.0.5"));
         // No peer address: no source.
-        assert_eq!(source(&Request::new(()), &trusted), None);
+        assert_eq!(source(&Request::new(()), &trusted, xff), None);
     }
 }
