@@ -314,7 +314,7 @@ async fn identity_headers_sent_by_the_client_are_stripped() {
 
 /// The identity headers of authenticating proxies (oauth2-proxy and nginx `auth_request`,
 /// Azure App Service, Google IAP), named here rather than read from the crate's list.
-const PROXY_IDENTITY_HEADERS: [&str; 10] = [
+const PROXY_IDENTITY_HEADERS: [&str; 13] = [
     "X-Auth-Request-User",
     "X-Auth-Request-Email",
     "X-Auth-Request-Groups",
@@ -325,6 +325,9 @@ const PROXY_IDENTITY_HEADERS: [&str; 10] = [
     "X-MS-Client-Principal-Id",
     "X-Goog-Authenticated-User-Email",
     "X-Goog-Authenticated-User-Id",
+    "Remote-Groups",
+    "Remote-Email",
+    "Remote-Name",
 ];
 
 /// Serves `auth` in front of a handler that answers with the names of the headers it got.

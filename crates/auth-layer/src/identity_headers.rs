@@ -6,11 +6,13 @@ use http::{HeaderMap, HeaderName};
 /// handler; they are removed from every request before it reaches the inner service.
 ///
 /// Besides tower-auth's own names, those of common authenticating proxies: oauth2-proxy and
-/// nginx `auth_request` (`X-Auth-Request-*`, `X-Forwarded-*`), Azure App Service
-/// (`X-MS-Client-Principal*`) and Google IAP (`X-Goog-Authenticated-User-*`). Add more with
+/// nginx `auth_request` (`X-Auth-Request-*`, `X-Forwarded-*`), Authelia and Authentik
+/// (`Remote-*`), Azure App Service (`X-MS-Client-Principal*`) and Google IAP
+/// (`X-Goog-Authenticated-User-*`). Tokens such proxies pass on (`X-Forwarded-Access-Token`,
+/// `X-Goog-IAP-JWT-Assertion`) are left alone: an application behind both may verify them. Add more with
 /// [`AuthLayerBuilder::strip_header`](crate::AuthLayerBuilder::strip_header) or
 /// `AUTH_STRIP_HEADERS`.
-pub static STRIPPED_IDENTITY_HEADERS: [HeaderName; 18] = [
+pub static STRIPPED_IDENTITY_HEADERS: [HeaderName; 21] = [
     HeaderName::from_static("x-auth-subject"),
     HeaderName::from_static("x-auth-roles"),
     HeaderName::from_static("x-auth-method"),
@@ -20,6 +22,9 @@ pub static STRIPPED_IDENTITY_HEADERS: [HeaderName; 18] = [
     HeaderName::from_static("x-forwarded-preferred-username"),
     HeaderName::from_static("x-remote-user"),
     HeaderName::from_static("remote-user"),
+    HeaderName::from_static("remote-groups"),
+    HeaderName::from_static("remote-email"),
+    HeaderName::from_static("remote-name"),
     HeaderName::from_static("x-auth-request-user"),
     HeaderName::from_static("x-auth-request-email"),
     HeaderName::from_static("x-auth-request-groups"),
