@@ -37,7 +37,7 @@ enum Table {
 /// per-process random hash key. Sources are IPv6 /64 networks (one host commonly holds a
 /// whole /64) and single IPv4 addresses. Each attempt touches four counters with one atomic
 /// update each: constant time, no lock. A counter holds the second its window started in its
-/// top 32 bits and the count in the low 32: a window starts at the first failure it counts,
+/// top 40 bits and the count in the low 24: a window starts at the first failure it counts,
 /// and a counter whose window has ended reads as zero.
 pub(super) struct FailureLimiter {
     max_failures: u32,
@@ -159,7 +159,7 @@ impl FailureLimiter {
                 .slot(slot)
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     made = if now < start_of(v).saturating_add(window) && count_of(v) > 0 {
-                        v + 1
+                        pack(start_of(v), count_of(v).saturating_add(1).min(MAX_COUNT))
                     } else {
                         pack(now, 1)
                     };
@@ -202,17 +202,21 @@ fn network(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Counts are 24 bits (and saturate there); the window's start takes the other 40.
+const COUNT_BITS: u32 = 24;
+const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
+
 fn pack(start: u64, count: u32) -> u64 {
-    (start & 0xFFFF_FFFF) << 32 | u64::from(count)
+    (start & ((1 << (64 - COUNT_BITS)) - 1)) << COUNT_BITS | u64::from(count.min(MAX_COUNT))
 }
 
-/// The second a counter's window started (Unix time, good until 2106).
+/// The second a counter's window started (Unix time, 40 bits: good for 34,000 years).
 fn start_of(value: u64) -> u64 {
-    value >> 32
+    value >> COUNT_BITS
 }
 
 fn count_of(value: u64) -> u32 {
-    (value & 0xFFFF_FFFF) as u32
+    (value as u32) & MAX_COUNT
 }
 
 #[cfg(test)]
@@ -330,6 +334,14 @@ mod tests {
         });
         assert_eq!(allowed, 5);
         assert!(limiter.attempt("a", true, A, 1_000).is_err());
+    }
+
+    #[test]
+    fn windows_after_2106_still_count() {
+        let limiter = FailureLimiter::new(1, Duration::from_secs(60));
+        let later = 1u64 << 33;
+        assert!(limiter.attempt("c", true, A, later).is_ok());
+        assert_eq!(limiter.attempt("c", true, A, later + 1).err(), Some(59));
     }
 
     #[test]
