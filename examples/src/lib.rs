@@ -13,14 +13,56 @@ use tower_auth_core::Identity;
 /// Roles `/metrics` needs, both of them.
 pub const METRICS_ROLES: [&str; 2] = ["runtime.health:read", "runtime.metrics:read"];
 
-/// The variables that turn on configuration from the environment.
-pub const AUTH_VARIABLES: [&str; 5] = [
-    "AUTH_MODE",
-    "API_KEYS",
-    "API_KEYS_FILE",
-    "OIDC_CONFIG",
-    "HMAC_SECRET",
-];
+/// Name prefixes of the variables that configure authentication (`AUTH_MODE`,
+/// `API_KEYS`, `API_KEY_HEADER`, `OIDC_CONFIG`, `HMAC_SECRET`, ...). One variable with any of
+/// them, misspelt or not, turns the demo's demo mode off.
+pub const CONFIG_PREFIXES: [&str; 4] = ["AUTH_", "API_KEY", "OIDC_", "HMAC_"];
+
+/// How the demo starts, decided by [`startup`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Startup {
+    /// No configuration variable at all: generated secrets, printed to the terminal.
+    Demo,
+    /// Configured from the environment; these are the variables that decided it, sorted.
+    FromEnv(Vec<String>),
+}
+
+/// Demo mode or configuration from the environment, from the names of the variables set
+/// and the addresses the demo will listen on (each with the variable that sets it).
+///
+/// Demo mode only when no variable name starts with one of [`CONFIG_PREFIXES`] (compared
+/// without regard to case, so that `auth_mode` or `AUTH_MODEE` also count): a deployment
+/// that sets one variable, or misspells one, is configured from the environment and fails
+/// or warns as that configuration does, never silently runs on demo secrets. Demo mode on
+/// an address other than loopback is an error: its secrets are printed for anyone to copy.
+pub fn startup<N: AsRef<str>>(
+    names: impl IntoIterator<Item = N>,
+    listen: &[(&str, std::net::SocketAddr)],
+) -> Result<Startup, String> {
+    let mut configured: Vec<String> = names
+        .into_iter()
+        .map(|name| name.as_ref().to_owned())
+        .filter(|name| {
+            let upper = name.to_ascii_uppercase();
+            CONFIG_PREFIXES.iter().any(|p| upper.starts_with(p))
+        })
+        .collect();
+    if !configured.is_empty() {
+        configured.sort();
+        return Ok(Startup::FromEnv(configured));
+    }
+    for (variable, addr) in listen {
+        if !addr.ip().to_canonical().is_loopback() {
+            return Err(format!(
+                "{variable}={addr} is not a loopback address, and no AUTH_*, API_KEY*, OIDC_* or \
+                 HMAC_* variable is set: the demo would serve on the network with demo secrets \
+                 that it prints. Configure authentication (for example API_KEYS, OIDC_CONFIG or \
+                 HMAC_SECRET; see the README), or listen on 127.0.0.1 or [::1] for the demo."
+            ));
+        }
+    }
+    Ok(Startup::Demo)
+}
 
 /// The demo routes behind `auth`:
 /// `GET /health` (public), `GET /whoami` (any identity), `GET /admin` (role `admin`),
@@ -73,4 +115,93 @@ pub fn generate_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn demo_mode_only_with_no_configuration_variable_and_on_loopback() {
+        let local = [
+            ("BIND_ADDR", addr("127.0.0.1:8080")),
+            ("GRPC_ADDR", addr("[::1]:50051")),
+        ];
+        let from_env = |names: &[&str]| {
+            let mut names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            names.sort();
+            Ok(Startup::FromEnv(names))
+        };
+        let cases: &[(&[&str], Result<Startup, String>)] = &[
+            (&[], Ok(Startup::Demo)),
+            (
+                &["PATH", "HOME", "BIND_ADDR", "RUST_LOG"],
+                Ok(Startup::Demo),
+            ),
+            (&["AUTH_MODE"], from_env(&["AUTH_MODE"])),
+            // SECURITY.md D1: one variable, or a misspelt one, is no demo.
+            (&["AUTH_TOKEN_CLIENTS"], from_env(&["AUTH_TOKEN_CLIENTS"])),
+            (&["AUTH_MODEE", "PATH"], from_env(&["AUTH_MODEE"])),
+            (&["API_KEY"], from_env(&["API_KEY"])),
+            (&["API_KEYS_FILE"], from_env(&["API_KEYS_FILE"])),
+            (&["API_KEY_HEADER"], from_env(&["API_KEY_HEADER"])),
+            (&["OIDC_CONFIGURATION"], from_env(&["OIDC_CONFIGURATION"])),
+            (
+                &["HMAC_SECRET_PREVIOUS"],
+                from_env(&["HMAC_SECRET_PREVIOUS"]),
+            ),
+            (&["auth_mode"], from_env(&["auth_mode"])),
+            (
+                &["HMAC_SECRET", "AUTH_ADMINS"],
+                from_env(&["AUTH_ADMINS", "HMAC_SECRET"]),
+            ),
+        ];
+        for (names, expected) in cases {
+            assert_eq!(&startup(names.iter(), &local), expected, "{names:?}");
+        }
+    }
+
+    /// SECURITY.md D2.
+    #[test]
+    fn demo_mode_refuses_an_address_other_than_loopback() {
+        for (variable, bad) in [
+            ("BIND_ADDR", "0.0.0.0:8080"),
+            ("BIND_ADDR", "[::]:0"),
+            ("BIND_ADDR", "192.0.2.7:8080"),
+            ("GRPC_ADDR", "0.0.0.0:50051"),
+        ] {
+            let mut listen = vec![
+                ("BIND_ADDR", addr("127.0.0.1:0")),
+                ("GRPC_ADDR", addr("127.0.0.1:0")),
+            ];
+            listen.retain(|(v, _)| *v != variable);
+            listen.push((variable, addr(bad)));
+            let error = startup(["PATH"], &listen).unwrap_err();
+            assert!(
+                error.contains(variable) && error.contains("loopback"),
+                "{error}"
+            );
+        }
+        // Loopback in every spelling is the demo.
+        for good in [
+            "127.0.0.1:0",
+            "127.1.2.3:9",
+            "[::1]:0",
+            "[::ffff:127.0.0.1]:0",
+        ] {
+            let listen = [("BIND_ADDR", addr(good))];
+            assert_eq!(startup(["PATH"], &listen), Ok(Startup::Demo), "{good}");
+        }
+        // Configured from the environment, any address is the deployment's choice.
+        let listen = [("BIND_ADDR", addr("0.0.0.0:8080"))];
+        assert_eq!(
+            startup(["API_KEYS"], &listen),
+            Ok(Startup::FromEnv(vec!["API_KEYS".to_owned()]))
+        );
+    }
 }

@@ -30,6 +30,30 @@ fn run(command: &mut Command) -> (Output, String, String) {
     (output, stdout, stderr)
 }
 
+/// `command` run with `input` on its standard input.
+fn run_with_input(command: &mut Command, input: &str) -> (Output, String, String) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A refused command exits without reading: a broken pipe here is no failure.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    (output, stdout, stderr)
+}
+
+/// `auth-token decode` with `HMAC_SECRET=secret` and the token on standard input.
+fn decode(secret: &str, token: &str) -> (Output, String, String) {
+    run_with_input(
+        auth_token().env("HMAC_SECRET", secret).arg("decode"),
+        &format!("{token}\n"),
+    )
+}
+
 fn mint(args: &[&str]) -> String {
     let (output, stdout, stderr) = run(auth_token()
         .env("HMAC_SECRET", SECRET)
@@ -79,10 +103,13 @@ fn mint_honours_the_issuer_variable() {
         .env("HMAC_ISSUER", "ops-tokens")
         .args(["mint", "--sub", "ops"]));
     assert!(output.status.success());
-    let (output, stdout, _) = run(auth_token()
-        .env("HMAC_SECRET", SECRET)
-        .env("HMAC_ISSUER", "ops-tokens")
-        .args(["decode", stdout.trim()]));
+    let (output, stdout, _) = run_with_input(
+        auth_token()
+            .env("HMAC_SECRET", SECRET)
+            .env("HMAC_ISSUER", "ops-tokens")
+            .arg("decode"),
+        &stdout,
+    );
     assert!(output.status.success());
     assert!(stdout.contains(r#""iss": "ops-tokens""#), "{stdout}");
 }
@@ -90,9 +117,7 @@ fn mint_honours_the_issuer_variable() {
 #[test]
 fn decode_says_valid_expired_or_invalid() {
     let token = mint(&["--sub", "ops", "--role", "r", "--ttl", "1s"]);
-    let (output, stdout, _) = run(auth_token()
-        .env("HMAC_SECRET", SECRET)
-        .args(["decode", &token]));
+    let (output, stdout, _) = decode(SECRET, &token);
     assert!(output.status.success());
     assert!(stdout.starts_with("status: valid\n"), "{stdout}");
     let json: serde_json::Value = serde_json::from_str(stdout.split_once('\n').unwrap().1).unwrap();
@@ -102,18 +127,14 @@ fn decode_says_valid_expired_or_invalid() {
     // Expired: past exp and the leeway, without sleeping: a zero leeway and a token whose
     // exp is already behind the clock is made by hand.
     let expired = hand_made_expired_token();
-    let (output, stdout, stderr) = run(auth_token()
-        .env("HMAC_SECRET", SECRET)
-        .args(["decode", &expired]));
+    let (output, stdout, stderr) = decode(SECRET, &expired);
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout.starts_with("status: expired\n"), "{stdout}");
     assert!(stdout.contains(r#""sub": "old""#), "{stdout}");
     assert!(stderr.contains("expired"), "{stderr}");
 
     // Invalid: another secret.
-    let (output, stdout, stderr) = run(auth_token()
-        .env("HMAC_SECRET", "Zr8vN2qL5xT9wK3mP7cF4hJ6sD1gB0yQ-other")
-        .args(["decode", &token]));
+    let (output, stdout, stderr) = decode("Zr8vN2qL5xT9wK3mP7cF4hJ6sD1gB0yQ-other", &token);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stdout.is_empty(),
@@ -124,6 +145,49 @@ fn decode_says_valid_expired_or_invalid() {
         "{stderr}"
     );
     assert!(!stderr.contains(&token));
+}
+
+/// SECURITY.md D4.
+#[test]
+fn decode_reads_the_token_from_standard_input_never_the_command_line() {
+    let token = mint(&["--sub", "ops", "--role", "r"]);
+    // `-` names standard input, as no argument does.
+    let (output, stdout, _) = run_with_input(
+        auth_token()
+            .env("HMAC_SECRET", SECRET)
+            .args(["decode", "-"]),
+        &token,
+    );
+    assert!(output.status.success());
+    assert!(stdout.starts_with("status: valid\n"), "{stdout}");
+
+    // On the command line it is refused, with why, and is not repeated.
+    for args in [
+        &["decode", token.as_str()][..],
+        &["decode", "-", token.as_str()],
+        &["decode", "--", token.as_str()],
+        &[token.as_str()],
+    ] {
+        let (output, stdout, stderr) =
+            run_with_input(auth_token().env("HMAC_SECRET", SECRET).args(args), &token);
+        assert_eq!(output.status.code(), Some(2), "{}", args.len());
+        assert!(stdout.is_empty());
+        assert!(!stderr.contains(&token), "the token is repeated");
+        if args[0] == "decode" {
+            assert!(
+                stderr.contains("standard input") && stderr.contains("`ps`"),
+                "{stderr}"
+            );
+        }
+    }
+
+    // Nothing on standard input: an error, not a hang or a panic.
+    let (output, _, stderr) = run(auth_token()
+        .env("HMAC_SECRET", SECRET)
+        .arg("decode")
+        .stdin(Stdio::null()));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("no token"), "{stderr}");
 }
 
 fn hand_made_expired_token() -> String {
@@ -165,6 +229,14 @@ fn digest_from_stdin_or_env() {
     assert!(output.status.success());
     assert_eq!(stdout, expected);
 
+    // `-` names standard input too.
+    let (output, stdout, _) = run_with_input(
+        auth_token().args(["digest", "-"]),
+        "registration secret\r\n",
+    );
+    assert!(output.status.success());
+    assert_eq!(stdout, expected);
+
     let (output, _, stderr) = run(auth_token().arg("digest").stdin(Stdio::null()));
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("empty"), "{stderr}");
@@ -179,12 +251,14 @@ fn usage_errors_and_missing_secret() {
         &["mint", "--sub"],
         &["mint", "--sub", "a", "--ttl", "soon"],
         &["mint", "--sub", "a", "--secret", "x"],
-        &["decode"],
+        &["decode", "x", "y"],
         &["digest", "secret-on-argv"],
+        &["digest", "-", "-"],
     ] {
         let (output, _, stderr) = run(auth_token().env("HMAC_SECRET", SECRET).args(args));
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains("usage:"), "{stderr}");
+        assert!(!stderr.contains("secret-on-argv"), "{stderr}");
     }
     let (output, _, stderr) = run(auth_token().args(["mint", "--sub", "a"]));
     assert_eq!(output.status.code(), Some(1));

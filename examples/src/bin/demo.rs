@@ -1,16 +1,19 @@
 //! The demo server: `cargo run --bin demo`. HTTP on `BIND_ADDR` (default 127.0.0.1:8080),
 //! gRPC on `GRPC_ADDR` (default 127.0.0.1:50051), both behind one `AuthLayer`.
 //!
-//! With any auth variable set (`AUTH_MODE`, `API_KEYS`, `API_KEYS_FILE`, `OIDC_CONFIG`,
-//! `HMAC_SECRET`) it is configured by `AuthLayer::from_env()`. With none it generates two API
-//! keys, an HMAC secret, a token client and an in-process OpenID issuer, and prints `curl` and `grpcurl` lines that show a
-//! 200, a 401 and a 403, a role token for `/metrics`, and the token exchange.
+//! With any `AUTH_*`, `API_KEY*`, `OIDC_*` or `HMAC_*` variable set, misspelt ones included,
+//! it is configured by `AuthConfig::from_env()`, and refuses to start when that configures no
+//! method (unless `AUTH_MODE=none`). With none set, and only on loopback addresses, it
+//! generates two API keys, an HMAC secret, a token client and an in-process OpenID issuer,
+//! and prints to the terminal (stderr, not the log on stdout) `curl` and `grpcurl` lines that
+//! show a 200, a 401 and a 403, a role token for `/metrics`, and the token exchange.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_examples::{AUTH_VARIABLES, METRICS_ROLES, generate_key, router};
+use auth_examples::{METRICS_ROLES, Startup, generate_key, router, startup};
 use tokio::sync::watch;
 use tower_auth::{AuthConfig, AuthLayer};
 use tower_auth_hmac::HmacConfig;
@@ -18,22 +21,49 @@ use tower_auth_oidc::dev_issuer::DevIssuer;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("demo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let addr = address("BIND_ADDR", "127.0.0.1:8080")?;
     let grpc_addr = address("GRPC_ADDR", "127.0.0.1:50051")?;
-    let configured = AUTH_VARIABLES.iter().any(|v| std::env::var_os(v).is_some());
+    let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
+    let startup = startup(names, &[("BIND_ADDR", addr), ("GRPC_ADDR", grpc_addr)])?;
     // Kept alive for the whole run: the no-variables mode's in-process OpenID provider.
     let mut dev_issuer = None;
-    let (auth, banner) = if configured {
-        (AuthConfig::from_env()?.build().await?, None)
-    } else {
-        let issuer = DevIssuer::start().await?;
-        let demo = demo_layer(&issuer).await?;
-        dev_issuer = Some(issuer);
-        demo
+    let (auth, banner) = match startup {
+        Startup::FromEnv(variables) => {
+            let config = AuthConfig::from_env()?;
+            let off = std::env::var("AUTH_MODE").is_ok_and(|mode| mode.trim() == "none");
+            if config.authenticators().is_empty() && !off {
+                return Err(format!(
+                    "{} set, so the demo makes no demo secrets and is configured from the \
+                     environment, which configures no authentication method: set API_KEYS, \
+                     API_KEYS_FILE, OIDC_CONFIG or HMAC_SECRET (see the README), AUTH_MODE=none \
+                     to serve without authentication, or unset them all for the demo",
+                    variables.join(", ")
+                )
+                .into());
+            }
+            tracing::info!(?variables, "configured from the environment");
+            (config.build().await?, None)
+        }
+        Startup::Demo => {
+            let issuer = DevIssuer::start().await?;
+            let demo = demo_layer(&issuer).await?;
+            dev_issuer = Some(issuer);
+            demo
+        }
     };
     // One AuthLayer value for both surfaces; the gRPC rules only touch gRPC method paths.
     let auth = grpc_auth(auth);
@@ -44,7 +74,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%addr, %grpc_addr, mode = %auth.mode(), "demo listening");
     if let Some(banner) = banner {
         let banner = banner.replace("{http}", &addr.to_string());
-        println!("{}", banner.replace("{grpc}", &grpc_addr.to_string()));
+        // The terminal, not the log: demo secrets never go to a log collector.
+        eprintln!("{}", banner.replace("{grpc}", &grpc_addr.to_string()));
     }
 
     let (stop, stopped) = watch::channel(());
@@ -129,7 +160,8 @@ async fn demo_layer(
     )?;
     let banner = [
         "".to_owned(),
-        "No auth variables are set, so the demo made secrets for this run:".to_owned(),
+        "No AUTH_*, API_KEY*, OIDC_* or HMAC_* variable is set, so the demo made secrets for this run".to_owned(),
+        "(shown here on the terminal, never in the log):".to_owned(),
         format!("  API key demo        {user}"),
         format!("  API key demo-admin  {admin}   (role admin)"),
         format!("  role token (1 h, roles {} {})", METRICS_ROLES[0], METRICS_ROLES[1]),

@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! auth-token mint --sub ops --role runtime.health:read [--role ...] [--ttl 1h] [--aud A]
-//! auth-token decode <token>
-//! auth-token digest            (secret from AUTH_TOKEN_SECRET_INPUT or standard input)
+//! auth-token decode [-]        (token from standard input)
+//! auth-token digest [-]        (secret from AUTH_TOKEN_SECRET_INPUT or standard input)
 //! ```
 //!
 //! The HMAC secret is read from `HMAC_SECRET` (and `HMAC_SECRET_PREVIOUS`, `HMAC_ISSUER`,
 //! `HMAC_AUDIENCE`, `AUTH_LEEWAY_SECS`), never from the command line, where it would show
-//! in `ps` and shell history.
+//! in `ps` and shell history; so are the token to decode and the secret to digest, read from
+//! standard input: from a terminal, after a prompt and without echo.
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -20,11 +21,12 @@ use zeroize::Zeroize as _;
 
 const USAGE: &str = "usage:
   auth-token mint --sub SUBJECT [--role ROLE]... [--ttl 1h] [--aud AUDIENCE]
-  auth-token decode TOKEN
-  auth-token digest      (reads the secret from AUTH_TOKEN_SECRET_INPUT or standard input)
+  auth-token decode [-]  (reads the token from standard input)
+  auth-token digest [-]  (reads the secret from AUTH_TOKEN_SECRET_INPUT or standard input)
 
 The HMAC secret comes from HMAC_SECRET (HMAC_SECRET_PREVIOUS, HMAC_ISSUER, HMAC_AUDIENCE
-and AUTH_LEEWAY_SECS are honoured too). --ttl takes seconds, or a duration such as 90s, 15m, 1h, 2d or \"1h 30m\".";
+and AUTH_LEEWAY_SECS are honoured too). Tokens and secrets are never taken from the command
+line, where `ps` and shell history show them; from a terminal they are read without echo. --ttl takes seconds, or a duration such as 90s, 15m, 1h, 2d or \"1h 30m\".";
 
 /// A failure: its message, and the exit code (2 for usage, 1 otherwise).
 struct Fail(String, u8);
@@ -61,14 +63,21 @@ fn run(mut args: lexopt::Parser) -> Result<String, Fail> {
             Some("decode") => decode(args),
             Some("digest") => digest(args),
             Some("help") => Ok(format!("{USAGE}\n")),
-            _ => Err(usage(format!(
-                "unknown command `{}`",
-                command.to_string_lossy()
-            ))),
+            _ => Err(usage(unknown_command(&command.to_string_lossy()))),
         },
         Some(Short('h') | Long("help")) => Ok(format!("{USAGE}\n")),
         Some(other) => Err(other.unexpected().into()),
         None => Err(usage("a command is needed")),
+    }
+}
+
+/// The message for an unknown command, quoting it only when it is short: a token or a secret
+/// pasted in the wrong place is not repeated on the terminal.
+fn unknown_command(command: &str) -> String {
+    if command.len() <= 16 {
+        format!("unknown command `{command}`")
+    } else {
+        format!("unknown command ({} characters, not shown)", command.len())
     }
 }
 
@@ -121,17 +130,62 @@ fn text(value: std::ffi::OsString) -> Result<String, Fail> {
         .map_err(|v| usage(format!("`{}` is not UTF-8", v.to_string_lossy())))
 }
 
-fn decode(mut args: lexopt::Parser) -> Result<String, Fail> {
-    let token = match args.next()? {
-        Some(lexopt::Arg::Value(token)) => text(token)?,
-        Some(other) => return Err(other.unexpected().into()),
-        None => return Err(usage("decode takes one token")),
-    };
-    if let Some(extra) = args.next()? {
-        return Err(extra.unexpected().into());
+/// Standard input is the only source of what is read, spelt as no argument or `-`: a token or
+/// a secret on the command line shows in `ps` and shell history, so it is refused, unquoted.
+fn stdin_only(mut args: lexopt::Parser, command: &str, what: &str) -> Result<(), Fail> {
+    let mut dash = false;
+    while let Some(arg) = args.next()? {
+        match arg {
+            lexopt::Arg::Value(value) if value == "-" && !dash => dash = true,
+            lexopt::Arg::Value(_) => {
+                return Err(usage(format!(
+                    "{command} reads the {what} from standard input, not from the command line, \
+                     where `ps` and shell history show it (`{command} < file`, or `{command}` and \
+                     paste it at the prompt)"
+                )));
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(())
+}
+
+/// One value from standard input. From a terminal: after a prompt on the terminal, read
+/// without echo. From a pipe or file: all of it, less one line ending.
+fn read_input(what: &str) -> Result<Secret, Fail> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        let mut line = rpassword::prompt_password(format!("{what} (not echoed): "))
+            .map_err(|e| Fail(format!("cannot read the {what} from the terminal: {e}"), 1))?;
+        let secret = Secret::new(line.as_bytes());
+        line.zeroize();
+        return Ok(secret);
+    }
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| Fail(format!("cannot read standard input: {e}"), 1))?;
+    // `echo secret | auth-token digest` adds a newline that is not part of the secret.
+    let end = input
+        .strip_suffix(b"\r\n")
+        .or_else(|| input.strip_suffix(b"\n"))
+        .map_or(input.len(), <[u8]>::len);
+    let secret = Secret::new(&input[..end]);
+    input.zeroize();
+    Ok(secret)
+}
+
+fn decode(args: lexopt::Parser) -> Result<String, Fail> {
+    stdin_only(args, "decode", "token")?;
+    let input = read_input("token")?;
+    let token = std::str::from_utf8(input.expose_secret())
+        .map_err(|_| Fail("status: invalid (the token is not UTF-8)".into(), 1))?
+        .trim();
+    if token.is_empty() {
+        return Err(Fail("no token on standard input".into(), 1));
     }
     let config = config()?;
-    let (status, claims) = match config.decode(&token) {
+    let (status, claims) = match config.decode(token) {
         Ok(claims) => ("valid", claims),
         Err(e) => match e.expired_claims() {
             Some(claims) => ("expired", claims.clone()),
@@ -158,28 +212,11 @@ fn decode(mut args: lexopt::Parser) -> Result<String, Fail> {
     }
 }
 
-fn digest(mut args: lexopt::Parser) -> Result<String, Fail> {
-    if args.next()?.is_some() {
-        return Err(usage(
-            "digest takes no arguments: the secret is read from AUTH_TOKEN_SECRET_INPUT or standard input",
-        ));
-    }
+fn digest(args: lexopt::Parser) -> Result<String, Fail> {
+    stdin_only(args, "digest", "secret")?;
     let secret = match std::env::var("AUTH_TOKEN_SECRET_INPUT") {
         Ok(value) => Secret::from(value),
-        Err(_) => {
-            let mut input = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut input)
-                .map_err(|e| Fail(format!("cannot read standard input: {e}"), 1))?;
-            // `echo secret | auth-token digest` adds a newline that is not part of the secret.
-            let end = input
-                .strip_suffix(b"\r\n")
-                .or_else(|| input.strip_suffix(b"\n"))
-                .map_or(input.len(), <[u8]>::len);
-            let secret = Secret::new(&input[..end]);
-            input.zeroize();
-            secret
-        }
+        Err(_) => read_input("secret")?,
     };
     if secret.is_empty() {
         return Err(Fail("the secret is empty".into(), 1));
