@@ -116,7 +116,7 @@ impl Chain {
         for (index, authenticator) in self.authenticators.iter().enumerate().skip(from) {
             match authenticator.authenticate(credential) {
                 Check::Ready(Outcome::NotMine) => continue,
-                Check::Ready(outcome) => return ChainStep::Done(settle(outcome)),
+                Check::Ready(outcome) => return ChainStep::Done(Self::settle(outcome)),
                 Check::Pending(future) => return ChainStep::Waiting(future, index),
             }
         }
@@ -133,7 +133,7 @@ impl Chain {
         for &index in &self.routed {
             match self.authenticators[index].recall(token) {
                 None | Some(Outcome::NotMine) => {}
-                Some(outcome) => return ChainStep::Done(settle(outcome)),
+                Some(outcome) => return ChainStep::Done(Self::settle(outcome)),
             }
         }
         let jws = match CompactJws::peek_for(token, &self.issuers) {
@@ -148,7 +148,7 @@ impl Chain {
         match self.authenticators[index].authenticate_jws(&jws) {
             // Not what `Routing::Issuers` promises; the ones after it may still say.
             Check::Ready(Outcome::NotMine) => self.run(Credential::Bearer(token), index + 1),
-            Check::Ready(outcome) => ChainStep::Done(settle(outcome)),
+            Check::Ready(outcome) => ChainStep::Done(Self::settle(outcome)),
             Check::Pending(future) => ChainStep::Waiting(future, index),
         }
     }
@@ -156,7 +156,11 @@ impl Chain {
     /// An outcome as a run's result, for an outcome awaited after [`ChainStep::Waiting`]:
     /// `NotMine` at the end of a run is nobody's credential.
     pub fn settle(outcome: Outcome) -> Result<Identity, AuthError> {
-        settle(outcome)
+        match outcome {
+            Outcome::Authenticated(identity) => Ok(identity),
+            Outcome::Rejected(error) => Err(error),
+            Outcome::NotMine => Err(unclaimed()),
+        }
     }
 }
 
@@ -180,14 +184,6 @@ impl fmt::Debug for ChainStep {
 
 fn unclaimed() -> AuthError {
     AuthError::invalid_token("unclaimed_credential")
-}
-
-fn settle(outcome: Outcome) -> Result<Identity, AuthError> {
-    match outcome {
-        Outcome::Authenticated(identity) => Ok(identity),
-        Outcome::Rejected(error) => Err(error),
-        Outcome::NotMine => Err(unclaimed()),
-    }
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// | known client, credential's SHA-256 equals its `secret_sha256` | 200 `{"access_token","token_type":"Bearer","expires_in"}`, the client's roles, subject = `client_id` |
 /// | unknown client or wrong credential (one answer, near-same timing) | 401 `{"error":"invalid_client"}` |
 /// | malformed JSON, missing fields, wrong content type, body over 4 KiB | 400 `{"error":"invalid_request"}` |
-/// | 5 failures for one `client_id` from one source address within a minute, or 20 from one source over all ids (configurable) | 429 `{"error":"too_many_requests"}` + `Retry-After`, even with the right credential |
+/// | 5 failures for one `client_id` from one source address within a minute, or 20 from one source with ids nobody registered (configurable) | 429 `{"error":"too_many_requests"}` + `Retry-After`, even with the right credential |
 /// | a body not complete within [`BODY_DEADLINE`] | 408 `{"error":"invalid_request"}` |
 /// | any method but `POST` | 405 + `Allow: POST` |
 ///

@@ -102,13 +102,14 @@ pub(super) fn source<B>(
         return Some(peer);
     }
     let headers = request.headers();
-    let hops: Vec<String> = match header {
+    // Borrowed from the header values: a hop is looked at, never kept.
+    let hops: Vec<&str> = match header {
         ForwardedHeader::XForwardedFor => headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(|hop| hop.trim().to_owned())
+            .map(str::trim)
             .collect(),
         ForwardedHeader::Forwarded => headers
             .get_all(FORWARDED)
@@ -119,7 +120,7 @@ pub(super) fn source<B>(
                 element.split(';').find_map(|pair| {
                     let (name, value) = pair.trim().split_once('=')?;
                     name.eq_ignore_ascii_case("for")
-                        .then(|| value.trim_matches('"').to_owned())
+                        .then(|| value.trim_matches('"'))
                 })
             })
             .collect(),
