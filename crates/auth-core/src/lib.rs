@@ -60,6 +60,8 @@ mod identity;
 pub mod jose;
 mod json;
 mod secret;
+mod source;
+mod window;
 
 #[cfg(feature = "axum")]
 mod axum;
@@ -79,3 +81,5 @@ pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, Protocol};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
 pub use secret::Secret;
+pub use source::{Cidr, ForwardedHeader, socket_addr_of, source_address};
+pub use window::{Added, Counted, WindowCounters, source_network};

@@ -54,18 +54,17 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tower_auth_core::{Capped, ConfigError, Secret, sha256_digest};
+use tower_auth_core::{Capped, Cidr, ConfigError, Secret, sha256_digest};
 
 use crate::HmacConfig;
 
 mod clients;
 mod limiter;
-mod source;
+mod peer;
 
 pub use clients::TokenClients;
 use limiter::FailureLimiter;
-use source::Cidr;
-pub use source::ForwardedHeader;
+pub use tower_auth_core::ForwardedHeader;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -388,7 +387,12 @@ impl ExchangeEndpoint {
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        let source = source::source(&request, &self.trusted_proxies, self.forwarded_header);
+        let source = tower_auth_core::source_address(
+            peer::peer(&request),
+            request.headers(),
+            &self.trusted_proxies,
+            self.forwarded_header,
+        );
         if source.is_none() && !self.warned_no_peer.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "auth", event = "token_exchange_no_peer_address",
                 "the token exchange sees no peer address: failures count per client id alone, \

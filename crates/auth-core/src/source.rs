@@ -1,10 +1,11 @@
-//! Where an exchange request comes from: the connection's peer, or, behind a proxy the
-//! operator trusts, the address that proxy says it forwarded.
+//! Where a request comes from: the connection's peer, or, behind a proxy the operator
+//! trusts, the address that proxy says it forwarded. The token exchange counts its failures
+//! per source, and the auth layer its `AUTH_FAILURE_LIMIT` and its rejection log lines.
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::Request;
 use http::header::FORWARDED;
+use http::{HeaderMap, Request};
 
 /// The one header a trusted proxy writes the client's address into. Only that header is
 /// read: most proxies append to `X-Forwarded-For` and pass a client's `Forwarded` through
@@ -20,8 +21,8 @@ pub enum ForwardedHeader {
 }
 
 impl ForwardedHeader {
-    /// `x-forwarded-for` or `forwarded`, in any case.
-    pub(super) fn parse(name: &str) -> Option<Self> {
+    /// `x-forwarded-for` or `forwarded`, in any case (`AUTH_TRUSTED_PROXY_HEADER`).
+    pub fn parse(name: &str) -> Option<Self> {
         match name.trim() {
             n if n.eq_ignore_ascii_case("x-forwarded-for") => Some(Self::XForwardedFor),
             n if n.eq_ignore_ascii_case("forwarded") => Some(Self::Forwarded),
@@ -31,14 +32,17 @@ impl ForwardedHeader {
 }
 
 /// An address block in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is one host).
+/// An IPv4 block may also be written IPv4-mapped (`::ffff:10.0.0.0/104`): it is the same
+/// block, and it matches the same peers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Cidr {
+pub struct Cidr {
     network: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
-    pub(super) fn parse(text: &str) -> Option<Self> {
+    /// Parses `address/prefix` or a bare address; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
         let (address, prefix) = match text.trim().split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text.trim(), None),
@@ -49,10 +53,20 @@ impl Cidr {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
             None => max,
         };
+        // Peers are compared as IPv4 when they are IPv4-mapped; so is a block written so.
+        if let IpAddr::V6(v6) = network
+            && let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96)
+        {
+            return Some(Self {
+                network: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            });
+        }
         Some(Self { network, prefix })
     }
 
-    pub(super) fn contains(&self, address: IpAddr) -> bool {
+    /// Whether `address` (an IPv4-mapped one as IPv4) is in the block.
+    pub fn contains(&self, address: IpAddr) -> bool {
         let bits = |a: IpAddr| match a {
             IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
             IpAddr::V6(v6) => (u128::from(v6), false),
@@ -74,34 +88,27 @@ impl Cidr {
     }
 }
 
-/// The connection's peer address, where the server put it in the request's extensions:
-/// axum's `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`), or a plain
-/// `SocketAddr` that a hyper or tonic server inserted.
-pub(super) fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(addr)) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-    {
-        return Some(addr.ip());
-    }
+/// A peer address inserted as a plain `SocketAddr` in the request's extensions, as a hand-made
+/// hyper server can. The framework glue reads its own first: axum's `ConnectInfo`, tonic's
+/// `TcpConnectInfo`.
+pub fn socket_addr_of<B>(request: &Request<B>) -> Option<IpAddr> {
     request.extensions().get::<SocketAddr>().map(SocketAddr::ip)
 }
 
-/// The source of `request`: its peer, unless the peer is one of `trusted` proxies; then the
-/// last address in `header` that is not itself a trusted proxy, read from the right, since
-/// only the entries our proxies appended can be believed. `None` when no peer address is
-/// known.
-pub(super) fn source<B>(
-    request: &Request<B>,
+/// The source of a request from `peer` with `headers`: the peer, unless it is one of
+/// `trusted` proxies; then the last address in `header` that is not itself a trusted proxy,
+/// read from the right, since only the entries our proxies appended can be believed. `None`
+/// when no peer address is known.
+pub fn source_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
     trusted: &[Cidr],
     header: ForwardedHeader,
 ) -> Option<IpAddr> {
-    let peer = peer(request)?;
+    let peer = peer?;
     if !trusted.iter().any(|c| c.contains(peer)) {
         return Some(peer);
     }
-    let headers = request.headers();
     // Borrowed from the header values: a hop is looked at, never kept.
     let hops: Vec<&str> = match header {
         ForwardedHeader::XForwardedFor => headers
@@ -168,6 +175,10 @@ mod tests {
         request
     }
 
+    fn source(request: &Request<()>, trusted: &[Cidr], header: ForwardedHeader) -> Option<IpAddr> {
+        source_address(socket_addr_of(request), request.headers(), trusted, header)
+    }
+
     fn ip(text: &str) -> Option<IpAddr> {
         Some(text.parse().unwrap())
     }
@@ -189,6 +200,12 @@ mod tests {
                 .unwrap()
                 .contains("10.0.0.1".parse().unwrap())
         );
+        // The same block, written IPv4-mapped, matches the same peers.
+        let mapped = Cidr::parse("::ffff:10.1.0.0/112").unwrap();
+        assert_eq!(mapped, net);
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(mapped.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("10.2.0.1".parse().unwrap()));
         for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::1/129", ""] {
             assert_eq!(Cidr::parse(bad), None, "{bad}");
         }
