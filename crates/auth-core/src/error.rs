@@ -81,6 +81,9 @@ pub enum AuthErrorKind {
     InsufficientScope,
     /// The source of keys is unavailable (no JWKS yet, or stale past its limit).
     Unavailable,
+    /// The request's source has failed to authenticate too often in the current window
+    /// (`AUTH_FAILURE_LIMIT`): refused before its credential is looked at.
+    RateLimited,
 }
 
 /// gRPC status codes that authentication answers with.
@@ -91,6 +94,8 @@ pub enum AuthErrorKind {
 pub enum GrpcCode {
     /// 7: the caller is identified but not allowed.
     PermissionDenied = 7,
+    /// 8: too many failed attempts; try again later.
+    ResourceExhausted = 8,
     /// 14: try again later.
     Unavailable = 14,
     /// 16: the caller could not be identified.
@@ -113,6 +118,7 @@ impl GrpcCode {
 /// | `InvalidToken` | 401 | `error="invalid_token"` | 16 UNAUTHENTICATED |
 /// | `InsufficientScope` | 403 | `error="insufficient_scope", scope=".."` | 7 PERMISSION_DENIED |
 /// | `Unavailable` | 503 + `Retry-After` | none | 14 UNAVAILABLE |
+/// | `RateLimited` | 429 + `Retry-After` | none | 8 RESOURCE_EXHAUSTED |
 ///
 /// The body and gRPC message are fixed per kind and never carry the credential, claims,
 /// key id, issuer, algorithm or a library's error text. The [`reason`](Self::reason) is a
@@ -169,6 +175,15 @@ impl AuthError {
         }
     }
 
+    /// The request's source is over its failure limit; `retry_after` is when its window ends
+    /// (sent as `Retry-After`, whole seconds, at least 1).
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(Duration::from_secs(1))),
+            ..Self::new(AuthErrorKind::RateLimited, "rate_limited")
+        }
+    }
+
     /// The kind, which decides the answer.
     pub fn kind(&self) -> AuthErrorKind {
         self.kind
@@ -184,7 +199,7 @@ impl AuthError {
         self.scope.as_deref()
     }
 
-    /// How long the client should wait, for `Unavailable`.
+    /// How long the client should wait, for `Unavailable` and `RateLimited`.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -198,26 +213,30 @@ impl AuthError {
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
     /// The RFC 6750 error code, where the kind has one.
     pub fn error_code(&self) -> Option<&'static str> {
         match self.kind {
-            AuthErrorKind::MissingCredential | AuthErrorKind::Unavailable => None,
+            AuthErrorKind::MissingCredential
+            | AuthErrorKind::Unavailable
+            | AuthErrorKind::RateLimited => None,
             AuthErrorKind::InvalidRequest => Some("invalid_request"),
             AuthErrorKind::InvalidToken => Some("invalid_token"),
             AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
         }
     }
 
-    /// The `WWW-Authenticate` challenge (RFC 6750 section 3), or `None` for a 503.
+    /// The `WWW-Authenticate` challenge (RFC 6750 section 3), or `None` for a 503 or a 429:
+    /// neither asks for credentials.
     ///
     /// `realm` must be a valid quoted-string body; [`crate::ConfigError`] is raised for a bad
     /// realm when the layer is built, so this never fails at request time.
     pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
         let value = match (self.kind, self.error_code()) {
-            (AuthErrorKind::Unavailable, _) => return None,
+            (AuthErrorKind::Unavailable | AuthErrorKind::RateLimited, _) => return None,
             (AuthErrorKind::InsufficientScope, Some(code)) => format!(
                 "Bearer realm=\"{realm}\", error=\"{code}\", scope=\"{}\"",
                 self.scope.as_deref().unwrap_or_default()
@@ -236,6 +255,7 @@ impl AuthError {
             AuthErrorKind::InvalidToken => r#"{"error":"invalid_token"}"#,
             AuthErrorKind::InsufficientScope => r#"{"error":"insufficient_scope"}"#,
             AuthErrorKind::Unavailable => r#"{"error":"temporarily_unavailable"}"#,
+            AuthErrorKind::RateLimited => r#"{"error":"too_many_requests"}"#,
         }
     }
 
@@ -247,6 +267,7 @@ impl AuthError {
             | AuthErrorKind::InvalidToken => GrpcCode::Unauthenticated,
             AuthErrorKind::InsufficientScope => GrpcCode::PermissionDenied,
             AuthErrorKind::Unavailable => GrpcCode::Unavailable,
+            AuthErrorKind::RateLimited => GrpcCode::ResourceExhausted,
         }
     }
 
@@ -258,6 +279,7 @@ impl AuthError {
             AuthErrorKind::InvalidToken => "invalid credential",
             AuthErrorKind::InsufficientScope => "insufficient scope",
             AuthErrorKind::Unavailable => "authentication temporarily unavailable",
+            AuthErrorKind::RateLimited => "too many failed attempts",
         }
     }
 }
@@ -317,6 +339,7 @@ impl fmt::Display for AuthError {
             "{} ({})",
             self.error_code().unwrap_or(match self.kind {
                 AuthErrorKind::Unavailable => "unavailable",
+                AuthErrorKind::RateLimited => "rate_limited",
                 _ => "unauthorized",
             }),
             self.reason
@@ -406,6 +429,12 @@ mod tests {
                 None,
                 14,
             ),
+            (
+                AuthError::rate_limited(Duration::from_secs(20)),
+                429,
+                None,
+                8,
+            ),
         ];
         for (error, status, www, grpc) in cases {
             assert_eq!(error.http_status().as_u16(), status, "{error:?}");
@@ -432,6 +461,13 @@ mod tests {
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[RETRY_AFTER], "30");
         assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+
+        let r =
+            AuthError::rate_limited(Duration::from_millis(10)).to_response("api", &Protocol::Http);
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[RETRY_AFTER], "1");
+        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+        assert_eq!(*r.body(), r#"{"error":"too_many_requests"}"#);
     }
 
     #[test]
@@ -442,6 +478,7 @@ mod tests {
             (AuthError::invalid_token("x"), "16"),
             (AuthError::insufficient_scope("admin"), "7"),
             (AuthError::unavailable("x", None), "14"),
+            (AuthError::rate_limited(Duration::from_secs(9)), "8"),
         ] {
             let r = error.to_response("api", &Protocol::Grpc);
             assert_eq!(r.status(), 200);

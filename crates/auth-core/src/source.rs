@@ -65,6 +65,24 @@ impl Cidr {
         Some(Self { network, prefix })
     }
 
+    /// Parses every entry of `entries` (blank ones skipped: a list may end in a comma), or
+    /// answers the position (from 0) of the first that is not an address or block.
+    ///
+    /// # Errors
+    /// The position of the first bad entry.
+    pub fn parse_all<I, S>(entries: I) -> Result<Vec<Self>, usize>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        entries
+            .into_iter()
+            .filter(|e| !e.as_ref().trim().is_empty())
+            .enumerate()
+            .map(|(i, e)| Self::parse(e.as_ref()).ok_or(i))
+            .collect()
+    }
+
     /// Whether `address` (an IPv4-mapped one as IPv4) is in the block.
     pub fn contains(&self, address: IpAddr) -> bool {
         let bits = |a: IpAddr| match a {

@@ -9,6 +9,7 @@ use tower_auth_core::{Admins, ApiKeyAuthenticator, ConfigError, CredentialExtrac
 use crate::AuthLayer;
 use crate::env::{self, Available, Keys, Vars};
 use crate::layer::default_settings;
+use crate::limits::{LimitConfig, SourceLimits};
 use crate::rules::Rules;
 
 /// How often `API_KEYS_FILE` is checked for changes unless configured otherwise.
@@ -72,6 +73,7 @@ pub struct AuthConfig {
     /// `AUTH_ADMINS` with its prefix, for the start-up warning.
     admins_var: String,
     rules: Rules,
+    limits: LimitConfig,
     key_file_poll: Duration,
 }
 
@@ -119,6 +121,7 @@ impl AuthConfig {
             hmac: false,
         };
         let chain = env::mode(&vars, &available)?;
+        let limits = env::source_limits(&vars)?;
         #[allow(unused_mut)]
         let mut rules = env::rules(&vars)?;
         // The exchange issues the tokens this layer checks: it must not need one itself. Only
@@ -146,6 +149,7 @@ impl AuthConfig {
             admins,
             admins_var,
             rules,
+            limits,
             key_file_poll: DEFAULT_KEY_FILE_POLL,
         })
     }
@@ -258,6 +262,7 @@ impl AuthConfig {
     ) -> Result<AuthLayer, ConfigError> {
         let mut settings = default_settings();
         settings.rules = self.rules;
+        settings.limits = Arc::new(SourceLimits::new(self.limits));
         for header in self.strip_headers {
             settings.stripped.add(header);
         }

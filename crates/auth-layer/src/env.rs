@@ -2,12 +2,16 @@
 //! full (prefixed) variable and never quotes a secret.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use http::HeaderName;
 use http::header::AUTHORIZATION;
-use tower_auth_core::{Admins, ApiKeySet, ConfigError, DEFAULT_API_KEY_HEADER};
+use tower_auth_core::{
+    Admins, ApiKeySet, Cidr, ConfigError, DEFAULT_API_KEY_HEADER, ForwardedHeader,
+};
 
 use crate::config::AuthenticatorKind;
+use crate::limits::LimitConfig;
 use crate::reload::KeyFile;
 use crate::rules::{Rules, parse_method_roles};
 
@@ -306,6 +310,47 @@ pub(crate) fn rules(vars: &Vars<'_>) -> Result<Rules, ConfigError> {
     Ok(rules)
 }
 
+/// Where the failure limit can go up to: counts are 24 bits, windows at most a day.
+const MAX_FAILURE_LIMIT: u32 = 1_000_000;
+const MAX_FAILURE_WINDOW_SECS: u64 = 86_400;
+
+/// `AUTH_FAILURE_LIMIT` (`N/SECONDS`), and the source of a request: `AUTH_TRUSTED_PROXIES`
+/// and `AUTH_TRUSTED_PROXY_HEADER` (which the token exchange reads too).
+pub(crate) fn source_limits(vars: &Vars<'_>) -> Result<LimitConfig, ConfigError> {
+    let mut config = LimitConfig::default();
+    if let (name, Some(value)) = vars.read("AUTH_FAILURE_LIMIT") {
+        let parsed = value.trim().split_once('/').and_then(|(n, secs)| {
+            let n = n.trim().parse::<u32>().ok()?;
+            let secs = secs.trim().parse::<u64>().ok()?;
+            ((1..=MAX_FAILURE_LIMIT).contains(&n) && (1..=MAX_FAILURE_WINDOW_SECS).contains(&secs))
+                .then(|| (n, Duration::from_secs(secs)))
+        });
+        config.failure_limit = Some(parsed.ok_or_else(|| {
+            ConfigError::new(
+                &name,
+                format!(
+                    "must be FAILURES/SECONDS, e.g. 20/60: 1 to {MAX_FAILURE_LIMIT} failures in 1 to {MAX_FAILURE_WINDOW_SECS} seconds"
+                ),
+            )
+        })?);
+    }
+    if let (name, Some(value)) = vars.read("AUTH_TRUSTED_PROXIES") {
+        config.trusted_proxies = Cidr::parse_all(value.split(','))
+            .map_err(|i| {
+                ConfigError::new(
+                    &name,
+                    format!("entry #{} is not an address or CIDR block", i + 1),
+                )
+            })?
+            .into();
+    }
+    if let (name, Some(value)) = vars.read("AUTH_TRUSTED_PROXY_HEADER") {
+        config.forwarded_header = ForwardedHeader::parse(&value)
+            .ok_or_else(|| ConfigError::new(&name, "must be `x-forwarded-for` or `forwarded`"))?;
+    }
+    Ok(config)
+}
+
 /// A JSON array of strings, or a comma-separated list.
 fn parse_list(variable: &str, value: &str) -> Result<Vec<String>, ConfigError> {
     let value = value.trim();
@@ -352,6 +397,48 @@ mod tests {
     fn admins_from_json_or_list() {
         assert_eq!(parse_list("V", r#"["a","b"]"#).unwrap(), ["a", "b"]);
         assert_eq!(parse_list("V", " a, ,b ").unwrap(), ["a", "b"]);
+    }
+
+    /// SECURITY.md G10.
+    #[test]
+    fn failure_limit_and_proxies_from_the_environment() {
+        let config = |vars: &[(&str, &str)]| {
+            let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+            let get = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+            source_limits(&Vars {
+                prefix: "",
+                get: &get,
+            })
+        };
+        let limits = config(&[
+            ("AUTH_FAILURE_LIMIT", " 20/60 "),
+            ("AUTH_TRUSTED_PROXIES", "10.0.0.0/8, ::1,"),
+            ("AUTH_TRUSTED_PROXY_HEADER", "Forwarded"),
+        ])
+        .unwrap();
+        assert_eq!(limits.failure_limit, Some((20, Duration::from_secs(60))));
+        assert_eq!(limits.trusted_proxies.len(), 2);
+        assert_eq!(limits.forwarded_header, ForwardedHeader::Forwarded);
+        assert_eq!(config(&[]).unwrap().failure_limit, None);
+        for bad in [
+            "20",
+            "0/60",
+            "20/0",
+            "20/86401",
+            "1000001/60",
+            "-1/60",
+            "20/60/1",
+            "x/y",
+            "",
+        ] {
+            let error = config(&[("AUTH_FAILURE_LIMIT", bad)]).unwrap_err();
+            assert_eq!(error.variable(), "AUTH_FAILURE_LIMIT", "{bad:?}");
+        }
+        let error = config(&[("AUTH_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal")]).unwrap_err();
+        assert_eq!(error.variable(), "AUTH_TRUSTED_PROXIES");
+        assert!(error.message().contains("#2"), "{error}");
+        let error = config(&[("AUTH_TRUSTED_PROXY_HEADER", "x-real-ip")]).unwrap_err();
+        assert_eq!(error.variable(), "AUTH_TRUSTED_PROXY_HEADER");
     }
 
     #[test]

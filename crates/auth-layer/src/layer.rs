@@ -5,10 +5,16 @@ use std::sync::Arc;
 
 use http::HeaderName;
 use http::header::AUTHORIZATION;
-use tower_auth_core::{Authenticator, Chain, ConfigError, CredentialExtractor, DEFAULT_REALM};
+use std::time::Duration;
+
+use tower_auth_core::{
+    Authenticator, Chain, Cidr, Clock, ConfigError, CredentialExtractor, DEFAULT_REALM,
+    ForwardedHeader,
+};
 use tower_layer::Layer;
 
 use crate::identity_headers::StrippedHeaders;
+use crate::limits::{LimitConfig, SourceLimits};
 use crate::response::check_realm;
 use crate::rules::{RoleRequirement, Rules};
 use crate::service::{Auth, Settings};
@@ -140,6 +146,7 @@ pub(crate) fn default_settings() -> Settings {
         realm: DEFAULT_REALM.into(),
         stripped: StrippedHeaders::default(),
         tasks: Vec::new(),
+        limits: Arc::new(SourceLimits::new(LimitConfig::default())),
         #[cfg(feature = "hmac")]
         token_exchange: None,
     }
@@ -312,6 +319,72 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Refuses, with 429 and `Retry-After`, every request from a source that has failed
+    /// `max_failures` times within `window`, until that window ends, before its credential is
+    /// looked at (`AUTH_FAILURE_LIMIT=N/SECONDS`). A failure is a credential that is invalid,
+    /// expired, unknown or malformed; a missing credential, a missing role or an unavailable
+    /// issuer is not. Exempt paths stay open to a blocked source, unauthenticated. The block
+    /// is logged once per source and window.
+    ///
+    /// A source is the connection's peer address (an IPv6 address as its /64), which the
+    /// server must put in the request: axum's `into_make_service_with_connect_info`, tonic's
+    /// server, or a `SocketAddr` extension; behind proxies, see
+    /// [`trusted_proxies`](Self::trusted_proxies). Concurrent requests of one source may each
+    /// pass the check before their failures are counted, so a source can exceed the limit by
+    /// as many requests as it has in flight. No limit, zero failures, or a window under one
+    /// second makes [`build`](Self::build) fail.
+    pub fn failure_limit(self, max_failures: u32, window: Duration) -> Self {
+        if max_failures == 0 || window < Duration::from_secs(1) {
+            let error = ConfigError::new(
+                "AuthLayerBuilder::failure_limit",
+                "must allow at least one failure in a window of at least one second",
+            );
+            let mut builder = self;
+            builder.check(Err(error));
+            return builder;
+        }
+        self.with_limits(|c| c.failure_limit = Some((max_failures, window)))
+    }
+
+    /// The proxies (addresses or CIDR blocks) whose forwarding header names a request's source
+    /// (`AUTH_TRUSTED_PROXIES`); from any other peer the header is ignored. An entry that is not
+    /// an address or block makes [`build`](Self::build) fail.
+    pub fn trusted_proxies<I, S>(self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        match Cidr::parse_all(proxies) {
+            Ok(cidrs) => self.with_limits(|c| c.trusted_proxies = cidrs.into()),
+            Err(i) => {
+                let mut builder = self;
+                builder.check(Err(ConfigError::new(
+                    "AuthLayerBuilder::trusted_proxies",
+                    format!("entry #{} is not an address or CIDR block", i + 1),
+                )));
+                builder
+            }
+        }
+    }
+
+    /// The one header trusted proxies write the source into (`AUTH_TRUSTED_PROXY_HEADER`):
+    /// `X-Forwarded-For` by default.
+    pub fn forwarded_header(self, header: ForwardedHeader) -> Self {
+        self.with_limits(|c| c.forwarded_header = header)
+    }
+
+    /// The clock of the failure and log windows (tests use [`Clock::manual`]).
+    pub fn clock(self, clock: Clock) -> Self {
+        self.with_limits(|c| c.clock = clock)
+    }
+
+    fn with_limits(mut self, change: impl FnOnce(&mut LimitConfig)) -> Self {
+        let mut config = self.settings.limits.config().clone();
+        change(&mut config);
+        self.settings.limits = Arc::new(SourceLimits::new(config));
+        self
+    }
+
     /// The layer, or the first setting that was wrong.
     pub fn build(self) -> Result<AuthLayer, ConfigError> {
         if let Some(error) = self.error {
@@ -436,6 +509,17 @@ mod tests {
         assert_eq!(
             setting_at_fault(b().strip_header(AUTHORIZATION)),
             "AuthLayerBuilder::strip_header"
+        );
+        // SECURITY.md G10.
+        for (max, secs) in [(0, 60), (5, 0)] {
+            assert_eq!(
+                setting_at_fault(b().failure_limit(max, Duration::from_secs(secs))),
+                "AuthLayerBuilder::failure_limit"
+            );
+        }
+        assert_eq!(
+            setting_at_fault(b().trusted_proxies(["10.0.0.0/8", "proxy.internal"])),
+            "AuthLayerBuilder::trusted_proxies"
         );
         // The API-key header is checked at build, whichever setter came first.
         let key = HeaderName::from_static("x-key");

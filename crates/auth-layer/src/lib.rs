@@ -72,7 +72,8 @@
 //! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
-//! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange counts failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded` (feature `hmac`). |
+//! | `AUTH_FAILURE_LIMIT` | `N/SECONDS`: a source that presents N invalid credentials within the window gets 429 until it ends, before any lookup ([`AuthLayerBuilder::failure_limit`]). |
+//! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange and `AUTH_FAILURE_LIMIT` count failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded`. |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -85,6 +86,7 @@ pub mod grpc;
 mod health;
 mod identity_headers;
 mod layer;
+mod limits;
 mod reload;
 mod require_roles;
 mod response;
@@ -95,6 +97,7 @@ pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
 pub use future::AuthFuture;
 pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
 pub use layer::{AuthLayer, AuthLayerBuilder};
+pub use limits::{LOG_WINDOW, LOGGED_REJECTIONS_PER_SOURCE};
 pub use require_roles::{RequireRoles, RequireRolesLayer};
 pub use response::ResponseBody;
 pub use service::Auth;

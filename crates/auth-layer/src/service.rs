@@ -14,13 +14,14 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_auth_core::{
-    AuthError, Capped, Chain, ChainStep, Credential, CredentialExtractor, Identity, Outcome,
-    OutcomeFuture, Protocol,
+    AuthError, AuthErrorKind, Capped, Chain, ChainStep, Credential, CredentialExtractor, Identity,
+    Outcome, OutcomeFuture, Protocol,
 };
 use tower_service::Service;
 
 use crate::future::{Answer, AuthFuture};
 use crate::identity_headers::StrippedHeaders;
+use crate::limits::{LogPermit, SourceLimits};
 use crate::reload::TaskGuard;
 use crate::response::{ResponseBody, rejection};
 use crate::rules::{PathRule, Rules};
@@ -38,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) stripped: StrippedHeaders,
     /// Background work (key-file reloads) that lives as long as the layer and its services.
     pub(crate) tasks: Vec<Arc<TaskGuard>>,
+    /// `AUTH_FAILURE_LIMIT` and the limit on rejection log lines, per source.
+    pub(crate) limits: Arc<SourceLimits>,
     /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
     #[cfg(feature = "hmac")]
     pub(crate) token_exchange: Option<tower_auth_hmac::ExchangeEndpoint>,
@@ -67,6 +70,13 @@ impl Settings {
         if self.chain.is_empty() {
             return Decision::Now(Verdict::Pass(None));
         }
+        // A source over its failure limit is answered before its credential is looked at:
+        // two atomic loads, and only with `AUTH_FAILURE_LIMIT` set.
+        if self.limits.failure_limit_enabled()
+            && let Some(wait) = self.limits.blocked(self.limits.source(request))
+        {
+            return Decision::Now(self.refuse_blocked(request, wait));
+        }
         let step = match self.extractor.extract(request.headers()) {
             Ok(Some(credential)) => self.chain.run(credential, 0),
             Ok(None) => ChainStep::Done(Err(AuthError::missing_credential())),
@@ -75,6 +85,17 @@ impl Settings {
         match step {
             ChainStep::Done(result) => Decision::Now(self.judge(request, result)),
             ChainStep::Waiting(check, index) => Decision::Wait(check, index),
+        }
+    }
+
+    /// A blocked source's request: an exempt path is served without authenticating it, any
+    /// other gets 429. Not logged: the block was, once, when the source reached its limit.
+    #[cold]
+    fn refuse_blocked<B>(&self, request: &Request<B>, wait: std::time::Duration) -> Verdict {
+        let grpc = self.rules.has_grpc_service_exemptions() && Protocol::of(request).is_grpc();
+        match self.rules.classify(request.uri().path(), grpc) {
+            PathRule::Exempt => Verdict::Pass(None),
+            _ => Verdict::Reject(AuthError::rate_limited(wait)),
         }
     }
 
@@ -113,9 +134,35 @@ impl Settings {
         };
         match &verdict {
             Verdict::Pass(identity) => self.log(request, identity.as_ref(), Ok(())),
-            Verdict::Reject(error) => self.log(request, None, Err(error)),
+            Verdict::Reject(error) => {
+                self.count_failure(request, error);
+                self.log(request, None, Err(error));
+            }
         }
         verdict
+    }
+
+    /// Counts a credential that failed (not a missing one, a missing role or an unavailable
+    /// issuer) against its source's `AUTH_FAILURE_LIMIT`, and logs the source's block once.
+    fn count_failure<B>(&self, request: &Request<B>, error: &AuthError) {
+        if !self.limits.failure_limit_enabled()
+            || !matches!(
+                error.kind(),
+                AuthErrorKind::InvalidToken | AuthErrorKind::InvalidRequest
+            )
+        {
+            return;
+        }
+        let source = self.limits.source(request);
+        if let Some(wait) = self.limits.failed(source) {
+            tracing::warn!(
+                target: "auth",
+                outcome = "rate_limited",
+                source = ?source,
+                retry_after = wait.as_secs(),
+                "a source used up its failed authentications for this window: its requests get 429 until then",
+            );
+        }
     }
 
     /// The rejection of a request for `error`, in HTTP or gRPC form.
@@ -151,15 +198,39 @@ impl Settings {
                 fingerprint = %fingerprint(),
             ),
             (Ok(()), None) => tracing::debug!(target: "auth", outcome = "exempt", path = %path),
-            (Err(error), identity) => tracing::info!(
-                target: "auth",
-                outcome = "rejected",
-                path = %path,
-                reason = error.reason(),
-                status = error.http_status().as_u16(),
-                subject = identity.map(Identity::subject),
-                fingerprint = %fingerprint(),
-            ),
+            (Err(error), identity) => {
+                // Only when the event would be written: counting costs an atomic update.
+                if !tracing::enabled!(target: "auth", tracing::Level::INFO) {
+                    return;
+                }
+                // How much log a source's refusals write is not the source's to decide
+                // (SECURITY.md E9).
+                let source = self.limits.source(request);
+                let (unlogged, last) = match self.limits.may_log(source) {
+                    LogPermit::Log { unlogged } => (unlogged, false),
+                    LogPermit::Last => (0, true),
+                    LogPermit::Quiet => return,
+                };
+                tracing::info!(
+                    target: "auth",
+                    outcome = "rejected",
+                    path = %path,
+                    reason = error.reason(),
+                    status = error.http_status().as_u16(),
+                    subject = identity.map(Identity::subject),
+                    fingerprint = %fingerprint(),
+                    source = ?source,
+                    unlogged_before = (unlogged > 0).then_some(unlogged),
+                );
+                if last {
+                    tracing::info!(
+                        target: "auth",
+                        source = ?source,
+                        window_secs = crate::limits::LOG_WINDOW.as_secs(),
+                        "further rejections from this source are counted, not logged, until its window ends",
+                    );
+                }
+            }
         }
     }
 }

@@ -238,19 +238,14 @@ impl ExchangeEndpointBuilder {
                 "the rate limit must allow at least one failure in a window of at least one second",
             ));
         }
-        let trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .enumerate()
-            .map(|(i, proxy)| {
-                Cidr::parse(proxy).ok_or_else(|| {
-                    ConfigError::new(
-                        BUILDER,
-                        format!("trusted proxy #{} is not an address or CIDR block", i + 1),
-                    )
-                })
-            })
-            .collect::<Result<Arc<[Cidr]>, _>>()?;
+        let trusted_proxies: Arc<[Cidr]> = Cidr::parse_all(&self.trusted_proxies)
+            .map_err(|i| {
+                ConfigError::new(
+                    BUILDER,
+                    format!("trusted proxy #{} is not an address or CIDR block", i + 1),
+                )
+            })?
+            .into();
         Ok(ExchangeEndpoint {
             config: Arc::new(self.config),
             clients: self.clients,
@@ -345,10 +340,9 @@ impl ExchangeEndpoint {
         if let Some(proxies) = get(&variable) {
             let proxies: Vec<&str> = proxies
                 .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
+                .filter(|p| !p.trim().is_empty())
                 .collect();
-            if let Some(i) = proxies.iter().position(|p| Cidr::parse(p).is_none()) {
+            if let Err(i) = Cidr::parse_all(&proxies) {
                 return Err(ConfigError::new(
                     &variable,
                     format!("entry #{} is not an address or CIDR block", i + 1),
