@@ -140,7 +140,7 @@ def main():
           "| allocations per request (of which building the request) |")
     print("|---|---:|---:|---:|---:|")
     base = median_ns("service_hello_world/no_auth")
-    for v in ["no_auth", "ours_api_key", "ours_oidc_cached", "ours_oidc_cold",
+    for v in ["no_auth", "ours_api_key", "ours_api_key_failure_limit", "ours_oidc_cached", "ours_oidc_cold",
               "ours_chain_oidc_cached", *PEERS]:
         t = median_ns(f"service_hello_world/{v}")
         added = None if t is None or base is None else t - base

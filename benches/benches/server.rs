@@ -39,6 +39,15 @@ fn main() {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("LISTEN {}", listener.local_addr().unwrap());
-        axum::serve(listener, app.router).await.unwrap();
+        if app.peer.is_some() {
+            // A variant that reads the peer address gets it from the connection, as a real
+            // server gives it.
+            let service = app
+                .router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).await.unwrap();
+        } else {
+            axum::serve(listener, app.router).await.unwrap();
+        }
     });
 }

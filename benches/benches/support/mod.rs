@@ -325,6 +325,9 @@ pub(crate) async fn tower_oauth2(
 pub(crate) enum Variant {
     NoAuth,
     ApiKey,
+    /// As `ApiKey`, with `AUTH_FAILURE_LIMIT` on and the peer address in the request (as
+    /// axum's connect info puts it): the per-source check on every request.
+    ApiKeyFailureLimit,
     OidcCached,
     OidcCold,
     /// `api_key`, `hmac`, `oidc` (cached) in that order; the request carries an OIDC token.
@@ -335,9 +338,10 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    pub(crate) const ALL: [Variant; 8] = [
+    pub(crate) const ALL: [Variant; 9] = [
         Variant::NoAuth,
         Variant::ApiKey,
+        Variant::ApiKeyFailureLimit,
         Variant::OidcCached,
         Variant::OidcCold,
         Variant::ChainOidcCached,
@@ -350,6 +354,7 @@ impl Variant {
         match self {
             Variant::NoAuth => "no_auth",
             Variant::ApiKey => "ours_api_key",
+            Variant::ApiKeyFailureLimit => "ours_api_key_failure_limit",
             Variant::OidcCached => "ours_oidc_cached",
             Variant::OidcCold => "ours_oidc_cold",
             Variant::ChainOidcCached => "ours_chain_oidc_cached",
@@ -368,6 +373,8 @@ impl Variant {
 pub(crate) struct App {
     pub(crate) router: Router,
     pub(crate) credential: Option<(HeaderName, HeaderValue)>,
+    /// The peer address a server would put in the request, for variants that read it.
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl App {
@@ -379,6 +386,11 @@ impl App {
             .unwrap();
         if let Some((name, value)) = &self.credential {
             request.headers_mut().insert(name.clone(), value.clone());
+        }
+        if let Some(peer) = self.peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
         }
         request
     }
@@ -404,15 +416,22 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
         Variant::NoAuth => App {
             router: hello(),
             credential: bearer(token),
+            peer: None,
         },
-        Variant::ApiKey => {
+        Variant::ApiKey | Variant::ApiKeyFailureLimit => {
             let (keys, auth) = api_keys(1);
+            let limited = variant == Variant::ApiKeyFailureLimit;
+            let mut layer = AuthLayer::builder(auth);
+            if limited {
+                layer = layer.failure_limit(20, Duration::from_secs(60));
+            }
             App {
-                router: hello().layer(AuthLayer::new(auth)),
+                router: hello().layer(layer.build().unwrap()),
                 credential: Some((
                     HeaderName::from_static("x-api-key"),
                     HeaderValue::from_str(&keys[0]).unwrap(),
                 )),
+                peer: limited.then(|| "192.0.2.7:40000".parse().unwrap()),
             }
         }
         Variant::OidcCached | Variant::OidcCold => {
@@ -424,6 +443,7 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
             App {
                 router: hello().layer(AuthLayer::new(oidc(jwks_url, cache).await)),
                 credential: bearer(token),
+                peer: None,
             }
         }
         Variant::ChainOidcCached => {
@@ -437,6 +457,7 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
             App {
                 router: hello().layer(layer),
                 credential: bearer(token),
+                peer: None,
             }
         }
         Variant::JwtAuthorizer => {
@@ -451,6 +472,7 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
             App {
                 router: hello().layer(adapted),
                 credential: bearer(token),
+                peer: None,
             }
         }
         Variant::AxumJwtAuth => {
@@ -464,6 +486,7 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
                     .route("/hello", get(handler))
                     .with_state(decoder),
                 credential: bearer(token),
+                peer: None,
             }
         }
         Variant::TowerOauth2 => {
@@ -471,6 +494,7 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
             App {
                 router: hello().layer(server.into_layer()),
                 credential: bearer(token),
+                peer: None,
             }
         }
     }
