@@ -166,7 +166,11 @@ async fn the_role_token_calls_the_demo_through_bearer_layer_over_hyper() {
         .await
         .unwrap();
     let client = ServiceBuilder::new()
-        .layer(BearerLayer::new(tokens))
+        .layer(
+            BearerLayer::new(tokens)
+                .allow_origin(&format!("http://{app}"))
+                .unwrap(),
+        )
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     let request = |path: &str| {
         http::Request::get(format!("http://{app}{path}"))

@@ -40,6 +40,11 @@ fn hyper_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// `layer`, sending its token to the server at `addr` (a hyper client's requests name it).
+fn origin_of(layer: BearerLayer, addr: SocketAddr) -> BearerLayer {
+    layer.allow_origin(&format!("http://{addr}")).unwrap()
+}
+
 fn get_request(addr: SocketAddr, path: &str) -> http::Request<Full<Bytes>> {
     http::Request::get(format!("http://{addr}{path}"))
         .body(Full::new(Bytes::new()))
@@ -93,7 +98,7 @@ async fn client_credentials_jwt_over_hyper_and_a_tonic_channel() {
     let tokens = TokenCache::start(source).await.unwrap();
 
     let client = ServiceBuilder::new()
-        .layer(BearerLayer::new(tokens.clone()))
+        .layer(origin_of(BearerLayer::new(tokens.clone()), http))
         .service(hyper_client());
     let response = client.oneshot(get_request(http, "/whoami")).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -120,7 +125,7 @@ async fn a_static_token_over_hyper_and_a_tonic_channel() {
     let auth = config(&[("API_KEYS", &keys)]).build_blocking().unwrap();
     let http = serve(auth_examples::router(auth.clone())).await;
     let channel = grpc_demo(auth).await;
-    let layer = BearerLayer::new(StaticToken::new(KEY_A).unwrap());
+    let layer = origin_of(BearerLayer::new(StaticToken::new(KEY_A).unwrap()), http);
 
     let client = ServiceBuilder::new()
         .layer(layer.clone())
@@ -148,7 +153,7 @@ async fn no_token_means_an_error_from_the_client_not_a_request() {
     let channel = grpc_demo(auth.clone()).await;
     let http = serve(auth_examples::router(auth)).await;
     let source = ClientCredentials::new(&endpoint.token_url(), ID, "a wrong secret").unwrap();
-    let layer = BearerLayer::new(source);
+    let layer = origin_of(BearerLayer::new(source), http);
 
     let err = ServiceBuilder::new()
         .layer(layer.clone())
@@ -224,7 +229,7 @@ async fn retry_once_with_a_fresh_token_on_401_over_hyper() {
             .await
             .unwrap();
     let client = ServiceBuilder::new()
-        .layer(BearerLayer::new(tokens.clone()).retry_unauthorized(CloneBody))
+        .layer(origin_of(BearerLayer::new(tokens.clone()), api).retry_unauthorized(CloneBody))
         .service(hyper_client());
     let body = |response: http::Response<hyper::body::Incoming>| async move {
         String::from_utf8(

@@ -144,7 +144,9 @@ fn logs_at_every_level() {
         assert!(tokens.refresh().await.is_err());
 
         // Calls through the layer over hyper and tonic, a static token as the credential.
-        let layer = BearerLayer::new(StaticToken::new(KEY_A).unwrap());
+        let layer = BearerLayer::new(StaticToken::new(KEY_A).unwrap())
+            .allow_origin(&format!("http://{http}"))
+            .unwrap();
         let client = ServiceBuilder::new()
             .layer(layer.clone())
             .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());

@@ -77,7 +77,11 @@ async fn client_credentials_tokens_that_our_layer_accepts() {
         .unwrap();
     let app = serve(auth_examples::router(AuthLayer::new(auth))).await;
     let client = ServiceBuilder::new()
-        .layer(BearerLayer::new(tokens))
+        .layer(
+            BearerLayer::new(tokens)
+                .allow_origin(&format!("http://{app}"))
+                .unwrap(),
+        )
         .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     let request = http::Request::get(format!("http://{app}/whoami"))
         .body(Full::new(Bytes::new()))

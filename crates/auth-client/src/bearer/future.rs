@@ -24,6 +24,8 @@ pin_project! {
         Inner { #[pin] future: F },
         // A token to wait for, or a retry to be ready for: the whole exchange.
         Boxed { future: BoxFuture<'static, Result<R, BoxError>> },
+        // Refused before the inner service was called.
+        Failed { error: Option<BoxError> },
     }
 }
 
@@ -31,6 +33,12 @@ impl<F, R> ResponseFuture<F, R> {
     pub(super) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
+        }
+    }
+
+    pub(super) fn failed(error: BoxError) -> Self {
+        Self {
+            kind: Kind::Failed { error: Some(error) },
         }
     }
 
@@ -52,6 +60,9 @@ where
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx).map_err(Into::into),
             KindProj::Boxed { future } => future.as_mut().poll(cx),
+            KindProj::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .expect("ResponseFuture polled after completion"))),
         }
     }
 }

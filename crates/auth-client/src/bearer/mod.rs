@@ -60,24 +60,45 @@ use std::fmt;
 use tower_layer::Layer;
 
 use crate::TokenCache;
+use origin::Destinations;
 
 mod future;
 mod header;
 mod mode;
+mod origin;
 mod replay;
 mod retry;
 mod service;
 
 pub use future::ResponseFuture;
 pub use mode::{BufferBody, CloneBody, NoRetry, RetryMode};
+pub use origin::{ForeignOrigin, InvalidOrigin, OtherOrigins};
 pub use replay::ReplayBody;
 pub use service::Bearer;
 
-/// Adds `Authorization: Bearer <token>` to every request, with tokens from a [`TokenCache`].
+/// Adds `Authorization: Bearer <token>` to the requests it was made for, with tokens from a
+/// [`TokenCache`].
 ///
 /// It works for any service over `http::Request<B>`: hyper clients, tonic `Channel`s (gRPC
 /// metadata are HTTP/2 headers), tower stacks. An `Authorization` header already on a request
-/// is replaced. The header value is marked sensitive, so HTTP/2 never indexes it.
+/// it sends its token with is replaced. The header value is marked sensitive, so HTTP/2 never
+/// indexes it.
+///
+/// **Where the token goes.** A request with a relative URI (`/pkg.Service/Method`: tonic's
+/// generated clients through a `Channel`) goes where the inner service was built to send it,
+/// and gets the token. A request with an absolute URI (`https://api.example.com/x`: a hyper
+/// client) gets it only when its origin (scheme, host, port) was given to
+/// [`allow_origin`](BearerLayer::allow_origin); to any other origin it goes out without the
+/// token, or, with [`other_origins`](BearerLayer::other_origins)`(OtherOrigins::Refuse)`,
+/// the call fails with [`ForeignOrigin`]. A link or webhook URL taken from a response, or a
+/// redirect to another host, never carries the token, and only the layer's own origins get a
+/// retry on 401. Plain `http` to a host that is not loopback is refused unless allowed with
+/// [`allow_insecure_origin`](BearerLayer::allow_insecure_origin).
+///
+/// A redirect-following layer (tower-http's `FollowRedirectLayer`) goes **outside** this
+/// layer, so that each hop comes through it and is judged by its own origin. Inside it, the
+/// redirect would be followed with the token already set, and only the redirect policy would
+/// stand between it and the next host.
 ///
 /// When no token can be had, the call fails with the [`TokenError`](crate::TokenError) (boxed,
 /// as the service's error is [`BoxError`](crate::BoxError)) and the inner service is not
@@ -105,6 +126,7 @@ pub use service::Bearer;
 pub struct BearerLayer<R = NoRetry> {
     tokens: TokenCache,
     retry: R,
+    destinations: Destinations,
 }
 
 impl BearerLayer {
@@ -115,6 +137,7 @@ impl BearerLayer {
         Self {
             tokens: tokens.into(),
             retry: NoRetry,
+            destinations: Destinations::default(),
         }
     }
 }
@@ -146,7 +169,39 @@ impl<R> BearerLayer<R> {
         BearerLayer {
             tokens: self.tokens,
             retry: mode,
+            destinations: self.destinations,
         }
+    }
+
+    /// Also sends the token to requests for `url`'s origin (its scheme, host and port; a
+    /// path is ignored): the service the tokens are for, as a hyper client addresses it
+    /// (`https://api.example.com`, `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// [`InvalidOrigin`]: not an absolute `http` or `https` URL, or plain `http` to a host
+    /// that is not loopback (see [`allow_insecure_origin`](Self::allow_insecure_origin)).
+    pub fn allow_origin(mut self, url: &str) -> Result<Self, InvalidOrigin> {
+        self.destinations.allow(url, false)?;
+        Ok(self)
+    }
+
+    /// As [`allow_origin`](Self::allow_origin), accepting plain `http` to any host: the token
+    /// then crosses the network in the clear, readable by anyone on the path. For a private
+    /// network you trust as much as the token.
+    ///
+    /// # Errors
+    /// [`InvalidOrigin`]: not an absolute `http` or `https` URL.
+    pub fn allow_insecure_origin(mut self, url: &str) -> Result<Self, InvalidOrigin> {
+        self.destinations.allow(url, true)?;
+        Ok(self)
+    }
+
+    /// What a request for an origin not allowed gets: sent without the token (the default),
+    /// or refused with [`ForeignOrigin`].
+    #[must_use]
+    pub fn other_origins(mut self, others: OtherOrigins) -> Self {
+        self.destinations.set_others(others);
+        self
     }
 
     /// The token cache.
@@ -159,7 +214,12 @@ impl<S, R: Clone> Layer<S> for BearerLayer<R> {
     type Service = Bearer<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Bearer::with_mode(inner, self.tokens.clone(), self.retry.clone())
+        Bearer::with_mode(
+            inner,
+            self.tokens.clone(),
+            self.retry.clone(),
+            self.destinations.clone(),
+        )
     }
 }
 
@@ -168,6 +228,7 @@ impl<R: fmt::Debug> fmt::Debug for BearerLayer<R> {
         f.debug_struct("BearerLayer")
             .field("tokens", &self.tokens)
             .field("retry", &self.retry)
+            .field("destinations", &self.destinations)
             .finish()
     }
 }

@@ -33,6 +33,10 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let request = match self.for_us(request) {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
         let inner = self.take_inner();
         let tokens = self.tokens.clone();
         ResponseFuture::boxed(Box::pin(send(inner, tokens, request, |body: B| {
@@ -60,6 +64,10 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let request = match self.for_us(request) {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
         let inner = self.take_inner();
         let tokens = self.tokens.clone();
         let rebuild = self.retry.rebuild;

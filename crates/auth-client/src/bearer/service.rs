@@ -11,6 +11,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::header::authorization;
 use super::mode::{NoRetry, RetryMode};
+use super::origin::{Destinations, Verdict};
 use crate::{BoxError, TokenCache};
 
 /// The service of [`BearerLayer`](super::BearerLayer): `inner` with `Authorization: Bearer`
@@ -21,22 +22,30 @@ pub struct Bearer<S, R = NoRetry> {
     pub(super) inner: S,
     pub(super) tokens: TokenCache,
     pub(super) retry: R,
+    pub(super) destinations: Destinations,
 }
 
 impl<S> Bearer<S> {
     /// `inner` with tokens from `tokens`, without a layer (as
-    /// `BearerLayer::new(tokens).layer(inner)`).
+    /// `BearerLayer::new(tokens).layer(inner)`): the token goes with relative URIs only; see
+    /// [`BearerLayer`](super::BearerLayer) for origins.
     pub fn new(inner: S, tokens: impl Into<TokenCache>) -> Self {
-        Self::with_mode(inner, tokens.into(), NoRetry)
+        Self::with_mode(inner, tokens.into(), NoRetry, Destinations::default())
     }
 }
 
 impl<S, R> Bearer<S, R> {
-    pub(super) fn with_mode(inner: S, tokens: TokenCache, retry: R) -> Self {
+    pub(super) fn with_mode(
+        inner: S,
+        tokens: TokenCache,
+        retry: R,
+        destinations: Destinations,
+    ) -> Self {
         Self {
             inner,
             tokens,
             retry,
+            destinations,
         }
     }
 
@@ -44,7 +53,7 @@ impl<S, R> Bearer<S, R> {
     /// [`BearerLayer::retry_unauthorized`](super::BearerLayer::retry_unauthorized).
     #[must_use]
     pub fn retry_unauthorized<M: RetryMode>(self, mode: M) -> Bearer<S, M> {
-        Bearer::with_mode(self.inner, self.tokens, mode)
+        Bearer::with_mode(self.inner, self.tokens, mode, self.destinations)
     }
 
     /// The inner service.
@@ -65,6 +74,24 @@ impl<S, R> Bearer<S, R> {
     {
         let clone = self.inner.clone();
         std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+impl<S, R> Bearer<S, R> {
+    /// The request back when it gets the token; otherwise the answer for it: the inner call
+    /// with the request as it is, or the refusal.
+    pub(super) fn for_us<B>(
+        &mut self,
+        request: Request<B>,
+    ) -> Result<Request<B>, ResponseFuture<S::Future, S::Response>>
+    where
+        S: Service<Request<B>>,
+    {
+        match self.destinations.judge(request.uri()) {
+            Verdict::Send => Ok(request),
+            Verdict::Withhold => Err(ResponseFuture::inner(self.inner.call(request))),
+            Verdict::Refuse(error) => Err(ResponseFuture::failed(error.into())),
+        }
     }
 }
 
@@ -93,7 +120,11 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let mut request = match self.for_us(request) {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
         if let Some(token) = self.tokens.try_token()
             && let Some(value) = token.authorization()
         {
