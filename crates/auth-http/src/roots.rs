@@ -156,6 +156,7 @@ imosRVS4AiEA/tzZgC6nDhktRhEyFelm5rN8Re478V1oR6QGmjHTSHY=
 -----END CERTIFICATE-----
 ";
 
+    /// SECURITY.md G5.
     #[test]
     fn a_bundle_is_one_or_more_certificates_and_nothing_else_counts() {
         assert_eq!(CaBundle::from_pem(CERT.as_bytes()).unwrap().len(), 1);
@@ -192,6 +193,7 @@ imosRVS4AiEA/tzZgC6nDhktRhEyFelm5rN8Re478V1oR6QGmjHTSHY=
         );
     }
 
+    /// SECURITY.md G5.
     #[test]
     fn reading_names_the_failure_and_never_the_contents() {
         let missing = CaBundle::read(Path::new("/nonexistent/ca.pem")).unwrap_err();
