@@ -1,4 +1,5 @@
-//! The in-process test identity provider: real discovery and JWKS over HTTP on 127.0.0.1:0.
+//! The in-process test identity provider: real discovery and JWKS over HTTP on 127.0.0.1:0,
+//! or over HTTPS with a certificate from a [`TestCa`] the test makes.
 //!
 //! It holds signing keys (RSA, EC P-256, Ed25519, generated with aws-lc-rs), mints tokens
 //! with any header and claims (or raw segments), publishes and withdraws keys, counts
@@ -6,6 +7,7 @@
 //! error statuses with `Retry-After`, redirects and garbage bodies.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -215,9 +217,71 @@ pub enum Fault {
     Redirect(String),
 }
 
+/// A certificate authority made by the test, and a server certificate it signed for
+/// `127.0.0.1` and `localhost`: an IdP behind a company's private CA, which no public or
+/// platform root trusts.
+pub struct TestCa {
+    ca_pem: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "tower-auth test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server.der().clone(), ca_cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+            )
+            .unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Writes the CA certificate to `dir/name` and returns the path.
+    pub fn write_ca_file(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 struct Shared {
     issuer: String,
     discovery_issuer: Mutex<Option<String>>,
+    discovery_jwks_uri: Mutex<Option<String>>,
     published: Mutex<Vec<Value>>,
     jwks_body: Mutex<Option<String>>,
     fault: Mutex<Fault>,
@@ -244,11 +308,23 @@ impl Drop for TestIdp {
 impl TestIdp {
     /// Starts an IdP on 127.0.0.1 with an OS-chosen port and publishes `keys`.
     pub async fn start(keys: &[&SigningKey]) -> Self {
+        Self::start_with(keys, None).await
+    }
+
+    /// [`start`](Self::start) over HTTPS with a certificate of `ca`: the issuer is
+    /// `https://127.0.0.1:<port>`.
+    pub async fn start_tls(keys: &[&SigningKey], ca: &TestCa) -> Self {
+        Self::start_with(keys, Some(ca.acceptor.clone())).await
+    }
+
+    async fn start_with(keys: &[&SigningKey], tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
-            issuer: format!("http://{addr}"),
+            issuer: format!("{scheme}://{addr}"),
             discovery_issuer: Mutex::new(None),
+            discovery_jwks_uri: Mutex::new(None),
             published: Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()),
             jwks_body: Mutex::new(None),
             fault: Mutex::new(Fault::None),
@@ -262,6 +338,7 @@ impl TestIdp {
         let respond_shared = Arc::clone(&shared);
         let task = crate::serve_each_connection(
             listener,
+            tls,
             move || {
                 admit_shared.connections.fetch_add(1, Ordering::SeqCst);
                 *admit_shared.fault.lock().unwrap() != Fault::Close
@@ -271,7 +348,8 @@ impl TestIdp {
         Self { shared, addr, task }
     }
 
-    /// `http://127.0.0.1:<port>`: the issuer, as discovery names it.
+    /// `http://127.0.0.1:<port>` (`https` for [`start_tls`](Self::start_tls)): the issuer, as
+    /// discovery names it.
     pub fn issuer(&self) -> &str {
         &self.shared.issuer
     }
@@ -329,6 +407,11 @@ impl TestIdp {
     /// Makes discovery name another issuer (or, with `None`, the right one again).
     pub fn set_discovery_issuer(&self, issuer: Option<String>) {
         *self.shared.discovery_issuer.lock().unwrap() = issuer;
+    }
+
+    /// Makes discovery name this `jwks_uri` (or, with `None`, the IdP's own again).
+    pub fn set_discovery_jwks_uri(&self, jwks_uri: Option<String>) {
+        *self.shared.discovery_jwks_uri.lock().unwrap() = jwks_uri;
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -425,9 +508,15 @@ async fn respond(
                     .unwrap()
                     .clone()
                     .unwrap_or_else(|| shared.issuer.clone());
+                let jwks_uri = shared
+                    .discovery_jwks_uri
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .unwrap_or_else(|| format!("{}{JWKS_PATH}", shared.issuer));
                 reply(
                     200,
-                    json!({"issuer": issuer, "jwks_uri": format!("{}{JWKS_PATH}", shared.issuer),
+                    json!({"issuer": issuer, "jwks_uri": jwks_uri,
                            "response_types_supported": ["code"], "subject_types_supported": ["public"],
                            "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"]})
                     .to_string(),

@@ -19,12 +19,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tower_auth::AuthConfig;
 
-/// Serves `respond` on `listener` with HTTP/1.1, one request per connection, so that a fault
+/// Serves `respond` on `listener` with HTTP/1.1 (over TLS with `tls`: a handshake the
+/// client gives up on serves nothing), one request per connection, so that a fault
 /// switched on now applies to the very next request. `admit` runs for every accepted
 /// connection (to count it) and says whether to serve it; `false` closes it at once, like a
 /// server that is down. Stops when the returned handle is aborted.
 pub fn serve_each_connection<F, Fut>(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     admit: impl Fn() -> bool + Send + 'static,
     respond: F,
 ) -> tokio::task::AbortHandle
@@ -45,11 +47,19 @@ where
                 continue;
             }
             let respond = respond.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(respond))
-                    .await;
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.keep_alive(false);
+                let service = hyper::service::service_fn(respond);
+                let _ = match tls {
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                    // A client that does not trust the certificate ends here: no request.
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     })

@@ -128,6 +128,7 @@ impl TokenEndpoint {
         let respond_shared = Arc::clone(&shared);
         let task = crate::serve_each_connection(
             listener,
+            None,
             move || {
                 admit_shared.connections.fetch_add(1, Ordering::SeqCst);
                 !*admit_shared.down.lock().unwrap()

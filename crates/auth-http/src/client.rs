@@ -1,6 +1,8 @@
 //! [`HttpClient`]: bounded in time (connect and read timeouts) and size ([`MAX_BODY`]), no
-//! redirects followed, TLS through rustls with the crate's crypto backend and webpki roots.
+//! redirects followed, TLS through rustls with the crate's crypto backend, trusting the
+//! platform's roots, the webpki roots and any [`CaBundle`] added.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,8 +16,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::HttpError;
 use crate::retry_after::parse_retry_after;
+use crate::roots::root_store;
+use crate::{CaBundle, HttpError};
 
 /// Larger responses are refused: no token response, key set or discovery document comes near it.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -85,18 +88,36 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// A client with these timeouts.
+    /// A client with these timeouts, trusting the platform's certificate store and the webpki
+    /// roots.
     ///
     /// # Errors
     /// [`HttpError::NoCryptoBackend`] or [`HttpError::Tls`] when TLS cannot be set up.
     pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, HttpError> {
+        Self::with_ca(connect_timeout, read_timeout, &[])
+    }
+
+    /// [`new`](Self::new), trusting the certificates of `extra` as well (added to the public
+    /// roots, not in their place).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_ca(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        extra: &[&CaBundle],
+    ) -> Result<Self, HttpError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(tls_provider()?)
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(tls_provider()?))
+            .with_safe_default_protocol_versions()
             .map_err(|_| HttpError::Tls)?
+            .with_root_certificates(root_store(extra))
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

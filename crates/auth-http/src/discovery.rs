@@ -101,8 +101,10 @@ impl Discovery {
 }
 
 impl Metadata {
-    /// The `jwks_uri`: an absolute `http` or `https` URL. The loopback rule is not applied
-    /// here: a key set is public, and tower-auth-oidc warns about plain http itself.
+    /// The `jwks_uri`: an absolute `http` or `https` URL. The loopback rule is the caller's to
+    /// apply ([`require_tls_off_loopback`](crate::require_tls_off_loopback)), so that it can
+    /// say which URL it refused: a key set is public, but keys read over plain http could be
+    /// anyone's.
     ///
     /// # Errors
     /// [`HttpError::MissingEndpoint`], or as [`parse_url`](crate::parse_url).
@@ -268,7 +270,7 @@ mod tests {
             let found = fetched.and_then(|metadata| metadata.token_endpoint());
             assert_eq!(found.unwrap_err(), error, "{body}");
         }
-        // Keys are public: a plain-http jwks_uri is the caller's to warn about.
+        // Parsed, not judged: the caller applies the loopback rule and names the URL it refuses.
         let body = r#"{"issuer":"{issuer}","jwks_uri":"http://idp.example/jwks"}"#;
         let (_server, issuer) = idp(Some((200, body)), None).await;
         let metadata = Discovery::openid(&issuer)

@@ -5,8 +5,10 @@
 //!
 //! - [`HttpClient`]: HTTP/1.1 with connect and read timeouts, responses capped at
 //!   [`MAX_BODY`], redirects never followed, `Retry-After` read on 429 and 5xx, TLS through
-//!   rustls with webpki roots.
-//! - The loopback rule ([`is_loopback`], [`parse_endpoint`]): plain `http` only to this machine.
+//!   rustls trusting the platform's certificate store, the webpki roots and any [`CaBundle`]
+//!   of a private CA ([`HttpClient::with_ca`]).
+//! - The loopback rule ([`is_loopback`], [`parse_endpoint`], [`require_tls_off_loopback`]):
+//!   plain `http` only to this machine, for every URL a secret is sent to or keys are read from.
 //! - [`Discovery`]: an issuer's OpenID Connect metadata, or its RFC 8414 metadata when the
 //!   first is not found, with the exact issuer check.
 //! - [`HttpError`]: every failure of the above, with a short reason code for logs.
@@ -31,6 +33,7 @@ mod client;
 mod discovery;
 mod error;
 mod retry_after;
+mod roots;
 #[cfg(test)]
 mod test_server;
 mod url;
@@ -38,4 +41,5 @@ mod url;
 pub use client::{DEFAULT_TIMEOUT, HttpClient, MAX_BODY, Reply};
 pub use discovery::{Discovery, Metadata};
 pub use error::HttpError;
+pub use roots::{CaBundle, CaError, MAX_CA_FILE};
 pub use url::{is_loopback, parse_endpoint, parse_url, require_tls_off_loopback};

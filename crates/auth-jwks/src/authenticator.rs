@@ -77,8 +77,10 @@ impl OidcAuthenticator {
         let clock = config.clock.clone();
         let variable = Arc::clone(&config.variable);
         select_jwt_backend();
-        let fetcher = Fetcher::new(config.connect_timeout, config.read_timeout)
-            .map_err(|m| ConfigError::new(&*variable, m))?;
+        let client_error = |m| ConfigError::new(&*variable, m);
+        let shared: Vec<_> = config.ca.iter().collect();
+        let fetcher = Fetcher::new(config.connect_timeout, config.read_timeout, &shared)
+            .map_err(client_error)?;
         let runtime = Handle::try_current()
             .map_err(|_| ConfigError::new(&*variable, "OIDC key loading needs a Tokio runtime"))?;
         let timing = Timing {
@@ -86,11 +88,24 @@ impl OidcAuthenticator {
             max_stale: config.max_stale(),
             cooldown: config.unknown_kid_cooldown,
         };
-        let sources: Vec<Arc<Source>> = config
-            .issuers
-            .iter()
-            .map(|issuer| Source::new(Arc::clone(issuer), timing, fetcher.clone(), runtime.clone()))
-            .collect();
+        let mut sources: Vec<Arc<Source>> = Vec::with_capacity(config.issuers.len());
+        for issuer in &config.issuers {
+            // An issuer with a CA of its own gets a client (and a pool) of its own; the others share one.
+            let fetcher = match &issuer.ca {
+                None => fetcher.clone(),
+                Some(own) => {
+                    let roots: Vec<_> = config.ca.iter().chain([own]).collect();
+                    Fetcher::new(config.connect_timeout, config.read_timeout, &roots)
+                        .map_err(client_error)?
+                }
+            };
+            sources.push(Source::new(
+                Arc::clone(issuer),
+                timing,
+                fetcher,
+                runtime.clone(),
+            ));
+        }
         let tasks = sources
             .iter()
             .map(|s| runtime.spawn(Arc::clone(s).refresh_loop()).abort_handle())
@@ -119,20 +134,6 @@ impl OidcAuthenticator {
         }
         for (i, source) in inner.sources.iter().enumerate() {
             let issuer = &*source.issuer.issuer;
-            let plain = [
-                Some(&source.issuer.discovery_uri),
-                source.issuer.jwks_uri.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|uri| {
-                uri.scheme_str() == Some("http")
-                    && !tower_auth_http::is_loopback(uri.host().unwrap_or_default())
-            });
-            if plain {
-                tracing::warn!(target: "auth", issuer,
-                    "oidc keys are fetched over plain http from a non-loopback host; use https outside tests");
-            }
             if source.is_misconfigured() {
                 return Err(ConfigError::new(
                     &*variable,

@@ -1,5 +1,7 @@
 //! Configuration: the issuers we trust and the cache and fetch settings (`OIDC_CONFIG`).
 
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +9,7 @@ use http::Uri;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 use tower_auth_core::{Clock, ConfigError};
+use tower_auth_http::{CaBundle, require_tls_off_loopback};
 
 /// The variable named in errors when the configuration was built in code.
 const BUILDER: &str = "OidcConfig";
@@ -24,6 +27,40 @@ pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
+/// A CA bundle as configured, read and checked when the configuration is built.
+#[derive(Clone)]
+enum CaSource {
+    File(PathBuf),
+    Pem(Arc<[u8]>),
+}
+
+impl fmt::Debug for CaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Pem(pem) => write!(f, "Pem({} bytes)", pem.len()),
+        }
+    }
+}
+
+impl CaSource {
+    /// The bundle, or why not, after `field` (`ca_file "/etc/idp-ca.pem": holds no PEM
+    /// certificate`); never what the file holds.
+    fn load(&self, field: &str) -> Result<CaBundle, String> {
+        match self {
+            Self::File(path) => CaBundle::read(path)
+                .map_err(|e| format!("{field}{}{:?}: {e}", sep(field), path.display())),
+            Self::Pem(pem) => {
+                CaBundle::from_pem(pem).map_err(|e| format!("{field}{}{e}", sep(field)))
+            }
+        }
+    }
+}
+
+fn sep(field: &str) -> &'static str {
+    if field.is_empty() { "" } else { " " }
+}
+
 /// One trusted issuer, as configured; checked when [`OidcConfigBuilder::build`] runs.
 ///
 /// ```
@@ -33,7 +70,8 @@ pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
 ///     .audience("api://orders-v2")
 ///     .roles_claim("realm_access.roles")
 ///     .algorithms(["RS256", "ES256"])
-///     .required_typ("at+jwt");
+///     .required_typ("at+jwt")
+///     .ca_file("/etc/ssl/private-idp-ca.pem");
 /// assert_eq!(issuer.issuer(), "https://login.example.com");
 /// ```
 #[derive(Clone, Debug)]
@@ -46,6 +84,7 @@ pub struct IssuerConfig {
     roles_prefix: Option<String>,
     algorithms: Option<Vec<String>>,
     required_typ: Option<String>,
+    ca: Option<CaSource>,
 }
 
 impl IssuerConfig {
@@ -59,6 +98,7 @@ impl IssuerConfig {
             roles_prefix: None,
             algorithms: None,
             required_typ: None,
+            ca: None,
         }
     }
 
@@ -68,7 +108,8 @@ impl IssuerConfig {
         self
     }
 
-    /// Fetches keys from `uri` instead of discovering the JWKS URI.
+    /// Fetches keys from `uri` instead of discovering the JWKS URI. It must be `https`, or
+    /// plain `http` to a loopback host; the issuer identifier itself may then be any URL.
     pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
         self.jwks_uri = Some(uri.into());
         self
@@ -105,6 +146,21 @@ impl IssuerConfig {
         self
     }
 
+    /// Trusts the certificate authorities of this PEM file (one or more certificates) for this
+    /// issuer's discovery and key fetches, besides the platform's and the public roots (and
+    /// any [`OidcConfigBuilder::ca_file`]). Read when the configuration is built: an
+    /// unreadable file, or one without a well-formed certificate, refuses it.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(CaSource::File(path.into()));
+        self
+    }
+
+    /// [`ca_file`](Self::ca_file) with the PEM text itself.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(CaSource::Pem(pem.into().into()));
+        self
+    }
+
     /// The issuer URL as configured.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -123,6 +179,8 @@ pub(crate) struct Issuer {
     pub(crate) roles_prefix: String,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) required_typ: Option<String>,
+    /// This issuer's own CA bundle (`ca_file`), trusted besides the configuration-wide one.
+    pub(crate) ca: Option<CaBundle>,
 }
 
 /// How to reach, cache and judge the configured issuers.
@@ -158,6 +216,8 @@ pub struct OidcConfig {
     pub(crate) startup_timeout: Duration,
     pub(crate) unknown_kid_cooldown: Duration,
     pub(crate) clock: Clock,
+    /// Trusted for every issuer (`OIDC_CA_FILE`).
+    pub(crate) ca: Option<CaBundle>,
 }
 
 impl OidcConfig {
@@ -175,7 +235,56 @@ impl OidcConfig {
             startup_timeout: Duration::from_secs(5),
             unknown_kid_cooldown: Duration::from_secs(30),
             clock: Clock::system(),
+            ca: None,
+            ca_variable: None,
         }
+    }
+
+    /// Reads `{prefix}OIDC_CONFIG` (JSON, as [`from_json`](Self::from_json)) and
+    /// `{prefix}OIDC_CA_FILE` (a PEM bundle of CAs trusted for every issuer, besides the
+    /// platform's and the public roots) through `get`; `None` when `OIDC_CONFIG` is not set.
+    ///
+    /// ```
+    /// use tower_auth_oidc::OidcConfig;
+    ///
+    /// let refused = OidcConfig::from_lookup("", |name| match name {
+    ///     "OIDC_CONFIG" => Some(r#"{"issuers":[{"issuer":"https://a.example","audience":"api"}]}"#.into()),
+    ///     "OIDC_CA_FILE" => Some("/nonexistent/ca.pem".into()),
+    ///     _ => None,
+    /// }).unwrap_err();
+    /// assert_eq!(refused.variable(), "OIDC_CA_FILE");
+    /// assert!(refused.message().contains("/nonexistent/ca.pem"));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`from_json`](Self::from_json), naming `OIDC_CONFIG`; a CA file that cannot be read
+    /// or holds no well-formed certificate, or `OIDC_CA_FILE` without `OIDC_CONFIG`, naming
+    /// `OIDC_CA_FILE`.
+    pub fn from_lookup(
+        prefix: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        let ca_file = get(&name("OIDC_CA_FILE"));
+        let Some(json) = get(&name("OIDC_CONFIG")) else {
+            return match ca_file {
+                Some(_) => Err(ConfigError::new(
+                    name("OIDC_CA_FILE"),
+                    format!("is set but {} is not", name("OIDC_CONFIG")),
+                )),
+                None => Ok(None),
+            };
+        };
+        let mut builder = Self::builder_from_json(&name("OIDC_CONFIG"), &json)?;
+        if let Some(path) = ca_file {
+            let path = path.trim();
+            if path.is_empty() {
+                return Err(ConfigError::new(name("OIDC_CA_FILE"), "is empty"));
+            }
+            builder = builder.ca_file(path);
+            builder.ca_variable = Some(name("OIDC_CA_FILE").into());
+        }
+        builder.build().map(Some)
     }
 
     /// Parses the `OIDC_CONFIG` JSON; errors name `variable`.
@@ -183,6 +292,10 @@ impl OidcConfig {
     /// Unknown fields are refused (a misspelt `audiance` must not silently disable a check),
     /// as are HS* algorithms, which an OpenID provider's public keys can never verify.
     pub fn from_json(variable: &str, json: &str) -> Result<Self, ConfigError> {
+        Self::builder_from_json(variable, json)?.build()
+    }
+
+    fn builder_from_json(variable: &str, json: &str) -> Result<OidcConfigBuilder, ConfigError> {
         let raw: RawConfig = serde_json::from_str(json).map_err(|e| {
             ConfigError::new(
                 variable,
@@ -210,6 +323,7 @@ impl OidcConfig {
             issuer.roles_prefix = raw_issuer.roles_prefix;
             issuer.algorithms = raw_issuer.algorithms;
             issuer.required_typ = raw_issuer.required_typ;
+            issuer.ca = raw_issuer.ca_file.map(|path| CaSource::File(path.into()));
             builder = builder.issuer(issuer);
         }
         if let Some(secs) = raw.jwks_refresh_interval_secs {
@@ -224,7 +338,7 @@ impl OidcConfig {
         if let Some(secs) = raw.leeway_secs {
             builder = builder.leeway(Duration::from_secs(secs));
         }
-        builder.build()
+        Ok(builder)
     }
 
     /// The configured issuer URLs, exactly as written (to keep other token kinds from claiming them).
@@ -270,6 +384,9 @@ pub struct OidcConfigBuilder {
     startup_timeout: Duration,
     unknown_kid_cooldown: Duration,
     clock: Clock,
+    ca: Option<CaSource>,
+    /// The variable a CA error names (`OIDC_CA_FILE`) when not the configuration's own.
+    ca_variable: Option<Arc<str>>,
 }
 
 impl OidcConfigBuilder {
@@ -335,7 +452,29 @@ impl OidcConfigBuilder {
         self
     }
 
+    /// Trusts the certificate authorities of this PEM file (one or more certificates) for every
+    /// issuer's discovery and key fetches, besides the platform's and the public roots (what
+    /// `OIDC_CA_FILE` sets). Read by [`build`](Self::build): an unreadable file, or one
+    /// without a well-formed certificate, refuses the configuration.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(CaSource::File(path.into()));
+        self.ca_variable = None;
+        self
+    }
+
+    /// [`ca_file`](Self::ca_file) with the PEM text itself.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(CaSource::Pem(pem.into().into()));
+        self.ca_variable = None;
+        self
+    }
+
     /// Checks everything and returns the configuration.
+    ///
+    /// Every URL the issuers are reached at must be `https`, or plain `http` to a loopback
+    /// host: a `jwks_uri`, and the discovery document (the issuer's
+    /// `/.well-known/openid-configuration`) when no `jwks_uri` is given. The issuer
+    /// identifier itself may be any URL.
     pub fn build(self) -> Result<OidcConfig, ConfigError> {
         let variable = self.variable.clone();
         let err = |message: String| ConfigError::new(&*variable, message);
@@ -357,6 +496,13 @@ impl OidcConfigBuilder {
                 return Err(err(format!("the {name} must not be zero")));
             }
         }
+        let ca = match (&self.ca, &self.ca_variable) {
+            (None, _) => None,
+            (Some(source), Some(name)) => {
+                Some(source.load("").map_err(|m| ConfigError::new(&**name, m))?)
+            }
+            (Some(source), None) => Some(source.load("ca_file").map_err(err)?),
+        };
         let mut issuers: Vec<Arc<Issuer>> = Vec::with_capacity(self.issuers.len());
         for (i, raw) in self.issuers.into_iter().enumerate() {
             let checked = check_issuer(raw).map_err(|m| err(format!("issuers[{i}]: {m}")))?;
@@ -377,6 +523,7 @@ impl OidcConfigBuilder {
             startup_timeout: self.startup_timeout,
             unknown_kid_cooldown: self.unknown_kid_cooldown,
             clock: self.clock,
+            ca,
         })
     }
 }
@@ -393,7 +540,7 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
     let jwks_uri = raw
         .jwks_uri
         .as_deref()
-        .map(|u| http_uri(u).map_err(|m| format!("jwks_uri {m}")))
+        .map(|u| idp_url(u).map_err(|m| format!("jwks_uri {m}")))
         .transpose()?;
     // OpenID Connect Discovery 1.0 section 4: the path is appended to the issuer without its trailing slash.
     let discovery = format!(
@@ -401,6 +548,16 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         raw.issuer.trim_end_matches('/')
     );
     let discovery_uri = http_uri(&discovery).map_err(|m| format!("issuer {m}"))?;
+    // The issuer is only an identifier, but without a jwks_uri it also says where the
+    // discovery document is fetched from, and that document says where the keys are.
+    if jwks_uri.is_none() && require_tls_off_loopback(&discovery_uri).is_err() {
+        return Err(format!(
+            "issuer {:?} is plain http to a host that is not loopback, so its discovery document \
+             would be fetched without TLS: use an https issuer, or set an https jwks_uri",
+            raw.issuer
+        ));
+    }
+    let ca = raw.ca.as_ref().map(|ca| ca.load("ca_file")).transpose()?;
     let roles_claim = raw.roles_claim.unwrap_or_else(|| "roles".into());
     if roles_claim.is_empty() || roles_claim.split('.').any(str::is_empty) {
         return Err(
@@ -445,7 +602,26 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         roles_prefix: raw.roles_prefix.unwrap_or_default(),
         algorithms,
         required_typ: raw.required_typ,
+        ca,
     })
+}
+
+/// Parses a URL the identity provider is reached at: an absolute `http(s)` URL, and `https`
+/// unless its host is loopback ([`require_tls_off_loopback`]). Over plain http anyone on the
+/// path could replace the keys (and so mint tokens) or read a client secret.
+///
+/// Every such URL goes through here: a configured `jwks_uri` and, when introspection is
+/// added, its endpoint. A discovered `jwks_uri` gets the same rule when it is fetched
+/// (a failed refresh, not a refused start).
+pub(crate) fn idp_url(value: &str) -> Result<Uri, String> {
+    let uri = http_uri(value)?;
+    require_tls_off_loopback(&uri).map_err(|_| {
+        format!(
+            "{value:?} must use https: plain http is allowed only to loopback hosts \
+             (127.0.0.0/8, [::1], localhost)"
+        )
+    })?;
+    Ok(uri)
 }
 
 fn http_uri(value: &str) -> Result<Uri, String> {
@@ -478,6 +654,7 @@ struct RawIssuer {
     roles_prefix: Option<String>,
     algorithms: Option<Vec<String>>,
     required_typ: Option<String>,
+    ca_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -611,6 +788,146 @@ mod tests {
             assert!(e.starts_with("OIDC_CONFIG: "), "{json}: {e}");
             assert!(e.contains(needle), "{json}: {e}");
         }
+    }
+
+    /// SECURITY.md G4.
+    #[test]
+    fn plain_http_to_the_idp_is_refused_off_loopback() {
+        let issuer = |issuer: &str, jwks_uri: Option<&str>| {
+            let jwks = jwks_uri.map_or(String::new(), |u| format!(r#","jwks_uri":"{u}""#));
+            parse(&format!(
+                r#"{{"issuers":[{{"issuer":"https://ok.example","audience":"x"}},{{"issuer":"{issuer}","audience":"x"{jwks}}}]}}"#
+            ))
+        };
+        for (iss, jwks, needle) in [
+            // The discovery document would come over plain http.
+            (
+                "http://idp.example",
+                None,
+                r#"issuers[1]: issuer "http://idp.example" is plain http"#,
+            ),
+            ("http://localhost.", None, "not loopback"),
+            ("http://10.0.0.1:8080/realms/x", None, "not loopback"),
+            // A configured jwks_uri, whatever the issuer.
+            (
+                "https://idp.example",
+                Some("http://keys.example/jwks"),
+                r#"issuers[1]: jwks_uri "http://keys.example/jwks" must use https"#,
+            ),
+            (
+                "http://idp.example",
+                Some("http://keys.example/jwks"),
+                "jwks_uri",
+            ),
+            (
+                "http://127.0.0.1:9",
+                Some("http://[::ffff:127.0.0.1]/jwks"),
+                "must use https",
+            ),
+        ] {
+            let e = issuer(iss, jwks).unwrap_err();
+            assert!(
+                e.starts_with("OIDC_CONFIG: ") && e.contains(needle),
+                "{iss} {jwks:?}: {e}"
+            );
+        }
+        for (iss, jwks) in [
+            // The identifier may be any URL when the keys come over TLS or from this machine.
+            ("http://idp.example", Some("https://keys.example/jwks")),
+            ("http://idp.example", Some("http://127.0.0.1:9/jwks")),
+            ("https://idp.example", None),
+            ("http://127.0.0.1:9", None),
+            ("http://LOCALHOST:9/realms/x", None),
+            ("http://[::1]:9", Some("http://localhost:9/jwks")),
+        ] {
+            issuer(iss, jwks).unwrap_or_else(|e| panic!("{iss} {jwks:?}: {e}"));
+        }
+        let e = OidcConfig::builder()
+            .issuer(IssuerConfig::new("http://idp.example", "api"))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.variable(), "OidcConfig");
+        assert!(
+            idp_url("http://keys.example/x").is_err() && idp_url("https://keys.example/x").is_ok()
+        );
+    }
+
+    /// SECURITY.md G5.
+    #[test]
+    fn ca_bundles_are_read_at_build_and_refusals_name_the_setting_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let empty = write("empty.pem", "");
+        let key = write(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        );
+        let broken = write("broken.pem", "-----BEGIN CERTIFICATE-----\nc2VjcmV0\n");
+        let missing = dir.path().join("missing.pem").to_str().unwrap().to_owned();
+        let json = |ca: &str| {
+            format!(
+                r#"{{"issuers":[{{"issuer":"https://a.example","audience":"x","ca_file":"{ca}"}}]}}"#
+            )
+        };
+        let lookup = |config: Option<String>, ca: Option<&str>| {
+            OidcConfig::from_lookup("APP_", |name| match name {
+                "APP_OIDC_CONFIG" => config.clone(),
+                "APP_OIDC_CA_FILE" => ca.map(str::to_owned),
+                _ => None,
+            })
+        };
+        let plain = r#"{"issuers":[{"issuer":"https://a.example","audience":"x"}]}"#.to_owned();
+        for (path, why) in [
+            (&missing, "cannot be read"),
+            (&empty, "holds no PEM certificate"),
+            (&key, "holds no PEM certificate"),
+            (&broken, "not a well-formed PEM"),
+        ] {
+            let e = parse(&json(path)).unwrap_err();
+            assert!(e.starts_with("OIDC_CONFIG: issuers[0]: ca_file "), "{e}");
+            assert!(e.contains(path.as_str()) && e.contains(why), "{e}");
+            let e = lookup(Some(plain.clone()), Some(path)).unwrap_err();
+            assert_eq!(e.variable(), "APP_OIDC_CA_FILE");
+            assert!(
+                e.message().contains(path.as_str()) && e.message().contains(why),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
+            let e = OidcConfig::builder()
+                .issuer(IssuerConfig::new("https://a.example", "x"))
+                .ca_file(path)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.variable(), "OidcConfig");
+            assert!(
+                e.message().starts_with("ca_file ") && e.message().contains(why),
+                "{e}"
+            );
+        }
+        let e = lookup(None, Some(&missing)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "APP_OIDC_CA_FILE: is set but APP_OIDC_CONFIG is not"
+        );
+        assert_eq!(
+            lookup(Some(plain.clone()), Some(" "))
+                .unwrap_err()
+                .message(),
+            "is empty"
+        );
+        assert!(lookup(None, None).unwrap().is_none());
+        let e = OidcConfig::builder()
+            .issuer(IssuerConfig::new("https://a.example", "x").ca_pem("nothing"))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "OidcConfig: issuers[0]: ca_file holds no PEM certificate"
+        );
     }
 
     #[test]

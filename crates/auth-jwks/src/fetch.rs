@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
-use tower_auth_http::{Discovery, HttpClient, HttpError, Metadata};
+use tower_auth_http::{CaBundle, Discovery, HttpClient, HttpError, Metadata};
 
 /// Why a fetch failed; a short code for logs plus the server's `Retry-After`, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,15 +32,20 @@ impl From<HttpError> for FetchError {
     }
 }
 
-/// A GET-only view of the shared [`HttpClient`], for all issuers.
+/// A GET-only view of an [`HttpClient`], shared by the issuers that trust the same roots.
 #[derive(Clone)]
 pub(crate) struct Fetcher {
     client: HttpClient,
 }
 
 impl Fetcher {
-    pub(crate) fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, String> {
-        HttpClient::new(connect_timeout, read_timeout)
+    /// A client trusting the platform's and the public roots, and `extra`.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        extra: &[&CaBundle],
+    ) -> Result<Self, String> {
+        HttpClient::with_ca(connect_timeout, read_timeout, extra)
             .map(|client| Self { client })
             .map_err(|e| e.to_string())
     }

@@ -11,8 +11,8 @@ use rand::Rng;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tower_auth_core::AuthError;
-use tower_auth_http::{Discovery, HttpError};
+use tower_auth_core::{AuthError, Capped};
+use tower_auth_http::{Discovery, HttpError, require_tls_off_loopback};
 
 use crate::config::Issuer;
 use crate::fetch::{FetchError, Fetcher};
@@ -84,6 +84,8 @@ pub(crate) struct Source {
 struct Failure {
     error: FetchError,
     mismatch: bool,
+    /// A discovered `jwks_uri` refused by the loopback rule, for the error event.
+    plain_http: Option<Uri>,
 }
 
 impl From<FetchError> for Failure {
@@ -91,6 +93,7 @@ impl From<FetchError> for Failure {
         Self {
             error,
             mismatch: false,
+            plain_http: None,
         }
     }
 }
@@ -266,6 +269,12 @@ impl Source {
                     state.misconfigured = true;
                     tracing::error!(target: "auth", issuer, reason = failure.error.reason,
                         "oidc discovery names another issuer; its tokens are refused until this is fixed");
+                } else if let Some(uri) = &failure.plain_http {
+                    // The URI came from the IdP's document: capped like any outside value.
+                    tracing::error!(target: "auth", issuer, reason = failure.error.reason,
+                        jwks_uri = %Capped(&uri.to_string()), failures = state.failures,
+                        "oidc discovery names a plain-http jwks_uri on a host that is not loopback; \
+                         not fetched, keeping last-known-good keys");
                 } else {
                     tracing::warn!(target: "auth", issuer, reason = failure.error.reason,
                         failures = state.failures, "oidc key fetch failed; keeping last-known-good keys");
@@ -302,18 +311,30 @@ impl Source {
                 HttpError::IssuerMismatch => Failure {
                     error: FetchError::new("discovery_issuer_mismatch"),
                     mismatch: true,
+                    plain_http: None,
                 },
                 HttpError::NotJson => FetchError::new("discovery_not_json").into(),
                 other => FetchError::from(other).into(),
             })?;
-        metadata.jwks_uri().map_err(|error| {
+        let uri = metadata.jwks_uri().map_err(|error| {
             let reason = match error {
                 // OpenID Connect requires the field: a document without it is not one.
                 HttpError::MissingEndpoint => "discovery_not_json",
                 _ => "discovery_bad_jwks_uri",
             };
-            FetchError::new(reason).into()
-        })
+            Failure::from(FetchError::new(reason))
+        })?;
+        // The loopback rule of configured URLs (`config::idp_url`), for a discovered one:
+        // keys read over plain http could be anyone's. Not remembered, so the next attempt
+        // discovers again. SECURITY.md F17.
+        if require_tls_off_loopback(&uri).is_err() {
+            return Err(Failure {
+                error: FetchError::new("discovery_jwks_uri_plain_http"),
+                mismatch: false,
+                plain_http: Some(uri),
+            });
+        }
+        Ok(uri)
     }
 
     /// Fetches at start, then refreshes ahead of the interval with jitter; after a failure
@@ -377,7 +398,7 @@ mod tests {
             max_stale: config.max_stale(),
             cooldown: Duration::from_secs(30),
         };
-        let fetcher = Fetcher::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        let fetcher = Fetcher::new(Duration::from_secs(1), Duration::from_secs(1), &[]).unwrap();
         Source::new(
             Arc::clone(&config.issuers[0]),
             timing,
@@ -459,7 +480,7 @@ mod tests {
 
     /// An issuer on 127.0.0.1 whose discovery document is `document`, with `{issuer}`
     /// standing for the issuer URL.
-    async fn issuer_serving(document: &'static str) -> String {
+    async fn issuer_serving(document: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
@@ -508,12 +529,43 @@ mod tests {
                 "{document}"
             );
         }
-        // Keys are public: a plain-http jwks_uri elsewhere is used (and warned about at start).
-        let document = r#"{"issuer":"{issuer}","jwks_uri":"http://keys.example/jwks"}"#;
-        let s = source_for(&issuer_serving(document).await, 100);
-        assert_eq!(
-            s.discover().await.ok(),
-            Some(Uri::from_static("http://keys.example/jwks"))
-        );
+        // Plain http to a loopback host, or https anywhere, is used as discovered.
+        for jwks_uri in ["{issuer}/jwks", "https://keys.example/jwks"] {
+            let document = format!(r#"{{"issuer":"{{issuer}}","jwks_uri":"{jwks_uri}"}}"#);
+            let issuer = issuer_serving(&document).await;
+            let s = source_for(&issuer, 100);
+            let expected = jwks_uri.replace("{issuer}", &issuer);
+            assert_eq!(
+                s.discover().await.ok().map(|u| u.to_string()),
+                Some(expected)
+            );
+        }
+    }
+
+    /// SECURITY.md F17.
+    #[tokio::test]
+    async fn a_discovered_plain_http_jwks_uri_off_loopback_is_a_failed_refresh() {
+        for jwks_uri in [
+            "http://keys.example/jwks",
+            "http://localhost.:9/jwks",
+            "http://10.0.0.1/jwks",
+            "HTTP://keys.example/jwks",
+        ] {
+            let document = format!(r#"{{"issuer":"{{issuer}}","jwks_uri":"{jwks_uri}"}}"#);
+            let s = source_for(&issuer_serving(&document).await, 100);
+            let failure = s.discover().await.unwrap_err();
+            assert_eq!(
+                failure.error.reason, "discovery_jwks_uri_plain_http",
+                "{jwks_uri}"
+            );
+            assert!(!failure.mismatch && failure.plain_http.is_some());
+            // A whole refresh: counted as a failure to retry, the URI not remembered.
+            Arc::clone(&s).run_fetch().await;
+            let status = s.status();
+            assert_eq!(status.last_error, Some("discovery_jwks_uri_plain_http"));
+            assert!(!status.misconfigured && !status.available);
+            assert_eq!(lock(&s.state).failures, 1);
+            assert!(lock(&s.state).jwks_uri.is_none());
+        }
     }
 }

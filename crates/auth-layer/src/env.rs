@@ -158,13 +158,11 @@ pub(crate) fn api_keys(vars: &Vars<'_>, admins: &Admins) -> Result<Option<Keys>,
     }
 }
 
-/// `OIDC_CONFIG`, parsed (the issuers are contacted only when the layer is built).
+/// `OIDC_CONFIG` and `OIDC_CA_FILE`, parsed and the CA files read (the issuers are contacted
+/// only when the layer is built).
 #[cfg(feature = "oidc")]
 pub(crate) fn oidc(vars: &Vars<'_>) -> Result<Option<tower_auth_oidc::OidcConfig>, ConfigError> {
-    let (name, value) = vars.read("OIDC_CONFIG");
-    value
-        .map(|json| tower_auth_oidc::OidcConfig::from_json(&name, &json))
-        .transpose()
+    tower_auth_oidc::OidcConfig::from_lookup(vars.prefix, vars.get)
 }
 
 /// The HMAC parts: the authenticator's configuration and, with `AUTH_TOKEN_CLIENTS`, the exchange.
