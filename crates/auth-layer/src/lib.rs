@@ -71,7 +71,8 @@
 //! | `OIDC_CONFIG` | JSON: `{"issuers":[{"issuer","audience","jwks_uri"?,"roles_claim"?,"roles_prefix"?,"algorithms"?,"required_typ"?}], "jwks_refresh_interval_secs"?, "token_cache_size"?, "token_cache_ttl_secs"?, "leeway_secs"?}` (feature `oidc`). |
 //! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
-//! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
+//! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange and of `POST /auth/revoke` (feature `hmac`). |
+//! | `AUTH_REVOCATION_FILE` | A file that keeps revoked role tokens across restarts (feature `hmac`). |
 //! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange counts failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded` (feature `hmac`). |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
