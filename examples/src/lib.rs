@@ -66,13 +66,18 @@ pub fn startup<N: AsRef<str>>(
 
 /// The demo routes behind `auth`:
 /// `GET /health` (public), `GET /whoami` (any identity), `GET /admin` (role `admin`),
-/// `GET /metrics` (both [`METRICS_ROLES`]), and `POST /auth/token` when the layer has a
-/// token exchange.
+/// `GET /metrics` (both [`METRICS_ROLES`]), and `POST /auth/token` and `POST /auth/revoke`
+/// when the layer has a token exchange.
 pub fn router(auth: AuthLayer) -> Router {
     let mut router = Router::new();
-    // `POST /auth/token` when AUTH_TOKEN_CLIENTS is configured; the layer exempts it.
+    // `POST /auth/token` and `POST /auth/revoke` when AUTH_TOKEN_CLIENTS is configured; the
+    // layer exempts both. Inside the layer, so that an admin's bearer identity reaches the
+    // revocation endpoint.
     if let Some(exchange) = auth.exchange_endpoint() {
         router = router.merge(exchange.clone().router());
+    }
+    if let Some(revoke) = auth.revocation_endpoint() {
+        router = router.merge(revoke.clone().router());
     }
     router
         .route("/whoami", get(whoami))

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tower_auth::AuthConfig;
 
@@ -118,6 +118,17 @@ pub async fn send(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
+    send_body(addr, method, path, headers, "").await
+}
+
+/// As [`send`], with `body`.
+pub async fn send_body(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -134,7 +145,11 @@ pub async fn send(
         );
     }
     let response = sender
-        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+        .send_request(
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = response.status().as_u16();

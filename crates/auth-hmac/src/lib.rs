@@ -1,6 +1,7 @@
 //! HS256 role tokens for the auth middleware: mint them, verify them as an
 //! [`tower_auth_core::Authenticator`], revoke them by `jti`, and exchange a registered client's
-//! secret for one at `POST /auth/token`.
+//! secret for one at `POST /auth/token`, and revoke it at `POST /auth/revoke` (RFC 7009,
+//! [`RevocationEndpoint`]).
 //!
 //! Tokens carry `sub`, `roles`, `exp`, `iat`, `jti`, `iss` (the HMAC issuer, `auth-hmac` by
 //! default) and optionally `aud`. A token is claimed by [`HmacAuthenticator`] only when its
@@ -66,8 +67,8 @@ pub use config::{
 };
 pub use exchange::{
     BODY_DEADLINE, DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME,
-    ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, MAX_BODY_BYTES, TOKEN_PATH,
-    TokenClients,
+    ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, MAX_BODY_BYTES, REVOKE_PATH,
+    RevocationEndpoint, TOKEN_PATH, TokenClients,
 };
 pub use revocation::{DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList};
 pub use token::{

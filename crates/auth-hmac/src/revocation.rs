@@ -1,10 +1,15 @@
-//! Revoking role tokens by `jti` before they expire.
+//! Revoking role tokens by `jti` before they expire, in memory and optionally in a file
+//! that survives a restart.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use serde::{Deserialize, Serialize};
 use tower_auth_core::Clock;
 
 /// How many revoked tokens a list holds unless told otherwise.
@@ -41,17 +46,79 @@ impl std::error::Error for RevocationError {}
 /// Clones share the same list: keep one to revoke while an
 /// [`HmacAuthenticator`](crate::HmacAuthenticator) checks against it. The check on the
 /// request path is one atomic load when the list is empty and a read lock otherwise.
+///
+/// A list [`open`](Self::open)ed on a file (`AUTH_REVOCATION_FILE`) survives a restart:
+/// [`persist`](Self::persist) writes it after a revocation. The file is one JSON document,
+/// `{"revoked":[{"jti":"...","sub":"...","until":1700000000}]}`, where `until` is the Unix
+/// second after which the token is refused anyway (its `exp` plus the leeway); it holds no
+/// token and no secret. Entries past `until` are dropped when the file is read and when it
+/// is written.
+///
+/// ```
+/// use tower_auth_core::Clock;
+/// use tower_auth_hmac::RevocationList;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("revocation-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("revoked.json");
+/// let clock = Clock::manual(1_700_000_000);
+///
+/// let list = RevocationList::open(&path, clock.clone())?; // no file yet: an empty list
+/// list.revoke("jti-1", "agent", 1_700_003_600).unwrap();
+/// list.persist().await?;
+///
+/// let after_restart = RevocationList::open(&path, clock)?;
+/// assert!(after_restart.is_revoked("jti-1"));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RevocationList {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// jti -> Unix second after which the token is expired whatever the list says.
-    entries: RwLock<HashMap<Box<str>, u64>>,
+    entries: RwLock<HashMap<Box<str>, Entry>>,
     len: AtomicUsize,
+    /// Counts changes to `entries`, bumped under its write lock, so that a write of the
+    /// file can tell whether what it would write is on disk already.
+    generation: AtomicU64,
     capacity: usize,
     clock: Clock,
+    file: Option<Backing>,
+}
+
+struct Entry {
+    /// Unix second after which the token is expired whatever the list says.
+    until: u64,
+    subject: Box<str>,
+}
+
+/// The file a list is kept in, and the generation of the list last written there. The mutex
+/// also makes writes one at a time.
+struct Backing {
+    path: PathBuf,
+    written: Mutex<u64>,
+}
+
+/// The file's document.
+#[derive(Serialize, Deserialize)]
+struct Document<'a> {
+    #[serde(borrow)]
+    revoked: Vec<Record<'a>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record<'a> {
+    #[serde(borrow)]
+    jti: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sub: std::borrow::Cow<'a, str>,
+    until: u64,
 }
 
 impl Default for RevocationList {
@@ -62,10 +129,13 @@ impl Default for RevocationList {
 
 impl fmt::Debug for RevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationList")
-            .field("len", &self.len())
-            .field("capacity", &self.inner.capacity)
-            .finish()
+        let mut s = f.debug_struct("RevocationList");
+        s.field("len", &self.len())
+            .field("capacity", &self.inner.capacity);
+        if let Some(file) = &self.inner.file {
+            s.field("file", &file.path);
+        }
+        s.finish()
     }
 }
 
@@ -77,27 +147,125 @@ impl RevocationList {
 
     /// An empty list holding at most `capacity` unexpired revocations.
     pub fn with_capacity(clock: Clock, capacity: usize) -> Self {
+        Self::build(clock, capacity, HashMap::new(), None)
+    }
+
+    fn build(
+        clock: Clock,
+        capacity: usize,
+        entries: HashMap<Box<str>, Entry>,
+        file: Option<Backing>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                entries: RwLock::new(HashMap::new()),
-                len: AtomicUsize::new(0),
+                len: AtomicUsize::new(entries.len()),
+                entries: RwLock::new(entries),
+                generation: AtomicU64::new(0),
                 capacity,
                 clock,
+                file,
             }),
         }
     }
 
+    /// A list with [`DEFAULT_REVOCATION_CAPACITY`] kept in the file at `path`: the
+    /// revocations in it that have not expired by `clock`, or none when there is no file
+    /// yet (it is created by the first [`persist`](Self::persist), mode 0600 on Unix).
+    ///
+    /// # Errors
+    /// The file cannot be read, is not a document as described on [`RevocationList`], holds
+    /// more unexpired entries than the capacity, or does not exist in a directory that does
+    /// not exist either (no write could ever create it).
+    pub fn open(path: impl Into<PathBuf>, clock: Clock) -> io::Result<Self> {
+        let path = path.into();
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = directory_of(&path);
+                if !dir.is_dir() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "neither the file nor its directory {} exists",
+                            dir.display()
+                        ),
+                    ));
+                }
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let mut entries = HashMap::new();
+        if !text.is_empty() {
+            let document: Document<'_> = serde_json::from_slice(&text).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "not a JSON document {{\"revoked\":[{{\"jti\",\"sub\",\"until\"}}]}} (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ),
+                )
+            })?;
+            let now = clock.now_unix();
+            for record in document.revoked.into_iter().filter(|r| r.until > now) {
+                let entry = entries.entry(record.jti.into()).or_insert(Entry {
+                    until: 0,
+                    subject: record.sub.into(),
+                });
+                entry.until = entry.until.max(record.until);
+            }
+            if entries.len() > DEFAULT_REVOCATION_CAPACITY {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "holds {} unexpired revocations, more than the {DEFAULT_REVOCATION_CAPACITY} a list holds",
+                        entries.len()
+                    ),
+                ));
+            }
+        }
+        let file = Backing {
+            path,
+            written: Mutex::new(0),
+        };
+        Ok(Self::build(
+            clock,
+            DEFAULT_REVOCATION_CAPACITY,
+            entries,
+            Some(file),
+        ))
+    }
+
+    /// The file the list is kept in, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.inner.file.as_ref().map(|f| f.path.as_path())
+    }
+
     /// Revokes the token `jti` of `subject`, keeping the entry until `keep_until` (Unix
     /// seconds: the token's `exp` plus the verifier's leeway). Records an audit event
-    /// (target `auth`) that names the `jti` and subject.
+    /// (target `auth`) that names the `jti` and subject. The token is refused from now on;
+    /// for a list kept in a file, [`persist`](Self::persist) then writes it down.
     ///
     /// # Errors
     /// [`RevocationError::Full`] when the list holds its capacity of unexpired entries.
     pub fn revoke(&self, jti: &str, subject: &str, keep_until: u64) -> Result<(), RevocationError> {
+        let added = self.insert(jti, subject, keep_until)?;
+        tracing::info!(target: "auth", event = "token_revoked", jti = ?jti, subject = ?subject, keep_until, already_expired = !added, "role token revoked");
+        Ok(())
+    }
+
+    /// [`revoke`](Self::revoke) without its event, for callers that log a fuller one;
+    /// `false` when the token had expired already, so that nothing was held.
+    pub(crate) fn insert(
+        &self,
+        jti: &str,
+        subject: &str,
+        keep_until: u64,
+    ) -> Result<bool, RevocationError> {
         let now = self.inner.clock.now_unix();
         if keep_until <= now {
-            tracing::info!(target: "auth", event = "token_revoked", jti = ?jti, subject = ?subject, already_expired = true, "role token revoked");
-            return Ok(());
+            return Ok(false);
         }
         let mut entries = self
             .inner
@@ -105,18 +273,80 @@ impl RevocationList {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if !entries.contains_key(jti) && entries.len() >= self.inner.capacity {
-            entries.retain(|_, until| *until > now);
+            entries.retain(|_, entry| entry.until > now);
             if entries.len() >= self.inner.capacity {
                 self.inner.len.store(entries.len(), Ordering::Release);
                 tracing::error!(target: "auth", event = "revocation_list_full", jti = ?jti, subject = ?subject, capacity = self.inner.capacity, "role token NOT revoked: the revocation list is full");
                 return Err(RevocationError::Full);
             }
         }
-        let until = entries.entry(jti.into()).or_insert(keep_until);
-        *until = (*until).max(keep_until);
+        let entry = entries.entry(jti.into()).or_insert_with(|| Entry {
+            until: keep_until,
+            subject: subject.into(),
+        });
+        entry.until = entry.until.max(keep_until);
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
         self.inner.len.store(entries.len(), Ordering::Release);
-        drop(entries);
-        tracing::info!(target: "auth", event = "token_revoked", jti = ?jti, subject = ?subject, keep_until, "role token revoked");
+        Ok(true)
+    }
+
+    /// Writes the list to its file, if it has one, when it has changed since the last write:
+    /// the unexpired entries into a temporary file in the same directory (mode 0600 on
+    /// Unix), flushed to disk, then renamed over the file, so that a crash leaves the old
+    /// list or the new one, never half of one.
+    ///
+    /// The writing runs on Tokio's blocking pool ([`tokio::task::spawn_blocking`]), not on
+    /// the task that awaits it; writes are made one at a time, and one that finds its
+    /// revocations written already by another returns at once. Needs a Tokio runtime; from
+    /// synchronous code call [`persist_blocking`](Self::persist_blocking).
+    ///
+    /// # Errors
+    /// The file could not be written (the revocations stay in force in memory).
+    pub async fn persist(&self) -> io::Result<()> {
+        if self.inner.file.is_none() {
+            return Ok(());
+        }
+        let list = self.clone();
+        tokio::task::spawn_blocking(move || list.persist_blocking())
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
+    }
+
+    /// As [`persist`](Self::persist), on the calling thread.
+    ///
+    /// # Errors
+    /// As [`persist`](Self::persist).
+    pub fn persist_blocking(&self) -> io::Result<()> {
+        let Some(file) = &self.inner.file else {
+            return Ok(());
+        };
+        let mut written = file.written.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.inner.clock.now_unix();
+        let (generation, bytes) = {
+            let entries = self
+                .inner
+                .entries
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let generation = self.inner.generation.load(Ordering::Relaxed);
+            if generation == *written {
+                return Ok(());
+            }
+            let mut revoked: Vec<Record<'_>> = entries
+                .iter()
+                .filter(|(_, entry)| entry.until > now)
+                .map(|(jti, entry)| Record {
+                    jti: (&**jti).into(),
+                    sub: (&*entry.subject).into(),
+                    until: entry.until,
+                })
+                .collect();
+            revoked.sort_unstable_by(|a, b| a.jti.cmp(&b.jti));
+            let bytes = serde_json::to_vec(&Document { revoked }).map_err(io::Error::other)?;
+            (generation, bytes)
+        };
+        write_atomically(&file.path, &bytes)?;
+        *written = generation;
         Ok(())
     }
 
@@ -141,7 +371,7 @@ impl RevocationList {
             .entries
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        entries.retain(|_, until| *until > now);
+        entries.retain(|_, entry| entry.until > now);
         self.inner.len.store(entries.len(), Ordering::Release);
     }
 
@@ -154,6 +384,48 @@ impl RevocationList {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Replaces the file at `path` with `bytes` by writing a temporary file beside it and
+/// renaming it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = directory_of(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut temporary = std::ffi::OsString::from(".");
+    temporary.push(name);
+    temporary.push(".tmp");
+    let temporary = dir.join(temporary);
+    // A temporary file left by a crash: created anew, so that its mode is ours.
+    let _ = fs::remove_file(&temporary);
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&temporary).and_then(|mut out| {
+        out.write_all(bytes)?;
+        out.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&temporary, path)) {
+        let _ = fs::remove_file(&temporary);
+        return Err(e);
+    }
+    // The rename itself is durable once the directory is flushed (on Unix; elsewhere a
+    // directory cannot be opened as a file).
+    #[cfg(unix)]
+    if let Ok(dir) = fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,5 +481,73 @@ mod tests {
             format!("{other:?}"),
             "RevocationList { len: 1, capacity: 100000 }"
         );
+    }
+
+    fn read(path: &Path) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_keeps_revocations_across_opens_and_drops_expired_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revoked.json");
+        let clock = Clock::manual(1_000);
+        let list = RevocationList::open(&path, clock.clone()).unwrap();
+        assert!(
+            list.is_empty() && !path.exists(),
+            "a missing file is an empty list"
+        );
+        list.persist().await.unwrap();
+        assert!(!path.exists(), "nothing revoked, nothing written");
+        list.revoke("short", "a", 1_010).unwrap();
+        list.revoke("long", "b", 2_000).unwrap();
+        list.persist().await.unwrap();
+        assert_eq!(
+            read(&path),
+            serde_json::json!({"revoked":[{"jti":"long","sub":"b","until":2_000},{"jti":"short","sub":"a","until":1_010}]})
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        clock.advance(Duration::from_secs(20));
+        let reopened = RevocationList::open(&path, clock.clone()).unwrap();
+        assert!(reopened.is_revoked("long") && !reopened.is_revoked("short"));
+        assert_eq!(reopened.len(), 1, "expired on load: dropped");
+        // On write, too: the expired entry leaves the file with the next revocation.
+        list.revoke("third", "c", 3_000).unwrap();
+        list.persist_blocking().unwrap();
+        let jtis: Vec<String> = read(&path)["revoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["jti"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(jtis, ["long", "third"]);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn an_unusable_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revoked.json");
+        for bad in [
+            "not json",
+            "[]",
+            r#"{"revoked":[{"jti":"a","sub":"b"}]}"#,
+            r#"{"revoked":[{"jti":"a","sub":"b","until":"soon"}]}"#,
+        ] {
+            fs::write(&path, bad).unwrap();
+            let err = RevocationList::open(&path, Clock::manual(0)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{bad}");
+        }
+        let nowhere = dir.path().join("missing-dir").join("revoked.json");
+        assert!(RevocationList::open(&nowhere, Clock::manual(0)).is_err());
+        let list = RevocationList::new(Clock::manual(0));
+        assert!(list.file().is_none());
+        list.persist_blocking().unwrap();
     }
 }

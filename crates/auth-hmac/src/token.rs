@@ -44,6 +44,10 @@ pub struct AccessTokenClaims {
     pub nbf: Option<u64>,
     /// The token id (`jti`), by which it can be revoked, if present.
     pub jti: Option<String>,
+    /// The token-exchange client the token was issued to (`client_id`, RFC 9068 section
+    /// 2.2), which may revoke it at `POST /auth/revoke`; `None` for tokens minted otherwise,
+    /// and for tokens the exchange issued before it recorded the client.
+    pub client_id: Option<String>,
 }
 
 impl AccessTokenClaims {
@@ -203,6 +207,11 @@ fn check_claims(
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(RoleTokenError::invalid("bad_jti")),
     };
+    let client_id = match payload.get("client_id") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(RoleTokenError::invalid("bad_client_id")),
+    };
     let named = jose::audiences(&payload).map_err(RoleTokenError::broke)?;
     match (&config.audience, &named) {
         (Some(ours), _) => {
@@ -228,6 +237,7 @@ fn check_claims(
         iat: times.iat,
         nbf: times.nbf,
         jti,
+        client_id,
     };
     match times.check(now, config.leeway_secs) {
         Ok(()) => Ok(Verified { claims, payload }),
@@ -302,6 +312,8 @@ struct Payload<'a> {
     jti: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
 }
 
 /// A fresh random `jti`: 128 bits, base64url.
@@ -374,17 +386,19 @@ impl HmacConfig {
         I: IntoIterator<Item = R>,
         R: AsRef<str>,
     {
-        self.mint_with_jti(subject, roles, expires_in, audience)
+        self.mint_with_jti(subject, roles, expires_in, audience, None)
             .map(|(token, _)| token)
     }
 
-    /// Mints a token and returns it with its `jti`.
+    /// Mints a token and returns it with its `jti`; `client_id` records the exchange client
+    /// it is issued to.
     pub(crate) fn mint_with_jti<I, R>(
         &self,
         subject: &str,
         roles: I,
         expires_in: Duration,
         audience: Option<&str>,
+        client_id: Option<&str>,
     ) -> Result<(String, String), MintError>
     where
         I: IntoIterator<Item = R>,
@@ -407,6 +421,7 @@ impl HmacConfig {
             jti: &jti,
             iss: &self.issuer,
             aud: audience,
+            client_id,
         })
         // Strings and integers always serialise; were that ever to fail, no token of
         // bounded size exists, which is what `TooLarge` says.

@@ -133,9 +133,9 @@ impl AuthConfig {
                 .as_ref()
                 .is_some_and(|kinds| kinds.contains(&AuthenticatorKind::Hmac))
         {
-            rules
-                .exempt(tower_auth_hmac::TOKEN_PATH)
-                .expect("a valid path");
+            for path in [tower_auth_hmac::TOKEN_PATH, tower_auth_hmac::REVOKE_PATH] {
+                rules.exempt(path).expect("a valid path");
+            }
         }
         Ok(Self {
             chain,
@@ -298,11 +298,20 @@ impl AuthConfig {
                 },
                 #[cfg(feature = "hmac")]
                 AuthenticatorKind::Hmac => {
-                    let env::Hmac { config, exchange } =
-                        hmac.take().expect("checked in from_lookup");
+                    let env::Hmac {
+                        config,
+                        exchange,
+                        revocations,
+                    } = hmac.take().expect("checked in from_lookup");
+                    // One list: what the revocation endpoint writes, the authenticator refuses
+                    // from the next request on.
                     let authenticator =
-                        tower_auth_hmac::HmacAuthenticator::new(config, self.admins.clone());
+                        tower_auth_hmac::HmacAuthenticator::new(config, self.admins.clone())
+                            .revocation_list(revocations.clone());
                     settings.chain.push(Arc::new(authenticator));
+                    settings.token_revocation = exchange
+                        .as_ref()
+                        .map(|exchange| exchange.revocation_endpoint(revocations));
                     settings.token_exchange = exchange;
                 }
                 #[cfg(feature = "oidc")]
@@ -433,9 +442,17 @@ mod tests {
         .build_blocking()
         .unwrap();
         assert!(layer.exchange_endpoint().is_some());
+        assert!(layer.revocation_endpoint().is_some());
         let mut exempt = layer.exemptions();
         exempt.sort();
-        assert_eq!(exempt, [tower_auth_hmac::TOKEN_PATH, "/ping"]);
+        assert_eq!(
+            exempt,
+            [
+                tower_auth_hmac::REVOKE_PATH,
+                tower_auth_hmac::TOKEN_PATH,
+                "/ping"
+            ]
+        );
 
         // With hmac left out of AUTH_MODE the exchange is not served, and its path is not
         // exempt: an application route there stays protected.
@@ -450,7 +467,40 @@ mod tests {
         .build_blocking()
         .unwrap();
         assert!(layer.exchange_endpoint().is_none());
+        assert!(layer.revocation_endpoint().is_none());
         assert_eq!(layer.exemptions(), ["/ping"]);
+    }
+
+    /// SECURITY.md R8.
+    #[cfg(feature = "hmac")]
+    #[test]
+    fn a_revocation_file_that_cannot_be_used_refuses_start_up_naming_variable_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let malformed = dir.path().join("malformed.json");
+        std::fs::write(&malformed, "{not json").unwrap();
+        let nowhere = dir.path().join("no-such-dir").join("revoked.json");
+        let fresh = dir.path().join("revoked.json");
+        let fresh_path = fresh.to_str().unwrap();
+        for path in [&malformed, &nowhere] {
+            let path = path.to_str().unwrap();
+            let error =
+                config(&[("HMAC_SECRET", SECRET), ("AUTH_REVOCATION_FILE", path)]).unwrap_err();
+            assert_eq!(error.variable(), "AUTH_REVOCATION_FILE");
+            assert!(error.to_string().contains(path), "{error}");
+        }
+        // Without HMAC_SECRET there is nothing to revoke.
+        assert_eq!(
+            error_variable(&[("AUTH_REVOCATION_FILE", fresh_path)]),
+            "AUTH_REVOCATION_FILE"
+        );
+        // A missing file in an existing directory is an empty list.
+        assert!(
+            config(&[
+                ("HMAC_SECRET", SECRET),
+                ("AUTH_REVOCATION_FILE", fresh_path)
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

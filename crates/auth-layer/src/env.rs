@@ -165,21 +165,52 @@ pub(crate) fn oidc(vars: &Vars<'_>) -> Result<Option<tower_auth_oidc::OidcConfig
     tower_auth_oidc::OidcConfig::from_lookup(vars.prefix, vars.get)
 }
 
-/// The HMAC parts: the authenticator's configuration and, with `AUTH_TOKEN_CLIENTS`, the exchange.
+/// The HMAC parts: the authenticator's configuration, its revocation list and, with
+/// `AUTH_TOKEN_CLIENTS`, the exchange.
 #[cfg(feature = "hmac")]
 #[derive(Debug)]
 pub(crate) struct Hmac {
     pub(crate) config: tower_auth_hmac::HmacConfig,
     pub(crate) exchange: Option<tower_auth_hmac::ExchangeEndpoint>,
+    /// Kept in `AUTH_REVOCATION_FILE` when that is set.
+    pub(crate) revocations: tower_auth_hmac::RevocationList,
 }
 
-/// `HMAC_SECRET` and friends, and `AUTH_TOKEN_CLIENTS`, which needs them (the endpoint's
-/// reader refuses it without `HMAC_SECRET`).
+/// `HMAC_SECRET` and friends, `AUTH_TOKEN_CLIENTS` and `AUTH_REVOCATION_FILE`, which need
+/// them (the endpoint's reader refuses the clients without `HMAC_SECRET`). The revocation
+/// file is read here, at start: unreadable or malformed, it refuses start-up.
 #[cfg(feature = "hmac")]
 pub(crate) fn hmac(vars: &Vars<'_>) -> Result<Option<Hmac>, ConfigError> {
     let config = tower_auth_hmac::HmacConfig::from_lookup(vars.prefix, vars.get)?;
     let exchange = tower_auth_hmac::ExchangeEndpoint::from_lookup(vars.prefix, vars.get)?;
-    Ok(config.map(|config| Hmac { config, exchange }))
+    let (name, file) = vars.read("AUTH_REVOCATION_FILE");
+    let Some(config) = config else {
+        return match file {
+            Some(_) => Err(ConfigError::new(
+                name,
+                format!(
+                    "needs {} (revocations are of role tokens)",
+                    vars.name("HMAC_SECRET")
+                ),
+            )),
+            None => Ok(None),
+        };
+    };
+    let clock = config.clock().clone();
+    let revocations = match file {
+        None => tower_auth_hmac::RevocationList::new(clock),
+        Some(path) if path.trim().is_empty() => {
+            return Err(ConfigError::new(name, "is empty: give a file path"));
+        }
+        Some(path) => tower_auth_hmac::RevocationList::open(&path, clock).map_err(|e| {
+            ConfigError::new(&name, format!("cannot use revocation file {path}: {e}"))
+        })?,
+    };
+    Ok(Some(Hmac {
+        config,
+        exchange,
+        revocations,
+    }))
 }
 
 /// Role tokens and OIDC tokens must never be confused: `HMAC_ISSUER` is no OIDC issuer.

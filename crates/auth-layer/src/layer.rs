@@ -127,6 +127,19 @@ impl AuthLayer {
         self.settings.token_exchange.as_ref()
     }
 
+    /// The revocation endpoint (RFC 7009) beside the [exchange](Self::exchange_endpoint),
+    /// to be served at [`tower_auth_hmac::REVOKE_PATH`] (which the layer exempts, so that
+    /// clients authenticating with Basic or form credentials reach it). It revokes into the
+    /// list this layer's HMAC authenticator checks (kept in `AUTH_REVOCATION_FILE` when that
+    /// is set), so a revoked token is refused from the next request on. Serve it inside this
+    /// layer (`Router::new().merge(endpoint.router()).layer(auth)`): an identity with role
+    /// `admin` that the layer authenticated may then revoke any role token. `None` without
+    /// `AUTH_TOKEN_CLIENTS`.
+    #[cfg(feature = "hmac")]
+    pub fn revocation_endpoint(&self) -> Option<&tower_auth_hmac::RevocationEndpoint> {
+        self.settings.token_revocation.as_ref()
+    }
+
     /// The exempt paths, in no particular order.
     pub fn exemptions(&self) -> Vec<String> {
         self.settings.rules.exemptions().collect()
@@ -149,6 +162,8 @@ pub(crate) fn default_settings() -> Settings {
         limits: Arc::new(SourceLimits::new(LimitConfig::default())),
         #[cfg(feature = "hmac")]
         token_exchange: None,
+        #[cfg(feature = "hmac")]
+        token_revocation: None,
     }
 }
 

@@ -72,7 +72,8 @@
 //! | `OIDC_CA_FILE` | PEM file of CA certificates trusted for every issuer, besides the platform's store and the webpki roots (`ca_file` per issuer alike). |
 //! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
-//! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange (feature `hmac`). |
+//! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange and of `POST /auth/revoke` (feature `hmac`). |
+//! | `AUTH_REVOCATION_FILE` | A file that keeps revoked role tokens across restarts (feature `hmac`). |
 //! | `AUTH_FAILURE_LIMIT` | `N/SECONDS`: a source that presents N invalid credentials within the window gets 429 until it ends, before any lookup ([`AuthLayerBuilder::failure_limit`]). |
 //! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange and `AUTH_FAILURE_LIMIT` count failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded`. |
 #![deny(unsafe_code)]

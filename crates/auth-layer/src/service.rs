@@ -44,6 +44,9 @@ pub(crate) struct Settings {
     /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
     #[cfg(feature = "hmac")]
     pub(crate) token_exchange: Option<tower_auth_hmac::ExchangeEndpoint>,
+    /// Its revocation endpoint, writing the list the HMAC authenticator checks.
+    #[cfg(feature = "hmac")]
+    pub(crate) token_revocation: Option<tower_auth_hmac::RevocationEndpoint>,
 }
 
 /// What to do with a request, as far as can be told without waiting.

@@ -6,7 +6,8 @@
 //! method (unless `AUTH_MODE=none`). With none set, and only on loopback addresses, it
 //! generates two API keys, an HMAC secret, a token client and an in-process OpenID issuer,
 //! and prints to the terminal (stderr, not the log on stdout) `curl` and `grpcurl` lines that
-//! show a 200, a 401 and a 403, a role token for `/metrics`, and the token exchange.
+//! show a 200, a 401 and a 403, a role token for `/metrics`, the token exchange and the
+//! revocation of its tokens.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -187,6 +188,9 @@ async fn demo_layer(
         format!(
             "  curl -s http://{{http}}/auth/token -H 'content-type: application/json' -d '{{\"client_id\":\"demo-client\",\"credential\":\"{client_secret}\"}}'"
         ),
+        "Revoke a token (RFC 7009) as the client it was issued to, or as an admin; the layer refuses it from then on:".to_owned(),
+        format!("  curl -i http://{{http}}/auth/revoke -u 'demo-client:{client_secret}' -d 'token=TOKEN'   # 200"),
+        format!("  curl -i http://{{http}}/auth/revoke -H 'X-API-Key: {admin}' -d 'token=TOKEN'   # 200, any role token"),
         "".to_owned(),
         "gRPC:".to_owned(),
         "  grpcurl -plaintext {grpc} grpc.health.v1.Health/Check                            # SERVING, public".to_owned(),

@@ -38,32 +38,72 @@
 //! # }
 //! ```
 
-use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA, RETRY_AFTER};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
-use tower_auth_core::{Capped, Cidr, ConfigError, Secret, sha256_digest};
+use tower_auth_core::{Cidr, ConfigError, Secret};
 
-use crate::HmacConfig;
+use crate::{HmacConfig, RevocationList};
+
+/// Makes `$endpoint`, whose `async fn handle(&self, Request<B>) -> Response<Full<Bytes>>`
+/// answers every request, a tower `Service`, and with `axum` gives it a `router` serving it
+/// at `$path` for every method (documented by `$router_doc`).
+macro_rules! endpoint_service {
+    ($endpoint:ident, $path:ident, $router_doc:literal) => {
+        impl<B> tower_service::Service<http::Request<B>> for $endpoint
+        where
+            B: http_body::Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<$crate::exchange::BoxError>,
+        {
+            type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
+            type Error = std::convert::Infallible;
+            type Future = std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+            >;
+
+            fn poll_ready(
+                &mut self,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: http::Request<B>) -> Self::Future {
+                let this = self.clone();
+                Box::pin(async move { Ok(this.handle(request).await) })
+            }
+        }
+
+        #[cfg(feature = "axum")]
+        impl $endpoint {
+            #[doc = $router_doc]
+            pub fn router<S>(self) -> axum::Router<S>
+            where
+                S: Clone + Send + Sync + 'static,
+            {
+                axum::Router::new().route_service($path, self)
+            }
+        }
+    };
+}
 
 mod clients;
 mod limiter;
 mod peer;
+mod request;
+mod revoke;
 
 pub use clients::TokenClients;
 use limiter::FailureLimiter;
+use request::{ClientAuth, Endpoint, invalid_request, read_body, respond};
+pub use revoke::{REVOKE_PATH, RevocationEndpoint};
 pub use tower_auth_core::ForwardedHeader;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -122,22 +162,18 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// feature as a `Router` from `ExchangeEndpoint::router`.
 #[derive(Clone)]
 pub struct ExchangeEndpoint {
-    config: Arc<HmacConfig>,
-    clients: TokenClients,
+    /// The clients, their authentication and its limiter, shared with the
+    /// [`RevocationEndpoint`]s made from this endpoint.
+    auth: Arc<ClientAuth>,
     lifetime: Duration,
     audience: Option<Arc<str>>,
-    limiter: Arc<FailureLimiter>,
-    trusted_proxies: Arc<[Cidr]>,
-    forwarded_header: ForwardedHeader,
-    /// Set once the endpoint has warned that it sees no peer addresses.
-    warned_no_peer: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for ExchangeEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExchangeEndpoint")
-            .field("config", &self.config)
-            .field("clients", &self.clients)
+            .field("config", &self.auth.config)
+            .field("clients", &self.auth.clients)
             .field("lifetime", &self.lifetime)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
@@ -149,10 +185,6 @@ struct ExchangeRequest {
     client_id: String,
     credential: String,
 }
-
-/// A digest no credential is known to hash to, compared against for unknown clients so
-/// that they cost the same as known ones.
-const UNKNOWN_CLIENT_DIGEST: [u8; 32] = [0; 32];
 
 /// Builds an [`ExchangeEndpoint`]; see [`ExchangeEndpoint::builder`]. Setters only record
 /// values; [`build`](Self::build) checks them all.
@@ -247,14 +279,15 @@ impl ExchangeEndpointBuilder {
             })?
             .into();
         Ok(ExchangeEndpoint {
-            config: Arc::new(self.config),
-            clients: self.clients,
+            auth: Arc::new(ClientAuth::new(
+                self.config,
+                self.clients,
+                FailureLimiter::new(self.max_failures, self.failure_window),
+                trusted_proxies,
+                self.forwarded_header,
+            )),
             lifetime: Duration::from_secs(self.lifetime.as_secs()),
             audience: self.audience,
-            limiter: Arc::new(FailureLimiter::new(self.max_failures, self.failure_window)),
-            trusted_proxies,
-            forwarded_header: self.forwarded_header,
-            warned_no_peer: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -365,93 +398,47 @@ impl ExchangeEndpoint {
         self.lifetime
     }
 
+    /// The revocation endpoint (`POST /auth/revoke`) for the tokens this endpoint issues:
+    /// the same clients authenticate there, and their failures count in this endpoint's
+    /// limiter; what they revoke goes into `revocations`, which should be the list the
+    /// [`HmacAuthenticator`](crate::HmacAuthenticator) checks
+    /// ([`revocation_list`](crate::HmacAuthenticator::revocation_list)).
+    pub fn revocation_endpoint(&self, revocations: RevocationList) -> RevocationEndpoint {
+        RevocationEndpoint::new(Arc::clone(&self.auth), revocations)
+    }
+
     /// Answers one request; the service's `call` is this.
     async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
-        if request.method() != Method::POST {
-            let mut response = respond(
-                StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error":"invalid_request"}"#,
-            );
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
-        let source = tower_auth_core::source_address(
-            peer::peer(&request),
-            request.headers(),
-            &self.trusted_proxies,
-            self.forwarded_header,
-        );
-        if source.is_none() && !self.warned_no_peer.swap(true, Ordering::Relaxed) {
-            tracing::warn!(target: "auth", event = "token_exchange_no_peer_address",
-                "the token exchange sees no peer address: failures count per client id alone, \
-                 so wrong secrets from anywhere can lock a client out; serve it with \
-                 into_make_service_with_connect_info::<SocketAddr>()");
-        }
-        // A client that sends its body slowly holds a connection and a task: it gets a
-        // deadline, as it gets a size cap.
-        let Ok(read) = tokio::time::timeout(BODY_DEADLINE, read_request(request)).await else {
-            return respond(
-                StatusCode::REQUEST_TIMEOUT,
-                r#"{"error":"invalid_request"}"#,
-            );
+        let source = self.auth.source(&request);
+        let body = match read_body(request, "application/json").await {
+            Ok((_, body)) => body,
+            Err(answer) => return answer,
         };
-        let Some(ExchangeRequest {
+        let Ok(ExchangeRequest {
             client_id,
             credential,
-        }) = read
+        }) = serde_json::from_slice(&body)
         else {
-            return respond(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+            return invalid_request();
         };
         let credential = Secret::from(credential);
-        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN || credential.is_empty() {
-            return respond(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
-        }
-        let now = self.config.clock.now_unix();
-        let client = self.clients.clients.get(&client_id);
-        let attempt = match self
-            .limiter
-            .attempt(&client_id, client.is_some(), source, now)
+        let client = match self
+            .auth
+            .authenticate(Endpoint::Token, &client_id, credential, source)
         {
-            Ok(attempt) => attempt,
-            Err(wait) => {
-                tracing::warn!(target: "auth", event = "token_exchange_limited", client_id = %Capped(&client_id), source = ?source, retry_after = wait, "token exchange refused: too many failures");
-                let mut response = respond(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    r#"{"error":"too_many_requests"}"#,
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(wait));
-                return response;
-            }
+            Ok(client) => client,
+            Err(refusal) => return refusal.answer(),
         };
-        let expected = client.map_or(&UNKNOWN_CLIENT_DIGEST, |c| &c.digest);
-        let matches = expected.ct_eq(&sha256_digest(credential.expose_secret()));
-        drop(credential);
-        let client = match client {
-            Some(client) if bool::from(matches) => client,
-            _ => {
-                let reason = if client.is_some() {
-                    "bad_credential"
-                } else {
-                    "unknown_client"
-                };
-                tracing::info!(target: "auth", event = "token_exchange_failed", client_id = %Capped(&client_id), reason, "token exchange refused");
-                return respond(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
-            }
-        };
-        self.limiter.succeeded(attempt);
-        let (token, jti) = match self.config.mint_with_jti(
+        let (token, jti) = match self.auth.config.mint_with_jti(
             &client_id,
             &client.roles,
             self.lifetime,
             self.audience.as_deref(),
+            Some(&client_id),
         ) {
             Ok(token) => token,
             Err(e) => {
@@ -472,89 +459,16 @@ impl ExchangeEndpoint {
     }
 }
 
-/// The parsed body, or `None` for anything that makes the request malformed.
-async fn read_request<B>(request: Request<B>) -> Option<ExchangeRequest>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    let json = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    let declared_len = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
-    if !json
-        || matches!(declared_len, Some(None))
-        || declared_len
-            .flatten()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
-        return None;
-    }
-    let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .ok()?
-        .to_bytes();
-    serde_json::from_slice(&body).ok()
-}
-
-fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
-impl<B> tower_service::Service<Request<B>> for ExchangeEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(request).await) })
-    }
-}
-
 // One axum entry point, a `Router` rather than a handler: the router mounts the endpoint
 // at `TOKEN_PATH`, the path the facade exempts, and hands every method to the service, so
 // a GET is answered by the endpoint's own 405 with `Allow: POST` and `Cache-Control:
 // no-store`, where a `post(handler)` route would answer it with axum's.
-#[cfg(feature = "axum")]
-mod axum_glue {
-    use axum::Router;
-
-    use super::{ExchangeEndpoint, TOKEN_PATH};
-
-    impl ExchangeEndpoint {
-        /// A router serving this endpoint at [`TOKEN_PATH`]; merge it into the app's
-        /// router (`app.merge(exchange.router())`) and exempt the path from the auth layer.
-        pub fn router<S>(self) -> Router<S>
-        where
-            S: Clone + Send + Sync + 'static,
-        {
-            Router::new().route_service(TOKEN_PATH, self)
-        }
-    }
-}
+endpoint_service!(
+    ExchangeEndpoint,
+    TOKEN_PATH,
+    "A router serving this endpoint at [`TOKEN_PATH`]; merge it into the app's router \
+     (`app.merge(exchange.router())`) and exempt the path from the auth layer."
+);
 
 #[cfg(test)]
 mod tests {
@@ -592,7 +506,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(exchange.token_lifetime(), DEFAULT_TOKEN_LIFETIME);
-        assert_eq!(exchange.clients.len(), 1);
+        assert_eq!(exchange.auth.clients.len(), 1);
         assert!(
             ExchangeEndpoint::from_lookup("", with_ttl("P_", None))
                 .unwrap()
