@@ -143,3 +143,21 @@ async fn a_body_that_never_completes_gets_408() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(started.elapsed() >= Duration::from_secs(10));
 }
+
+/// SECURITY.md E9: a locked-out source that keeps posting writes a bounded log.
+#[tokio::test]
+async fn a_locked_out_source_cannot_inflate_the_log() {
+    let (logs, _guard) = auth_tests::CapturedLogs::start();
+    let server = serve(endpoint(&[])).await;
+    for _ in 0..40 {
+        exchange(server, A, "wrong", &[]).await;
+    }
+    let text = logs.text();
+    let lines = text.matches("token_exchange_limited").count()
+        + text.matches("token_exchange_failed").count();
+    assert_eq!(
+        lines,
+        tower_auth_core::LOGGED_REJECTIONS_PER_SOURCE as usize,
+        "{text}"
+    );
+}

@@ -129,7 +129,7 @@ async fn a_source_over_its_failure_limit_gets_429_even_with_a_good_key() {
         1,
         "{text}"
     );
-    assert!(text.contains("source=Some(127.0.0.2)"), "{text}");
+    assert!(text.contains("source=127.0.0.2"), "{text}");
     assert!(!text.contains(KEY_A) && !text.contains(KEY_B));
 }
 
@@ -253,4 +253,49 @@ async fn one_source_cannot_inflate_the_rejection_log() {
         "{text}"
     );
     assert_eq!(text.matches("outcome=\"rejected\"").count(), logged + 2);
+}
+
+/// SECURITY.md X5: a guess on an exempt path is served, and counted as one anywhere else.
+#[tokio::test]
+async fn failures_on_exempt_paths_count_too() {
+    let clock = Clock::manual(1_700_000_000);
+    let server = serve(layer(
+        &[("API_KEYS", KEY_A), ("AUTH_FAILURE_LIMIT", "2/60")],
+        &clock,
+    ))
+    .await;
+    let bad = [("x-api-key", KEY_B)];
+    for _ in 0..2 {
+        assert_eq!(get_from(server, A, "/health", &bad).await.0, 200);
+    }
+    let good = [("x-api-key", KEY_A)];
+    assert_eq!(get_from(server, A, "/private", &good).await.0, 429);
+    assert_eq!(get_from(server, A, "/health", &good).await.0, 200);
+}
+
+/// SECURITY.md E9: without a peer address (plain `axum::serve`), all requests share one
+/// larger budget of rejection lines, and the layer says once why.
+#[tokio::test]
+async fn without_a_peer_address_rejections_share_one_budget() {
+    let (logs, _guard) = CapturedLogs::start();
+    let clock = Clock::manual(1_700_000_000);
+    let app = Router::new()
+        .route("/private", get(|| async { "private" }))
+        .layer(layer(&[("API_KEYS", KEY_A)], &clock));
+    let server = auth_tests::serve(app).await;
+    let bad = [("x-api-key", KEY_B)];
+    let total = tower_auth::LOGGED_REJECTIONS_WITHOUT_PEER as usize + 20;
+    for _ in 0..total {
+        assert_eq!(auth_tests::get(server, "/private", &bad).await.status, 401);
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("outcome=\"rejected\"").count(),
+        tower_auth::LOGGED_REJECTIONS_WITHOUT_PEER as usize,
+    );
+    assert_eq!(
+        text.matches("event=\"no_peer_address\"").count(),
+        1,
+        "{text}"
+    );
 }

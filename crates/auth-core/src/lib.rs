@@ -59,8 +59,10 @@ mod error;
 mod identity;
 pub mod jose;
 mod json;
+mod rejection_log;
 mod secret;
 mod source;
+mod source_counts;
 mod window;
 
 #[cfg(feature = "axum")]
@@ -80,6 +82,11 @@ pub use credential::{
 pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, Protocol};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
+pub use rejection_log::{
+    LOG_WINDOW, LOGGED_REJECTIONS_PER_SOURCE, LOGGED_REJECTIONS_WITHOUT_PEER, LogPermit,
+    RejectionLog,
+};
 pub use secret::Secret;
 pub use source::{Cidr, ForwardedHeader, socket_addr_of, source_address};
+pub use source_counts::SourceCounts;
 pub use window::{Added, Counted, WindowCounters, source_network};

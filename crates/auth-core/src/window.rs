@@ -13,7 +13,10 @@ use std::time::Duration;
 ///
 /// The tables never grow and nothing is ever evicted, so no flood of other keys can free a
 /// counted key; a collision can only count more, and which keys collide depends on a
-/// per-process random hash key. Each addition is one atomic update per counter: constant
+/// per-process random hash key. The other side of that: a flood of many keys fills the
+/// counters, and a key nobody counted can then read high. A limit that must never refuse a
+/// key for what other keys did checks a high reading against exact counts
+/// ([`SourceCounts`](crate::SourceCounts)). Each addition is one atomic update per counter: constant
 /// time, no lock. A counter holds the second its window started in its top 40 bits and the
 /// count in the low 24: a window starts at the first count it holds, and a counter whose
 /// window has ended reads as zero.
@@ -84,7 +87,9 @@ impl WindowCounters {
     /// [`undo`](Self::undo)); otherwise it is taken back at once, and the answer is the
     /// seconds until the key's count falls to zero (its earlier window ends). Each counter's
     /// update returns the value it made, so concurrent additions for one key see distinct
-    /// counts and exactly `max` of them stay.
+    /// counts on each counter; only when two additions interleave across the two counters
+    /// (A on the first, B on both, then A on the second) can both see the same smaller count,
+    /// and one more than `max` stay.
     ///
     /// # Errors
     /// The seconds to wait, at least one, when the count would pass `max`.
@@ -137,22 +142,23 @@ impl WindowCounters {
     }
 
     /// `key`'s count in `table` at `now` without adding to it, and the seconds until it falls
-    /// to zero (0 when it is zero): two atomic loads.
+    /// to zero (0 when it is zero): two atomic loads. The count is the smaller of the two
+    /// counters, so it falls to zero when the first of their windows ends.
     pub fn peek(&self, table: usize, key: &impl Hash, now: u64) -> (u32, u64) {
         let window = self.window_secs;
-        self.pick(table, key)
-            .map(|slot| {
-                let v = self.slots[slot].load(Ordering::Acquire);
-                let end = start_of(v).saturating_add(window);
-                if now < end && count_of(v) > 0 {
-                    (count_of(v), end - now)
-                } else {
-                    (0, 0)
-                }
-            })
-            .into_iter()
-            .min()
-            .unwrap_or_default()
+        let [a, b] = self.pick(table, key).map(|slot| {
+            let v = self.slots[slot].load(Ordering::Acquire);
+            let end = start_of(v).saturating_add(window);
+            if now < end && count_of(v) > 0 {
+                (count_of(v), end - now)
+            } else {
+                (0, 0)
+            }
+        });
+        match a.0.min(b.0) {
+            0 => (0, 0),
+            count => (count, a.1.min(b.1)),
+        }
     }
 
     /// Takes back additions, each only within the window it counted in: a counter that has

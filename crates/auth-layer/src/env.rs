@@ -340,8 +340,8 @@ pub(crate) fn rules(vars: &Vars<'_>) -> Result<Rules, ConfigError> {
 }
 
 /// Where the failure limit can go up to: counts are 24 bits, windows at most a day.
-const MAX_FAILURE_LIMIT: u32 = 1_000_000;
-const MAX_FAILURE_WINDOW_SECS: u64 = 86_400;
+pub(crate) const MAX_FAILURE_LIMIT: u32 = 1_000_000;
+pub(crate) const MAX_FAILURE_WINDOW_SECS: u64 = 86_400;
 
 /// `AUTH_FAILURE_LIMIT` (`N/SECONDS`), and the source of a request: `AUTH_TRUSTED_PROXIES`
 /// and `AUTH_TRUSTED_PROXY_HEADER` (which the token exchange reads too).

@@ -14,7 +14,7 @@ use tower_auth_core::{
 use tower_layer::Layer;
 
 use crate::identity_headers::StrippedHeaders;
-use crate::limits::{LimitConfig, SourceLimits};
+use crate::limits::{LimitConfig, PeerAddress, SourceLimits};
 use crate::response::check_realm;
 use crate::rules::{RoleRequirement, Rules};
 use crate::service::{Auth, Settings};
@@ -338,8 +338,9 @@ impl AuthLayerBuilder {
     /// `max_failures` times within `window`, until that window ends, before its credential is
     /// looked at (`AUTH_FAILURE_LIMIT=N/SECONDS`). A failure is a credential that is invalid,
     /// expired, unknown or malformed; a missing credential, a missing role or an unavailable
-    /// issuer is not. Exempt paths stay open to a blocked source, unauthenticated. The block
-    /// is logged once per source and window.
+    /// issuer is not; one sent to an exempt path is. Exempt paths stay open to a blocked source,
+    /// unauthenticated. The block is logged once per source and window. Blocks are decided on
+    /// exact counts per source, so failures of other sources never block one that did not fail.
     ///
     /// A source is the connection's peer address (an IPv6 address as its /64), which the
     /// server must put in the request: axum's `into_make_service_with_connect_info`, tonic's
@@ -349,10 +350,16 @@ impl AuthLayerBuilder {
     /// as many requests as it has in flight. No limit, zero failures, or a window under one
     /// second makes [`build`](Self::build) fail.
     pub fn failure_limit(self, max_failures: u32, window: Duration) -> Self {
-        if max_failures == 0 || window < Duration::from_secs(1) {
+        if !(1..=crate::env::MAX_FAILURE_LIMIT).contains(&max_failures)
+            || !(1..=crate::env::MAX_FAILURE_WINDOW_SECS).contains(&window.as_secs())
+        {
             let error = ConfigError::new(
                 "AuthLayerBuilder::failure_limit",
-                "must allow at least one failure in a window of at least one second",
+                format!(
+                    "must allow 1 to {} failures in a window of 1 to {} seconds",
+                    crate::env::MAX_FAILURE_LIMIT,
+                    crate::env::MAX_FAILURE_WINDOW_SECS
+                ),
             );
             let mut builder = self;
             builder.check(Err(error));
@@ -380,6 +387,25 @@ impl AuthLayerBuilder {
                 builder
             }
         }
+    }
+
+    /// Reads the peer address from a request's extensions where the layer does not know the
+    /// server's connection info: tonic's TLS server inserts
+    /// `TlsConnectInfo<TcpConnectInfo>`, not the `TcpConnectInfo` the layer reads.
+    /// Asked first; the built-in readers (axum's `ConnectInfo<SocketAddr>`, tonic's
+    /// `TcpConnectInfo`, a `SocketAddr`) answer when it gives `None`.
+    ///
+    /// ```ignore
+    /// use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    /// let layer = layer.into_builder().peer_address(|extensions| {
+    ///     extensions
+    ///         .get::<TlsConnectInfo<TcpConnectInfo>>()
+    ///         .and_then(|info| info.get_ref().remote_addr())
+    ///         .map(|addr| addr.ip())
+    /// });
+    /// ```
+    pub fn peer_address(self, read: PeerAddress) -> Self {
+        self.with_limits(|c| c.peer_address = Some(read))
     }
 
     /// The one header trusted proxies write the source into (`AUTH_TRUSTED_PROXY_HEADER`):

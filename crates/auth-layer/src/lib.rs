@@ -99,15 +99,15 @@ pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
 pub use future::AuthFuture;
 pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
 pub use layer::{AuthLayer, AuthLayerBuilder};
-pub use limits::{LOG_WINDOW, LOGGED_REJECTIONS_PER_SOURCE};
+pub use limits::PeerAddress;
 pub use require_roles::{RequireRoles, RequireRolesLayer};
 pub use response::ResponseBody;
 pub use service::Auth;
 // The facade: an application names these from here alone, as axum re-exports axum-core.
 pub use tower_auth_core::{
     ADMIN_ROLE, Admins, ApiKeyAuthenticator, ApiKeySet, AuthError, AuthErrorKind, AuthMethod,
-    Authenticator, Check, Clock, ConfigError, Credential, Identity, IdentityBuilder, Outcome,
-    OutcomeFuture, Secret,
+    Authenticator, Check, Clock, ConfigError, Credential, Identity, IdentityBuilder, LOG_WINDOW,
+    LOGGED_REJECTIONS_PER_SOURCE, LOGGED_REJECTIONS_WITHOUT_PEER, Outcome, OutcomeFuture, Secret,
 };
 /// HS256 role tokens and the token-exchange endpoint: the `tower-auth-hmac` crate.
 #[cfg(feature = "hmac")]

@@ -2,32 +2,31 @@
 //! gets 429 before its credential is looked at) and the always-on limit on rejection log
 //! lines (a source cannot decide how much log its refusals write).
 //!
-//! Both count in [`WindowCounters`]: fixed memory, no lock, nothing a flood of other sources
-//! can evict. A request's source is its peer address, or behind a trusted proxy the address
-//! that proxy forwarded ([`source_address`]).
+//! The failure limit counts in a [`WindowCounters`] sketch (two atomic loads answer most
+//! requests) backed by exact [`SourceCounts`], so that no source is refused for what others
+//! did; the log limit in a [`RejectionLog`]. A request's source is its peer address, or
+//! behind a trusted proxy the address that proxy forwarded ([`source_address`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::Request;
+use http::{Extensions, Request};
 use tower_auth_core::{
-    Added, Cidr, Clock, ForwardedHeader, WindowCounters, source_address, source_network,
+    Added, Cidr, Clock, ForwardedHeader, LogPermit, RejectionLog, SourceCounts, WindowCounters,
+    source_address, source_network,
 };
 
-/// Rejection events logged per source and window; the rest are counted, and the count is
-/// logged with the source's first event of a later window.
-pub const LOGGED_REJECTIONS_PER_SOURCE: u32 = 10;
-
-/// The window of the rejection log limit.
-pub const LOG_WINDOW: Duration = Duration::from_secs(60);
-
-/// Counters of the log limit: 2^14 of 8 bytes (128 KiB) a table, two tables.
-const LOG_SLOTS: usize = 1 << 14;
-
-/// Counters of the failure limit: 2^16 of 8 bytes (512 KiB).
+/// Counters of the failure limit's first check: 2^16 of 8 bytes (512 KiB).
 const FAILURE_SLOTS: usize = 1 << 16;
+
+/// Sources the failure limit counts exactly at once (see [`SourceCounts`]).
+const FAILURE_SOURCES: usize = 65_536;
+
+/// Reads a request's peer address from its extensions, for servers whose connection info the
+/// layer does not know (tonic's TLS `TlsConnectInfo`, a Unix socket's credentials).
+pub type PeerAddress = fn(&Extensions) -> Option<IpAddr>;
 
 /// What the limits are configured with; kept so that a builder can change one setting.
 #[derive(Clone, Debug)]
@@ -36,6 +35,7 @@ pub(crate) struct LimitConfig {
     pub(crate) forwarded_header: ForwardedHeader,
     /// At most this many failures in this window per source, when set.
     pub(crate) failure_limit: Option<(u32, Duration)>,
+    pub(crate) peer_address: Option<PeerAddress>,
     pub(crate) clock: Clock,
 }
 
@@ -45,17 +45,27 @@ impl Default for LimitConfig {
             trusted_proxies: Arc::from([]),
             forwarded_header: ForwardedHeader::default(),
             failure_limit: None,
+            peer_address: None,
             clock: Clock::system(),
         }
     }
 }
 
+/// The failure limit's counts: a sketch that answers "under the limit" for most requests
+/// with two atomic loads, and exact counts that decide when the sketch reads high, so that
+/// no source is refused for what other sources did.
+struct FailureCounts {
+    max: u32,
+    sketch: WindowCounters,
+    exact: SourceCounts,
+}
+
 /// The counters of one layer, shared by all its services.
 pub(crate) struct SourceLimits {
     config: LimitConfig,
-    failures: Option<WindowCounters>,
-    logged: WindowCounters,
-    /// Set once the layer has warned that it cannot count failures per source.
+    failures: Option<FailureCounts>,
+    logged: RejectionLog,
+    /// Set once the layer has said that requests carry no peer address.
     warned_no_peer: AtomicBool,
 }
 
@@ -67,25 +77,15 @@ impl std::fmt::Debug for SourceLimits {
     }
 }
 
-/// Whether a rejection is logged.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum LogPermit {
-    /// Log it; `unlogged` rejections of the source's previous window were not.
-    Log { unlogged: u32 },
-    /// The source's last logged rejection of this window: log it, and say the rest of the
-    /// window is not logged.
-    Last,
-    /// Over the limit: count it, do not log it.
-    Quiet,
-}
-
 impl SourceLimits {
     pub(crate) fn new(config: LimitConfig) -> Self {
         Self {
-            failures: config
-                .failure_limit
-                .map(|(_, window)| WindowCounters::new(1, FAILURE_SLOTS, window)),
-            logged: WindowCounters::new(1, LOG_SLOTS, LOG_WINDOW),
+            failures: config.failure_limit.map(|(max, window)| FailureCounts {
+                max,
+                sketch: WindowCounters::new(1, FAILURE_SLOTS, window),
+                exact: SourceCounts::new(FAILURE_SOURCES, window),
+            }),
+            logged: RejectionLog::default(),
             config,
             warned_no_peer: AtomicBool::new(false),
         }
@@ -102,65 +102,73 @@ impl SourceLimits {
     /// The request's source network (an IPv6 /64, an IPv4 address), `None` when the server
     /// put no peer address in the request.
     pub(crate) fn source<B>(&self, request: &Request<B>) -> Option<IpAddr> {
-        source_address(
-            peer(request),
+        let peer = self
+            .config
+            .peer_address
+            .and_then(|read| read(request.extensions()))
+            .or_else(|| peer(request));
+        let source = source_address(
+            peer,
             request.headers(),
             &self.config.trusted_proxies,
             self.config.forwarded_header,
-        )
-        .map(source_network)
+        );
+        if source.is_none() {
+            self.warn_no_peer();
+        }
+        source.map(source_network)
     }
 
     /// How long `source` must wait, when it has used up its failures in the current window.
     pub(crate) fn blocked(&self, source: Option<IpAddr>) -> Option<Duration> {
-        let (counters, (max, _)) = self.failures.as_ref().zip(self.config.failure_limit)?;
-        let Some(source) = source else {
-            self.warn_no_peer();
+        let (failures, source) = self.failures.as_ref().zip(source)?;
+        let now = self.config.clock.now_unix();
+        // The sketch never reads low: under the limit there, under the limit.
+        if failures.sketch.peek(0, &source, now).0 < failures.max {
             return None;
-        };
-        let (count, wait) = counters.peek(0, &source, self.config.clock.now_unix());
-        (count >= max).then(|| Duration::from_secs(wait.max(1)))
+        }
+        let (count, wait) = failures.exact.peek(source, now);
+        (count >= failures.max).then(|| Duration::from_secs(wait.max(1)))
     }
 
     /// Counts a failed authentication from `source`; `Some(wait)` when it used up the
     /// source's last failure of the window, so that the block is logged once.
     pub(crate) fn failed(&self, source: Option<IpAddr>) -> Option<Duration> {
-        let (counters, (max, _)) = self.failures.as_ref().zip(self.config.failure_limit)?;
-        let source = source?;
+        let (failures, source) = self.failures.as_ref().zip(source)?;
         let now = self.config.clock.now_unix();
-        let counted = counters
-            .add(0, &source, now, u32::MAX, &mut Added::default())
-            .ok()?;
-        (counted.count == max).then(|| Duration::from_secs(counters.peek(0, &source, now).1.max(1)))
+        let _ = failures
+            .sketch
+            .add(0, &source, now, u32::MAX, &mut Added::default());
+        let count = failures.exact.add(source, now)?;
+        (count == failures.max)
+            .then(|| Duration::from_secs(failures.exact.peek(source, now).1.max(1)))
     }
 
-    /// Whether a rejection of a request from `source` is logged. Requests without a peer
-    /// address share one count.
+    /// Whether a rejection of a request from `source` is logged.
     pub(crate) fn may_log(&self, source: Option<IpAddr>) -> LogPermit {
-        let now = self.config.clock.now_unix();
-        let Ok(counted) = self
-            .logged
-            .add(0, &source, now, u32::MAX, &mut Added::default())
-        else {
-            return LogPermit::Quiet;
-        };
-        match counted.count {
-            n if n < LOGGED_REJECTIONS_PER_SOURCE => LogPermit::Log {
-                unlogged: counted.ended.saturating_sub(LOGGED_REJECTIONS_PER_SOURCE),
-            },
-            LOGGED_REJECTIONS_PER_SOURCE => LogPermit::Last,
-            _ => LogPermit::Quiet,
-        }
+        self.logged.permit(source, self.config.clock.now_unix())
     }
 
     fn warn_no_peer(&self) {
-        if !self.warned_no_peer.swap(true, Ordering::Relaxed) {
+        if self.warned_no_peer.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if self.failure_limit_enabled() {
             tracing::warn!(
                 target: "auth",
-                event = "failure_limit_no_peer_address",
-                "AUTH_FAILURE_LIMIT is set but requests carry no peer address, so failures \
-                 cannot be counted per source and no source is limited; serve with \
-                 into_make_service_with_connect_info::<SocketAddr>() (axum) or tonic's server"
+                event = "no_peer_address",
+                "AUTH_FAILURE_LIMIT is set but requests carry no peer address, so no source is \
+                 limited, and rejection events are limited for all such requests together; \
+                 serve with into_make_service_with_connect_info::<SocketAddr>() (axum), or give \
+                 AuthLayerBuilder::peer_address a reader for your server's connection info"
+            );
+        } else {
+            tracing::info!(
+                target: "auth",
+                event = "no_peer_address",
+                "requests carry no peer address: rejection events are limited for all of them \
+                 together, not per source; serve with \
+                 into_make_service_with_connect_info::<SocketAddr>() (axum) to limit them per source"
             );
         }
     }
@@ -168,7 +176,7 @@ impl SourceLimits {
 
 /// The connection's peer address, where the server put it in the request's extensions:
 /// axum's `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`), tonic's
-/// `TcpConnectInfo` (its server inserts it), or a plain `SocketAddr`.
+/// `TcpConnectInfo` (its server inserts it for plain TCP), or a plain `SocketAddr`.
 fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
     if let Some(axum::extract::ConnectInfo(addr)) = request
@@ -261,27 +269,43 @@ mod tests {
         assert_eq!(on.blocked(none), None);
     }
 
+    /// SECURITY.md X5: a flood of failures from many sources fills the sketch, but the exact
+    /// counts decide, so a source that failed nothing is never refused.
     #[test]
-    fn rejections_are_logged_up_to_the_limit_then_counted() {
+    fn a_flood_of_other_sources_never_blocks_an_innocent_one() {
         let clock = Clock::manual(1_000);
-        let limits = limits(None, &clock);
-        let a = limits.source(&from("127.0.0.2:5000"));
-        let permits: Vec<LogPermit> = (0..25).map(|_| limits.may_log(a)).collect();
-        let n = LOGGED_REJECTIONS_PER_SOURCE as usize;
-        assert!(
-            permits[..n - 1]
-                .iter()
-                .all(|p| *p == LogPermit::Log { unlogged: 0 })
-        );
-        assert_eq!(permits[n - 1], LogPermit::Last);
-        assert!(permits[n..].iter().all(|p| *p == LogPermit::Quiet));
-        assert_eq!(
-            limits.may_log(limits.source(&from("127.0.0.3:1"))),
-            LogPermit::Log { unlogged: 0 },
-            "another source"
-        );
-        clock.advance(LOG_WINDOW);
-        // 25 rejections, 10 logged: the first line of the next window says so.
-        assert_eq!(limits.may_log(a), LogPermit::Log { unlogged: 15 });
+        let limits = limits(Some((2, Duration::from_secs(60))), &clock);
+        for i in 0u32..200_000 {
+            let source = Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + i)));
+            limits.failed(source);
+            limits.failed(source);
+        }
+        let blocked = (0u32..10_000)
+            .filter(|i| {
+                let innocent = IpAddr::V4(std::net::Ipv4Addr::from(0xC000_0000 + i));
+                limits.blocked(Some(innocent)).is_some()
+            })
+            .count();
+        assert_eq!(blocked, 0);
+        // The first sources the exact table held are blocked, flood or not.
+        assert!(limits.blocked(Some(IpAddr::from([10, 0, 0, 0]))).is_some());
+    }
+
+    #[test]
+    fn a_peer_address_reader_is_asked_first() {
+        #[derive(Clone)]
+        struct TlsPeer(IpAddr);
+        let clock = Clock::manual(1_000);
+        let limits = SourceLimits::new(LimitConfig {
+            peer_address: Some(|e: &Extensions| e.get::<TlsPeer>().map(|p| p.0)),
+            clock,
+            ..LimitConfig::default()
+        });
+        let mut request = from("127.0.0.2:1");
+        assert_eq!(limits.source(&request), Some(IpAddr::from([127, 0, 0, 2])));
+        request
+            .extensions_mut()
+            .insert(TlsPeer(IpAddr::from([192, 0, 2, 9])));
+        assert_eq!(limits.source(&request), Some(IpAddr::from([192, 0, 2, 9])));
     }
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use tower_auth_core::{AuthError, Capped, ConfigError, DEFAULT_REALM, Identity, Protocol};
+use tower_auth_core::{
+    AuthError, Capped, Clock, ConfigError, DEFAULT_REALM, Identity, LogPermit, Protocol,
+    RejectionLog,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -40,6 +43,8 @@ use crate::rules::RoleRequirement;
 pub struct RequireRolesLayer {
     requirement: Arc<RoleRequirement>,
     realm: Arc<str>,
+    /// 403 events per subject, limited as the auth layer limits its rejections.
+    logged: Arc<RejectionLog>,
 }
 
 impl RequireRolesLayer {
@@ -74,6 +79,7 @@ impl RequireRolesLayer {
         Ok(Self {
             requirement: Arc::new(requirement),
             realm: DEFAULT_REALM.into(),
+            logged: Arc::default(),
         })
     }
 
@@ -117,6 +123,15 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let verdict = match request.extensions().get::<Identity>() {
             Some(identity) => self.layer.requirement.check(identity).inspect_err(|error| {
+                // One identity's refusals write a bounded log (SECURITY.md E9).
+                let key = (identity.method().kind(), identity.subject());
+                let permit = self
+                    .layer
+                    .logged
+                    .permit_for(&key, Clock::system().now_unix());
+                if permit == LogPermit::Quiet {
+                    return;
+                }
                 tracing::info!(
                     target: "auth",
                     outcome = "rejected",
@@ -125,6 +140,11 @@ where
                     status = 403,
                     subject = identity.subject(),
                     required = error.scope(),
+                    unlogged_before = match permit {
+                        LogPermit::Log { unlogged } if unlogged > 0 => Some(unlogged),
+                        _ => None,
+                    },
+                    last_this_window = (permit == LogPermit::Last).then_some(true),
                 );
             }),
             None => Err(AuthError::missing_credential()),

@@ -15,13 +15,13 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_auth_core::{
     AuthError, AuthErrorKind, Capped, Chain, ChainStep, Credential, CredentialExtractor, Identity,
-    Outcome, OutcomeFuture, Protocol,
+    LogPermit, Outcome, OutcomeFuture, Protocol,
 };
 use tower_service::Service;
 
 use crate::future::{Answer, AuthFuture};
 use crate::identity_headers::StrippedHeaders;
-use crate::limits::{LogPermit, SourceLimits};
+use crate::limits::SourceLimits;
 use crate::reload::TaskGuard;
 use crate::response::{ResponseBody, rejection};
 use crate::rules::{PathRule, Rules};
@@ -124,7 +124,12 @@ impl Settings {
         let grpc = self.rules.has_grpc_service_exemptions() && Protocol::of(request).is_grpc();
         let verdict = match (self.rules.classify(path, grpc), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
-            (PathRule::Exempt, Err(_)) => Verdict::Pass(None),
+            (PathRule::Exempt, Err(error)) => {
+                // Served anyway, but an exempt handler may answer differently with an
+                // identity: a guess there counts as one anywhere else.
+                self.count_failure(request, &error);
+                Verdict::Pass(None)
+            }
             (_, Err(error)) => Verdict::Reject(error),
             (PathRule::Require(requirement), Ok(identity)) => match requirement.check(&identity) {
                 Ok(()) => Verdict::Pass(Some(identity)),
@@ -161,7 +166,7 @@ impl Settings {
             tracing::warn!(
                 target: "auth",
                 outcome = "rate_limited",
-                source = ?source,
+                source = source.map(tracing::field::display),
                 retry_after = wait.as_secs(),
                 "a source used up its failed authentications for this window: its requests get 429 until then",
             );
@@ -222,14 +227,14 @@ impl Settings {
                     status = error.http_status().as_u16(),
                     subject = identity.map(Identity::subject),
                     fingerprint = %fingerprint(),
-                    source = ?source,
+                    source = source.map(tracing::field::display),
                     unlogged_before = (unlogged > 0).then_some(unlogged),
                 );
                 if last {
                     tracing::info!(
                         target: "auth",
-                        source = ?source,
-                        window_secs = crate::limits::LOG_WINDOW.as_secs(),
+                        source = source.map(tracing::field::display),
+                        window_secs = tower_auth_core::LOG_WINDOW.as_secs(),
                         "further rejections from this source are counted, not logged, until its window ends",
                     );
                 }

@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use subtle::ConstantTimeEq;
-use tower_auth_core::{Capped, Secret, sha256_digest};
+use tower_auth_core::{Capped, LogPermit, RejectionLog, Secret, sha256_digest};
 
 use super::clients::Client;
 use super::limiter::FailureLimiter;
@@ -97,6 +97,9 @@ pub(super) struct ClientAuth {
     pub(super) forwarded_header: ForwardedHeader,
     /// Set once an endpoint has warned that it sees no peer addresses.
     warned_no_peer: AtomicBool,
+    /// Refusal events per source, limited (SECURITY.md E9): a locked-out source posting
+    /// again and again writes one line, not one per post.
+    logged: RejectionLog,
 }
 
 impl ClientAuth {
@@ -114,7 +117,13 @@ impl ClientAuth {
             trusted_proxies,
             forwarded_header,
             warned_no_peer: AtomicBool::new(false),
+            logged: RejectionLog::default(),
         }
+    }
+
+    /// Whether a refusal of a request from `source` is logged.
+    pub(super) fn may_log(&self, source: Option<IpAddr>) -> bool {
+        self.logged.permit(source, self.config.clock.now_unix()) != LogPermit::Quiet
     }
 
     /// The source address failures are counted by; warns once when there is none.
@@ -156,7 +165,9 @@ impl ClientAuth {
         {
             Ok(attempt) => attempt,
             Err(wait) => {
-                tracing::warn!(target: "auth", event = endpoint.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, "client authentication refused: too many failures");
+                if self.may_log(source) {
+                    tracing::warn!(target: "auth", event = endpoint.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, "client authentication refused: too many failures");
+                }
                 return Err(Refusal::TooManyFailures(wait));
             }
         };
@@ -174,7 +185,9 @@ impl ClientAuth {
                 } else {
                     "unknown_client"
                 };
-                tracing::info!(target: "auth", event = endpoint.failed(), client_id = %Capped(client_id), source = ?source, reason, "client authentication refused");
+                if self.may_log(source) {
+                    tracing::info!(target: "auth", event = endpoint.failed(), client_id = %Capped(client_id), source = ?source, reason, "client authentication refused");
+                }
                 Err(Refusal::InvalidClient)
             }
         }

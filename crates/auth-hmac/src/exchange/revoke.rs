@@ -241,11 +241,15 @@ impl RevocationEndpoint {
             }
             Caller::Identity(identity) if identity.has_role(ADMIN_ROLE) => Revoker::Admin(identity),
             Caller::Identity(identity) => {
-                tracing::info!(target: "auth", event = "token_revocation_failed", reason = "not_admin", subject = %Capped(identity.subject()), source = ?source, "revocation refused: the identity is not admin");
+                if self.auth.may_log(source) {
+                    tracing::info!(target: "auth", event = "token_revocation_failed", reason = "not_admin", subject = %Capped(identity.subject()), source = ?source, "revocation refused: the identity is not admin");
+                }
                 return respond(StatusCode::FORBIDDEN, r#"{"error":"insufficient_scope"}"#);
             }
             Caller::RefusedBearer => {
-                tracing::info!(target: "auth", event = "token_revocation_failed", reason = "bearer_not_accepted", source = ?source, "revocation refused: the bearer credential was not accepted");
+                if self.auth.may_log(source) {
+                    tracing::info!(target: "auth", event = "token_revocation_failed", reason = "bearer_not_accepted", source = ?source, "revocation refused: the bearer credential was not accepted");
+                }
                 let mut answer = respond(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_token"}"#);
                 answer.headers_mut().insert(
                     WWW_AUTHENTICATE,
@@ -254,7 +258,9 @@ impl RevocationEndpoint {
                 return answer;
             }
             Caller::None => {
-                tracing::info!(target: "auth", event = "token_revocation_failed", reason = "no_client_authentication", source = ?source, "revocation refused: no client authentication");
+                if self.auth.may_log(source) {
+                    tracing::info!(target: "auth", event = "token_revocation_failed", reason = "no_client_authentication", source = ?source, "revocation refused: no client authentication");
+                }
                 let mut answer = Refusal::InvalidClient.answer();
                 challenge(&mut answer);
                 return answer;
@@ -276,7 +282,9 @@ impl RevocationEndpoint {
             Err(e) => {
                 // Invalid, foreign and expired tokens need no revocation (RFC 7009 section
                 // 2.2): the verifier refuses them anyway.
-                tracing::info!(target: "auth", event = "token_revocation_ignored", reason = e.reason(), fingerprint = %fingerprint, client_id = revoker.client_id(), admin = revoker.admin(), "revocation of a token that is not valid: nothing to do");
+                if self.auth.may_log(source) {
+                    tracing::info!(target: "auth", event = "token_revocation_ignored", reason = e.reason(), fingerprint = %fingerprint, client_id = revoker.client_id(), admin = revoker.admin(), "revocation of a token that is not valid: nothing to do");
+                }
                 return revoked();
             }
         };
@@ -290,14 +298,18 @@ impl RevocationEndpoint {
         if let Revoker::Client(client) = revoker
             && issued_to.as_deref() != Some(*client)
         {
-            tracing::info!(target: "auth", event = "token_revocation_failed", reason = "not_issued_to_client", fingerprint = %fingerprint, jti = jti.as_deref(), sub = %Capped(sub), client_id = %Capped(client), source = ?source, "revocation refused: the token was not issued to this client");
+            if self.auth.may_log(source) {
+                tracing::info!(target: "auth", event = "token_revocation_failed", reason = "not_issued_to_client", fingerprint = %fingerprint, jti = jti.as_deref(), sub = %Capped(sub), client_id = %Capped(client), source = ?source, "revocation refused: the token was not issued to this client");
+            }
             return respond(
                 StatusCode::BAD_REQUEST,
                 r#"{"error":"unauthorized_client"}"#,
             );
         }
         let Some(jti) = jti else {
-            tracing::warn!(target: "auth", event = "token_revocation_failed", reason = "no_jti", fingerprint = %fingerprint, sub = %Capped(sub), admin = revoker.admin(), "revocation refused: the token has no jti; rotate the secret to end it");
+            if self.auth.may_log(source) {
+                tracing::warn!(target: "auth", event = "token_revocation_failed", reason = "no_jti", fingerprint = %fingerprint, sub = %Capped(sub), admin = revoker.admin(), "revocation refused: the token has no jti; rotate the secret to end it");
+            }
             return respond(
                 StatusCode::BAD_REQUEST,
                 r#"{"error":"unsupported_token_type"}"#,
