@@ -91,6 +91,16 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// As [`serve`], with each request's peer address as axum's `ConnectInfo<SocketAddr>`
+/// (`into_make_service_with_connect_info`), for what counts per source.
+pub async fn serve_with_peers(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -160,6 +170,30 @@ pub async fn send_body(
         headers,
         body: String::from_utf8(body.to_vec()).unwrap(),
     }
+}
+
+/// An HTTP/1.1 connection to `server` from the loopback address `from` (127.0.0.2, 127.0.0.3,
+/// ...): two clients at two source addresses on one machine.
+pub async fn http1_from(
+    server: SocketAddr,
+    from: [u8; 4],
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = connect_from(server, from).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// A TCP connection to `server` from the loopback address `from`.
+pub async fn connect_from(
+    server: SocketAddr,
+    from: [u8; 4],
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket.connect(server).await
 }
 
 /// Configuration from these variables only (the process environment is not touched).

@@ -49,6 +49,13 @@ fn request(addr: SocketAddr, path: &str) -> http::Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A token endpoint and a started cache of its tokens.
+async fn tokens() -> (TokenEndpoint, TokenCache) {
+    let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
+    let source = ClientCredentials::new(&endpoint.token_url(), ID, SECRET).unwrap();
+    (endpoint, TokenCache::start(source).await.unwrap())
+}
+
 fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -56,11 +63,7 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
 /// SECURITY.md O1.
 #[tokio::test]
 async fn another_origin_gets_no_token_and_no_retry() {
-    let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
-    let tokens =
-        TokenCache::start(ClientCredentials::new(&endpoint.token_url(), ID, SECRET).unwrap())
-            .await
-            .unwrap();
+    let (endpoint, tokens) = tokens().await;
     let (ours, ours_seen) = recording(StatusCode::OK).await;
     let (theirs, theirs_seen) = recording(StatusCode::UNAUTHORIZED).await;
     let layer = BearerLayer::new(tokens)
@@ -105,11 +108,7 @@ async fn another_origin_gets_no_token_and_no_retry() {
 /// SECURITY.md O1.
 #[tokio::test]
 async fn another_origin_can_be_refused_before_any_request() {
-    let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
-    let tokens =
-        TokenCache::start(ClientCredentials::new(&endpoint.token_url(), ID, SECRET).unwrap())
-            .await
-            .unwrap();
+    let (_endpoint, tokens) = tokens().await;
     let (ours, ours_seen) = recording(StatusCode::OK).await;
     let (theirs, theirs_seen) = recording(StatusCode::OK).await;
     let layer = BearerLayer::new(tokens)

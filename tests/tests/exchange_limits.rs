@@ -2,13 +2,12 @@
 //! proxies, and its body deadline, through a real server on loopback with clients bound to
 //! two different loopback source addresses.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_auth_core::sha256_digest;
 use tower_auth_hmac::{ExchangeEndpoint, HmacConfig, TokenClients};
@@ -33,13 +32,7 @@ fn endpoint(trusted: &[&str]) -> ExchangeEndpoint {
 /// Serves `endpoint` with the peer address in each request, as
 /// `into_make_service_with_connect_info` provides it.
 async fn serve(endpoint: ExchangeEndpoint) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = endpoint
-        .router::<()>()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    auth_tests::serve_with_peers(endpoint.router()).await
 }
 
 /// POSTs an exchange for `agent` with `credential`, from the loopback address `from`.
@@ -49,15 +42,7 @@ async fn exchange(
     credential: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Option<String>) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(from)), 0))
-        .unwrap();
-    let stream = socket.connect(server).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = auth_tests::http1_from(server, from).await;
     let mut request = Request::post("/auth/token")
         .header("host", server.to_string())
         .header("content-type", "application/json");

@@ -2,18 +2,18 @@
 //! bound to two loopback source addresses: `AUTH_FAILURE_LIMIT` over HTTP (axum's connect
 //! info) and gRPC (tonic's), behind a trusted proxy, and the limit on rejection log lines.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use auth_examples::grpc::pb::WhoAmIRequest;
 use auth_examples::grpc::pb::demo_client::DemoClient;
 use auth_examples::grpc::serve_grpc;
-use auth_tests::{CapturedLogs, KEY_A, KEY_B, config};
+use auth_tests::{CapturedLogs, KEY_A, KEY_B, config, connect_from, http1_from};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
@@ -40,19 +40,8 @@ async fn serve(auth: AuthLayer) -> SocketAddr {
     let app = Router::new()
         .route("/private", get(|| async { "private" }))
         .route("/health", get(|| async { "ok" }))
-        .layer(auth)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-/// A connection to `server` from the loopback address `from`.
-async fn connect_from(server: SocketAddr, from: [u8; 4]) -> std::io::Result<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(from)), 0))?;
-    socket.connect(server).await
+        .layer(auth);
+    auth_tests::serve_with_peers(app).await
 }
 
 /// `GET path` from `from` with these headers: the status, `Retry-After` and the body.
@@ -62,17 +51,13 @@ async fn get_from(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Option<String>, String) {
-    let stream = connect_from(server, from).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = http1_from(server, from).await;
     let mut request = Request::get(path).header("host", server.to_string());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = sender
-        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+        .send_request(request.body(Full::new(Bytes::new())).unwrap())
         .await
         .unwrap();
     let status = response.status().as_u16();
