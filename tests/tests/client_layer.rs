@@ -164,12 +164,15 @@ async fn no_token_means_an_error_from_the_client_not_a_request() {
     let err = err.downcast::<TokenError>().unwrap();
     assert_eq!(err.kind(), TokenErrorKind::InvalidClient);
 
-    // tower-auth-client's `tonic` feature: the code the error stands for, not UNKNOWN.
+    // tower-auth-client's `tonic` feature: the code the error stands for, not UNKNOWN, and
+    // not UNAUTHENTICATED either, which would blame the caller for this client's own
+    // configuration; the message is the kind's, never the token endpoint's words.
     let status = DemoClient::new(ServiceBuilder::new().layer(layer).service(channel.clone()))
         .who_am_i(WhoAmIRequest {})
         .await
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert_eq!(status.code(), tonic::Code::Internal);
+    assert_eq!(status.message(), TokenErrorKind::InvalidClient.to_string());
     let source = std::error::Error::source(&status).unwrap();
     let err = source.downcast_ref::<TokenError>().unwrap();
     assert!(err.is_invalid_client());

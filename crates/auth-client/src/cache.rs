@@ -389,9 +389,7 @@ impl Inner {
         state.flight = None;
         match &result {
             Ok(token) => {
-                let refresh_at = token
-                    .lifetime()
-                    .map(|lifetime| self.policy.refresh_at(token.received_at(), lifetime));
+                let refresh_at = Some(self.policy.due_at(token.received_at(), token.lifetime()));
                 tracing::debug!(
                     target: TARGET,
                     expires_in = ?token.expires_in(),
@@ -511,6 +509,29 @@ mod tests {
         assert_eq!(tokens.fetches(), 2);
         assert_eq!(value(&tokens.refresh().await.unwrap()), "token-1");
         assert_eq!(tokens.fetches(), 2, "refresh joined the fetch in flight");
+        assert_eq!(value(&tokens.token().await.unwrap()), "token-1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// SECURITY.md O5.
+    #[tokio::test(start_paused = true)]
+    async fn a_token_without_a_known_expiry_is_refreshed_on_the_period() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
+        let source = FnSource::new(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Token::new(format!("token-{n}"), None)) }
+        });
+        let policy =
+            RefreshPolicy::default().refresh_unknown_expiry_every(Duration::from_secs(600));
+        let tokens = TokenCache::with_policy(source, policy).unwrap();
+        assert_eq!(value(&tokens.token().await.unwrap()), "token-0");
+        tokio::time::advance(Duration::from_secs(599)).await;
+        assert_eq!(value(&tokens.token().await.unwrap()), "token-0");
+        assert_eq!(tokens.fetches(), 1);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokens.token().await.unwrap();
+        settle().await;
         assert_eq!(value(&tokens.token().await.unwrap()), "token-1");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }

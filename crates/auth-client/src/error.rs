@@ -214,7 +214,7 @@ impl std::error::Error for TokenError {
         #[cfg(feature = "tonic")]
         {
             Some(self.status.get_or_init(|| {
-                let mut status = tonic::Status::new(self.grpc_code(), self.to_string());
+                let mut status = self.status();
                 if let Some(source) = &self.source {
                     status.set_source(Arc::clone(source));
                 }
@@ -234,25 +234,34 @@ impl std::error::Error for TokenError {
 impl TokenError {
     /// The gRPC code for a call that could not be made for want of a token: `Unavailable`
     /// when the endpoint could not be reached or is failing (a retry may help, and gRPC retry
-    /// policies retry it); `Unauthenticated` when the credentials or the request were refused
-    /// or the endpoint's answer was unusable (a configuration to fix, not worth a retry);
-    /// `Unknown` for errors of [`FnSource`](crate::FnSource) closures and credential callables.
+    /// policies retry it); `Internal` for everything else: refused credentials or request, an
+    /// unusable answer, an error of a [`FnSource`](crate::FnSource) closure. Those are this
+    /// client's own configuration to fix, so never `Unauthenticated`, which would say the
+    /// caller of the call was refused.
     pub fn grpc_code(&self) -> tonic::Code {
         match self.kind {
             TokenErrorKind::Unavailable => tonic::Code::Unavailable,
             TokenErrorKind::InvalidClient
             | TokenErrorKind::Rejected
-            | TokenErrorKind::InvalidResponse => tonic::Code::Unauthenticated,
-            TokenErrorKind::Other => tonic::Code::Unknown,
+            | TokenErrorKind::InvalidResponse
+            | TokenErrorKind::Other => tonic::Code::Internal,
         }
+    }
+
+    /// The status a tonic caller sees: [`grpc_code`](Self::grpc_code) and the kind's fixed
+    /// text, never the token endpoint's own words (its `error_description` is for this
+    /// service's logs, not for whoever made the call); this error is its source.
+    fn status(&self) -> tonic::Status {
+        tonic::Status::new(self.grpc_code(), self.kind.to_string())
     }
 }
 
 #[cfg(feature = "tonic")]
 impl From<TokenError> for tonic::Status {
-    /// A status with [`TokenError::grpc_code`], the error's text, and the error as its source.
+    /// A status with [`TokenError::grpc_code`], the kind's fixed text, and the error as its
+    /// source.
     fn from(error: TokenError) -> Self {
-        let mut status = tonic::Status::new(error.grpc_code(), error.to_string());
+        let mut status = error.status();
         status.set_source(Arc::new(error));
         status
     }
@@ -263,18 +272,16 @@ mod tests {
     use super::*;
 
     #[cfg(feature = "tonic")]
+    /// SECURITY.md O4.
     #[test]
     fn grpc_codes_and_the_status_in_the_source_chain() {
         use std::error::Error as _;
         for (kind, code) in [
-            (TokenErrorKind::InvalidClient, tonic::Code::Unauthenticated),
-            (TokenErrorKind::Rejected, tonic::Code::Unauthenticated),
+            (TokenErrorKind::InvalidClient, tonic::Code::Internal),
+            (TokenErrorKind::Rejected, tonic::Code::Internal),
             (TokenErrorKind::Unavailable, tonic::Code::Unavailable),
-            (
-                TokenErrorKind::InvalidResponse,
-                tonic::Code::Unauthenticated,
-            ),
-            (TokenErrorKind::Other, tonic::Code::Unknown),
+            (TokenErrorKind::InvalidResponse, tonic::Code::Internal),
+            (TokenErrorKind::Other, tonic::Code::Internal),
         ] {
             assert_eq!(TokenError::new(kind, "r").grpc_code(), code, "{kind:?}");
         }
@@ -288,8 +295,16 @@ mod tests {
             .downcast_ref::<tonic::Status>()
             .unwrap();
         assert_eq!(status.code(), tonic::Code::Unavailable);
-        assert_eq!(status.message(), error.to_string());
+        // The kind's fixed text: never the endpoint's own words.
+        assert_eq!(status.message(), TokenErrorKind::Unavailable.to_string());
         assert_eq!(status.source().unwrap().to_string(), "connection reset");
+        let said = TokenError::oauth(
+            "invalid_client",
+            Some("client 'reporting' unknown at tenant acme-prod"),
+        );
+        let told = tonic::Status::from(said);
+        assert_eq!(told.code(), tonic::Code::Internal);
+        assert!(!told.message().contains("acme-prod"), "{}", told.message());
         // A later source replaces the status made for the earlier one.
         let error = error.clone().with_source(std::io::Error::other("refused"));
         let status = error
@@ -297,11 +312,7 @@ mod tests {
             .unwrap()
             .downcast_ref::<tonic::Status>()
             .unwrap();
-        assert!(
-            status.message().ends_with("refused"),
-            "{}",
-            status.message()
-        );
+        assert_eq!(status.source().unwrap().to_string(), "refused");
     }
 
     #[test]

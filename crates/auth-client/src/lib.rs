@@ -43,7 +43,7 @@
 //!
 //! With the feature `tonic`, a [`TokenError`] names the gRPC status it stands for
 //! (`TokenError::grpc_code`, `From<TokenError> for tonic::Status`), and a tonic client behind
-//! [`BearerLayer`] fails with `UNAUTHENTICATED` or `UNAVAILABLE` instead of `UNKNOWN`.
+//! [`BearerLayer`] fails with `INTERNAL` or `UNAVAILABLE` (never `UNAUTHENTICATED`, which would blame the caller) instead of `UNKNOWN`.
 //!
 //! Tokens and secrets never appear in `Debug` output, errors or logs.
 #![deny(unsafe_code)]

@@ -289,18 +289,47 @@ async fn discover_token_endpoint(
         }
         other => token_error(other),
     })?;
-    metadata.token_endpoint().map_err(|error| match error {
+    let endpoint = metadata.token_endpoint().map_err(|error| match error {
         HttpError::MissingEndpoint => {
             TokenError::new(TokenErrorKind::InvalidResponse, "no_token_endpoint")
         }
         other => TokenError::new(TokenErrorKind::InvalidResponse, "bad_token_endpoint")
             .with_source(config_error("token_endpoint", other)),
-    })
+    })?;
+    no_less_secure(discovery.url(), &endpoint)?;
+    Ok(endpoint)
+}
+
+/// The secret goes where the discovery document says: never with less protection than the
+/// document itself came with (an https issuer naming a plain-http endpoint, even on
+/// loopback, where the loopback rule alone would allow it).
+fn no_less_secure(document: &Uri, endpoint: &Uri) -> Result<(), TokenError> {
+    let https = |uri: &Uri| uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    if https(document) && !https(endpoint) {
+        return Err(TokenError::new(
+            TokenErrorKind::InvalidResponse,
+            "token_endpoint_less_secure_than_issuer",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SECURITY.md O3.
+    #[test]
+    fn a_discovered_token_endpoint_is_never_less_secure_than_its_issuer() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let https_doc = uri("https://login.example.com/.well-known/openid-configuration");
+        let plain_doc = uri("http://127.0.0.1:9/.well-known/openid-configuration");
+        assert!(no_less_secure(&https_doc, &uri("https://login.example.com/token")).is_ok());
+        let refused = no_less_secure(&https_doc, &uri("http://127.0.0.1:8080/token")).unwrap_err();
+        assert_eq!(refused.reason(), "token_endpoint_less_secure_than_issuer");
+        assert!(no_less_secure(&plain_doc, &uri("http://127.0.0.1:9/token")).is_ok());
+        assert!(no_less_secure(&plain_doc, &uri("https://login.example.com/token")).is_ok());
+    }
 
     #[test]
     fn basic_credentials_are_form_encoded_before_base64() {

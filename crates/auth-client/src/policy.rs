@@ -13,7 +13,8 @@ use tower_auth_core::ConfigError;
 /// lifetime, but never more than half of it (so that a 2-minute token is used for a minute);
 /// up to 10% of that margin more at random (jitter; less instead, where more would pass half
 /// the lifetime), so that many clients started together do not refresh together; after a failure retry in 1 s, doubling up to 60 s (with jitter, and
-/// at least the server's `Retry-After`); at most one refresh forced by a 401 every 5 s; give
+/// at least the server's `Retry-After`, itself honoured up to those 60 s); a token without a
+/// known expiry refreshed every hour; at most one refresh forced by a 401 every 5 s; give
 /// a fetch 30 s in all.
 ///
 /// ```
@@ -35,6 +36,7 @@ pub struct RefreshPolicy {
     max_backoff: Duration,
     pub(crate) forced_refresh_interval: Duration,
     pub(crate) fetch_timeout: Duration,
+    unknown_expiry_refresh: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -46,6 +48,7 @@ impl Default for RefreshPolicy {
             max_backoff: Duration::from_secs(60),
             forced_refresh_interval: Duration::from_secs(5),
             fetch_timeout: Duration::from_secs(30),
+            unknown_expiry_refresh: Duration::from_secs(3600),
         }
     }
 }
@@ -92,6 +95,14 @@ impl RefreshPolicy {
         self
     }
 
+    /// How often a token without a known expiry (no `expires_in`, a [`StaticToken`](crate::StaticToken))
+    /// is fetched again (default one hour): a revoked or rotated one is then not used forever.
+    #[must_use]
+    pub fn refresh_unknown_expiry_every(mut self, every: Duration) -> Self {
+        self.unknown_expiry_refresh = every;
+        self
+    }
+
     /// The one validation of the setters' values, made when a cache takes the policy.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         if !(0.0..=1.0).contains(&self.jitter) {
@@ -104,6 +115,12 @@ impl RefreshPolicy {
             return Err(ConfigError::new(
                 "backoff",
                 "the maximum must not be below the minimum",
+            ));
+        }
+        if self.unknown_expiry_refresh < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "refresh_unknown_expiry_every",
+                "must be at least one second",
             ));
         }
         Ok(())
@@ -132,6 +149,16 @@ impl RefreshPolicy {
         received_at + lifetime.saturating_sub(lead)
     }
 
+    /// When a token received at `received_at` with `lifetime` (or none known) is due for a
+    /// refresh: [`refresh_at`](Self::refresh_at), or for a token without a known expiry
+    /// [`refresh_unknown_expiry_every`](Self::refresh_unknown_expiry_every) after it came.
+    pub(crate) fn due_at(&self, received_at: Instant, lifetime: Option<Duration>) -> Instant {
+        match lifetime {
+            Some(lifetime) => self.refresh_at(received_at, lifetime),
+            None => received_at + self.unknown_expiry_refresh,
+        }
+    }
+
     /// The wait after `failures` failures in a row: exponential, "equal jitter" (half fixed,
     /// half random), at least the server's `Retry-After`.
     pub(crate) fn backoff_after(&self, failures: u32, retry_after: Option<Duration>) -> Duration {
@@ -141,13 +168,42 @@ impl RefreshPolicy {
             .saturating_mul(1 << exponent)
             .min(self.max_backoff);
         let wait = base / 2 + (base / 2).mul_f64(rand::rng().random::<f64>());
-        wait.max(retry_after.unwrap_or_default())
+        // The server's `Retry-After` is honoured up to the longest backoff: a token endpoint
+        // that asks for a day does not stop this client for a day.
+        wait.max(retry_after.unwrap_or_default().min(self.max_backoff))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SECURITY.md O5.
+    #[test]
+    fn retry_after_is_honoured_up_to_the_longest_backoff() {
+        let p = RefreshPolicy::default();
+        let day = Some(Duration::from_secs(86_400));
+        assert_eq!(p.backoff_after(1, day), Duration::from_secs(60));
+        assert_eq!(
+            p.backoff_after(1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_without_a_known_expiry_is_due_after_the_period() {
+        let now = Instant::now();
+        let p = RefreshPolicy::default();
+        assert_eq!(p.due_at(now, None), now + Duration::from_secs(3600));
+        let p = p.refresh_unknown_expiry_every(Duration::from_secs(120));
+        assert_eq!(p.due_at(now, None), now + Duration::from_secs(120));
+        assert!(
+            RefreshPolicy::default()
+                .refresh_unknown_expiry_every(Duration::ZERO)
+                .check()
+                .is_err()
+        );
+    }
 
     #[test]
     fn margins() {
@@ -201,7 +257,7 @@ mod tests {
             let many = p.backoff_after(40, None);
             assert!(many >= Duration::from_secs(30) && many <= Duration::from_secs(60));
         }
-        assert!(p.backoff_after(1, Some(Duration::from_secs(120))) >= Duration::from_secs(120));
+        assert!(p.backoff_after(1, Some(Duration::from_secs(50))) >= Duration::from_secs(50));
     }
 
     #[test]

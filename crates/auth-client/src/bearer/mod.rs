@@ -104,7 +104,7 @@ pub use service::Bearer;
 /// as the service's error is [`BoxError`](crate::BoxError)) and the inner service is not
 /// called. On a tonic client that surfaces as a `Status` whose source is the `TokenError`,
 /// with code `Unknown`, or with the feature `tonic` the code the error stands for
-/// (`TokenError::grpc_code`: `Unauthenticated`, or `Unavailable` when the token endpoint is
+/// (`TokenError::grpc_code`: `Internal`, or `Unavailable` when the token endpoint is
 /// down).
 ///
 /// ```no_run
