@@ -483,3 +483,33 @@ async fn every_revocation_is_an_audit_event_without_the_token() {
         assert!(!text.contains(secret), "a secret in the log");
     }
 }
+
+/// SECURITY.md R11: an application that serves the exchange but not the revocation endpoint
+/// (as before it existed) keeps `/auth/revoke` protected, whatever answers there.
+#[tokio::test]
+async fn an_endpoint_the_application_does_not_serve_is_not_exempt() {
+    let auth = layer(&[]).await;
+    assert!(!auth.exemptions().iter().any(|p| p == "/auth/revoke"));
+    let router = Router::new()
+        .merge(auth.exchange_endpoint().unwrap().clone().router())
+        .fallback(|| async { "the application's fallback" })
+        .layer(auth.clone());
+    let server = auth_tests::serve(router).await;
+    let reply = get(server, "/auth/revoke", &[]).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(get(server, "/elsewhere", &[]).await.status, 401);
+    // The exchange it took is exempt: no credential of the layer's is needed to call it.
+    let reply = send_body(
+        server,
+        Method::POST,
+        "/auth/token",
+        &[("content-type", "application/json")],
+        r#"{"client_id":"nobody","credential":"x"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.body.contains("invalid_client"), "{reply:?}");
+    let mut exempt = auth.exemptions();
+    exempt.retain(|p| p.starts_with("/auth/"));
+    assert_eq!(exempt, ["/auth/token"]);
+}

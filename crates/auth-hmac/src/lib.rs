@@ -70,7 +70,9 @@ pub use exchange::{
     ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, MAX_BODY_BYTES, REVOKE_PATH,
     RevocationEndpoint, TOKEN_PATH, TokenClients,
 };
-pub use revocation::{DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList};
+pub use revocation::{
+    CLIENT_SHARE_PERCENT, DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList,
+};
 pub use token::{
     AccessTokenClaims, MAX_TOKEN_LIFETIME, MintError, RoleTokenError, RoleTokenErrorKind,
 };

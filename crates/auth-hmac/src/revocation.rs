@@ -26,7 +26,39 @@ pub enum RevocationError {
     InvalidToken,
     /// The token has no `jti`, so it cannot be told apart from others: rotate the secret.
     NoTokenId,
+    /// The revoking client already holds its share of the list
+    /// ([`CLIENT_SHARE_PERCENT`]), or the list is past the part of it clients may fill: the
+    /// rest is kept for admins, so that no client can stop them revoking.
+    ClientQuota,
 }
+
+/// How much of a list's capacity one client's own revocations may hold, in percent; and
+/// clients together may fill the list up to `100 - CLIENT_SHARE_PERCENT` percent.
+pub const CLIENT_SHARE_PERCENT: usize = 10;
+
+/// What [`RevocationList::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// The token is now revoked (it was not, or not for as long).
+    Added,
+    /// It was revoked already, for at least as long: nothing changed, nothing to write.
+    Unchanged,
+    /// It had expired: nothing to hold.
+    Expired,
+}
+
+/// Who revokes, for the quota a client's revocations are held to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum By {
+    /// An admin, or the library's own API: up to the capacity.
+    Admin,
+    /// A client revoking its own token (its `sub`): within its share.
+    Client,
+}
+
+/// A revocation file larger than this is refused at start: a list at capacity takes a few
+/// MiB.
+const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 impl fmt::Display for RevocationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,6 +66,7 @@ impl fmt::Display for RevocationError {
             Self::Full => "the revocation list is full",
             Self::InvalidToken => "the token to revoke is not a valid token of this issuer",
             Self::NoTokenId => "the token has no jti and cannot be revoked alone",
+            Self::ClientQuota => "the client holds its share of the revocation list",
         })
     }
 }
@@ -177,8 +210,13 @@ impl RevocationList {
     /// more unexpired entries than the capacity, or does not exist in a directory that does
     /// not exist either (no write could ever create it).
     pub fn open(path: impl Into<PathBuf>, clock: Clock) -> io::Result<Self> {
-        let path = path.into();
-        let text = match fs::read(&path) {
+        let mut path = path.into();
+        // A link is followed to the file it names, so that the rename of each write replaces
+        // that file (on the volume the link points into), not the link.
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            path = fs::canonicalize(&path)?;
+        }
+        let text = match read_bounded(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let dir = directory_of(&path);
@@ -225,6 +263,7 @@ impl RevocationList {
                 ));
             }
         }
+        check_writable(directory_of(&path))?;
         let file = Backing {
             path,
             written: Mutex::new(0),
@@ -250,28 +289,48 @@ impl RevocationList {
     /// # Errors
     /// [`RevocationError::Full`] when the list holds its capacity of unexpired entries.
     pub fn revoke(&self, jti: &str, subject: &str, keep_until: u64) -> Result<(), RevocationError> {
-        let added = self.insert(jti, subject, keep_until)?;
-        tracing::info!(target: "auth", event = "token_revoked", jti = ?jti, subject = ?subject, keep_until, already_expired = !added, "role token revoked");
+        let inserted = self.insert(jti, subject, keep_until, By::Admin)?;
+        tracing::info!(target: "auth", event = "token_revoked", jti = ?jti, subject = ?subject, keep_until, already_expired = inserted == Inserted::Expired, "role token revoked");
         Ok(())
     }
 
-    /// [`revoke`](Self::revoke) without its event, for callers that log a fuller one;
-    /// `false` when the token had expired already, so that nothing was held.
+    /// [`revoke`](Self::revoke) without its event, for callers that log a fuller one, with
+    /// the quota of `by`.
     pub(crate) fn insert(
         &self,
         jti: &str,
         subject: &str,
         keep_until: u64,
-    ) -> Result<bool, RevocationError> {
+        by: By,
+    ) -> Result<Inserted, RevocationError> {
         let now = self.inner.clock.now_unix();
         if keep_until <= now {
-            return Ok(false);
+            return Ok(Inserted::Expired);
         }
         let mut entries = self
             .inner
             .entries
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        if entries.get(jti).is_some_and(|e| e.until >= keep_until) {
+            return Ok(Inserted::Unchanged);
+        }
+        if let By::Client = by {
+            let capacity = self.inner.capacity;
+            let share = capacity * CLIENT_SHARE_PERCENT / 100;
+            // Counting the client's entries is a scan, made only once the list is big
+            // enough for any one client to have reached its share.
+            let over = entries.len() >= capacity - share
+                || (entries.len() >= share
+                    && entries
+                        .values()
+                        .filter(|e| e.until > now && *e.subject == *subject)
+                        .count()
+                        >= share);
+            if over && !entries.contains_key(jti) {
+                return Err(RevocationError::ClientQuota);
+            }
+        }
         if !entries.contains_key(jti) && entries.len() >= self.inner.capacity {
             entries.retain(|_, entry| entry.until > now);
             if entries.len() >= self.inner.capacity {
@@ -287,7 +346,7 @@ impl RevocationList {
         entry.until = entry.until.max(keep_until);
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
         self.inner.len.store(entries.len(), Ordering::Release);
-        Ok(true)
+        Ok(Inserted::Added)
     }
 
     /// Writes the list to its file, if it has one, when it has changed since the last write:
@@ -387,6 +446,34 @@ impl RevocationList {
 }
 
 /// The directory `path` is in (`.` for a bare file name).
+/// The file's bytes, refused past [`MAX_FILE_BYTES`] (a wrong path such as `/dev/zero`
+/// would otherwise hang start-up).
+fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Whether a file can be made in `dir`: found at start, not at the first revocation.
+fn check_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".revocations-probe-{}", std::process::id()));
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot write in {}: {e}", dir.display())))?;
+    fs::remove_file(&probe)
+}
+
 fn directory_of(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -549,5 +636,97 @@ mod tests {
         let list = RevocationList::new(Clock::manual(0));
         assert!(list.file().is_none());
         list.persist_blocking().unwrap();
+    }
+
+    /// SECURITY.md R10.
+    #[test]
+    fn a_client_holds_at_most_its_share_and_never_the_admins_room() {
+        let clock = Clock::manual(1_000);
+        let list = RevocationList::with_capacity(clock, 100);
+        // A tenth each: 10 for client a, then it is refused; b still has its share.
+        for i in 0..10 {
+            let jti = format!("a{i}");
+            assert_eq!(
+                list.insert(&jti, "a", 2_000, By::Client),
+                Ok(Inserted::Added)
+            );
+        }
+        assert_eq!(
+            list.insert("a10", "a", 2_000, By::Client),
+            Err(RevocationError::ClientQuota)
+        );
+        // Again what is held: nothing changes, nothing to write.
+        assert_eq!(
+            list.insert("a0", "a", 2_000, By::Client),
+            Ok(Inserted::Unchanged)
+        );
+        for client in ["b", "c", "d", "e", "f", "g", "h", "i"] {
+            for i in 0..10 {
+                let jti = format!("{client}{i}");
+                assert_eq!(
+                    list.insert(&jti, client, 2_000, By::Client),
+                    Ok(Inserted::Added)
+                );
+            }
+        }
+        // 90 held: clients together stop there; the last tenth is the admins'.
+        assert_eq!(
+            list.insert("j0", "j", 2_000, By::Client),
+            Err(RevocationError::ClientQuota)
+        );
+        for i in 0..10 {
+            let jti = format!("admin{i}");
+            assert_eq!(
+                list.insert(&jti, "a", 2_000, By::Admin),
+                Ok(Inserted::Added)
+            );
+        }
+        assert_eq!(list.len(), 100);
+    }
+
+    /// SECURITY.md R8.
+    #[test]
+    fn a_link_a_huge_file_or_a_read_only_directory_is_handled_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // A link: the file it names is the one written, and the link stays.
+        let target = dir.path().join("volume-revoked.json");
+        let link = dir.path().join("revoked.json");
+        fs::write(&target, r#"{"revoked":[]}"#).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let list = RevocationList::open(&link, Clock::manual(1_000)).unwrap();
+            list.revoke("t", "s", 2_000).unwrap();
+            list.persist_blocking().unwrap();
+            assert!(
+                fs::symlink_metadata(&link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            assert_eq!(read(&target)["revoked"][0]["jti"], "t");
+        }
+        // Past the size bound: refused, not read whole.
+        let huge = dir.path().join("huge.json");
+        let file = fs::File::create(&huge).unwrap();
+        file.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = RevocationList::open(&huge, Clock::manual(0)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // A directory nothing can be written in: refused now, not at the first revocation.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let locked = dir.path().join("locked");
+            fs::create_dir(&locked).unwrap();
+            fs::set_permissions(&locked, fs::Permissions::from_mode(0o500)).unwrap();
+            let path = locked.join("revoked.json");
+            // Root writes anywhere: the check can only be seen failing as another user.
+            let writable = fs::write(locked.join("x"), "").is_ok();
+            let _ = fs::remove_file(locked.join("x"));
+            assert_eq!(
+                RevocationList::open(&path, Clock::manual(0)).is_err(),
+                !writable
+            );
+        }
     }
 }

@@ -117,11 +117,26 @@ impl CaBundle {
 }
 
 /// The platform's store, read once per process: an operator adds a private CA there, and
-/// `SSL_CERT_FILE` / `SSL_CERT_DIR` point elsewhere. Unreadable entries are skipped; the webpki
-/// roots still stand where a container has no store at all.
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` point elsewhere. Unreadable entries are skipped, with one
+/// warning that says so (a mistyped `SSL_CERT_FILE` would otherwise fail every handshake with
+/// a private CA and no word why); the webpki roots still stand where a container has no store
+/// at all.
 fn native_roots() -> &'static [CertificateDer<'static>] {
     static NATIVE: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+    NATIVE.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        if let Some(first) = loaded.errors.first() {
+            tracing::warn!(
+                target: "auth",
+                event = "native_roots_unreadable",
+                errors = loaded.errors.len(),
+                first = %first,
+                certificates = loaded.certs.len(),
+                "part of the platform's certificate store could not be read (SSL_CERT_FILE, SSL_CERT_DIR or the system store); it is skipped"
+            );
+        }
+        loaded.certs
+    })
 }
 
 /// The webpki roots, the platform's, and `extra`.

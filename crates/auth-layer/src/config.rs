@@ -124,19 +124,9 @@ impl AuthConfig {
         let limits = env::source_limits(&vars)?;
         #[allow(unused_mut)]
         let mut rules = env::rules(&vars)?;
-        // The exchange issues the tokens this layer checks: it must not need one itself. Only
-        // when it is served, though: with `hmac` left out of the chain nothing answers the
-        // path, and an exemption would open whatever route the application has there.
-        #[cfg(feature = "hmac")]
-        if hmac.as_ref().is_some_and(|h| h.exchange.is_some())
-            && chain
-                .as_ref()
-                .is_some_and(|kinds| kinds.contains(&AuthenticatorKind::Hmac))
-        {
-            for path in [tower_auth_hmac::TOKEN_PATH, tower_auth_hmac::REVOKE_PATH] {
-                rules.exempt(path).expect("a valid path");
-            }
-        }
+        // The exchange and revocation endpoints are exempt only once the application takes
+        // them to serve (`AuthLayer::exchange_endpoint`, `revocation_endpoint`): see
+        // `ServedEndpoints`.
         Ok(Self {
             chain,
             keys,

@@ -121,15 +121,25 @@ impl AuthLayer {
     }
 
     /// The token-exchange endpoint configured from `AUTH_TOKEN_CLIENTS`, to be served at
-    /// [`tower_auth_hmac::TOKEN_PATH`] (which the layer exempts). `None` without it.
+    /// [`tower_auth_hmac::TOKEN_PATH`]. `None` without it.
+    ///
+    /// Taking it is saying it is served: from this call on the layer exempts its path (its
+    /// clients authenticate with their own credentials). A layer whose application never
+    /// takes it keeps whatever is routed at that path protected.
     #[cfg(feature = "hmac")]
     pub fn exchange_endpoint(&self) -> Option<&tower_auth_hmac::ExchangeEndpoint> {
-        self.settings.token_exchange.as_ref()
+        let endpoint = self.settings.token_exchange.as_ref()?;
+        self.settings
+            .served
+            .token
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Some(endpoint)
     }
 
     /// The revocation endpoint (RFC 7009) beside the [exchange](Self::exchange_endpoint),
-    /// to be served at [`tower_auth_hmac::REVOKE_PATH`] (which the layer exempts, so that
-    /// clients authenticating with Basic or form credentials reach it). It revokes into the
+    /// to be served at [`tower_auth_hmac::REVOKE_PATH`]; taking it makes the layer exempt
+    /// that path from then on, so that clients authenticating with Basic or form credentials
+    /// reach it (as for the exchange). It revokes into the
     /// list this layer's HMAC authenticator checks (kept in `AUTH_REVOCATION_FILE` when that
     /// is set), so a revoked token is refused from the next request on. Serve it inside this
     /// layer (`Router::new().merge(endpoint.router()).layer(auth)`): an identity with role
@@ -137,12 +147,21 @@ impl AuthLayer {
     /// `AUTH_TOKEN_CLIENTS`.
     #[cfg(feature = "hmac")]
     pub fn revocation_endpoint(&self) -> Option<&tower_auth_hmac::RevocationEndpoint> {
-        self.settings.token_revocation.as_ref()
+        let endpoint = self.settings.token_revocation.as_ref()?;
+        self.settings
+            .served
+            .revoke
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Some(endpoint)
     }
 
-    /// The exempt paths, in no particular order.
+    /// The exempt paths, in no particular order: the configured ones, and the exchange and
+    /// revocation endpoints once taken to be served.
     pub fn exemptions(&self) -> Vec<String> {
-        self.settings.rules.exemptions().collect()
+        let exemptions = self.settings.rules.exemptions();
+        #[cfg(feature = "hmac")]
+        let exemptions = exemptions.chain(self.settings.served.paths().map(String::from));
+        exemptions.collect()
     }
 
     /// The realm of this layer's challenges.
@@ -164,6 +183,8 @@ pub(crate) fn default_settings() -> Settings {
         token_exchange: None,
         #[cfg(feature = "hmac")]
         token_revocation: None,
+        #[cfg(feature = "hmac")]
+        served: Arc::default(),
     }
 }
 

@@ -41,12 +41,43 @@ pub(crate) struct Settings {
     pub(crate) tasks: Vec<Arc<TaskGuard>>,
     /// `AUTH_FAILURE_LIMIT` and the limit on rejection log lines, per source.
     pub(crate) limits: Arc<SourceLimits>,
+    /// Which of the endpoints below the application has taken to serve: their paths are
+    /// exempt from then on, and only then.
+    #[cfg(feature = "hmac")]
+    pub(crate) served: Arc<ServedEndpoints>,
     /// The token-exchange endpoint configured with the layer (`AUTH_TOKEN_CLIENTS`).
     #[cfg(feature = "hmac")]
     pub(crate) token_exchange: Option<tower_auth_hmac::ExchangeEndpoint>,
     /// Its revocation endpoint, writing the list the HMAC authenticator checks.
     #[cfg(feature = "hmac")]
     pub(crate) token_revocation: Option<tower_auth_hmac::RevocationEndpoint>,
+}
+
+/// Whether the application has taken the exchange and revocation endpoints to serve. Their
+/// paths are exempt (the clients calling them authenticate with their own credentials) only
+/// from then on: an application that does not serve one keeps whatever it routes at its path
+/// (a fallback, a proxy) protected, as every other path.
+#[cfg(feature = "hmac")]
+#[derive(Debug, Default)]
+pub(crate) struct ServedEndpoints {
+    pub(crate) token: std::sync::atomic::AtomicBool,
+    pub(crate) revoke: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(feature = "hmac")]
+impl ServedEndpoints {
+    /// Whether `path` is an endpoint the application serves.
+    fn exempts(&self, path: &str) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        (path == tower_auth_hmac::TOKEN_PATH && self.token.load(Relaxed))
+            || (path == tower_auth_hmac::REVOKE_PATH && self.revoke.load(Relaxed))
+    }
+
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [tower_auth_hmac::TOKEN_PATH, tower_auth_hmac::REVOKE_PATH]
+            .into_iter()
+            .filter(|path| self.exempts(path))
+    }
 }
 
 /// What to do with a request, as far as can be told without waiting.
@@ -91,12 +122,25 @@ impl Settings {
         }
     }
 
+    /// The rule for the request's path: the exemptions and role rules, and the endpoints the
+    /// application serves.
+    fn rule<B>(&self, request: &Request<B>) -> PathRule<'_> {
+        let path = request.uri().path();
+        // Whether the request is gRPC matters only to `/pkg.Service/*` exemptions.
+        let grpc = self.rules.has_grpc_service_exemptions() && Protocol::of(request).is_grpc();
+        let rule = self.rules.classify(path, grpc);
+        #[cfg(feature = "hmac")]
+        if !matches!(rule, PathRule::Exempt) && self.served.exempts(path) {
+            return PathRule::Exempt;
+        }
+        rule
+    }
+
     /// A blocked source's request: an exempt path is served without authenticating it, any
     /// other gets 429. Not logged: the block was, once, when the source reached its limit.
     #[cold]
     fn refuse_blocked<B>(&self, request: &Request<B>, wait: std::time::Duration) -> Verdict {
-        let grpc = self.rules.has_grpc_service_exemptions() && Protocol::of(request).is_grpc();
-        match self.rules.classify(request.uri().path(), grpc) {
+        match self.rule(request) {
             PathRule::Exempt => Verdict::Pass(None),
             _ => Verdict::Reject(AuthError::rate_limited(wait)),
         }
@@ -119,10 +163,7 @@ impl Settings {
         request: &Request<B>,
         result: Result<Identity, AuthError>,
     ) -> Verdict {
-        let path = request.uri().path();
-        // Whether the request is gRPC matters only to `/pkg.Service/*` exemptions.
-        let grpc = self.rules.has_grpc_service_exemptions() && Protocol::of(request).is_grpc();
-        let verdict = match (self.rules.classify(path, grpc), result) {
+        let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {
                 // Served anyway, but an exempt handler may answer differently with an

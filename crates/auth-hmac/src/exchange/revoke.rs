@@ -61,7 +61,8 @@ use tower_auth_core::{ADMIN_ROLE, Capped, Credential, Identity, Secret};
 
 use super::request::{Answer, ClientAuth, Endpoint, Refusal, read_body, respond};
 use super::{BoxError, MAX_BODY_BYTES};
-use crate::{AccessTokenClaims, RevocationList};
+use crate::revocation::{By, Inserted};
+use crate::{AccessTokenClaims, RevocationError, RevocationList};
 
 /// The path the revocation endpoint is conventionally mounted at, beside
 /// [`TOKEN_PATH`](crate::TOKEN_PATH).
@@ -316,9 +317,32 @@ impl RevocationEndpoint {
             );
         };
         let keep_until = exp.saturating_add(self.auth.config.leeway_secs);
-        // The only refusal is a full list, which `insert` reports with an error event.
-        if self.revocations.insert(jti, sub, keep_until).is_err() {
-            return server_error();
+        let by = match revoker {
+            Revoker::Admin(_) => By::Admin,
+            Revoker::Client(_) => By::Client,
+        };
+        match self.revocations.insert(jti, sub, keep_until, by) {
+            Ok(Inserted::Added | Inserted::Expired) => {}
+            // Revoked already: nothing to write and nothing new to audit.
+            Ok(Inserted::Unchanged) => {
+                tracing::debug!(target: "auth", event = "token_revocation_repeated", fingerprint = %fingerprint, jti = %jti, "revocation of a token revoked already");
+                return revoked();
+            }
+            Err(RevocationError::ClientQuota) => {
+                if self.auth.may_log(source) {
+                    tracing::warn!(target: "auth", event = "token_revocation_failed", reason = "client_quota", jti = %jti, client_id = revoker.client_id(), "revocation refused: the client holds its share of the revocation list");
+                }
+                let mut answer = respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"error":"temporarily_unavailable"}"#,
+                );
+                answer
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("60"));
+                return answer;
+            }
+            // A full list, which `insert` reports with an error event.
+            Err(_) => return server_error(),
         }
         if let Err(e) = self.revocations.persist().await {
             tracing::error!(target: "auth", event = "revocation_file_error", fingerprint = %fingerprint, jti = %jti, error = %e, file = ?self.revocations.file(), "the token is revoked in memory but the revocation file was not written: it would be forgotten on restart");
