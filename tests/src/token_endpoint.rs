@@ -60,6 +60,8 @@ struct Shared {
     /// Serve the metadata only where RFC 8414 puts it, as an OAuth-only server does.
     rfc8414_only: Mutex<bool>,
     recorded: Mutex<Vec<TokenRequest>>,
+    /// Refresh tokens that may still be used, once each (rotation), and by which client.
+    refresh_tokens: Mutex<HashMap<String, String>>,
     issued: AtomicU64,
     discovery_requests: AtomicU64,
     token_requests: watch::Sender<u64>,
@@ -119,6 +121,7 @@ impl TokenEndpoint {
             discovery_issuer: Mutex::new(None),
             rfc8414_only: Mutex::new(false),
             recorded: Mutex::default(),
+            refresh_tokens: Mutex::default(),
             issued: AtomicU64::new(0),
             discovery_requests: AtomicU64::new(0),
             token_requests: watch::Sender::new(0),
@@ -180,6 +183,18 @@ impl TokenEndpoint {
     /// Connect discovery path, as an OAuth 2.0 server without OpenID Connect does.
     pub fn serve_rfc8414_only(&self) {
         *self.shared.rfc8414_only.lock().unwrap() = true;
+    }
+
+    /// A refresh token for `client_id`, as a login would have given it: usable once (each
+    /// refresh_token grant answers with a new one and spends the old).
+    pub fn issue_refresh_token(&self, client_id: &str) -> String {
+        let token = format!("refresh-{}", crate::idp::b64(rand_bytes()));
+        self.shared
+            .refresh_tokens
+            .lock()
+            .unwrap()
+            .insert(token.clone(), client_id.to_owned());
+        token
     }
 
     /// Requests to [`TOKEN_PATH`] (refused ones included; not those closed while down).
@@ -338,8 +353,26 @@ async fn respond(
             &json!({"error": "invalid_client", "error_description": "client authentication failed"}),
         ));
     }
-    if recorded.grant_type.as_deref() != Some("client_credentials") {
-        return Ok(reply(400, &json!({"error": "unsupported_grant_type"})));
+    // The refresh token grant (RFC 6749 section 6), rotating: the token presented is spent,
+    // and the answer carries the next one.
+    let mut next_refresh = None;
+    match recorded.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some("refresh_token") => {
+            let presented = param("refresh_token").unwrap_or_default();
+            let mut live = shared.refresh_tokens.lock().unwrap();
+            if live.get(&presented) != Some(&client_id) {
+                return Ok(reply(
+                    400,
+                    &json!({"error": "invalid_grant", "error_description": "refresh token unknown, spent or of another client"}),
+                ));
+            }
+            live.remove(&presented);
+            let next = format!("refresh-{}", crate::idp::b64(rand_bytes()));
+            live.insert(next.clone(), client_id.clone());
+            next_refresh = Some(next);
+        }
+        _ => return Ok(reply(400, &json!({"error": "unsupported_grant_type"}))),
     }
     let n = shared.issued.fetch_add(1, Ordering::SeqCst);
     let expires_in = *shared.expires_in.lock().unwrap();
@@ -362,6 +395,9 @@ async fn respond(
         }
     };
     let mut body = json!({"access_token": access_token, "token_type": "Bearer"});
+    if let Some(next) = next_refresh {
+        body["refresh_token"] = json!(next);
+    }
     if let Some(secs) = expires_in {
         body["expires_in"] = json!(secs);
     }

@@ -43,6 +43,9 @@ impl fmt::Display for TokenErrorKind {
     }
 }
 
+/// The reason of a [`TokenError`] for a session that needs a new login.
+pub(crate) const LOGIN_REQUIRED: &str = "login_required";
+
 /// Why no token could be had: a [`TokenErrorKind`], a short reason code, the OAuth error
 /// code and description when the endpoint sent one, and the server's `Retry-After`.
 ///
@@ -117,6 +120,14 @@ impl TokenError {
         error.oauth_error = Some(printable(code).into());
         error.description = description.map(|d| printable(d).into());
         error
+    }
+
+    /// The session cannot go on without the person logging in again: its refresh token was
+    /// refused (OAuth `invalid_grant`: expired, revoked or spent), or there is no session.
+    pub fn is_login_required(&self) -> bool {
+        self.reason == LOGIN_REQUIRED
+            || (self.kind == TokenErrorKind::Rejected
+                && self.oauth_error.as_deref() == Some("invalid_grant"))
     }
 
     /// The kind of failure.

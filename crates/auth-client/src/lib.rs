@@ -56,11 +56,13 @@ mod error;
 mod exchange;
 mod oauth;
 mod policy;
+mod refresh;
 mod response;
 mod source;
 #[cfg(test)]
 mod test_support;
 mod token;
+mod token_file;
 mod transport;
 
 pub use bearer::{Bearer, BearerLayer};
@@ -70,5 +72,7 @@ pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
+pub use refresh::RefreshTokenGrant;
 pub use source::{BoxFuture, FnSource, StaticToken, TokenSource};
 pub use token::Token;
+pub use token_file::{Session, TokenFile, TokenFileLock};

@@ -69,14 +69,165 @@ enum Endpoint {
 /// 3.2 require TLS wherever a client secret is sent. Redirects are never followed.
 #[derive(Clone)]
 pub struct ClientCredentials {
-    endpoint: Endpoint,
-    client_id: Arc<str>,
-    secret: Arc<Secret>,
-    auth: ClientAuth,
+    client: OAuthClient,
     scope: Option<Arc<str>>,
     audience: Option<Arc<str>>,
     resources: Arc<[String]>,
+}
+
+/// A client of a token endpoint: where the endpoint is, who the client is and how it
+/// authenticates, shared by every grant this crate makes.
+#[derive(Clone)]
+pub(crate) struct OAuthClient {
+    endpoint: Endpoint,
+    client_id: Arc<str>,
+    /// `None` for a public client (RFC 6749 section 2.1), which sends its id in the form.
+    secret: Option<Arc<Secret>>,
+    auth: ClientAuth,
     transport: Transport,
+}
+
+impl OAuthClient {
+    /// At the token endpoint `token_url`.
+    pub(crate) fn at_url(
+        token_url: &str,
+        client_id: String,
+        secret: Option<Secret>,
+    ) -> Result<Self, ConfigError> {
+        let uri = endpoint_uri("token_url", token_url)?;
+        Self::build(Endpoint::Url(uri), client_id, secret)
+    }
+
+    /// At the token endpoint of `issuer`'s discovery document.
+    pub(crate) fn of_issuer(
+        issuer: &str,
+        client_id: String,
+        secret: Option<Secret>,
+    ) -> Result<Self, ConfigError> {
+        let discovery =
+            Discovery::openid_or_oauth(issuer).map_err(|e| config_error("issuer", e))?;
+        require_tls_off_loopback(discovery.url()).map_err(|e| config_error("issuer", e))?;
+        let endpoint = Endpoint::Issuer {
+            discovery,
+            token_endpoint: Arc::new(OnceCell::new()),
+        };
+        Self::build(endpoint, client_id, secret)
+    }
+
+    fn build(
+        endpoint: Endpoint,
+        client_id: String,
+        secret: Option<Secret>,
+    ) -> Result<Self, ConfigError> {
+        if client_id.is_empty() {
+            return Err(ConfigError::new("client_id", "is empty"));
+        }
+        Ok(Self {
+            endpoint,
+            client_id: client_id.into(),
+            secret: secret.map(Arc::new),
+            auth: ClientAuth::default(),
+            transport: Transport::new()?,
+        })
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// A confidential client, authenticating with `secret` by `auth`.
+    pub(crate) fn with_secret(mut self, secret: Secret, auth: ClientAuth) -> Self {
+        self.secret = Some(Arc::new(secret));
+        self.auth = auth;
+        self
+    }
+
+    /// The token endpoint: the configured one, or the discovered one once known.
+    pub(crate) fn token_endpoint(&self) -> Option<&Uri> {
+        match &self.endpoint {
+            Endpoint::Url(uri) => Some(uri),
+            Endpoint::Issuer { token_endpoint, .. } => token_endpoint.get(),
+        }
+    }
+
+    async fn resolve(&self) -> Result<&Uri, TokenError> {
+        match &self.endpoint {
+            Endpoint::Url(uri) => Ok(uri),
+            Endpoint::Issuer {
+                discovery,
+                token_endpoint,
+            } => {
+                token_endpoint
+                    .get_or_try_init(|| async {
+                        discover_token_endpoint(self.transport.client()?, discovery).await
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Adds the client's authentication to `form`: the `Authorization` header to send, if
+    /// any. Form values are UTF-8 (appendix B), so a secret that is not cannot be posted in
+    /// the body; in the `Basic` header any bytes survive percent-encoding. A public client
+    /// names itself in the form (section 4.1.3, 6).
+    fn authenticate(
+        &self,
+        form: &mut form_urlencoded::Serializer<'_, String>,
+    ) -> Result<Option<HeaderValue>, TokenError> {
+        let Some(secret) = &self.secret else {
+            form.append_pair("client_id", &self.client_id);
+            return Ok(None);
+        };
+        Ok(match self.auth {
+            ClientAuth::Basic => Some(basic_authorization(
+                self.client_id.as_bytes(),
+                secret.expose_secret(),
+            )),
+            ClientAuth::Post => {
+                let secret = std::str::from_utf8(secret.expose_secret())
+                    .map_err(|_| TokenError::new(TokenErrorKind::Other, "secret_not_text"))?;
+                form.append_pair("client_id", &self.client_id);
+                form.append_pair("client_secret", secret);
+                None
+            }
+        })
+    }
+
+    /// The form body of `params` with the client's authentication, and the `Authorization`
+    /// header, if any.
+    fn encode(&self, params: &[(&str, &str)]) -> Result<(String, Option<HeaderValue>), TokenError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(params);
+        let authorization = self.authenticate(&mut form)?;
+        Ok((form.finish(), authorization))
+    }
+
+    /// Posts a grant of `params` (with the client's authentication) and reads the answer.
+    pub(crate) async fn grant(
+        &self,
+        params: &[(&str, &str)],
+    ) -> Result<(tower_auth_http::Reply, tokio::time::Instant), TokenError> {
+        let uri = self.resolve().await?;
+        let (body, authorization) = self.encode(params)?;
+        let started = tokio::time::Instant::now();
+        let reply = self
+            .transport
+            .client()?
+            .post_form(uri, authorization, body)
+            .await
+            .map_err(token_error)?;
+        Ok((reply, started))
+    }
+
+    pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match &self.endpoint {
+            Endpoint::Url(uri) => d.field("token_url", uri),
+            Endpoint::Issuer { discovery, .. } => d.field("issuer", &discovery.issuer()),
+        };
+        d.field("client_id", &self.client_id)
+            .field("client_secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("auth", &self.auth);
+    }
 }
 
 impl ClientCredentials {
@@ -90,8 +241,8 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         client_secret: impl Into<Secret>,
     ) -> Result<Self, ConfigError> {
-        let uri = endpoint_uri("token_url", token_url)?;
-        Self::build(Endpoint::Url(uri), client_id.into(), client_secret.into())
+        let client = OAuthClient::at_url(token_url, client_id.into(), Some(client_secret.into()))?;
+        Ok(Self::build(client))
     }
 
     /// A grant at the `token_endpoint` named by `issuer`'s discovery document
@@ -107,36 +258,23 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         client_secret: impl Into<Secret>,
     ) -> Result<Self, ConfigError> {
-        let discovery =
-            Discovery::openid_or_oauth(issuer).map_err(|e| config_error("issuer", e))?;
-        require_tls_off_loopback(discovery.url()).map_err(|e| config_error("issuer", e))?;
-        let endpoint = Endpoint::Issuer {
-            discovery,
-            token_endpoint: Arc::new(OnceCell::new()),
-        };
-        Self::build(endpoint, client_id.into(), client_secret.into())
+        let client = OAuthClient::of_issuer(issuer, client_id.into(), Some(client_secret.into()))?;
+        Ok(Self::build(client))
     }
 
-    fn build(endpoint: Endpoint, client_id: String, secret: Secret) -> Result<Self, ConfigError> {
-        if client_id.is_empty() {
-            return Err(ConfigError::new("client_id", "is empty"));
-        }
-        Ok(Self {
-            endpoint,
-            client_id: client_id.into(),
-            secret: Arc::new(secret),
-            auth: ClientAuth::default(),
+    fn build(client: OAuthClient) -> Self {
+        Self {
+            client,
             scope: None,
             audience: None,
             resources: Arc::from([]),
-            transport: Transport::new()?,
-        })
+        }
     }
 
     /// How to authenticate to the endpoint (default [`ClientAuth::Basic`]).
     #[must_use]
     pub fn auth_method(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
+        self.client.auth = auth;
         self
     }
 
@@ -169,79 +307,35 @@ impl ClientCredentials {
     /// Connect and read timeouts for each request (default 5 s each).
     #[must_use]
     pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
-        self.transport = self.transport.timeouts(connect, read);
+        self.client.transport = self.client.transport.timeouts(connect, read);
         self
     }
 
     /// The token endpoint: the configured one, or the discovered one once known.
     pub fn token_endpoint(&self) -> Option<&Uri> {
-        match &self.endpoint {
-            Endpoint::Url(uri) => Some(uri),
-            Endpoint::Issuer { token_endpoint, .. } => token_endpoint.get(),
-        }
+        self.client.token_endpoint()
     }
 
-    async fn resolve(&self) -> Result<&Uri, TokenError> {
-        match &self.endpoint {
-            Endpoint::Url(uri) => Ok(uri),
-            Endpoint::Issuer {
-                discovery,
-                token_endpoint,
-            } => {
-                token_endpoint
-                    .get_or_try_init(|| async {
-                        discover_token_endpoint(self.transport.client()?, discovery).await
-                    })
-                    .await
-            }
-        }
-    }
-
-    /// The form body (RFC 6749 section 4.4.2) and the `Authorization` header, if any.
-    ///
-    /// Form values are UTF-8 (appendix B), so a secret that is not cannot be posted in the
-    /// body; in the `Basic` header any bytes survive percent-encoding.
-    fn request(&self) -> Result<(String, Option<HeaderValue>), TokenError> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
+    /// The parameters of the grant (RFC 6749 section 4.4.2), before client authentication.
+    fn params(&self) -> Vec<(&str, &str)> {
+        let mut params = vec![("grant_type", "client_credentials")];
         if let Some(scope) = &self.scope {
-            form.append_pair("scope", scope);
+            params.push(("scope", scope));
         }
         if let Some(audience) = &self.audience {
-            form.append_pair("audience", audience);
+            params.push(("audience", audience));
         }
         for resource in self.resources.iter() {
-            form.append_pair("resource", resource);
+            params.push(("resource", resource));
         }
-        let authorization = match self.auth {
-            ClientAuth::Basic => Some(basic_authorization(
-                self.client_id.as_bytes(),
-                self.secret.expose_secret(),
-            )),
-            ClientAuth::Post => {
-                let secret = std::str::from_utf8(self.secret.expose_secret())
-                    .map_err(|_| TokenError::new(TokenErrorKind::Other, "secret_not_text"))?;
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_secret", secret);
-                None
-            }
-        };
-        Ok((form.finish(), authorization))
+        params
     }
 }
 
 impl TokenSource for ClientCredentials {
     fn fetch(&self) -> BoxFuture<'_, Result<Token, TokenError>> {
         Box::pin(async move {
-            let uri = self.resolve().await?;
-            let (form, authorization) = self.request()?;
-            let started = tokio::time::Instant::now();
-            let reply = self
-                .transport
-                .client()?
-                .post_form(uri, authorization, form)
-                .await
-                .map_err(token_error)?;
+            let (reply, started) = self.client.grant(&self.params()).await?;
             token_from_reply(reply, started)
         })
     }
@@ -250,14 +344,8 @@ impl TokenSource for ClientCredentials {
 impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("ClientCredentials");
-        match &self.endpoint {
-            Endpoint::Url(uri) => d.field("token_url", uri),
-            Endpoint::Issuer { discovery, .. } => d.field("issuer", &discovery.issuer()),
-        };
-        d.field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("auth", &self.auth)
-            .field("scope", &self.scope)
+        self.client.debug_fields(&mut d);
+        d.field("scope", &self.scope)
             .field("audience", &self.audience)
             .field("resources", &self.resources)
             .finish()
@@ -312,6 +400,14 @@ fn no_less_secure(document: &Uri, endpoint: &Uri) -> Result<(), TokenError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+impl ClientCredentials {
+    /// The body and header the grant would send.
+    fn request(&self) -> Result<(String, Option<HeaderValue>), TokenError> {
+        self.client.encode(&self.params())
+    }
 }
 
 #[cfg(test)]

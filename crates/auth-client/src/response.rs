@@ -19,6 +19,18 @@ struct TokenResponse {
     token_type: String,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+/// A token response with what a person's session keeps beside the access token.
+pub(crate) struct Granted {
+    pub(crate) token: Token,
+    /// A new refresh token (rotation), or `None` to keep using the one presented.
+    pub(crate) refresh_token: Option<Secret>,
+    pub(crate) id_token: Option<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +47,14 @@ pub(crate) fn token_from_reply(
     reply: Reply,
     started: tokio::time::Instant,
 ) -> Result<Token, TokenError> {
+    granted_from_reply(reply, started).map(|granted| granted.token)
+}
+
+/// As [`token_from_reply`], with the refresh and ID tokens.
+pub(crate) fn granted_from_reply(
+    reply: Reply,
+    started: tokio::time::Instant,
+) -> Result<Granted, TokenError> {
     if let Some(error) = reply.failure() {
         return Err(token_error(error));
     }
@@ -75,7 +95,17 @@ pub(crate) fn token_from_reply(
                 TokenError::new(TokenErrorKind::InvalidResponse, "bad_expires_in")
             })?),
         };
-    Ok(Token::received(access_token, started, lifetime))
+    Ok(Granted {
+        token: Token::received(access_token, started, lifetime),
+        refresh_token: response
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .map(Secret::from),
+        id_token: response
+            .id_token
+            .filter(|t| !t.is_empty())
+            .map(Secret::from),
+    })
 }
 
 /// `expires_in`: positive seconds, as a number or (as some servers send it) a numeric string.
