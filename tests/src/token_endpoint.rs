@@ -39,6 +39,9 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub resources: Vec<String>,
+    /// RFC 8693: the type of the subject token presented, and the type asked for.
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
 }
 
 /// JWT minting: the key, `iss` and `aud` of issued tokens.
@@ -62,6 +65,8 @@ struct Shared {
     recorded: Mutex<Vec<TokenRequest>>,
     /// Refresh tokens that may still be used, once each (rotation), and by which client.
     refresh_tokens: Mutex<HashMap<String, String>>,
+    /// Access tokens issued, which a token exchange (RFC 8693) accepts as subject tokens.
+    access_tokens: Mutex<std::collections::HashSet<String>>,
     issued: AtomicU64,
     discovery_requests: AtomicU64,
     token_requests: watch::Sender<u64>,
@@ -122,6 +127,7 @@ impl TokenEndpoint {
             rfc8414_only: Mutex::new(false),
             recorded: Mutex::default(),
             refresh_tokens: Mutex::default(),
+            access_tokens: Mutex::default(),
             issued: AtomicU64::new(0),
             discovery_requests: AtomicU64::new(0),
             token_requests: watch::Sender::new(0),
@@ -309,6 +315,8 @@ async fn respond(
     let mut recorded = TokenRequest {
         auth_method: "none".into(),
         grant_type: param("grant_type"),
+        subject_token_type: param("subject_token_type"),
+        requested_token_type: param("requested_token_type"),
         scope: param("scope"),
         audience: param("audience"),
         resources: params
@@ -372,6 +380,18 @@ async fn respond(
             live.insert(next.clone(), client_id.clone());
             next_refresh = Some(next);
         }
+        // Token exchange (RFC 8693): the subject token must be one this endpoint issued.
+        Some("urn:ietf:params:oauth:grant-type:token-exchange") => {
+            let subject = param("subject_token").unwrap_or_default();
+            if recorded.subject_token_type.is_none()
+                || !shared.access_tokens.lock().unwrap().contains(&subject)
+            {
+                return Ok(reply(
+                    400,
+                    &json!({"error": "invalid_grant", "error_description": "subject token not accepted"}),
+                ));
+            }
+        }
         _ => return Ok(reply(400, &json!({"error": "unsupported_grant_type"}))),
     }
     let n = shared.issued.fetch_add(1, Ordering::SeqCst);
@@ -394,7 +414,15 @@ async fn respond(
             jwt.key.mint(&header, &claims)
         }
     };
+    shared
+        .access_tokens
+        .lock()
+        .unwrap()
+        .insert(access_token.clone());
     let mut body = json!({"access_token": access_token, "token_type": "Bearer"});
+    if recorded.subject_token_type.is_some() {
+        body["issued_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
+    }
     if let Some(next) = next_refresh {
         body["refresh_token"] = json!(next);
     }

@@ -27,7 +27,9 @@
 //!
 //! - Sources ([`TokenSource`]): [`ClientCredentials`] (OAuth 2.0 client credentials against a
 //!   token endpoint or an issuer's OpenID Connect or RFC 8414 metadata), [`TokenExchange`] (our own
-//!   `POST /auth/token`), [`StaticToken`] and [`FnSource`].
+//!   `POST /auth/token`), [`SubjectTokenExchange`] (RFC 8693 at an IdP),
+//!   [`RefreshTokenGrant`] (a person's session in a [`TokenFile`]), [`StaticToken`] and
+//!   [`FnSource`].
 //! - [`TokenCache`] wraps every source: refresh ahead of expiry with jitter, one fetch at a
 //!   time, the current token kept while refreshes fail, backoff, and a typed [`TokenError`]
 //!   that tells rejected credentials ([`TokenErrorKind::InvalidClient`]) from an
@@ -59,6 +61,7 @@ mod policy;
 mod refresh;
 mod response;
 mod source;
+pub mod sts;
 #[cfg(test)]
 mod test_support;
 mod token;
@@ -74,5 +77,6 @@ pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
 pub use refresh::RefreshTokenGrant;
 pub use source::{BoxFuture, FnSource, StaticToken, TokenSource};
+pub use sts::SubjectTokenExchange;
 pub use token::Token;
 pub use token_file::{Session, TokenFile, TokenFileLock};
