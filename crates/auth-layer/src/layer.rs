@@ -140,6 +140,13 @@ impl AuthLayer {
         self.settings.token_revocation.as_ref()
     }
 
+    /// The sharing of revocations through Redis (`AUTH_REDIS_URL`, feature `redis`): whether
+    /// Redis answers, how stale the local copy is, how many revocations wait to be written.
+    #[cfg(feature = "redis")]
+    pub fn redis_sync(&self) -> Option<&tower_auth_hmac::RedisSync> {
+        self.settings.redis.as_deref()
+    }
+
     /// The exempt paths, in no particular order.
     pub fn exemptions(&self) -> Vec<String> {
         self.settings.rules.exemptions().collect()
@@ -164,6 +171,8 @@ pub(crate) fn default_settings() -> Settings {
         token_exchange: None,
         #[cfg(feature = "hmac")]
         token_revocation: None,
+        #[cfg(feature = "redis")]
+        redis: None,
     }
 }
 
