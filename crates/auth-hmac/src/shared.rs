@@ -206,6 +206,8 @@ pub(crate) struct Shared {
     /// Local revocations not yet written to Redis, oldest first.
     queue: Mutex<VecDeque<Record>>,
     queued: Notify,
+    /// Wakes a writer waiting out its backoff when the follower finds Redis back.
+    reconnected: Notify,
 }
 
 impl Shared {
@@ -223,7 +225,7 @@ impl Shared {
         if !self.connected.swap(true, Ordering::AcqRel) {
             tracing::info!(target: "auth", event = "redis_connected", "revocations in sync with Redis");
             // Whatever waited for the connection is tried now.
-            self.queued.notify_one();
+            self.reconnected.notify_one();
         }
     }
 
@@ -361,6 +363,7 @@ impl RevocationList {
             synced_ms: AtomicU64::new(0),
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
+            reconnected: Notify::new(),
         });
         if !self.attach(Arc::clone(&shared)) {
             return Err(ShareError::AlreadyShared);
@@ -634,8 +637,8 @@ fn report_malformed(count: usize) {
 
 /// A sorted-set score as the Unix second it stands for.
 fn score_to_until(score: f64) -> Option<u64> {
-    (score.is_finite() && score >= 0.0 && score.fract() == 0.0 && score < 1.8e19)
-        .then_some(score as u64)
+    // Beyond u64::MAX (a revocation kept "forever") the cast saturates, as wanted.
+    (score.is_finite() && score >= 0.0 && score.fract() == 0.0).then_some(score as u64)
 }
 
 /// Writes queued revocations, oldest first, retrying with backoff while Redis fails; an
@@ -698,7 +701,9 @@ async fn write_queue(
                 if failures == 1 {
                     tracing::warn!(target: "auth", event = "redis_write_failed", error = ?e.kind(), pending = batch.len(), "revocations not written to Redis yet: queued, retrying");
                 }
-                tokio::time::sleep(backoff(failures)).await;
+                // Until the backoff ends, or the follower finds Redis back.
+                let _ =
+                    tokio::time::timeout(backoff(failures), shared.reconnected.notified()).await;
             }
         }
     }
@@ -799,7 +804,8 @@ mod tests {
     #[test]
     fn scores_are_whole_unix_seconds() {
         assert_eq!(score_to_until(1_700_000_000.0), Some(1_700_000_000));
-        for bad in [-1.0, 1.5, f64::NAN, f64::INFINITY, 1e20] {
+        assert_eq!(score_to_until(u64::MAX as f64), Some(u64::MAX));
+        for bad in [-1.0, 1.5, f64::NAN, f64::INFINITY] {
             assert_eq!(score_to_until(bad), None, "{bad}");
         }
     }
