@@ -305,6 +305,47 @@ async fn start_up_with_redis_down_is_bounded_and_serves_then_catches_up() {
     assert!(!text.contains(REDIS_PASSWORD), "{text}");
 }
 
+/// SECURITY.md S2, G11: `build_blocking` (what `AuthLayer::from_env` calls) inside a
+/// multi-threaded runtime loads the revocations too; outside one it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_blocking_shares_revocations_inside_a_multi_threaded_runtime() {
+    let redis = RedisServer::started().await;
+    let first = Replica::start(&redis, &[]).await;
+    let token = first.token().await;
+    first.revoke(&token).await;
+    let url = redis.url();
+    let vars = [
+        ("HMAC_SECRET", HMAC_SECRET),
+        ("AUTH_REDIS_URL", url.as_str()),
+    ];
+    let layer = config(&vars).build_blocking().unwrap();
+    let sync = layer.redis_sync().unwrap();
+    assert!(sync.is_connected());
+    assert_eq!(sync.pending(), 0);
+    let error = std::thread::scope(|scope| {
+        scope
+            .spawn(|| config(&vars).build_blocking().unwrap_err())
+            .join()
+            .unwrap()
+    });
+    assert_eq!(error.variable(), "AUTH_REDIS_URL");
+    assert!(!error.to_string().contains(REDIS_PASSWORD), "{error}");
+    // The layer built here refuses the token revoked on the other replica.
+    let checked = Router::new()
+        .route("/whoami", get_route(|| async { "ok" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, checked).await.unwrap() });
+    let reply = get(
+        addr,
+        "/whoami",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+}
+
 /// SECURITY.md S4, S5, S6, S7.
 #[tokio::test]
 async fn redis_lost_closed_refuses_after_max_stale_open_serves_and_both_recover() {
