@@ -208,6 +208,8 @@ pub(crate) struct Shared {
     queued: Notify,
     /// Wakes a writer waiting out its backoff when the follower finds Redis back.
     reconnected: Notify,
+    /// Set when the [`RedisSync`] guard is dropped: the list is local again.
+    stopped: AtomicBool,
 }
 
 impl Shared {
@@ -231,7 +233,10 @@ impl Shared {
 
     /// The error role tokens get instead of a check against a copy too stale to trust.
     pub(crate) fn unavailable(&self) -> Option<AuthError> {
-        if self.connected.load(Ordering::Acquire) || self.failure == RedisFailure::Open {
+        if self.connected.load(Ordering::Acquire)
+            || self.failure == RedisFailure::Open
+            || self.stopped.load(Ordering::Relaxed)
+        {
             return None;
         }
         (self.staleness_ms() > self.max_stale_ms)
@@ -240,6 +245,9 @@ impl Shared {
 
     /// Queues a local revocation for Redis.
     pub(crate) fn publish(&self, jti: &str, sub: &str, until: u64) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -269,7 +277,8 @@ struct Keys {
     epoch: String,
 }
 
-/// The background tasks that keep a list shared: they end when this is dropped.
+/// The background tasks that keep a list shared: they end when this is dropped, and the
+/// list is then local again (revocations not yet written to Redis stay local).
 #[must_use = "sharing stops when the guard is dropped"]
 pub struct RedisSync {
     tasks: [AbortHandle; 2],
@@ -287,6 +296,13 @@ impl fmt::Debug for RedisSync {
 
 impl Drop for RedisSync {
     fn drop(&mut self) {
+        // The list stays in use, local again: nothing more is queued, and it is never stale.
+        self.shared.stopped.store(true, Ordering::Relaxed);
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         for task in &self.tasks {
             task.abort();
         }
@@ -364,6 +380,7 @@ impl RevocationList {
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             reconnected: Notify::new(),
+            stopped: AtomicBool::new(false),
         });
         if !self.attach(Arc::clone(&shared)) {
             return Err(ShareError::AlreadyShared);
@@ -784,6 +801,45 @@ mod tests {
         }
         let alone = settings(&[("APP_AUTH_REDIS_MAX_STALE_SECS", "5")]).unwrap_err();
         assert_eq!(alone.variable(), "APP_AUTH_REDIS_MAX_STALE_SECS");
+    }
+
+    /// SECURITY.md S3, S4: with no Redis at all (a refused port), start-up goes on, the
+    /// list serves until the max staleness, then `closed` makes it unavailable; dropping
+    /// the guard makes it local again.
+    #[tokio::test]
+    async fn without_redis_the_list_serves_until_stale_then_dropping_the_guard_makes_it_local() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = RedisSettings::new(&format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .max_stale(Duration::from_secs(3));
+        let list = RevocationList::new(tower_auth_core::Clock::manual(1_000));
+        let sync = list
+            .share_through_redis(settings.clone(), "t")
+            .await
+            .unwrap();
+        assert!(!sync.is_connected());
+        assert_eq!(
+            list.share_through_redis(settings, "t").await.unwrap_err(),
+            ShareError::AlreadyShared
+        );
+        assert!(list.unavailable().is_none(), "within the max staleness");
+        list.revoke("a", "s", 2_000).unwrap();
+        assert!(list.is_revoked("a"));
+        assert_eq!(sync.pending(), 1, "queued for Redis");
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let error = list.unavailable().expect("stale: closed refuses");
+        assert_eq!(error.http_status(), 503);
+        assert_eq!(error.retry_after(), Some(RETRY_AFTER));
+        assert!(sync.staleness() >= Duration::from_secs(4));
+        drop(sync);
+        assert!(list.unavailable().is_none(), "local again");
+        list.revoke("b", "s", 2_000).unwrap();
+        assert!(list.is_revoked("a") && list.is_revoked("b"));
     }
 
     #[test]
