@@ -50,7 +50,9 @@
 //! Features: `axum` adds `ExchangeEndpoint::router`, to serve the exchange from an axum
 //! `Router`. `aws_lc_rs` (default) or `rust_crypto` selects the
 //! implementation of HMAC-SHA256 (aws-lc-rs, or RustCrypto's `hmac` over `sha2`), as
-//! `tower-auth-oidc` selects jsonwebtoken's; a build with neither does not compile.
+//! `tower-auth-oidc` selects jsonwebtoken's; a build with neither does not compile. `redis`
+//! adds `RevocationList::share_through_redis`: replicas share their revocations through
+//! Redis while each checks only its local copy.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -59,6 +61,8 @@ mod config;
 mod exchange;
 mod mac;
 mod revocation;
+#[cfg(feature = "redis")]
+mod shared;
 mod token;
 
 pub use authenticator::HmacAuthenticator;
@@ -72,6 +76,11 @@ pub use exchange::{
 };
 pub use revocation::{
     CLIENT_SHARE_PERCENT, DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList,
+};
+#[cfg(feature = "redis")]
+pub use shared::{
+    DEFAULT_REDIS_MAX_STALE, MAX_REDIS_MAX_STALE, REDIS_START_TIMEOUT, RedisFailure, RedisSettings,
+    RedisSync, ShareError,
 };
 pub use token::{
     AccessTokenClaims, MAX_TOKEN_LIFETIME, MintError, RoleTokenError, RoleTokenErrorKind,

@@ -122,6 +122,9 @@ struct Inner {
     capacity: usize,
     clock: Clock,
     file: Option<Backing>,
+    /// Set when the list is shared through Redis.
+    #[cfg(feature = "redis")]
+    shared: std::sync::OnceLock<Arc<crate::shared::Shared>>,
 }
 
 struct Entry {
@@ -197,6 +200,8 @@ impl RevocationList {
                 capacity,
                 clock,
                 file,
+                #[cfg(feature = "redis")]
+                shared: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -295,8 +300,28 @@ impl RevocationList {
     }
 
     /// [`revoke`](Self::revoke) without its event, for callers that log a fuller one, with
-    /// the quota of `by`.
+    /// the quota of `by`. A list shared through Redis queues what it adds for the other
+    /// replicas.
     pub(crate) fn insert(
+        &self,
+        jti: &str,
+        subject: &str,
+        keep_until: u64,
+        by: By,
+    ) -> Result<Inserted, RevocationError> {
+        let inserted = self.insert_local(jti, subject, keep_until, by)?;
+        #[cfg(feature = "redis")]
+        if inserted == Inserted::Added
+            && let Some(shared) = self.inner.shared.get()
+        {
+            shared.publish(jti, subject, keep_until);
+        }
+        Ok(inserted)
+    }
+
+    /// [`insert`](Self::insert) into this copy only (what comes from Redis, which the quota
+    /// was checked for where it was revoked, arrives `By::Admin`).
+    pub(crate) fn insert_local(
         &self,
         jti: &str,
         subject: &str,
@@ -432,6 +457,43 @@ impl RevocationList {
             .unwrap_or_else(PoisonError::into_inner);
         entries.retain(|_, entry| entry.until > now);
         self.inner.len.store(entries.len(), Ordering::Release);
+    }
+
+    /// The clock entries expire by.
+    #[cfg(feature = "redis")]
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The unexpired entries: `(jti, subject, until)`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn unexpired(&self) -> Vec<(Box<str>, Box<str>, u64)> {
+        let now = self.inner.clock.now_unix();
+        self.inner
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, entry)| entry.until > now)
+            .map(|(jti, entry)| (jti.clone(), entry.subject.clone(), entry.until))
+            .collect()
+    }
+
+    /// Shares the list through `shared`; `false` when it is shared already.
+    #[cfg(feature = "redis")]
+    pub(crate) fn attach(&self, shared: Arc<crate::shared::Shared>) -> bool {
+        self.inner.shared.set(shared).is_ok()
+    }
+
+    /// The error a role token gets instead of a check against this list: set only for a
+    /// list shared through Redis that has been out of touch for longer than allowed, with
+    /// [`RedisFailure::Closed`](crate::RedisFailure::Closed).
+    pub(crate) fn unavailable(&self) -> Option<tower_auth_core::AuthError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.shared.get() {
+            return shared.unavailable();
+        }
+        None
     }
 
     /// The number of entries held (expired ones not yet purged included).

@@ -75,6 +75,9 @@ pub struct AuthConfig {
     rules: Rules,
     limits: LimitConfig,
     key_file_poll: Duration,
+    /// `AUTH_REDIS_URL` and friends, with the full name of `AUTH_REDIS_URL`.
+    #[cfg(feature = "redis")]
+    redis: Option<(String, tower_auth_hmac::RedisSettings)>,
 }
 
 impl AuthConfig {
@@ -100,6 +103,11 @@ impl AuthConfig {
         let keys = env::api_keys(&vars, &admins)?;
         #[cfg(feature = "hmac")]
         let hmac = env::hmac(&vars)?;
+        #[cfg(feature = "redis")]
+        let redis = env::redis(&vars, hmac.as_ref())?
+            .map(|settings| (vars.name("AUTH_REDIS_URL"), settings));
+        #[cfg(not(feature = "redis"))]
+        env::redis(&vars)?;
         #[cfg(feature = "oidc")]
         let oidc = env::oidc(&vars)?;
         #[cfg(all(feature = "oidc", feature = "hmac"))]
@@ -141,6 +149,8 @@ impl AuthConfig {
             rules,
             limits,
             key_file_poll: DEFAULT_KEY_FILE_POLL,
+            #[cfg(feature = "redis")]
+            redis,
         })
     }
 
@@ -162,10 +172,19 @@ impl AuthConfig {
     ///
     /// An issuer that does not answer does not stop start-up (its tokens get 503 while it is
     /// retried); a discovery document naming another issuer does.
-    #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
+    ///
+    /// With `AUTH_REDIS_URL`, also waits (at most 2 s) for the revocations held in Redis,
+    /// then keeps them current in the background on this runtime; a Redis that does not
+    /// answer does not stop start-up (see `RevocationList::share_through_redis`).
+    #[cfg_attr(not(any(feature = "oidc", feature = "redis")), allow(unused_mut))]
     pub async fn build(mut self) -> Result<AuthLayer, ConfigError> {
         self.check()?;
         self.warn_unqualified_admins();
+        #[cfg(feature = "redis")]
+        let redis = {
+            let redis = self.take_redis();
+            self.share_revocations(redis).await?
+        };
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
             Some(config) => {
@@ -176,6 +195,8 @@ impl AuthConfig {
         self.assemble(
             #[cfg(feature = "oidc")]
             oidc,
+            #[cfg(feature = "redis")]
+            redis,
         )
     }
 
@@ -183,11 +204,29 @@ impl AuthConfig {
     /// the calling thread for the OIDC issuers' first key fetches (at most 5 s). Inside a
     /// multi-threaded runtime that wait blocks a worker; async code should await
     /// [`build`](AuthConfig::build) instead. With `API_KEYS_FILE` it must run inside a
-    /// Tokio runtime, which polls the file.
-    #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
+    /// Tokio runtime, which polls the file. With `AUTH_REDIS_URL` it must run inside a
+    /// multi-threaded Tokio runtime, which keeps the revocations current.
+    #[cfg_attr(not(any(feature = "oidc", feature = "redis")), allow(unused_mut))]
     pub fn build_blocking(mut self) -> Result<AuthLayer, ConfigError> {
         self.check()?;
         self.warn_unqualified_admins();
+        #[cfg(feature = "redis")]
+        let redis = match (self.take_redis(), tokio::runtime::Handle::try_current()) {
+            (None, _) => None,
+            (Some(redis), Ok(handle))
+                if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(|| {
+                    handle.block_on(self.share_revocations(Some(redis)))
+                })?
+            }
+            (Some((variable, _)), _) => {
+                return Err(ConfigError::new(
+                    variable,
+                    "needs a multi-threaded Tokio runtime to keep revocations current: call build_blocking inside one, or await AuthConfig::build",
+                ));
+            }
+        };
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
             Some(config) => Some(tower_auth_oidc::OidcAuthenticator::start_blocking(
@@ -199,7 +238,43 @@ impl AuthConfig {
         self.assemble(
             #[cfg(feature = "oidc")]
             oidc,
+            #[cfg(feature = "redis")]
+            redis,
         )
+    }
+
+    /// `AUTH_REDIS_URL` and friends, when the chain checks role tokens.
+    #[cfg(feature = "redis")]
+    fn take_redis(&mut self) -> Option<(String, tower_auth_hmac::RedisSettings)> {
+        let (variable, settings) = self.redis.take()?;
+        if !self.authenticators().contains(&AuthenticatorKind::Hmac) {
+            tracing::warn!(
+                target: "auth",
+                "{variable} is set but AUTH_MODE leaves out hmac: no revocation is shared"
+            );
+            return None;
+        }
+        Some((variable, settings))
+    }
+
+    /// Shares the HMAC revocation list through Redis; the keys are named after the HMAC
+    /// issuer.
+    #[cfg(feature = "redis")]
+    async fn share_revocations(
+        &self,
+        redis: Option<(String, tower_auth_hmac::RedisSettings)>,
+    ) -> Result<Option<std::sync::Arc<tower_auth_hmac::RedisSync>>, ConfigError> {
+        let Some((variable, settings)) = redis else {
+            return Ok(None);
+        };
+        let hmac = self.hmac.as_ref().expect("checked in from_lookup");
+        let namespace = format!("tower-auth:{}", hmac.config.issuer_name());
+        let sync = hmac
+            .revocations
+            .share_through_redis(settings, &namespace)
+            .await
+            .map_err(|e| ConfigError::new(&variable, e.to_string()))?;
+        Ok(Some(Arc::new(sync)))
     }
 
     /// The settings made after reading, checked before anything starts.
@@ -249,8 +324,13 @@ impl AuthConfig {
     fn assemble(
         self,
         #[cfg(feature = "oidc")] mut oidc: Option<tower_auth_oidc::OidcAuthenticator>,
+        #[cfg(feature = "redis")] redis: Option<Arc<tower_auth_hmac::RedisSync>>,
     ) -> Result<AuthLayer, ConfigError> {
         let mut settings = default_settings();
+        #[cfg(feature = "redis")]
+        {
+            settings.redis = redis;
+        }
         settings.rules = self.rules;
         settings.limits = Arc::new(SourceLimits::new(self.limits));
         for header in self.strip_headers {
@@ -491,6 +571,53 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    /// SECURITY.md G11: without the `redis` feature the Redis variables refuse start-up,
+    /// naming the variable and the feature, rather than leaving replicas unshared.
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_variables_without_the_feature_refuse_start_up() {
+        for var in [
+            "AUTH_REDIS_URL",
+            "AUTH_REDIS_FAILURE",
+            "AUTH_REDIS_MAX_STALE_SECS",
+        ] {
+            let error =
+                config(&[("API_KEYS", K1), (var, "redis://:pass-w0rd@cache:6379")]).unwrap_err();
+            assert_eq!(error.variable(), var);
+            let message = error.to_string();
+            assert!(message.contains("`redis` cargo feature"), "{message}");
+            assert!(!message.contains("pass-w0rd"), "{message}");
+        }
+    }
+
+    /// SECURITY.md G11: what replicas share is the revocation list of role tokens, so the
+    /// URL needs `HMAC_SECRET`; `build_blocking` needs a runtime to keep it current.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_url_needs_hmac_and_a_runtime() {
+        let url = ("AUTH_REDIS_URL", "redis://:pass-w0rd@127.0.0.1:9");
+        let error = config(&[("API_KEYS", K1), url]).unwrap_err();
+        assert_eq!(error.variable(), "AUTH_REDIS_URL");
+        assert!(error.to_string().contains("HMAC_SECRET"), "{error}");
+        let error = config(&[("HMAC_SECRET", SECRET), url])
+            .unwrap()
+            .build_blocking()
+            .unwrap_err();
+        assert_eq!(error.variable(), "AUTH_REDIS_URL");
+        assert!(!error.to_string().contains("pass-w0rd"), "{error}");
+        // Left out of the chain, hmac shares nothing: no connection is tried.
+        let layer = config(&[
+            ("AUTH_MODE", "api_key"),
+            ("API_KEYS", K1),
+            ("HMAC_SECRET", SECRET),
+            url,
+        ])
+        .unwrap()
+        .build_blocking()
+        .unwrap();
+        assert!(layer.redis_sync().is_none());
     }
 
     #[test]

@@ -213,6 +213,45 @@ pub(crate) fn hmac(vars: &Vars<'_>) -> Result<Option<Hmac>, ConfigError> {
     }))
 }
 
+/// `AUTH_REDIS_URL`, `AUTH_REDIS_FAILURE` and `AUTH_REDIS_MAX_STALE_SECS`: shared
+/// revocations of role tokens, so `HMAC_SECRET` is needed.
+#[cfg(feature = "redis")]
+pub(crate) fn redis(
+    vars: &Vars<'_>,
+    hmac: Option<&Hmac>,
+) -> Result<Option<tower_auth_hmac::RedisSettings>, ConfigError> {
+    let settings = tower_auth_hmac::RedisSettings::from_lookup(vars.prefix, vars.get)?;
+    if settings.is_some() && hmac.is_none() {
+        return Err(ConfigError::new(
+            vars.name("AUTH_REDIS_URL"),
+            format!(
+                "needs {} (what replicas share is the revocation list of role tokens)",
+                vars.name("HMAC_SECRET")
+            ),
+        ));
+    }
+    Ok(settings)
+}
+
+/// Without the `redis` feature, its variables refuse start-up rather than being ignored:
+/// replicas would silently stop sharing revocations.
+#[cfg(not(feature = "redis"))]
+pub(crate) fn redis(vars: &Vars<'_>) -> Result<(), ConfigError> {
+    for var in [
+        "AUTH_REDIS_URL",
+        "AUTH_REDIS_FAILURE",
+        "AUTH_REDIS_MAX_STALE_SECS",
+    ] {
+        if vars.is_set(var) {
+            return Err(ConfigError::new(
+                vars.name(var),
+                "is set, but this build of tower-auth leaves out its `redis` cargo feature (revocations shared between replicas): enable the feature or unset the variable",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Role tokens and OIDC tokens must never be confused: `HMAC_ISSUER` is no OIDC issuer.
 #[cfg(all(feature = "oidc", feature = "hmac"))]
 pub(crate) fn check_issuers_apart(

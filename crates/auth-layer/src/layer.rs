@@ -155,6 +155,13 @@ impl AuthLayer {
         Some(endpoint)
     }
 
+    /// The sharing of revocations through Redis (`AUTH_REDIS_URL`, feature `redis`): whether
+    /// Redis answers, how stale the local copy is, how many revocations wait to be written.
+    #[cfg(feature = "redis")]
+    pub fn redis_sync(&self) -> Option<&tower_auth_hmac::RedisSync> {
+        self.settings.redis.as_deref()
+    }
+
     /// The exempt paths, in no particular order: the configured ones, and the exchange and
     /// revocation endpoints once taken to be served.
     pub fn exemptions(&self) -> Vec<String> {
@@ -185,6 +192,8 @@ pub(crate) fn default_settings() -> Settings {
         token_revocation: None,
         #[cfg(feature = "hmac")]
         served: Arc::default(),
+        #[cfg(feature = "redis")]
+        redis: None,
     }
 }
 

@@ -51,6 +51,10 @@ pub(crate) struct Settings {
     /// Its revocation endpoint, writing the list the HMAC authenticator checks.
     #[cfg(feature = "hmac")]
     pub(crate) token_revocation: Option<tower_auth_hmac::RevocationEndpoint>,
+    /// The revocations shared through Redis (`AUTH_REDIS_URL`): its tasks end with the
+    /// last layer or service.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<Arc<tower_auth_hmac::RedisSync>>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their

@@ -1,0 +1,870 @@
+//! A [`RevocationList`] shared by replicas through Redis (feature `redis`).
+//!
+//! Each replica keeps its local list, which is all the request path looks at. Redis holds
+//! the unexpired revocations in a sorted set scored by expiry (`<namespace>:revoked`,
+//! members `["jti","sub"]`) and announces each new one in a stream
+//! (`<namespace>:revocations`, capped). A replica loads the set at start, then follows the
+//! stream from the last id it saw; after any error it reloads the set (and the stream's
+//! last id) in one transaction, so nothing written in between is missed. Revocations made
+//! locally are queued and written (set and stream in one transaction) by a writer task,
+//! retried until Redis takes them.
+
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tower_auth_core::{AuthError, ConfigError};
+
+use crate::RevocationList;
+use crate::revocation::{By, Inserted};
+
+/// How long start-up waits for Redis (connection and first load) before going on without
+/// it; the background task keeps trying.
+pub const REDIS_START_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the local copy is trusted while Redis is unreachable, unless told otherwise.
+pub const DEFAULT_REDIS_MAX_STALE: Duration = Duration::from_secs(60);
+
+/// The longest `AUTH_REDIS_MAX_STALE_SECS` accepted: a day.
+pub const MAX_REDIS_MAX_STALE: Duration = Duration::from_secs(86_400);
+
+/// `Retry-After` of the 503 answered while the copy is too stale (`closed`).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long one `XREAD` waits for news; a reply, even empty, proves the copy current.
+const READ_BLOCK: Duration = Duration::from_millis(500);
+/// Every command's answer must come within this (longer than [`READ_BLOCK`]).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnection backoff: from this, doubling, with full jitter...
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// ...up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Stream entries kept for followers: a follower that falls further behind reloads the set.
+const STREAM_MAX_LEN: usize = 10_000;
+/// Revocations written in one transaction, and stream entries read at once.
+const BATCH: usize = 1_000;
+/// How often `open` repeats its error event while serving a stale copy.
+const STALE_EVENT_EVERY: Duration = Duration::from_secs(60);
+
+/// What a replica does once its copy is older than the max staleness (`AUTH_REDIS_FAILURE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RedisFailure {
+    /// Role tokens get 503 with `Retry-After` until Redis is back (the default).
+    #[default]
+    Closed,
+    /// Role tokens are still checked against the stale copy; an error event every minute.
+    Open,
+}
+
+/// Where and how a [`RevocationList`] is shared: a `redis://` URL, the failure mode and the
+/// maximum staleness of the local copy. `Debug` shows neither the URL nor its password.
+#[derive(Clone)]
+pub struct RedisSettings {
+    client: redis::Client,
+    failure: RedisFailure,
+    max_stale: Duration,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("failure", &self.failure)
+            .field("max_stale", &self.max_stale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSettings {
+    /// Settings for the Redis at `url` (`redis://[user:password@]host[:port][/db]`), failing
+    /// closed after [`DEFAULT_REDIS_MAX_STALE`]. The error never quotes the URL, which may
+    /// hold a password.
+    ///
+    /// # Errors
+    /// Not a `redis://` URL (`rediss://` is refused: this build has no TLS to Redis).
+    pub fn new(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("redis") => {}
+            Some("rediss") => {
+                return Err(
+                    "rediss:// (TLS) is not supported by this build: use redis:// to a Redis on a private network or through a local TLS tunnel".into(),
+                );
+            }
+            _ => return Err("is not a redis:// URL".into()),
+        }
+        let client = redis::Client::open(url)
+            .map_err(|_| "is not a valid redis:// URL (host, port, database, credentials)")?;
+        if !matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::Tcp(host, _) if !host.is_empty()
+        ) {
+            return Err("names no host".into());
+        }
+        Ok(Self {
+            client,
+            failure: RedisFailure::Closed,
+            max_stale: DEFAULT_REDIS_MAX_STALE,
+        })
+    }
+
+    /// What to do once the copy is older than the max staleness.
+    #[must_use]
+    pub fn failure(mut self, failure: RedisFailure) -> Self {
+        self.failure = failure;
+        self
+    }
+
+    /// How long the local copy is trusted while Redis is unreachable.
+    #[must_use]
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
+    }
+
+    /// `AUTH_REDIS_URL`, `AUTH_REDIS_FAILURE` (`open` or `closed`, default `closed`) and
+    /// `AUTH_REDIS_MAX_STALE_SECS` (1 to 86400, default 60), each name prefixed with
+    /// `prefix`; `None` when `AUTH_REDIS_URL` is unset.
+    ///
+    /// # Errors
+    /// A value that is not as described, or `AUTH_REDIS_FAILURE` or
+    /// `AUTH_REDIS_MAX_STALE_SECS` without `AUTH_REDIS_URL`; the error names the variable.
+    pub fn from_lookup(
+        prefix: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        let url_var = name("AUTH_REDIS_URL");
+        let failure_var = name("AUTH_REDIS_FAILURE");
+        let stale_var = name("AUTH_REDIS_MAX_STALE_SECS");
+        let failure = get(&failure_var);
+        let stale = get(&stale_var);
+        let Some(url) = get(&url_var) else {
+            for (var, value) in [(&failure_var, &failure), (&stale_var, &stale)] {
+                if value.is_some() {
+                    return Err(ConfigError::new(
+                        var,
+                        format!("is set but {url_var} is not"),
+                    ));
+                }
+            }
+            return Ok(None);
+        };
+        let mut settings = Self::new(&url).map_err(|e| ConfigError::new(&url_var, e))?;
+        if let Some(failure) = failure {
+            settings.failure = match failure.trim() {
+                "closed" => RedisFailure::Closed,
+                "open" => RedisFailure::Open,
+                _ => {
+                    return Err(ConfigError::new(failure_var, "must be `open` or `closed`"));
+                }
+            };
+        }
+        if let Some(stale) = stale {
+            let max = MAX_REDIS_MAX_STALE.as_secs();
+            settings.max_stale = match stale.trim().parse::<u64>() {
+                Ok(secs) if (1..=max).contains(&secs) => Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::new(
+                        stale_var,
+                        format!("must be a whole number of seconds from 1 to {max}"),
+                    ));
+                }
+            };
+        }
+        Ok(Some(settings))
+    }
+}
+
+/// One revocation as written to Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Record {
+    jti: Box<str>,
+    sub: Box<str>,
+    until: u64,
+}
+
+/// The state a shared list and its tasks have in common.
+pub(crate) struct Shared {
+    failure: RedisFailure,
+    max_stale_ms: u64,
+    /// The origin of the millisecond counts below (tokio's clock: tests can move it).
+    base: Instant,
+    /// Whether the last exchange with Redis worked: the copy is current.
+    connected: AtomicBool,
+    /// When the copy was last known current, in ms since `base` (start-up if never).
+    synced_ms: AtomicU64,
+    /// Local revocations not yet written to Redis, oldest first.
+    queue: Mutex<VecDeque<Record>>,
+    queued: Notify,
+    /// Wakes a writer waiting out its backoff when the follower finds Redis back.
+    reconnected: Notify,
+    /// Set when the [`RedisSync`] guard is dropped: the list is local again.
+    stopped: AtomicBool,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn staleness_ms(&self) -> u64 {
+        self.now_ms()
+            .saturating_sub(self.synced_ms.load(Ordering::Acquire))
+    }
+
+    fn mark_synced(&self) {
+        self.synced_ms.store(self.now_ms(), Ordering::Release);
+        if !self.connected.swap(true, Ordering::AcqRel) {
+            tracing::info!(target: "auth", event = "redis_connected", "revocations in sync with Redis");
+            // Whatever waited for the connection is tried now.
+            self.reconnected.notify_one();
+        }
+    }
+
+    /// The error role tokens get instead of a check against a copy too stale to trust.
+    pub(crate) fn unavailable(&self) -> Option<AuthError> {
+        if self.connected.load(Ordering::Acquire)
+            || self.failure == RedisFailure::Open
+            || self.stopped.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        (self.staleness_ms() > self.max_stale_ms)
+            .then(|| AuthError::unavailable("revocations_stale", Some(RETRY_AFTER)))
+    }
+
+    /// Queues a local revocation for Redis.
+    pub(crate) fn publish(&self, jti: &str, sub: &str, until: u64) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(Record {
+                jti: jti.into(),
+                sub: sub.into(),
+                until,
+            });
+        self.queued.notify_one();
+    }
+
+    fn pending(&self) -> usize {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// The keys of one namespace.
+#[derive(Clone)]
+struct Keys {
+    set: String,
+    stream: String,
+    /// A random value set by the first replica that finds it missing: a Redis that lost
+    /// its data (restarted without persistence, flushed) is told by its new epoch.
+    epoch: String,
+}
+
+/// The background tasks that keep a list shared: they end when this is dropped, and the
+/// list is then local again (revocations not yet written to Redis stay local).
+#[must_use = "sharing stops when the guard is dropped"]
+pub struct RedisSync {
+    tasks: [AbortHandle; 2],
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RedisSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSync")
+            .field("connected", &self.is_connected())
+            .field("pending", &self.shared.pending())
+            .finish()
+    }
+}
+
+impl Drop for RedisSync {
+    fn drop(&mut self) {
+        // The list stays in use, local again: nothing more is queued, and it is never stale.
+        self.shared.stopped.store(true, Ordering::Relaxed);
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl RedisSync {
+    /// Whether the last exchange with Redis worked (the local copy is current).
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// How many local revocations wait to be written to Redis.
+    pub fn pending(&self) -> usize {
+        self.shared.pending()
+    }
+
+    /// How long ago the local copy was last known current.
+    pub fn staleness(&self) -> Duration {
+        Duration::from_millis(self.shared.staleness_ms())
+    }
+}
+
+/// Why a list could not be shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShareError {
+    /// The list is shared already.
+    AlreadyShared,
+    /// Not called inside a Tokio runtime, which runs the background tasks.
+    NoRuntime,
+}
+
+impl fmt::Display for ShareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AlreadyShared => "the revocation list is shared already",
+            Self::NoRuntime => "sharing revocations through Redis needs a Tokio runtime",
+        })
+    }
+}
+
+impl std::error::Error for ShareError {}
+
+impl RevocationList {
+    /// Shares this list with every replica using the same Redis and `namespace` (the key
+    /// prefix; tower-auth uses `tower-auth:<HMAC issuer>`).
+    ///
+    /// Tries once, for at most [`REDIS_START_TIMEOUT`], to load the revocations held in
+    /// Redis, then returns whether that worked or not (a down Redis never stops start-up)
+    /// and keeps the list current in the background: new revocations from other replicas
+    /// arrive within about a second; after a lost connection the task reconnects with
+    /// jittered exponential backoff and reloads everything. Revocations made here (those
+    /// held already included) are written to Redis, queued while it is unreachable.
+    ///
+    /// While Redis is unreachable the list keeps answering; once it is older than the
+    /// settings' max staleness (counted from start-up when Redis never answered),
+    /// [`RedisFailure::Closed`] makes [`HmacAuthenticator`](crate::HmacAuthenticator)
+    /// answer 503 for role tokens.
+    ///
+    /// # Errors
+    /// [`ShareError`].
+    pub async fn share_through_redis(
+        &self,
+        settings: RedisSettings,
+        namespace: &str,
+    ) -> Result<RedisSync, ShareError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ShareError::NoRuntime)?;
+        let shared = Arc::new(Shared {
+            failure: settings.failure,
+            max_stale_ms: u64::try_from(settings.max_stale.as_millis()).unwrap_or(u64::MAX),
+            base: Instant::now(),
+            connected: AtomicBool::new(false),
+            synced_ms: AtomicU64::new(0),
+            queue: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
+            reconnected: Notify::new(),
+            stopped: AtomicBool::new(false),
+        });
+        if !self.attach(Arc::clone(&shared)) {
+            return Err(ShareError::AlreadyShared);
+        }
+        let keys = Keys {
+            set: format!("{namespace}:revoked"),
+            stream: format!("{namespace}:revocations"),
+            epoch: format!("{namespace}:epoch"),
+        };
+        // What this replica holds already (AUTH_REVOCATION_FILE) is everyone's too.
+        for (jti, sub, until) in self.unexpired() {
+            shared.publish(&jti, &sub, until);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_min_delay(BACKOFF_MIN)
+            .set_max_delay(BACKOFF_MAX)
+            .set_number_of_retries(2);
+        let (reader, writer) = (
+            ConnectionManager::new_lazy_with_config(settings.client.clone(), config.clone()),
+            ConnectionManager::new_lazy_with_config(settings.client, config),
+        );
+        let mut follower = Follower {
+            list: self.clone(),
+            shared: Arc::clone(&shared),
+            keys: keys.clone(),
+            last_id: None,
+            epoch: None,
+        };
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(e) => unreachable_client(e),
+        };
+        let mut reader = match reader {
+            Ok(reader) => reader,
+            Err(e) => unreachable_client(e),
+        };
+        match tokio::time::timeout(REDIS_START_TIMEOUT, follower.reload(&mut reader)).await {
+            Ok(Ok(())) => shared.mark_synced(),
+            Ok(Err(e)) => start_failed(&format!("{:?}", e.kind())),
+            Err(_) => start_failed("no answer in time"),
+        }
+        let read = runtime.spawn(follower.run(reader));
+        let write = runtime.spawn(write_queue(
+            Arc::clone(&shared),
+            writer,
+            keys,
+            self.clock().clone(),
+        ));
+        Ok(RedisSync {
+            tasks: [read.abort_handle(), write.abort_handle()],
+            shared,
+        })
+    }
+}
+
+/// A lazy connection manager fails only for a client it cannot use at all; ours is checked
+/// in [`RedisSettings::new`].
+fn unreachable_client(e: redis::RedisError) -> ! {
+    unreachable!("a checked redis:// client is usable: {:?}", e.kind())
+}
+
+fn start_failed(why: &str) {
+    tracing::error!(target: "auth", event = "redis_unavailable", error = why, "Redis did not answer at start: serving the local revocation list, retrying in the background");
+}
+
+/// A random delay in `[0, BACKOFF_MIN * 2^failures]`, capped at [`BACKOFF_MAX`].
+fn backoff(failures: u32) -> Duration {
+    let ceiling = BACKOFF_MIN
+        .saturating_mul(1 << failures.min(16))
+        .min(BACKOFF_MAX);
+    let random = RandomState::new().build_hasher().finish();
+    let millis = u64::try_from(ceiling.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_millis(random % (millis + 1)).max(Duration::from_millis(10))
+}
+
+/// Follows the stream into the local list.
+struct Follower {
+    list: RevocationList,
+    shared: Arc<Shared>,
+    keys: Keys,
+    /// The last stream id applied; `None` until a reload.
+    last_id: Option<String>,
+    /// The epoch of the Redis last loaded from.
+    epoch: Option<String>,
+}
+
+impl Follower {
+    async fn run(mut self, mut conn: ConnectionManager) {
+        let mut failures = 0u32;
+        let mut last_event: Option<Instant> = None;
+        loop {
+            let step = match self.last_id {
+                None => self.reload(&mut conn).await,
+                Some(_) => self.follow(&mut conn).await,
+            };
+            match step {
+                Ok(()) => {
+                    failures = 0;
+                    last_event = None;
+                    self.shared.mark_synced();
+                }
+                Err(e) => {
+                    self.last_id = None;
+                    if self.shared.connected.swap(false, Ordering::AcqRel) {
+                        tracing::warn!(target: "auth", event = "redis_disconnected", error = ?e.kind(), "lost Redis: serving the local revocation list, reconnecting");
+                    }
+                    self.report_staleness(&mut last_event);
+                    failures = failures.saturating_add(1);
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+            }
+        }
+    }
+
+    /// Past the max staleness: one error event at once, then one a minute.
+    fn report_staleness(&self, last_event: &mut Option<Instant>) {
+        let staleness = self.shared.staleness_ms();
+        if staleness <= self.shared.max_stale_ms
+            || last_event.is_some_and(|at| at.elapsed() < STALE_EVENT_EVERY)
+        {
+            return;
+        }
+        *last_event = Some(Instant::now());
+        let stale_secs = staleness / 1_000;
+        match self.shared.failure {
+            RedisFailure::Closed => {
+                tracing::error!(target: "auth", event = "revocations_stale", stale_secs, failure = "closed", "Redis unreachable past AUTH_REDIS_MAX_STALE_SECS: role tokens get 503")
+            }
+            RedisFailure::Open => {
+                tracing::error!(target: "auth", event = "revocations_stale", stale_secs, failure = "open", "Redis unreachable past AUTH_REDIS_MAX_STALE_SECS: role tokens are still accepted against a stale revocation list")
+            }
+        }
+    }
+
+    /// Loads every unexpired revocation and the stream's last id, in one transaction.
+    async fn reload(&mut self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let now = self.list.clock().now_unix();
+        let (epoch, last, members): (Option<String>, StreamRangeReply, Vec<(String, f64)>) =
+            redis::pipe()
+                .atomic()
+                .cmd("GET")
+                .arg(&self.keys.epoch)
+                .cmd("XREVRANGE")
+                .arg(&self.keys.stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("ZRANGEBYSCORE")
+                .arg(&self.keys.set)
+                .arg(format!("({now}"))
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .query_async(conn)
+                .await?;
+        let mut malformed = 0usize;
+        let mut applied = false;
+        for (member, score) in &members {
+            match (
+                serde_json::from_str::<(String, String)>(member),
+                score_to_until(*score),
+            ) {
+                (Ok((jti, sub)), Some(until)) => applied |= self.apply(&jti, &sub, until),
+                _ => malformed += 1,
+            }
+        }
+        report_malformed(malformed);
+        let epoch = match epoch {
+            Some(epoch) => epoch,
+            None => {
+                let fresh = format!("{:016x}", RandomState::new().build_hasher().finish());
+                redis::cmd("SET")
+                    .arg(&self.keys.epoch)
+                    .arg(&fresh)
+                    .arg("NX")
+                    .exec_async(conn)
+                    .await?;
+                redis::cmd("GET")
+                    .arg(&self.keys.epoch)
+                    .query_async::<Option<String>>(conn)
+                    .await?
+                    .unwrap_or(fresh)
+            }
+        };
+        if self.epoch.as_ref().is_some_and(|seen| *seen != epoch) {
+            // A Redis that lost its data: what this replica holds is written back, so that
+            // replicas started later learn it too.
+            tracing::warn!(target: "auth", event = "redis_data_lost", "Redis lost the shared revocations: writing back those held here");
+            for (jti, sub, until) in self.list.unexpired() {
+                self.shared.publish(&jti, &sub, until);
+            }
+        }
+        self.epoch = Some(epoch);
+        let last_id = last.ids.first().map(|entry| entry.id.clone());
+        self.last_id = Some(last_id.unwrap_or_else(|| "0-0".to_owned()));
+        tracing::debug!(target: "auth", event = "revocations_loaded", entries = members.len(), "revocations loaded from Redis");
+        if applied {
+            self.persist().await;
+        }
+        Ok(())
+    }
+
+    /// Applies what the stream announced since the last id (waiting up to [`READ_BLOCK`]).
+    async fn follow(&mut self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let last_id = self.last_id.clone().unwrap_or_else(|| "0-0".to_owned());
+        let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(BATCH)
+            .arg("BLOCK")
+            .arg(u64::try_from(READ_BLOCK.as_millis()).unwrap_or(500))
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg(&last_id)
+            .query_async(conn)
+            .await?;
+        let mut malformed = 0usize;
+        let mut applied = false;
+        for key in reply.into_iter().flat_map(|r| r.keys) {
+            for entry in key.ids {
+                let field = |name: &str| -> Option<String> { entry.get(name) };
+                match (
+                    field("jti"),
+                    field("sub"),
+                    field("until").and_then(|u| u.parse::<u64>().ok()),
+                ) {
+                    (Some(jti), Some(sub), Some(until)) => {
+                        applied |= self.apply(&jti, &sub, until);
+                    }
+                    _ => malformed += 1,
+                }
+                self.last_id = Some(entry.id);
+            }
+        }
+        report_malformed(malformed);
+        if applied {
+            self.persist().await;
+        }
+        Ok(())
+    }
+
+    /// Adds one revocation from Redis to the local list (not written back).
+    fn apply(&self, jti: &str, sub: &str, until: u64) -> bool {
+        match self.list.insert_local(jti, sub, until, By::Admin) {
+            Ok(inserted) => {
+                let added = inserted == Inserted::Added;
+                if added {
+                    tracing::info!(target: "auth", event = "token_revoked", jti = ?jti, subject = ?sub, keep_until = until, source = "redis", "role token revoked on another replica");
+                }
+                added
+            }
+            // The list logged it; nothing to add.
+            Err(_) => false,
+        }
+    }
+
+    async fn persist(&self) {
+        if let Err(e) = self.list.persist().await {
+            tracing::error!(target: "auth", event = "revocation_file_error", error = %e, "revocations from Redis not written to AUTH_REVOCATION_FILE (they are in force in memory)");
+        }
+    }
+}
+
+fn report_malformed(count: usize) {
+    if count > 0 {
+        tracing::error!(target: "auth", event = "redis_malformed_revocations", count, "entries in Redis that are not revocations of this format were skipped");
+    }
+}
+
+/// A sorted-set score as the Unix second it stands for.
+fn score_to_until(score: f64) -> Option<u64> {
+    // Beyond u64::MAX (a revocation kept "forever") the cast saturates, as wanted.
+    (score.is_finite() && score >= 0.0 && score.fract() == 0.0).then_some(score as u64)
+}
+
+/// Writes queued revocations, oldest first, retrying with backoff while Redis fails; an
+/// entry leaves the queue only once Redis has taken it.
+async fn write_queue(
+    shared: Arc<Shared>,
+    mut conn: ConnectionManager,
+    keys: Keys,
+    clock: tower_auth_core::Clock,
+) {
+    let mut failures = 0u32;
+    loop {
+        let batch: Vec<Record> = {
+            let queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.iter().take(BATCH).cloned().collect()
+        };
+        if batch.is_empty() {
+            shared.queued.notified().await;
+            continue;
+        }
+        let now = clock.now_unix();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for record in batch.iter().filter(|r| r.until > now) {
+            let member = serde_json::to_string(&(&*record.jti, &*record.sub))
+                .expect("two strings serialize");
+            pipe.cmd("ZADD")
+                .arg(&keys.set)
+                .arg("GT")
+                .arg(record.until)
+                .arg(member)
+                .ignore();
+            pipe.cmd("XADD")
+                .arg(&keys.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_MAX_LEN)
+                .arg("*")
+                .arg("jti")
+                .arg(&*record.jti)
+                .arg("sub")
+                .arg(&*record.sub)
+                .arg("until")
+                .arg(record.until)
+                .ignore();
+        }
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&keys.set)
+            .arg("-inf")
+            .arg(now)
+            .ignore();
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => {
+                failures = 0;
+                let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                queue.drain(..batch.len());
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 {
+                    tracing::warn!(target: "auth", event = "redis_write_failed", error = ?e.kind(), pending = batch.len(), "revocations not written to Redis yet: queued, retrying");
+                }
+                // Until the backoff ends, or the follower finds Redis back.
+                let _ =
+                    tokio::time::timeout(backoff(failures), shared.reconnected.notified()).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<RedisSettings>, ConfigError> {
+        RedisSettings::from_lookup("APP_", |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    /// SECURITY.md G11, S7.
+    #[test]
+    fn the_url_must_be_redis_and_is_never_quoted() {
+        let ok = settings(&[("APP_AUTH_REDIS_URL", "redis://:s3cret-pass@10.0.0.5:6380/2")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.failure, RedisFailure::Closed);
+        assert_eq!(ok.max_stale, DEFAULT_REDIS_MAX_STALE);
+        assert!(!format!("{ok:?}").contains("s3cret"));
+        for bad in [
+            "rediss://:s3cret-pass@cache:6380",
+            "http://:s3cret-pass@cache",
+            "s3cret-pass",
+            "redis+unix:///tmp/s3cret-pass.sock",
+            "redis://:s3cret-pass@/",
+            "",
+        ] {
+            let error = settings(&[("APP_AUTH_REDIS_URL", bad)]).unwrap_err();
+            assert_eq!(error.variable(), "APP_AUTH_REDIS_URL", "{bad}");
+            assert!(!error.to_string().contains("s3cret"), "{error}");
+        }
+        let tls = settings(&[("APP_AUTH_REDIS_URL", "rediss://cache")]).unwrap_err();
+        assert!(tls.to_string().contains("rediss://"), "{tls}");
+        assert!(settings(&[]).unwrap().is_none());
+    }
+
+    /// SECURITY.md G12.
+    #[test]
+    fn the_failure_mode_is_open_or_closed() {
+        let url = ("APP_AUTH_REDIS_URL", "redis://127.0.0.1:6379");
+        let open = settings(&[url, ("APP_AUTH_REDIS_FAILURE", "open")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.failure, RedisFailure::Open);
+        let closed = settings(&[url, ("APP_AUTH_REDIS_FAILURE", " closed ")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.failure, RedisFailure::Closed);
+        for bad in ["", "OPEN", "fail-open", "true"] {
+            let error = settings(&[url, ("APP_AUTH_REDIS_FAILURE", bad)]).unwrap_err();
+            assert_eq!(error.variable(), "APP_AUTH_REDIS_FAILURE", "{bad:?}");
+        }
+        let alone = settings(&[("APP_AUTH_REDIS_FAILURE", "open")]).unwrap_err();
+        assert_eq!(alone.variable(), "APP_AUTH_REDIS_FAILURE");
+        assert!(alone.to_string().contains("APP_AUTH_REDIS_URL"), "{alone}");
+    }
+
+    /// SECURITY.md G13.
+    #[test]
+    fn the_max_staleness_is_one_second_to_a_day() {
+        let url = ("APP_AUTH_REDIS_URL", "redis://127.0.0.1:6379");
+        for (value, secs) in [("1", 1), (" 90 ", 90), ("86400", 86_400)] {
+            let s = settings(&[url, ("APP_AUTH_REDIS_MAX_STALE_SECS", value)])
+                .unwrap()
+                .unwrap();
+            assert_eq!(s.max_stale, Duration::from_secs(secs));
+        }
+        for bad in ["0", "86401", "-5", "1.5", "60s", ""] {
+            let error = settings(&[url, ("APP_AUTH_REDIS_MAX_STALE_SECS", bad)]).unwrap_err();
+            assert_eq!(error.variable(), "APP_AUTH_REDIS_MAX_STALE_SECS", "{bad:?}");
+        }
+        let alone = settings(&[("APP_AUTH_REDIS_MAX_STALE_SECS", "5")]).unwrap_err();
+        assert_eq!(alone.variable(), "APP_AUTH_REDIS_MAX_STALE_SECS");
+    }
+
+    /// SECURITY.md S3, S4: with no Redis at all (a refused port), start-up goes on, the
+    /// list serves until the max staleness, then `closed` makes it unavailable; dropping
+    /// the guard makes it local again.
+    #[tokio::test]
+    async fn without_redis_the_list_serves_until_stale_then_dropping_the_guard_makes_it_local() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = RedisSettings::new(&format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .max_stale(Duration::from_secs(3));
+        let list = RevocationList::new(tower_auth_core::Clock::manual(1_000));
+        let sync = list
+            .share_through_redis(settings.clone(), "t")
+            .await
+            .unwrap();
+        assert!(!sync.is_connected());
+        assert_eq!(
+            list.share_through_redis(settings, "t").await.unwrap_err(),
+            ShareError::AlreadyShared
+        );
+        assert!(list.unavailable().is_none(), "within the max staleness");
+        list.revoke("a", "s", 2_000).unwrap();
+        assert!(list.is_revoked("a"));
+        assert_eq!(sync.pending(), 1, "queued for Redis");
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let error = list.unavailable().expect("stale: closed refuses");
+        assert_eq!(error.http_status(), 503);
+        assert_eq!(error.retry_after(), Some(RETRY_AFTER));
+        assert!(sync.staleness() >= Duration::from_secs(4));
+        drop(sync);
+        assert!(list.unavailable().is_none(), "local again");
+        list.revoke("b", "s", 2_000).unwrap();
+        assert!(list.is_revoked("a") && list.is_revoked("b"));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_bounded() {
+        for failures in [0, 1, 5, 40] {
+            let ceiling = BACKOFF_MIN
+                .saturating_mul(1 << failures.min(16))
+                .min(BACKOFF_MAX);
+            for _ in 0..50 {
+                let delay = backoff(failures);
+                assert!(delay <= ceiling.max(Duration::from_millis(10)), "{delay:?}");
+            }
+        }
+        let delays: std::collections::HashSet<Duration> = (0..50).map(|_| backoff(10)).collect();
+        assert!(delays.len() > 1, "jittered");
+    }
+
+    #[test]
+    fn scores_are_whole_unix_seconds() {
+        assert_eq!(score_to_until(1_700_000_000.0), Some(1_700_000_000));
+        assert_eq!(score_to_until(u64::MAX as f64), Some(u64::MAX));
+        for bad in [-1.0, 1.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(score_to_until(bad), None, "{bad}");
+        }
+    }
+}

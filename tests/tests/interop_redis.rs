@@ -1,0 +1,529 @@
+//! Revocations shared by replicas through a real Redis (`AUTH_REDIS_URL`, feature `redis`):
+//! in-process replicas built from environment variables, each behind its own server on
+//! loopback, and `redis-server` started by the test on a free loopback port (killed and
+//! restarted to make outages).
+//!
+//! Needs `redis-server` (Debian package `redis-server`): `tests/interop/run` installs it;
+//! by hand, `apt-get install redis-server` and
+//! `cargo test -p auth-tests --features interop --test interop_redis`.
+#![cfg(feature = "interop")]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auth_tests::{CapturedLogs, KEY_A, Reply, config, get, jump, send_body};
+use axum::Router;
+use axum::routing::get as get_route;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::Method;
+use tower_auth::{AuthLayer, Identity};
+use tower_auth_core::sha256_digest;
+
+const HMAC_SECRET: &str = "Pq4Wz8Rk2Tn6Xb1Mc9Hd3Jv7Sf5Gl0Ya-shared-revocation";
+const AGENT_SECRET: &str = "registration-secret-of-the-metrics-agent";
+/// Redis's password: in the URL, and never in a log line.
+const REDIS_PASSWORD: &str = "redis-Pa55-never-logged";
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// A `redis-server` on 127.0.0.1, without persistence, killed when dropped.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A port nothing listens on now: bound to 127.0.0.1:0, then let go.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Not started yet: `url` refuses connections until [`start`](Self::start).
+    fn stopped() -> Self {
+        Self {
+            port: Self::free_port(),
+            child: None,
+        }
+    }
+
+    async fn started() -> Self {
+        let mut server = Self::stopped();
+        server.start().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `redis-server` on the port and waits (5 s at most) until it accepts
+    /// connections.
+    async fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", REDIS_PASSWORD])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs `redis-cli` against the server (the password through the environment) and
+    /// returns what it printed.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .env("REDISCLI_AUTH", REDIS_PASSWORD)
+            .output()
+            .expect("redis-cli comes with redis-server");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Kills the server (its data is gone: it keeps none on disk).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn clients() -> String {
+    let digest = hex::encode(sha256_digest(AGENT_SECRET.as_bytes()));
+    format!(r#"[{{"client_id":"agent","secret_sha256":"{digest}","roles":["metrics"]}}]"#)
+}
+
+/// A replica: the layer from the environment with `AUTH_REDIS_URL` and these variables,
+/// served with `/whoami` and both endpoints on loopback.
+struct Replica {
+    addr: SocketAddr,
+    layer: AuthLayer,
+}
+
+impl Replica {
+    async fn start(redis: &RedisServer, extra: &[(&str, &str)]) -> Self {
+        let (clients, keys, url) = (
+            clients(),
+            format!(r#"[{{"name":"ops-admin","key":"{KEY_A}","roles":["admin"]}}]"#),
+            redis.url(),
+        );
+        let mut vars = vec![
+            ("HMAC_SECRET", HMAC_SECRET),
+            ("AUTH_TOKEN_CLIENTS", clients.as_str()),
+            ("API_KEYS", keys.as_str()),
+            ("AUTH_REDIS_URL", url.as_str()),
+        ];
+        vars.extend_from_slice(extra);
+        let layer = config(&vars).build().await.unwrap();
+        let router = Router::new()
+            .route(
+                "/whoami",
+                get_route(|identity: Identity| async move { identity.subject().to_owned() }),
+            )
+            .merge(layer.exchange_endpoint().unwrap().clone().router())
+            .merge(layer.revocation_endpoint().unwrap().clone().router())
+            .layer(layer.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, layer }
+    }
+
+    fn connected(&self) -> bool {
+        self.layer.redis_sync().unwrap().is_connected()
+    }
+
+    fn pending(&self) -> usize {
+        self.layer.redis_sync().unwrap().pending()
+    }
+
+    async fn token(&self) -> String {
+        let reply = send_body(
+            self.addr,
+            Method::POST,
+            "/auth/token",
+            &[("content-type", "application/json")],
+            &format!(r#"{{"client_id":"agent","credential":"{AGENT_SECRET}"}}"#),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn whoami(&self, token: &str) -> Reply {
+        get(
+            self.addr,
+            "/whoami",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+    }
+
+    async fn status(&self, token: &str) -> u16 {
+        self.whoami(token).await.status
+    }
+
+    /// Revokes `token` at `POST /auth/revoke` as the client it was issued to.
+    async fn revoke(&self, token: &str) {
+        let basic = format!("Basic {}", STANDARD.encode(format!("agent:{AGENT_SECRET}")));
+        let reply = send_body(
+            self.addr,
+            Method::POST,
+            "/auth/revoke",
+            &[FORM, ("authorization", &basic)],
+            &format!("token={token}"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+}
+
+/// Polls `done` until it holds, failing after `within`; returns how long it took.
+async fn within<F: AsyncFnMut() -> bool>(within: Duration, what: &str, mut done: F) -> Duration {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+/// SECURITY.md S1, S2, S7.
+#[tokio::test]
+async fn a_token_revoked_on_one_replica_is_refused_by_the_others_within_a_second() {
+    let (logs, _guard) = CapturedLogs::start();
+    let redis = RedisServer::started().await;
+    let replicas = [
+        Replica::start(&redis, &[]).await,
+        Replica::start(&redis, &[]).await,
+        Replica::start(&redis, &[]).await,
+    ];
+    assert!(replicas.iter().all(Replica::connected));
+    let token = replicas[0].token().await;
+    let other = replicas[0].token().await;
+    for replica in &replicas {
+        assert_eq!(replica.status(&token).await, 200);
+    }
+    replicas[0].revoke(&token).await;
+    assert_eq!(
+        replicas[0].status(&token).await,
+        401,
+        "refused at once here"
+    );
+    for (i, replica) in replicas.iter().enumerate().skip(1) {
+        let delay = within(
+            Duration::from_secs(1),
+            "revocation reaches the replica",
+            async || replica.status(&token).await == 401,
+        )
+        .await;
+        println!("revocation reached replica {} after {delay:?}", i + 1);
+        let reply = replica.whoami(&token).await;
+        assert_eq!(reply.body, r#"{"error":"invalid_token"}"#);
+    }
+    for replica in &replicas {
+        assert_eq!(replica.status(&other).await, 200, "only that token");
+    }
+    // A replica started now loads it from Redis before its first request.
+    let late = Replica::start(&redis, &[]).await;
+    assert_eq!(late.status(&token).await, 401);
+    assert_eq!(late.status(&other).await, 200);
+    let text = logs.text();
+    assert!(
+        text.contains("role token revoked on another replica"),
+        "{text}"
+    );
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
+}
+
+/// SECURITY.md S3, S6, S7.
+#[tokio::test]
+async fn start_up_with_redis_down_is_bounded_and_serves_then_catches_up() {
+    let (logs, _guard) = CapturedLogs::start();
+    let mut redis = RedisServer::stopped();
+    let started = Instant::now();
+    let replica = Replica::start(&redis, &[]).await;
+    let took = started.elapsed();
+    println!("start-up with Redis down took {took:?}");
+    assert!(
+        took < tower_auth_hmac::REDIS_START_TIMEOUT + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert!(!replica.connected());
+    let token = replica.token().await;
+    assert_eq!(
+        replica.status(&token).await,
+        200,
+        "served from the local list"
+    );
+    // Revoked while Redis has never answered: queued.
+    replica.revoke(&token).await;
+    assert_eq!(replica.status(&token).await, 401);
+    assert_eq!(replica.pending(), 1);
+
+    redis.start().await;
+    within(
+        Duration::from_secs(10),
+        "the replica connects",
+        async || replica.connected() && replica.pending() == 0,
+    )
+    .await;
+    let second = Replica::start(&redis, &[]).await;
+    assert_eq!(
+        second.status(&token).await,
+        401,
+        "the queued revocation was written"
+    );
+    let text = logs.text();
+    assert!(text.contains("redis_unavailable"), "{text}");
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
+}
+
+/// SECURITY.md S2, G11: `build_blocking` (what `AuthLayer::from_env` calls) inside a
+/// multi-threaded runtime loads the revocations too; outside one it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_blocking_shares_revocations_inside_a_multi_threaded_runtime() {
+    let redis = RedisServer::started().await;
+    let first = Replica::start(&redis, &[]).await;
+    let token = first.token().await;
+    first.revoke(&token).await;
+    let url = redis.url();
+    let vars = [
+        ("HMAC_SECRET", HMAC_SECRET),
+        ("AUTH_REDIS_URL", url.as_str()),
+    ];
+    let layer = config(&vars).build_blocking().unwrap();
+    let sync = layer.redis_sync().unwrap();
+    assert!(sync.is_connected());
+    assert_eq!(sync.pending(), 0);
+    let error = std::thread::scope(|scope| {
+        scope
+            .spawn(|| config(&vars).build_blocking().unwrap_err())
+            .join()
+            .unwrap()
+    });
+    assert_eq!(error.variable(), "AUTH_REDIS_URL");
+    assert!(!error.to_string().contains(REDIS_PASSWORD), "{error}");
+    // The layer built here refuses the token revoked on the other replica.
+    let checked = Router::new()
+        .route("/whoami", get_route(|| async { "ok" }))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, checked).await.unwrap() });
+    let reply = get(
+        addr,
+        "/whoami",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+}
+
+/// SECURITY.md S4, S5, S6, S7.
+#[tokio::test]
+async fn redis_lost_closed_refuses_after_max_stale_open_serves_and_both_recover() {
+    let (logs, _guard) = CapturedLogs::start();
+    let mut redis = RedisServer::started().await;
+    let stale = ("AUTH_REDIS_MAX_STALE_SECS", "5");
+    let closed = Replica::start(&redis, &[stale]).await;
+    let open = Replica::start(&redis, &[stale, ("AUTH_REDIS_FAILURE", "open")]).await;
+    let (before, token, during) = (
+        closed.token().await,
+        closed.token().await,
+        open.token().await,
+    );
+    closed.revoke(&before).await;
+    within(
+        Duration::from_secs(1),
+        "revocation reaches open",
+        async || open.status(&before).await == 401,
+    )
+    .await;
+
+    redis.kill();
+    within(Duration::from_secs(5), "both notice", async || {
+        !closed.connected() && !open.connected()
+    })
+    .await;
+    // Within the max staleness the local lists serve.
+    assert_eq!(closed.status(&token).await, 200);
+    assert_eq!(open.status(&token).await, 200);
+    assert_eq!(closed.status(&before).await, 401);
+
+    // Past it (tokio's clock, moved), `closed` answers 503 for role tokens only.
+    jump(Duration::from_secs(6)).await;
+    let reply = closed.whoami(&token).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.header("retry-after"), Some("5"));
+    assert_eq!(reply.body, r#"{"error":"temporarily_unavailable"}"#);
+    let by_key = get(closed.addr, "/whoami", &[("x-api-key", KEY_A)]).await;
+    assert_eq!(by_key.status, 200, "API keys do not depend on Redis");
+    // A token of ours with another token's signature fails anyway: 401, not 503.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let (_, signature) = before.rsplit_once('.').unwrap();
+    let forged = closed.whoami(&format!("{signed}.{signature}")).await;
+    assert_eq!(forged.status, 401, "{forged:?}");
+    assert_eq!(forged.body, r#"{"error":"invalid_token"}"#);
+    // `open` keeps serving, and says so.
+    assert_eq!(open.status(&token).await, 200);
+    assert_eq!(open.status(&before).await, 401);
+    within(
+        Duration::from_secs(10),
+        "the stale event of open",
+        async || logs.text().contains("failure=\"open\""),
+    )
+    .await;
+
+    // A revocation during the outage: in force here at once, queued for the others.
+    open.revoke(&during).await;
+    assert_eq!(open.status(&during).await, 401);
+    assert_eq!(open.pending(), 1);
+
+    // Redis comes back empty (it keeps nothing on disk).
+    redis.start().await;
+    within(Duration::from_secs(15), "both reconnect", async || {
+        closed.connected() && open.connected()
+    })
+    .await;
+    assert_eq!(closed.status(&token).await, 200, "closed recovers");
+    let delay = within(
+        Duration::from_secs(2),
+        "the outage's revocation",
+        async || closed.status(&during).await == 401,
+    )
+    .await;
+    println!(
+        "revocation made during the outage reached the other replica {delay:?} after reconnecting"
+    );
+    assert_eq!(open.pending(), 0);
+    // What was revoked before the outage was written back to the emptied Redis.
+    let later = Replica::start(&redis, &[]).await;
+    within(
+        Duration::from_secs(2),
+        "the earlier revocation, rewritten",
+        async || later.status(&before).await == 401,
+    )
+    .await;
+    assert_eq!(later.status(&during).await, 401);
+    assert_eq!(later.status(&token).await, 200);
+    let text = logs.text();
+    assert!(text.contains("failure=\"closed\""), "{text}");
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
+}
+
+/// SECURITY.md S8.
+#[tokio::test]
+async fn entries_in_redis_expire_and_malformed_ones_are_skipped() {
+    let (logs, _guard) = CapturedLogs::start();
+    let redis = RedisServer::started().await;
+    let first = Replica::start(&redis, &[]).await;
+    let (set, stream) = (
+        "tower-auth:auth-hmac:revoked",
+        "tower-auth:auth-hmac:revocations",
+    );
+    // Written by something else: an expired entry, members and stream entries that are not
+    // revocations of this format.
+    redis.cli(&["ZADD", set, "1000", r#"["expired-jti","old"]"#]);
+    redis.cli(&["ZADD", set, "4102444800", "not json"]);
+    redis.cli(&["ZADD", set, "4102444800.5", r#"["half","second"]"#]);
+    redis.cli(&["XADD", stream, "*", "jti", "no-sub-no-until"]);
+    redis.cli(&["XADD", stream, "*", "jti", "j", "sub", "s", "until", "soon"]);
+    let second = Replica::start(&redis, &[]).await;
+    assert!(second.connected(), "garbage does not break the load");
+    let token = first.token().await;
+    first.revoke(&token).await;
+    within(
+        Duration::from_secs(1),
+        "the real revocation after the garbage",
+        async || second.status(&token).await == 401,
+    )
+    .await;
+    // Each write drops the entries whose tokens have expired.
+    within(
+        Duration::from_secs(1),
+        "the expired entry is dropped",
+        async || {
+            !redis
+                .cli(&["ZRANGE", set, "0", "-1"])
+                .contains("expired-jti")
+        },
+    )
+    .await;
+    assert_eq!(
+        redis.cli(&["ZCARD", set]),
+        "3",
+        "the revocation and two foreign members"
+    );
+    let text = logs.text();
+    assert!(text.contains("redis_malformed_revocations"), "{text}");
+}
+
+/// SECURITY.md S9.
+#[tokio::test]
+async fn a_revocation_file_and_redis_feed_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revoked.json");
+    let file = ("AUTH_REVOCATION_FILE", path.to_str().unwrap());
+    let old_redis = RedisServer::started().await;
+    let before = Replica::start(&old_redis, &[file]).await;
+    let token = before.token().await;
+    before.revoke(&token).await;
+    assert!(std::fs::read_to_string(&path).unwrap().contains("\"jti\""));
+    drop(before);
+
+    // Another Redis that never heard of it: the replica with the file writes it there.
+    let redis = RedisServer::started().await;
+    let with_file = Replica::start(&redis, &[file]).await;
+    let without = Replica::start(&redis, &[]).await;
+    within(
+        Duration::from_secs(1),
+        "the file's revocation reaches Redis",
+        async || without.status(&token).await == 401,
+    )
+    .await;
+    // And what comes from Redis is written to the file.
+    let other = without.token().await;
+    let jti = {
+        let payload = other.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    without.revoke(&other).await;
+    within(Duration::from_secs(1), "written to the file", async || {
+        with_file.status(&other).await == 401
+            && std::fs::read_to_string(&path).unwrap().contains(&jti)
+    })
+    .await;
+}
