@@ -172,7 +172,10 @@ async fn no_token_means_an_error_from_the_client_not_a_request() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Internal);
-    assert_eq!(status.message(), TokenErrorKind::InvalidClient.to_string());
+    assert_eq!(
+        status.message(),
+        format!("{} (oauth_error)", TokenErrorKind::InvalidClient)
+    );
     let source = std::error::Error::source(&status).unwrap();
     let err = source.downcast_ref::<TokenError>().unwrap();
     assert!(err.is_invalid_client());

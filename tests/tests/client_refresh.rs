@@ -121,3 +121,33 @@ async fn without_a_usable_session_the_error_says_log_in_again() {
     assert!(error.is_login_required(), "{error}");
     assert!(!error.to_string().contains("refresh-never-issued"));
 }
+
+/// SECURITY.md O7: a session of another issuer (staging's, for prod's grant) is never sent
+/// there: no request, log in again.
+#[tokio::test]
+async fn a_session_of_another_issuer_is_not_refreshed_here() {
+    let endpoint = TokenEndpoint::start(&[(ID, SECRET)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = TokenFile::new(dir.path().join("tokens.json"));
+    let refresh = endpoint.issue_refresh_token(ID);
+    file.store(
+        &Session::new("https://staging.example", ID, "access-staging")
+            .refresh_token(refresh)
+            .expires_at(SystemTime::now() + Duration::from_secs(3_000)),
+    )
+    .unwrap();
+    let grant = RefreshTokenGrant::from_issuer(endpoint.issuer(), ID, file.clone())
+        .unwrap()
+        .client_secret(SECRET, ClientAuth::Basic);
+    let error = grant.fetch().await.unwrap_err();
+    assert!(error.is_login_required(), "{error}");
+    assert_eq!(refresh_grants(&endpoint), 0);
+    // The same session under its own issuer's name is used.
+    let mut session = file.load().unwrap().unwrap();
+    session = Session::new(endpoint.issuer(), ID, session.access().clone())
+        .refresh_token(session.refresh().unwrap().clone())
+        .expires_at(SystemTime::now() + Duration::from_secs(3_000));
+    file.store(&session).unwrap();
+    let token = grant.fetch().await.unwrap();
+    assert_eq!(token.secret().expose_secret(), b"access-staging");
+}

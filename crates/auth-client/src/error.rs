@@ -263,7 +263,9 @@ impl TokenError {
     /// text, never the token endpoint's own words (its `error_description` is for this
     /// service's logs, not for whoever made the call); this error is its source.
     fn status(&self) -> tonic::Status {
-        tonic::Status::new(self.grpc_code(), self.kind.to_string())
+        // The kind's text and the fixed reason code (`login_required`, `fetch_timeout`, ...):
+        // what the caller can act on, written by this crate, never by the endpoint.
+        tonic::Status::new(self.grpc_code(), format!("{} ({})", self.kind, self.reason))
     }
 }
 
@@ -306,8 +308,11 @@ mod tests {
             .downcast_ref::<tonic::Status>()
             .unwrap();
         assert_eq!(status.code(), tonic::Code::Unavailable);
-        // The kind's fixed text: never the endpoint's own words.
-        assert_eq!(status.message(), TokenErrorKind::Unavailable.to_string());
+        // The kind's fixed text and the reason code: never the endpoint's own words.
+        assert_eq!(
+            status.message(),
+            format!("{} (connect_failed)", TokenErrorKind::Unavailable)
+        );
         assert_eq!(status.source().unwrap().to_string(), "connection reset");
         let said = TokenError::oauth(
             "invalid_client",

@@ -155,7 +155,10 @@ impl RefreshPolicy {
     pub(crate) fn due_at(&self, received_at: Instant, lifetime: Option<Duration>) -> Instant {
         match lifetime {
             Some(lifetime) => self.refresh_at(received_at, lifetime),
-            None => received_at + self.unknown_expiry_refresh,
+            // Past what an `Instant` holds: never.
+            None => received_at
+                .checked_add(self.unknown_expiry_refresh)
+                .unwrap_or_else(|| received_at + crate::token::MAX_LIFETIME),
         }
     }
 
@@ -203,6 +206,9 @@ mod tests {
                 .check()
                 .is_err()
         );
+        // "Never", said as the largest duration: no overflow.
+        let never = RefreshPolicy::default().refresh_unknown_expiry_every(Duration::MAX);
+        assert!(never.due_at(now, None) > now + Duration::from_secs(365 * 24 * 3600));
     }
 
     #[test]

@@ -39,6 +39,8 @@ const MIN_LEFT: Duration = Duration::from_secs(60);
 pub struct RefreshTokenGrant {
     client: OAuthClient,
     file: TokenFile,
+    /// The issuer a session must be of, when the grant was made for one.
+    issuer: Option<Arc<str>>,
     /// The SHA-256 of the access token last handed out.
     handed_out: Arc<Mutex<Option<[u8; 32]>>>,
 }
@@ -70,16 +72,19 @@ impl RefreshTokenGrant {
         client_id: impl Into<String>,
         file: TokenFile,
     ) -> Result<Self, ConfigError> {
-        Ok(Self::build(
+        let mut grant = Self::build(
             OAuthClient::of_issuer(issuer, client_id.into(), None)?,
             file,
-        ))
+        );
+        grant.issuer = Some(issuer.into());
+        Ok(grant)
     }
 
     fn build(client: OAuthClient, file: TokenFile) -> Self {
         Self {
             client,
             file,
+            issuer: None,
             handed_out: Arc::default(),
         }
     }
@@ -114,7 +119,12 @@ impl RefreshTokenGrant {
             .blocking("token_file_unreadable", |file| file.load())
             .await?
             .ok_or_else(|| TokenError::new(TokenErrorKind::Rejected, LOGIN_REQUIRED))?;
-        if session.client_id() != self.client.client_id() {
+        // Another client's session, or another issuer's: its tokens and its refresh token
+        // must not go to this one's endpoint or APIs.
+        let other_issuer = self.issuer.as_deref().is_some_and(|issuer| {
+            issuer.trim_end_matches('/') != session.issuer().trim_end_matches('/')
+        });
+        if session.client_id() != self.client.client_id() || other_issuer {
             return Err(TokenError::new(TokenErrorKind::Rejected, LOGIN_REQUIRED));
         }
         let now = SystemTime::now();
@@ -171,8 +181,19 @@ impl RefreshTokenGrant {
 }
 
 impl TokenSource for RefreshTokenGrant {
+    /// The refresh runs in a task of its own, which holds the lock until the new session is
+    /// written: a caller that stops waiting (the cache's fetch timeout) never cancels it
+    /// between the server's rotation and the write, which would lose the session, nor
+    /// releases the lock while the file is half done.
     fn fetch(&self) -> BoxFuture<'_, Result<Token, TokenError>> {
-        Box::pin(self.refresh())
+        let grant = self.clone();
+        Box::pin(async move {
+            tokio::spawn(async move { grant.refresh().await })
+                .await
+                .map_err(|e| {
+                    TokenError::new(TokenErrorKind::Other, "refresh_task_failed").with_source(e)
+                })?
+        })
     }
 }
 

@@ -153,10 +153,11 @@ impl SubjectTokenExchange {
     }
 
     async fn exchange(&self) -> Result<Token, TokenError> {
-        let subject =
-            self.subject.token().await.map_err(|e| {
-                TokenError::new(e.kind(), "subject_token_unavailable").with_source(e)
-            })?;
+        let subject = self.subject.token().await.map_err(|e| {
+            TokenError::new(e.kind(), "subject_token_unavailable")
+                .with_retry_after(e.retry_after())
+                .with_source(e)
+        })?;
         let subject_token =
             std::str::from_utf8(subject.secret().expose_secret()).map_err(|_| {
                 TokenError::new(TokenErrorKind::InvalidResponse, "subject_token_not_text")

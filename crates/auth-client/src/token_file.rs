@@ -29,8 +29,9 @@ pub struct Session {
     client_id: String,
 }
 
-/// The file's JSON: tokens are text (RFC 6749 appendix A: printable ASCII).
-#[derive(Serialize, Deserialize)]
+/// The file's JSON as written: tokens are text (RFC 6749 appendix A: printable ASCII, `"`
+/// and `\` included, which JSON escapes).
+#[derive(Serialize)]
 struct Stored<'a> {
     access_token: &'a str,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,14 +61,28 @@ impl Session {
     }
 
     fn from_json(bytes: &[u8]) -> serde_json::Result<Self> {
-        let stored: Stored<'_> = serde_json::from_slice(bytes)?;
+        // Owned strings: a token with an escaped character cannot be borrowed from the
+        // text. Each moves into its `Secret`, which wipes it when dropped.
+        #[derive(Deserialize)]
+        struct Read {
+            access_token: String,
+            #[serde(default)]
+            refresh_token: Option<String>,
+            #[serde(default)]
+            id_token: Option<String>,
+            #[serde(default)]
+            expires_at: Option<u64>,
+            issuer: String,
+            client_id: String,
+        }
+        let read: Read = serde_json::from_slice(bytes)?;
         Ok(Self {
-            access_token: stored.access_token.into(),
-            refresh_token: stored.refresh_token.map(Secret::from),
-            id_token: stored.id_token.map(Secret::from),
-            expires_at: stored.expires_at,
-            issuer: stored.issuer.into(),
-            client_id: stored.client_id.into(),
+            access_token: read.access_token.into(),
+            refresh_token: read.refresh_token.map(Secret::from),
+            id_token: read.id_token.map(Secret::from),
+            expires_at: read.expires_at,
+            issuer: read.issuer,
+            client_id: read.client_id,
         })
     }
 }
@@ -260,11 +275,20 @@ impl TokenFile {
             .path
             .file_name()
             .map_or_else(|| "tokens".into(), |n| n.to_string_lossy().into_owned());
-        let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // A name nobody can have taken: a crash may leave a temporary file behind, and a
+        // container's next process has the same pid.
+        let (temporary, mut file) = loop {
+            let temporary = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+            match private_create(&temporary) {
+                Ok(file) => break (temporary, file),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        };
         let written = (|| {
-            let mut file = private_create(&temporary)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
+            drop(file);
             fs::rename(&temporary, &self.path)
         })();
         if written.is_err() {
@@ -420,6 +444,7 @@ mod tests {
         file.store(&session()).unwrap();
         // A temporary file left by a writer that died before its rename.
         fs::write(dir.path().join(".tokens.json.999.tmp"), "{\"access_tok").unwrap();
+        file.store(&session()).unwrap();
         let loaded = file.load().unwrap().unwrap();
         assert_eq!(loaded.access().expose_secret(), b"access-1");
         // A rename that cannot happen (the target is a directory): the old file stays.
@@ -434,10 +459,24 @@ mod tests {
                     .unwrap()
                     .file_name()
                     .to_string_lossy()
-                    .contains(&std::process::id().to_string())
+                    .starts_with(".taken.")
             })
             .count();
         assert_eq!(leftovers, 0, "the temporary file is removed");
+    }
+
+    /// SECURITY.md O6: any token RFC 6749 allows (printable ASCII, `"` and `\\` included)
+    /// comes back as it went in.
+    #[test]
+    fn tokens_with_characters_json_escapes_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path().join("tokens.json"));
+        let odd = "r\\x\"y/~!";
+        file.store(&session().refresh_token(odd).id_token("a\"b"))
+            .unwrap();
+        let loaded = file.load().unwrap().unwrap();
+        assert_eq!(loaded.refresh().unwrap().expose_secret(), odd.as_bytes());
+        assert_eq!(loaded.id().unwrap().expose_secret(), b"a\"b");
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl Origin {
             Some(s) if *s == Scheme::HTTP => false,
             _ => return None,
         };
-        let host = uri.host()?;
+        let host = uri.host().filter(|h| !h.is_empty())?;
         let host = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -239,6 +239,7 @@ mod tests {
             "api.example.com",
             "ftp://x.example",
             "/path",
+            "https://:443",
             "https://",
             "",
         ] {
