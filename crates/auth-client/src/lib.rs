@@ -54,6 +54,9 @@ mod cache;
 mod env;
 mod error;
 mod exchange;
+#[cfg(feature = "oidc")]
+mod id_token;
+mod login;
 mod oauth;
 mod policy;
 mod refresh;
@@ -70,6 +73,10 @@ pub use cache::TokenCache;
 pub use env::ENV_VARIABLES;
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;
+pub use login::{
+    AuthorizationCodeLogin, DEFAULT_CALLBACK_PATH, DEFAULT_REDIRECT_PORT, LoginError, PendingLogin,
+    open_browser,
+};
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
 pub use refresh::RefreshTokenGrant;
