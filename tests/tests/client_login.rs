@@ -1,6 +1,6 @@
 //! A person's login against a real authorization server: the test plays the browser (it
 //! follows the authorization endpoint's redirect to the loopback listener with a real HTTP
-//! client), then the session is stored and refreshed.
+//! client), then the session is stored, refreshed and logged out of.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use auth_tests::token_endpoint::TokenEndpoint;
 use http::Uri;
 use serde_json::json;
 use tower_auth_client::{
-    AuthorizationCodeLogin, LoginError, PendingLogin, RefreshTokenGrant, Session, TokenFile,
-    TokenSource,
+    AuthorizationCodeLogin, LoginError, Logout, PendingLogin, RefreshTokenGrant, Revocation,
+    Session, TokenFile, TokenSource,
 };
 
 const ID: &str = "cli";
@@ -58,7 +58,7 @@ async fn run(login: &AuthorizationCodeLogin) -> ((u16, String), Result<Session, 
 }
 
 #[tokio::test]
-async fn a_login_with_pkce_is_stored_private_and_refreshed() {
+async fn a_login_with_pkce_is_stored_private_refreshed_and_revoked_at_logout() {
     let endpoint = endpoint().await;
     let login = login(&endpoint, "openid offline_access");
     let ((status, page), session) = run(&login).await;
@@ -117,6 +117,16 @@ async fn a_login_with_pkce_is_stored_private_and_refreshed() {
     let current_refresh =
         String::from_utf8(current.refresh().unwrap().expose_secret().to_vec()).unwrap();
     assert!(endpoint.refresh_token_live(&current_refresh));
+
+    // Logout revokes the live refresh token, then deletes the file.
+    let revocation = Logout::new(ID).run(&file).await.unwrap();
+    assert!(matches!(revocation, Revocation::Revoked), "{revocation:?}");
+    assert_eq!(endpoint.revoked(), std::slice::from_ref(&current_refresh));
+    assert!(!endpoint.refresh_token_live(&current_refresh));
+    assert!(!file.path().exists());
+    // Nothing left: a second logout has nothing to revoke.
+    let again = Logout::new(ID).run(&file).await.unwrap();
+    assert!(matches!(again, Revocation::NothingToRevoke), "{again:?}");
 }
 
 #[tokio::test]
@@ -204,4 +214,35 @@ async fn no_redirect_in_time_is_a_timeout() {
     tokio::time::pause();
     let outcome = pending.finish().await;
     assert!(matches!(outcome, Err(LoginError::Timeout)), "{outcome:?}");
+}
+
+/// SECURITY.md O16.
+#[tokio::test]
+async fn a_failed_or_impossible_revocation_still_deletes_the_file() {
+    let endpoint = endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = TokenFile::new(dir.path().join("tokens.json"));
+    let refresh = endpoint.issue_refresh_token(ID);
+    let session = Session::new(endpoint.issuer(), ID, "access").refresh_token(refresh.clone());
+
+    endpoint.set_revocation_status(Some(503));
+    file.store(&session).unwrap();
+    let revocation = Logout::new(ID).run(&file).await.unwrap();
+    assert!(
+        matches!(&revocation, Revocation::Failed(e) if e.reason() == "server_error"),
+        "{revocation:?}"
+    );
+    assert!(!revocation.to_string().contains(&refresh));
+    assert!(!file.path().exists());
+    assert!(endpoint.refresh_token_live(&refresh));
+
+    endpoint.set_revocation_status(None);
+    endpoint.hide_revocation();
+    file.store(&session).unwrap();
+    let revocation = Logout::new(ID).run(&file).await.unwrap();
+    assert!(
+        matches!(revocation, Revocation::NotSupported),
+        "{revocation:?}"
+    );
+    assert!(!file.path().exists());
 }

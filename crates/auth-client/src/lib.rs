@@ -57,6 +57,7 @@ mod exchange;
 #[cfg(feature = "oidc")]
 mod id_token;
 mod login;
+mod logout;
 mod oauth;
 mod policy;
 mod refresh;
@@ -77,6 +78,7 @@ pub use login::{
     AuthorizationCodeLogin, DEFAULT_CALLBACK_PATH, DEFAULT_REDIRECT_PORT, LoginError, PendingLogin,
     open_browser,
 };
+pub use logout::{Logout, Revocation};
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
 pub use refresh::RefreshTokenGrant;

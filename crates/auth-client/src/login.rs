@@ -156,6 +156,7 @@ pub(crate) struct IssuerClient {
     pub(crate) issuer: String,
     pub(crate) client: OAuthClient,
     pub(crate) metadata: Metadata,
+    pub(crate) document: Uri,
 }
 
 /// How a client of `issuer` is configured before discovery.
@@ -208,6 +209,7 @@ impl ClientConfig {
             issuer: self.discovery.issuer().to_owned(),
             client,
             metadata,
+            document: self.discovery.url().clone(),
         })
     }
 
@@ -228,6 +230,27 @@ impl ClientConfig {
         })?;
         no_less_secure(self.discovery.url(), &uri)?;
         Ok(uri)
+    }
+}
+
+impl IssuerClient {
+    /// An optional endpoint of the metadata (`None` when not advertised), never less secure
+    /// than the metadata's own URL.
+    pub(crate) fn endpoint(
+        &self,
+        parsed: Result<Uri, HttpError>,
+        bad: &'static str,
+    ) -> Result<Option<Uri>, TokenError> {
+        match parsed {
+            Err(HttpError::MissingEndpoint) => Ok(None),
+            Err(e) => Err(TokenError::new(TokenErrorKind::InvalidResponse, bad)
+                .with_source(config_error(bad, e))),
+            Ok(uri) => {
+                no_less_secure(&self.document, &uri)
+                    .map_err(|_| TokenError::new(TokenErrorKind::InvalidResponse, bad))?;
+                Ok(Some(uri))
+            }
+        }
     }
 }
 
