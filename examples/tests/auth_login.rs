@@ -169,6 +169,48 @@ async fn login_token_status_and_logout_through_the_binary() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_on_another_device() {
+    let endpoint = TokenEndpoint::start(&[(ID, "")]).await;
+    // The binary's own clock runs for real: the shortest interval RFC 8628 allows.
+    endpoint.set_device_interval(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let mut child = auth_login(&endpoint, &path, &["login", "--device"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = send.send(line);
+        }
+    });
+    let url = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = lines.recv_timeout(Duration::from_secs(60)).unwrap();
+            if line.starts_with("http") {
+                break line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let user_code = url.split("user_code=").nth(1).unwrap().to_owned();
+    endpoint.decide_device(&user_code, true);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout), "");
+    let session = TokenFile::new(&path).load().unwrap().unwrap();
+    assert!(session.refresh().is_some() && session.id().is_some());
+    assert!(endpoint.device_polls() >= 1);
+}
+
 /// SECURITY.md O15.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_file_of_another_issuer_is_not_used() {

@@ -246,3 +246,65 @@ async fn a_failed_or_impossible_revocation_still_deletes_the_file() {
     );
     assert!(!file.path().exists());
 }
+
+mod device {
+    use super::*;
+    use tower_auth_client::DeviceLogin;
+
+    fn device(endpoint: &TokenEndpoint) -> DeviceLogin {
+        DeviceLogin::new(endpoint.issuer(), ID)
+            .unwrap()
+            .scope("openid offline_access")
+    }
+
+    #[tokio::test]
+    async fn a_device_login_polls_slows_down_and_ends_in_a_session() {
+        let endpoint = endpoint().await;
+        let pending = device(&endpoint).start().await.unwrap();
+        let complete = pending.verification_uri_complete().unwrap().to_owned();
+        assert!(complete.contains(pending.user_code()), "{complete}");
+        assert!(pending.verification_uri().ends_with("/activate"));
+        endpoint.slow_down(1);
+        endpoint.decide_device(pending.user_code(), true);
+        // The waits between polls run on Tokio's clock, not the test's time.
+        tokio::time::pause();
+        let started = tokio::time::Instant::now();
+        let session = pending.finish().await.unwrap();
+        // Polled at 5 s (slow_down), then 10 s later (granted).
+        assert_eq!(endpoint.device_polls(), 2);
+        assert_eq!(started.elapsed().as_secs(), 15);
+        assert_eq!(session.issuer(), endpoint.issuer());
+        assert!(session.refresh().is_some() && session.id().is_some());
+    }
+
+    /// SECURITY.md O17.
+    #[tokio::test]
+    async fn a_denied_or_expired_device_login_is_a_typed_error() {
+        let endpoint = endpoint().await;
+        let pending = device(&endpoint).start().await.unwrap();
+        endpoint.decide_device(pending.user_code(), false);
+        tokio::time::pause();
+        let outcome = pending.finish().await;
+        assert!(
+            matches!(outcome, Err(LoginError::AccessDenied { .. })),
+            "{outcome:?}"
+        );
+        tokio::time::resume();
+
+        let pending = device(&endpoint).start().await.unwrap();
+        endpoint.expire_devices();
+        tokio::time::pause();
+        let outcome = pending.finish().await;
+        assert!(matches!(outcome, Err(LoginError::Expired)), "{outcome:?}");
+        tokio::time::resume();
+
+        // Never approved: polls until expires_in, then stops.
+        endpoint.set_device_expires_in(12);
+        let polls = endpoint.device_polls();
+        let pending = device(&endpoint).start().await.unwrap();
+        tokio::time::pause();
+        let outcome = pending.finish().await;
+        assert!(matches!(outcome, Err(LoginError::Expired)), "{outcome:?}");
+        assert_eq!(endpoint.device_polls() - polls, 2, "at 5 s and 10 s");
+    }
+}

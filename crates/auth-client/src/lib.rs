@@ -51,6 +51,7 @@
 
 pub mod bearer;
 mod cache;
+mod device;
 mod env;
 mod error;
 mod exchange;
@@ -71,6 +72,7 @@ mod transport;
 
 pub use bearer::{Bearer, BearerLayer};
 pub use cache::TokenCache;
+pub use device::{DeviceLogin, PendingDeviceLogin};
 pub use env::ENV_VARIABLES;
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;

@@ -79,6 +79,9 @@ pub enum LoginError {
     BadCallback,
     /// No redirect came within the login's timeout.
     Timeout,
+    /// The device code expired (`expired_token`, or `expires_in` passed) before the person
+    /// approved (RFC 8628).
+    Expired,
     /// The token endpoint refused the code or could not be reached.
     Token(TokenError),
     /// The ID token is missing or fails a check (a short reason such as `id_token_nonce`).
@@ -110,6 +113,7 @@ impl fmt::Display for LoginError {
             Self::IssuerMismatch => f.write_str("the login redirect names another issuer"),
             Self::BadCallback => f.write_str("the login redirect carried no code"),
             Self::Timeout => f.write_str("no login redirect came in time"),
+            Self::Expired => f.write_str("the device code expired before the login was approved"),
             Self::Token(e) => write!(f, "the code could not be exchanged for tokens: {e}"),
             Self::IdToken(reason) => write!(f, "the ID token was refused ({reason})"),
         }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! auth-login login [--no-browser]   log in through the browser (authorization code + PKCE)
+//! auth-login login --device         log in on another device (RFC 8628 device authorization)
 //! auth-login token                  print a fresh access token (refreshing when needed)
 //! auth-login status                 who is logged in where, and until when
 //! auth-login logout                 revoke the refresh token (if the IdP can) and delete the file
@@ -18,11 +19,11 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use tower_auth_client::{
-    AuthorizationCodeLogin, ClientAuth, DEFAULT_REDIRECT_PORT, Logout, RefreshTokenGrant,
-    Revocation, Session, TokenCache, TokenFile, open_browser,
+    AuthorizationCodeLogin, ClientAuth, DEFAULT_REDIRECT_PORT, DeviceLogin, Logout,
+    RefreshTokenGrant, Revocation, Session, TokenCache, TokenFile, open_browser,
 };
 
-const USAGE: &str = "usage: auth-login login [--no-browser] | token | status | logout
+const USAGE: &str = "usage: auth-login login [--no-browser | --device] | token | status | logout
 
 environment: AUTH_ISSUER, AUTH_CLIENT_ID (required); AUTH_CLIENT_SECRET, AUTH_SCOPE
 (default \"openid offline_access\"), AUTH_TOKEN_FILE, AUTH_REDIRECT_PORT (default 48080)";
@@ -37,7 +38,7 @@ fn fail(message: impl Into<String>) -> Failure {
 }
 
 enum Command {
-    Login { browser: bool },
+    Login { browser: bool, device: bool },
     Token,
     Status,
     Logout,
@@ -49,9 +50,11 @@ fn parse_args() -> Result<Command, Failure> {
     let mut parser = lexopt::Parser::from_env();
     let mut command = None;
     let mut browser = true;
+    let mut device = false;
     while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
         match arg {
             Long("no-browser") if matches!(command, Some("login")) => browser = false,
+            Long("device") if matches!(command, Some("login")) => device = true,
             Short('h') | Long("help") => return Err(Failure(USAGE.into(), 0)),
             Value(value) if command.is_none() => {
                 let value = value.string().map_err(|e| usage(e.to_string()))?;
@@ -67,7 +70,7 @@ fn parse_args() -> Result<Command, Failure> {
         }
     }
     Ok(match command {
-        Some("login") => Command::Login { browser },
+        Some("login") => Command::Login { browser, device },
         Some("token") => Command::Token,
         Some("status") => Command::Status,
         Some("logout") => Command::Logout,
@@ -174,6 +177,35 @@ fn store(config: &Config, session: &Session) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn device_login(config: &Config) -> Result<(), Failure> {
+    let mut login = DeviceLogin::new(&config.issuer, &config.client_id)
+        .map_err(|e| fail(e.to_string()))?
+        .scope(&config.scope);
+    if let Some(secret) = &config.secret {
+        login = login.client_secret(secret.as_str(), ClientAuth::Basic);
+    }
+    let pending = login.start().await.map_err(|e| fail(e.to_string()))?;
+    match pending.verification_uri_complete() {
+        Some(uri) => {
+            eprintln!(
+                "Open this URL on any device to log in (code {}):",
+                pending.user_code()
+            );
+            eprintln!("{uri}");
+        }
+        None => {
+            eprintln!(
+                "Open this URL on any device and enter the code {}:",
+                pending.user_code()
+            );
+            eprintln!("{}", pending.verification_uri());
+        }
+    }
+    eprintln!("Waiting (at most {} s) ...", pending.expires_in().as_secs());
+    let session = pending.finish().await.map_err(|e| fail(e.to_string()))?;
+    store(config, &session)
+}
+
 async fn token(config: &Config) -> Result<(), Failure> {
     config.session()?;
     let mut grant =
@@ -269,7 +301,8 @@ async fn run() -> Result<(), Failure> {
     let command = parse_args()?;
     let config = Config::from_env()?;
     match command {
-        Command::Login { browser } => login(&config, browser).await,
+        Command::Login { device: true, .. } => device_login(&config).await,
+        Command::Login { browser, .. } => login(&config, browser).await,
         Command::Token => token(&config).await,
         Command::Status => status(&config),
         Command::Logout => logout(&config).await,
