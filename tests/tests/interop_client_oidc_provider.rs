@@ -1,7 +1,9 @@
 //! tower-auth-client against a real OpenID provider: panva/oidc-provider v9 (tests/interop), started
 //! on loopback. The client credentials grant through discovery, tokens reused and refreshed
 //! on Tokio's clock, single-flight, the provider gone during a refresh, and rejected clients;
-//! the tokens it gets are accepted by our own OIDC authenticator behind the demo.
+//! the tokens it gets are accepted by our own OIDC authenticator behind the demo. A person's
+//! login (authorization code + PKCE through the provider's development forms, the ID token
+//! checked, refresh, logout with revocation).
 //!
 //! Needs `npm ci --prefix tests/interop` first (`tests/interop/run` does it).
 #![cfg(feature = "interop")]
@@ -166,4 +168,167 @@ async fn rejected_clients_fail_start_up_with_typed_errors() {
     TokenCache::start(peer.good_source().auth_method(ClientAuth::Post))
         .await
         .unwrap();
+}
+
+/// A person's login against the provider: the test plays the browser through its development
+/// login and consent forms with plain HTTP requests (a cookie jar of its own), and follows the
+/// last redirect to our loopback listener.
+mod login {
+    use super::*;
+    use auth_tests::send_body;
+    use http::Uri;
+    use tower_auth_client::{
+        AuthorizationCodeLogin, Logout, RefreshTokenGrant, Revocation, TokenFile, TokenSource,
+    };
+
+    #[derive(Default)]
+    struct Browser {
+        cookies: Vec<(String, String)>,
+    }
+
+    impl Browser {
+        async fn send(
+            &mut self,
+            method: http::Method,
+            url: &str,
+            form: Option<&str>,
+        ) -> auth_tests::Reply {
+            let uri: Uri = url.parse().unwrap_or_else(|e| panic!("{url:?}: {e}"));
+            let addr = uri.authority().unwrap().as_str().parse().unwrap();
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut headers = Vec::new();
+            if !cookie.is_empty() {
+                headers.push(("cookie", cookie.as_str()));
+            }
+            if form.is_some() {
+                headers.push(("content-type", "application/x-www-form-urlencoded"));
+            }
+            let path = uri.path_and_query().unwrap().as_str();
+            let reply = send_body(addr, method, path, &headers, form.unwrap_or_default()).await;
+            for set in reply.headers.get_all("set-cookie") {
+                let pair = set.to_str().unwrap().split(';').next().unwrap();
+                let (name, value) = pair.split_once('=').unwrap();
+                self.cookies.retain(|(k, _)| k != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+            reply
+        }
+
+        /// From the authorization URL to our listener's page: redirects are followed, the
+        /// login form is posted as `ada`, the consent form confirmed.
+        async fn log_in(
+            &mut self,
+            authorization_url: &str,
+            issuer: &str,
+            redirect_uri: &str,
+        ) -> auth_tests::Reply {
+            let mut url = authorization_url.to_owned();
+            for _ in 0..12 {
+                let reply = self.send(http::Method::GET, &url, None).await;
+                let next = match reply.status {
+                    302 | 303 => reply.header("location").unwrap().to_owned(),
+                    200 => {
+                        let start =
+                            reply.body.find("action=\"").expect("a form") + "action=\"".len();
+                        let action =
+                            &reply.body[start..start + reply.body[start..].find('"').unwrap()];
+                        // The hidden `prompt` says which form this is: login or consent.
+                        let form = if reply.body.contains("name=\"prompt\" value=\"login\"") {
+                            "prompt=login&login=ada&password=any"
+                        } else {
+                            assert!(reply.body.contains("name=\"prompt\" value=\"consent\""));
+                            "prompt=consent"
+                        };
+                        let action = if action.starts_with('/') {
+                            format!("{issuer}{action}")
+                        } else {
+                            action.to_owned()
+                        };
+                        let posted = self.send(http::Method::POST, &action, Some(form)).await;
+                        assert!(
+                            matches!(posted.status, 302 | 303),
+                            "{}: {}",
+                            posted.status,
+                            posted.body
+                        );
+                        posted.header("location").unwrap().to_owned()
+                    }
+                    other => panic!("{other}: {}", reply.body),
+                };
+                let next = if next.starts_with('/') {
+                    format!("{issuer}{next}")
+                } else {
+                    next
+                };
+                if next.starts_with(redirect_uri) {
+                    return self.send(http::Method::GET, &next, None).await;
+                }
+                url = next;
+            }
+            panic!("no redirect to {redirect_uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_person_logs_in_with_pkce_refreshes_and_logs_out() {
+        let peer = Peer::start();
+        let issuer = peer.field("issuer").to_owned();
+        let client_id = peer.field("cli_client_id").to_owned();
+        let pending = AuthorizationCodeLogin::new(&issuer, client_id.clone())
+            .unwrap()
+            .scope("openid offline_access")
+            .redirect_port(0)
+            .start()
+            .await
+            .unwrap();
+        let url = pending.authorization_url().to_owned();
+        let redirect_uri = pending.redirect_uri().to_owned();
+        let finished = tokio::spawn(pending.finish());
+        let page = Browser::default()
+            .log_in(&url, &issuer, &redirect_uri)
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        // The ID token was checked (iss, aud, exp, nonce and, with `oidc`, its signature).
+        let session = finished.await.unwrap().unwrap();
+        let id = String::from_utf8(session.id().unwrap().expose_secret().to_vec()).unwrap();
+        let claims: Value = serde_json::from_slice(&unb64(id.split('.').nth(1).unwrap())).unwrap();
+        assert_eq!(claims["sub"], "ada");
+        assert_eq!(claims["aud"], client_id.as_str());
+
+        // Refreshed with the refresh token the login brought.
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path().join("tokens.json"));
+        let expired = session
+            .clone()
+            .expires_at(std::time::SystemTime::now() - Duration::from_secs(1));
+        file.store(&expired).unwrap();
+        let grant =
+            RefreshTokenGrant::from_issuer(&issuer, client_id.clone(), file.clone()).unwrap();
+        let token = grant.fetch().await.unwrap();
+        assert_ne!(
+            token_text(&token).as_bytes(),
+            session.access().expose_secret()
+        );
+        let refreshed = file.load().unwrap().unwrap();
+
+        // Logout revokes the refresh token at the provider: a copy of the file is worthless.
+        let revocation = Logout::new(client_id.clone()).run(&file).await.unwrap();
+        assert!(matches!(revocation, Revocation::Revoked), "{revocation:?}");
+        assert!(!file.path().exists());
+        file.store(&refreshed.expires_at(std::time::SystemTime::now() - Duration::from_secs(1)))
+            .unwrap();
+        let error = RefreshTokenGrant::from_issuer(&issuer, client_id, file.clone())
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap_err();
+        assert!(error.is_login_required(), "{error:?}");
+    }
 }
