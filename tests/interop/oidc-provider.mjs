@@ -3,8 +3,9 @@
 // One confidential client may use the client_credentials grant; access tokens for the
 // resource indicator RESOURCE are JWTs (RFC 9068, typ at+jwt) signed with ES256 or RS256.
 // A second, public native client (RFC 8252) logs a person in: authorization code with PKCE to
-// a loopback redirect URI (any port), refresh tokens with offline_access, revocation; the
-// development login and consent forms (devInteractions) stand in for the person.
+// a loopback redirect URI (any port) or the device flow (RFC 8628), refresh tokens,
+// revocation; the development login and consent forms (devInteractions) and the device
+// flow's own pages stand in for the person.
 // Prints one JSON line {"issuer", "port", "client_id", "client_secret", "resource",
 // "cli_client_id"} once listening, then serves until stdin closes or the process is killed.
 import { generateKeyPairSync } from 'node:crypto';
@@ -41,7 +42,7 @@ const provider = new Provider(issuer, {
   }, {
     client_id: CLI_CLIENT_ID,
     application_type: 'native',
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
     redirect_uris: ['http://127.0.0.1/callback'],
     response_types: ['code'],
     token_endpoint_auth_method: 'none',
@@ -54,6 +55,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
+    deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,

@@ -221,58 +221,56 @@ mod login {
             reply
         }
 
-        /// From the authorization URL to our listener's page: redirects are followed, the
-        /// login form is posted as `ada`, the consent form confirmed.
-        async fn log_in(
+        /// From `url` on: redirects are followed (up to one to `stop_at`, whose answer is
+        /// returned), every form is posted with its hidden inputs (the login form also as
+        /// `ada`); a page without a form is where it ends.
+        async fn browse(
             &mut self,
-            authorization_url: &str,
+            url: &str,
             issuer: &str,
-            redirect_uri: &str,
+            stop_at: Option<&str>,
         ) -> auth_tests::Reply {
-            let mut url = authorization_url.to_owned();
-            for _ in 0..12 {
-                let reply = self.send(http::Method::GET, &url, None).await;
-                let next = match reply.status {
-                    302 | 303 => reply.header("location").unwrap().to_owned(),
-                    200 => {
-                        let start =
-                            reply.body.find("action=\"").expect("a form") + "action=\"".len();
-                        let action =
-                            &reply.body[start..start + reply.body[start..].find('"').unwrap()];
-                        // The hidden `prompt` says which form this is: login or consent.
-                        let form = if reply.body.contains("name=\"prompt\" value=\"login\"") {
-                            "prompt=login&login=ada&password=any"
-                        } else {
-                            assert!(reply.body.contains("name=\"prompt\" value=\"consent\""));
-                            "prompt=consent"
-                        };
-                        let action = if action.starts_with('/') {
-                            format!("{issuer}{action}")
-                        } else {
-                            action.to_owned()
-                        };
-                        let posted = self.send(http::Method::POST, &action, Some(form)).await;
-                        assert!(
-                            matches!(posted.status, 302 | 303),
-                            "{}: {}",
-                            posted.status,
-                            posted.body
-                        );
-                        posted.header("location").unwrap().to_owned()
-                    }
-                    other => panic!("{other}: {}", reply.body),
-                };
-                let next = if next.starts_with('/') {
+            let absolute = |next: &str| {
+                if next.starts_with('/') {
                     format!("{issuer}{next}")
                 } else {
-                    next
+                    next.to_owned()
+                }
+            };
+            let mut reply = self.send(http::Method::GET, url, None).await;
+            for _ in 0..16 {
+                let next = match reply.status {
+                    302 | 303 => absolute(reply.header("location").unwrap()),
+                    200 if reply.body.contains("<form") => {
+                        let body = &reply.body;
+                        let start = body.find("action=\"").expect("an action") + "action=\"".len();
+                        let action =
+                            absolute(&body[start..start + body[start..].find('"').unwrap()]);
+                        let mut form: Vec<String> = body
+                            .split("<input type=\"hidden\" name=\"")
+                            .skip(1)
+                            .map(|input| {
+                                let (name, rest) = input.split_once('"').unwrap();
+                                let value = rest.split("value=\"").nth(1).unwrap();
+                                format!("{name}={}", &value[..value.find('"').unwrap()])
+                            })
+                            .collect();
+                        if body.contains("name=\"password\"") {
+                            form.push("login=ada&password=any".into());
+                        }
+                        reply = self
+                            .send(http::Method::POST, &action, Some(&form.join("&")))
+                            .await;
+                        continue;
+                    }
+                    _ => return reply,
                 };
-                if next.starts_with(redirect_uri) {
+                if stop_at.is_some_and(|stop| next.starts_with(stop)) {
                     return self.send(http::Method::GET, &next, None).await;
                 }
-                url = next;
+                reply = self.send(http::Method::GET, &next, None).await;
             }
-            panic!("no redirect to {redirect_uri}");
+            panic!("the pages never ended");
         }
     }
 
@@ -292,7 +290,7 @@ mod login {
         let redirect_uri = pending.redirect_uri().to_owned();
         let finished = tokio::spawn(pending.finish());
         let page = Browser::default()
-            .log_in(&url, &issuer, &redirect_uri)
+            .browse(&url, &issuer, Some(&redirect_uri))
             .await;
         assert_eq!(page.status, 200, "{}", page.body);
         // The ID token was checked (iss, aud, exp, nonce and, with `oidc`, its signature).
@@ -330,5 +328,34 @@ mod login {
             .await
             .unwrap_err();
         assert!(error.is_login_required(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_device_login_approved_in_the_provider_pages() {
+        let peer = Peer::start();
+        let issuer = peer.field("issuer").to_owned();
+        let client_id = peer.field("cli_client_id").to_owned();
+        let pending = tower_auth_client::DeviceLogin::new(&issuer, client_id.clone())
+            .unwrap()
+            .scope("openid offline_access")
+            .start()
+            .await
+            .unwrap();
+        let complete = pending.verification_uri_complete().unwrap().to_owned();
+        assert!(complete.contains("user_code="), "{complete}");
+        // The person approves on another device: the code's page, confirm, login, consent.
+        let done = Browser::default().browse(&complete, &issuer, None).await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        // The first poll comes after the interval (5 s, the provider names none): Tokio's
+        // clock jumps there, and the poll itself runs on real time.
+        let finished = tokio::spawn(pending.finish());
+        tokio::task::yield_now().await;
+        jump(Duration::from_secs(5)).await;
+        let session = finished.await.unwrap().unwrap();
+        assert_eq!(session.issuer(), issuer);
+        assert!(session.refresh().is_some());
+        let id = String::from_utf8(session.id().unwrap().expose_secret().to_vec()).unwrap();
+        let claims: Value = serde_json::from_slice(&unb64(id.split('.').nth(1).unwrap())).unwrap();
+        assert_eq!(claims["sub"], "ada");
     }
 }
