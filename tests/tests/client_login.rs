@@ -202,6 +202,44 @@ async fn an_id_token_of_another_nonce_audience_or_issuer_is_refused() {
     }
 }
 
+/// SECURITY.md O13.
+#[tokio::test]
+async fn the_listener_ignores_other_requests_and_idle_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let endpoint = endpoint().await;
+    let pending = login(&endpoint, "openid").start().await.unwrap();
+    let url = pending.authorization_url().to_owned();
+    let listener: Uri = pending.redirect_uri().parse().unwrap();
+    let listener = addr_of(&listener);
+    let finished = tokio::spawn(pending.finish());
+    // A browser's speculative connection that never sends a request, and an oversized head:
+    // neither holds up the login.
+    let _idle = tokio::net::TcpStream::connect(listener).await.unwrap();
+    let mut oversized = tokio::net::TcpStream::connect(listener).await.unwrap();
+    let _ = oversized.write_all(&vec![b'a'; 20 * 1024]).await;
+    let mut answer = Vec::new();
+    let _ = oversized.read_to_end(&mut answer).await;
+    assert!(answer.is_empty(), "dropped without an answer");
+    // Other paths and methods are answered and ignored.
+    let favicon = get(listener, "/favicon.ico", &[]).await;
+    assert_eq!(favicon.status, 404);
+    assert!(!favicon.body.contains("received"));
+    let post = auth_tests::send(
+        listener,
+        http::Method::POST,
+        "/callback?code=x&state=y",
+        &[],
+    )
+    .await;
+    assert_eq!(post.status, 405);
+    assert_eq!(endpoint.token_requests(), 0);
+    let (status, _) = browse(&url).await;
+    assert_eq!(status, 200);
+    let session = finished.await.unwrap().unwrap();
+    assert!(session.id().is_some());
+}
+
 #[tokio::test]
 async fn no_redirect_in_time_is_a_timeout() {
     let endpoint = endpoint().await;
