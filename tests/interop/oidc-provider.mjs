@@ -2,8 +2,12 @@
 //
 // One confidential client may use the client_credentials grant; access tokens for the
 // resource indicator RESOURCE are JWTs (RFC 9068, typ at+jwt) signed with ES256 or RS256.
-// Prints one JSON line {"issuer", "port", "client_id", "client_secret", "resource"} once
-// listening, then serves until stdin closes or the process is killed.
+// A second, public native client (RFC 8252) logs a person in: authorization code with PKCE to
+// a loopback redirect URI (any port) or the device flow (RFC 8628), refresh tokens,
+// revocation; the development login and consent forms (devInteractions) and the device
+// flow's own pages stand in for the person.
+// Prints one JSON line {"issuer", "port", "client_id", "client_secret", "resource",
+// "cli_client_id"} once listening, then serves until stdin closes or the process is killed.
 import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 
@@ -12,6 +16,7 @@ import Provider from 'oidc-provider';
 const RESOURCE = 'urn:auth-interop:api';
 const CLIENT_ID = 'interop-client';
 const CLIENT_SECRET = 'interop-secret-d3b07384d113edec49eaa6238ad5ff00';
+const CLI_CLIENT_ID = 'interop-cli';
 const ALG = process.env.INTEROP_ALG || 'ES256';
 
 function jwk(kind, kid) {
@@ -34,15 +39,28 @@ const provider = new Provider(issuer, {
     redirect_uris: [],
     response_types: [],
     token_endpoint_auth_method: 'client_secret_basic',
+  }, {
+    client_id: CLI_CLIENT_ID,
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+    redirect_uris: ['http://127.0.0.1/callback'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
   }],
+  // A refresh token whenever the client may use one (offline_access alone would need
+  // prompt=consent, OpenID Connect Core section 11).
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   jwks: { keys: [jwk('EC', 'interop-ec'), jwk('RSA', 'interop-rsa')] },
-  scopes: ['orders:read', 'orders:write'],
+  scopes: ['openid', 'offline_access', 'orders:read', 'orders:write'],
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => RESOURCE,
+      // The person's login asks for no resource: its access token is the provider's own.
+      defaultResource: (ctx, client) => (client.clientId === CLI_CLIENT_ID ? undefined : RESOURCE),
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resourceIndicator) => {
         if (resourceIndicator !== RESOURCE) {
@@ -63,7 +81,12 @@ const provider = new Provider(issuer, {
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({
   issuer, port, client_id: CLIENT_ID, client_secret: CLIENT_SECRET, resource: RESOURCE,
+  cli_client_id: CLI_CLIENT_ID,
 })}\n`);
+
+// Stdout carries only that line: its reader stops there, so later notes (the development
+// interactions log to stdout) would fail with EPIPE and bring the provider down.
+console.log = console.info = console.warn = (...args) => console.error(...args);
 
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));

@@ -1,7 +1,9 @@
 //! tower-auth-client against a real OpenID provider: panva/oidc-provider v9 (tests/interop), started
 //! on loopback. The client credentials grant through discovery, tokens reused and refreshed
 //! on Tokio's clock, single-flight, the provider gone during a refresh, and rejected clients;
-//! the tokens it gets are accepted by our own OIDC authenticator behind the demo.
+//! the tokens it gets are accepted by our own OIDC authenticator behind the demo. A person's
+//! login (authorization code + PKCE through the provider's development forms, the ID token
+//! checked, refresh, logout with revocation).
 //!
 //! Needs `npm ci --prefix tests/interop` first (`tests/interop/run` does it).
 #![cfg(feature = "interop")]
@@ -166,4 +168,194 @@ async fn rejected_clients_fail_start_up_with_typed_errors() {
     TokenCache::start(peer.good_source().auth_method(ClientAuth::Post))
         .await
         .unwrap();
+}
+
+/// A person's login against the provider: the test plays the browser through its development
+/// login and consent forms with plain HTTP requests (a cookie jar of its own), and follows the
+/// last redirect to our loopback listener.
+mod login {
+    use super::*;
+    use auth_tests::send_body;
+    use http::Uri;
+    use tower_auth_client::{
+        AuthorizationCodeLogin, Logout, RefreshTokenGrant, Revocation, TokenFile, TokenSource,
+    };
+
+    #[derive(Default)]
+    struct Browser {
+        cookies: Vec<(String, String)>,
+    }
+
+    impl Browser {
+        async fn send(
+            &mut self,
+            method: http::Method,
+            url: &str,
+            form: Option<&str>,
+        ) -> auth_tests::Reply {
+            let uri: Uri = url.parse().unwrap_or_else(|e| panic!("{url:?}: {e}"));
+            let addr = uri.authority().unwrap().as_str().parse().unwrap();
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut headers = Vec::new();
+            if !cookie.is_empty() {
+                headers.push(("cookie", cookie.as_str()));
+            }
+            if form.is_some() {
+                headers.push(("content-type", "application/x-www-form-urlencoded"));
+            }
+            let path = uri.path_and_query().unwrap().as_str();
+            let reply = send_body(addr, method, path, &headers, form.unwrap_or_default()).await;
+            for set in reply.headers.get_all("set-cookie") {
+                let pair = set.to_str().unwrap().split(';').next().unwrap();
+                let (name, value) = pair.split_once('=').unwrap();
+                self.cookies.retain(|(k, _)| k != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+            reply
+        }
+
+        /// From `url` on: redirects are followed (up to one to `stop_at`, whose answer is
+        /// returned), every form is posted with its hidden inputs (the login form also as
+        /// `ada`); a page without a form is where it ends.
+        async fn browse(
+            &mut self,
+            url: &str,
+            issuer: &str,
+            stop_at: Option<&str>,
+        ) -> auth_tests::Reply {
+            let absolute = |next: &str| {
+                if next.starts_with('/') {
+                    format!("{issuer}{next}")
+                } else {
+                    next.to_owned()
+                }
+            };
+            let mut reply = self.send(http::Method::GET, url, None).await;
+            for _ in 0..16 {
+                let next = match reply.status {
+                    302 | 303 => absolute(reply.header("location").unwrap()),
+                    200 if reply.body.contains("<form") => {
+                        let body = &reply.body;
+                        let start = body.find("action=\"").expect("an action") + "action=\"".len();
+                        let action =
+                            absolute(&body[start..start + body[start..].find('"').unwrap()]);
+                        let mut form: Vec<String> = body
+                            .split("<input type=\"hidden\" name=\"")
+                            .skip(1)
+                            .map(|input| {
+                                let (name, rest) = input.split_once('"').unwrap();
+                                let value = rest.split("value=\"").nth(1).unwrap();
+                                format!("{name}={}", &value[..value.find('"').unwrap()])
+                            })
+                            .collect();
+                        if body.contains("name=\"password\"") {
+                            form.push("login=ada&password=any".into());
+                        }
+                        reply = self
+                            .send(http::Method::POST, &action, Some(&form.join("&")))
+                            .await;
+                        continue;
+                    }
+                    _ => return reply,
+                };
+                if stop_at.is_some_and(|stop| next.starts_with(stop)) {
+                    return self.send(http::Method::GET, &next, None).await;
+                }
+                reply = self.send(http::Method::GET, &next, None).await;
+            }
+            panic!("the pages never ended");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_person_logs_in_with_pkce_refreshes_and_logs_out() {
+        let peer = Peer::start();
+        let issuer = peer.field("issuer").to_owned();
+        let client_id = peer.field("cli_client_id").to_owned();
+        let pending = AuthorizationCodeLogin::new(&issuer, client_id.clone())
+            .unwrap()
+            .scope("openid offline_access")
+            .redirect_port(0)
+            .start()
+            .await
+            .unwrap();
+        let url = pending.authorization_url().to_owned();
+        let redirect_uri = pending.redirect_uri().to_owned();
+        let finished = tokio::spawn(pending.finish());
+        let page = Browser::default()
+            .browse(&url, &issuer, Some(&redirect_uri))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        // The ID token was checked (iss, aud, exp, nonce and, with `oidc`, its signature).
+        let session = finished.await.unwrap().unwrap();
+        let id = String::from_utf8(session.id().unwrap().expose_secret().to_vec()).unwrap();
+        let claims: Value = serde_json::from_slice(&unb64(id.split('.').nth(1).unwrap())).unwrap();
+        assert_eq!(claims["sub"], "ada");
+        assert_eq!(claims["aud"], client_id.as_str());
+
+        // Refreshed with the refresh token the login brought.
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path().join("tokens.json"));
+        let expired = session
+            .clone()
+            .expires_at(std::time::SystemTime::now() - Duration::from_secs(1));
+        file.store(&expired).unwrap();
+        let grant =
+            RefreshTokenGrant::from_issuer(&issuer, client_id.clone(), file.clone()).unwrap();
+        let token = grant.fetch().await.unwrap();
+        assert_ne!(
+            token_text(&token).as_bytes(),
+            session.access().expose_secret()
+        );
+        let refreshed = file.load().unwrap().unwrap();
+
+        // Logout revokes the refresh token at the provider: a copy of the file is worthless.
+        let revocation = Logout::new(client_id.clone()).run(&file).await.unwrap();
+        assert!(matches!(revocation, Revocation::Revoked), "{revocation:?}");
+        assert!(!file.path().exists());
+        file.store(&refreshed.expires_at(std::time::SystemTime::now() - Duration::from_secs(1)))
+            .unwrap();
+        let error = RefreshTokenGrant::from_issuer(&issuer, client_id, file.clone())
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap_err();
+        assert!(error.is_login_required(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_device_login_approved_in_the_provider_pages() {
+        let peer = Peer::start();
+        let issuer = peer.field("issuer").to_owned();
+        let client_id = peer.field("cli_client_id").to_owned();
+        let pending = tower_auth_client::DeviceLogin::new(&issuer, client_id.clone())
+            .unwrap()
+            .scope("openid offline_access")
+            .start()
+            .await
+            .unwrap();
+        let complete = pending.verification_uri_complete().unwrap().to_owned();
+        assert!(complete.contains("user_code="), "{complete}");
+        // The person approves on another device: the code's page, confirm, login, consent.
+        let done = Browser::default().browse(&complete, &issuer, None).await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        // The first poll comes after the interval (5 s, the provider names none): Tokio's
+        // clock jumps there, and the poll itself runs on real time.
+        let finished = tokio::spawn(pending.finish());
+        tokio::task::yield_now().await;
+        jump(Duration::from_secs(5)).await;
+        let session = finished.await.unwrap().unwrap();
+        assert_eq!(session.issuer(), issuer);
+        assert!(session.refresh().is_some());
+        let id = String::from_utf8(session.id().unwrap().expose_secret().to_vec()).unwrap();
+        let claims: Value = serde_json::from_slice(&unb64(id.split('.').nth(1).unwrap())).unwrap();
+        assert_eq!(claims["sub"], "ada");
+    }
 }

@@ -53,9 +53,14 @@
 
 pub mod bearer;
 mod cache;
+mod device;
 mod env;
 mod error;
 mod exchange;
+#[cfg(feature = "oidc")]
+mod id_token;
+mod login;
+mod logout;
 mod oauth;
 mod policy;
 mod refresh;
@@ -70,9 +75,15 @@ mod transport;
 
 pub use bearer::{Bearer, BearerLayer};
 pub use cache::TokenCache;
+pub use device::{DeviceLogin, PendingDeviceLogin};
 pub use env::ENV_VARIABLES;
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;
+pub use login::{
+    AuthorizationCodeLogin, DEFAULT_CALLBACK_PATH, DEFAULT_REDIRECT_PORT, LoginError, PendingLogin,
+    open_browser,
+};
+pub use logout::{Logout, Revocation};
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use policy::RefreshPolicy;
 pub use refresh::RefreshTokenGrant;

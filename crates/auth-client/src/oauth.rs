@@ -207,7 +207,17 @@ impl OAuthClient {
         &self,
         params: &[(&str, &str)],
     ) -> Result<(tower_auth_http::Reply, tokio::time::Instant), TokenError> {
-        let uri = self.resolve().await?;
+        let uri = self.resolve().await?.clone();
+        self.post_to(&uri, params).await
+    }
+
+    /// Posts `params` with the client's authentication to another endpoint of the same
+    /// server (revocation, device authorization), whose URL the caller has checked.
+    pub(crate) async fn post_to(
+        &self,
+        uri: &Uri,
+        params: &[(&str, &str)],
+    ) -> Result<(tower_auth_http::Reply, tokio::time::Instant), TokenError> {
         let (body, authorization) = self.encode(params)?;
         let started = tokio::time::Instant::now();
         let reply = self
@@ -391,7 +401,7 @@ async fn discover_token_endpoint(
 /// The secret goes where the discovery document says: never with less protection than the
 /// document itself came with (an https issuer naming a plain-http endpoint, even on
 /// loopback, where the loopback rule alone would allow it).
-fn no_less_secure(document: &Uri, endpoint: &Uri) -> Result<(), TokenError> {
+pub(crate) fn no_less_secure(document: &Uri, endpoint: &Uri) -> Result<(), TokenError> {
     let https = |uri: &Uri| uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     if https(document) && !https(endpoint) {
         return Err(TokenError::new(

@@ -27,6 +27,12 @@ pub struct Metadata {
     jwks_uri: Option<String>,
     #[serde(default)]
     token_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
+    device_authorization_endpoint: Option<String>,
 }
 
 impl Discovery {
@@ -123,6 +129,38 @@ impl Metadata {
                 .ok_or(HttpError::MissingEndpoint)?,
         )
     }
+}
+
+impl Metadata {
+    /// The `authorization_endpoint`, where a person's browser signs in: the loopback rule
+    /// applies (RFC 6749 section 3.1 requires TLS there).
+    ///
+    /// # Errors
+    /// [`HttpError::MissingEndpoint`], or as [`parse_endpoint`](crate::parse_endpoint).
+    pub fn authorization_endpoint(&self) -> Result<Uri, HttpError> {
+        endpoint(self.authorization_endpoint.as_deref())
+    }
+
+    /// The `revocation_endpoint` (RFC 7009, RFC 8414 section 2), sent refresh tokens: the
+    /// loopback rule applies.
+    ///
+    /// # Errors
+    /// [`HttpError::MissingEndpoint`], or as [`parse_endpoint`](crate::parse_endpoint).
+    pub fn revocation_endpoint(&self) -> Result<Uri, HttpError> {
+        endpoint(self.revocation_endpoint.as_deref())
+    }
+
+    /// The `device_authorization_endpoint` (RFC 8628 section 4): the loopback rule applies.
+    ///
+    /// # Errors
+    /// [`HttpError::MissingEndpoint`], or as [`parse_endpoint`](crate::parse_endpoint).
+    pub fn device_authorization_endpoint(&self) -> Result<Uri, HttpError> {
+        endpoint(self.device_authorization_endpoint.as_deref())
+    }
+}
+
+fn endpoint(url: Option<&str>) -> Result<Uri, HttpError> {
+    parse_endpoint(url.ok_or(HttpError::MissingEndpoint)?)
 }
 
 /// RFC 8414 section 3.1: `https://as.example/tenant` ->
@@ -279,6 +317,35 @@ mod tests {
             .await
             .unwrap();
         assert!(metadata.jwks_uri().is_ok());
+    }
+
+    #[tokio::test]
+    async fn login_endpoints_follow_the_loopback_rule() {
+        let body = r#"{"issuer":"{issuer}","authorization_endpoint":"{issuer}/authorize",
+            "revocation_endpoint":"http://idp.example/revoke",
+            "device_authorization_endpoint":"{issuer}/device"}"#;
+        let (_server, issuer) = idp(Some((200, body)), None).await;
+        let metadata = Discovery::openid(&issuer)
+            .unwrap()
+            .fetch(&client())
+            .await
+            .unwrap();
+        assert_eq!(
+            metadata.authorization_endpoint().unwrap(),
+            &*format!("{issuer}/authorize")
+        );
+        assert_eq!(
+            metadata.device_authorization_endpoint().unwrap(),
+            &*format!("{issuer}/device")
+        );
+        assert_eq!(
+            metadata.revocation_endpoint().unwrap_err(),
+            HttpError::PlainHttp
+        );
+        assert_eq!(
+            metadata.token_endpoint().unwrap_err(),
+            HttpError::MissingEndpoint
+        );
     }
 
     #[test]
