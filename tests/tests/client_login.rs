@@ -10,8 +10,8 @@ use auth_tests::token_endpoint::TokenEndpoint;
 use http::Uri;
 use serde_json::json;
 use tower_auth_client::{
-    AuthorizationCodeLogin, LoginError, Logout, PendingLogin, RefreshTokenGrant, Revocation,
-    Session, TokenFile, TokenSource,
+    AuthorizationCodeLogin, ClientAuth, LoginError, Logout, PendingLogin, RefreshTokenGrant,
+    Revocation, Session, TokenFile, TokenSource,
 };
 
 const ID: &str = "cli";
@@ -166,18 +166,30 @@ async fn access_denied_is_a_typed_error_and_no_token_is_asked_for() {
     assert_eq!(endpoint.token_requests(), 0);
 }
 
-/// SECURITY.md O10.
+/// SECURITY.md O10: a redirect with another state (or a page in another tab hitting the
+/// well-known port) is refused, its code never exchanged, and the login goes on waiting for
+/// its own redirect, which still completes it.
 #[tokio::test]
 async fn a_redirect_with_another_state_is_refused_and_its_code_never_exchanged() {
     let endpoint = endpoint().await;
+    let pending: PendingLogin = login(&endpoint, "openid").start().await.unwrap();
+    let url = pending.authorization_url().to_owned();
+    let finished = tokio::spawn(pending.finish());
     endpoint.redirect_with_state(Some("forged"));
-    let ((status, _), outcome) = run(&login(&endpoint, "openid")).await;
+    let (status, _) = browse(&url).await;
     assert_eq!(status, 400);
-    assert!(
-        matches!(outcome, Err(LoginError::StateMismatch)),
-        "{outcome:?}"
-    );
     assert_eq!(endpoint.token_requests(), 0);
+    assert!(
+        !finished.is_finished(),
+        "a forged redirect does not end the login"
+    );
+    // The IdP's own redirect, with this login's state, completes it.
+    endpoint.redirect_with_state(None);
+    let (status, _) = browse(&url).await;
+    assert_eq!(status, 200);
+    let session = finished.await.unwrap().unwrap();
+    assert_eq!(session.client_id(), ID);
+    assert_eq!(endpoint.token_requests(), 1);
 }
 
 /// SECURITY.md O14.
@@ -345,4 +357,29 @@ mod device {
         assert!(matches!(outcome, Err(LoginError::Expired)), "{outcome:?}");
         assert_eq!(endpoint.device_polls() - polls, 2, "at 5 s and 10 s");
     }
+}
+
+/// SECURITY.md O16: a client secret given for one issuer is never sent to another: a session
+/// of another issuer is revoked as a public client (here the IdP takes that; had the secret
+/// gone with it, the IdP would have refused a wrong secret).
+#[tokio::test]
+async fn a_secret_for_one_issuer_never_goes_to_another_at_logout() {
+    let endpoint = endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = TokenFile::new(dir.path().join("tokens.json"));
+    let refresh = endpoint.issue_refresh_token(ID);
+    file.store(&Session::new(endpoint.issuer(), ID, "access").refresh_token(refresh.clone()))
+        .unwrap();
+    let revocation = Logout::new(ID)
+        .client_secret(
+            "https://other-idp.example",
+            "secret-of-the-other-idp",
+            ClientAuth::Basic,
+        )
+        .run(&file)
+        .await
+        .unwrap();
+    assert!(matches!(revocation, Revocation::Revoked), "{revocation:?}");
+    assert!(!endpoint.refresh_token_live(&refresh));
+    assert!(!file.path().exists());
 }

@@ -70,8 +70,10 @@ pub enum LoginError {
         /// The IdP's `error_description`, cut and stripped of control characters.
         description: Option<String>,
     },
-    /// The redirect's `state` is not the one this login sent: a forged or stale redirect
-    /// (cross-site request forgery, RFC 6749 section 10.12). No code is exchanged.
+    /// A redirect whose `state` is not the one this login sent: a forged or stale redirect
+    /// (cross-site request forgery, RFC 6749 section 10.12). No code is exchanged. The
+    /// listener answers such requests with a 400 page and keeps waiting, so
+    /// [`PendingLogin::finish`] does not end with it.
     StateMismatch,
     /// The redirect names another issuer (`iss`, RFC 9207): a mix-up attack.
     IssuerMismatch,
@@ -278,9 +280,10 @@ impl IssuerClient {
 /// - The redirect URI is `http://127.0.0.1:<port><path>` (RFC 8252 section 7.3: the loopback
 ///   IP literal, not `localhost`); the listener binds 127.0.0.1 only, answers only `GET` of
 ///   that path from a loopback peer, and shows a fixed page, never the IdP's text.
-/// - `state` (256 random bits) must come back exactly: any other value ends the login with
-///   [`LoginError::StateMismatch`] and the code is never exchanged. An `iss` parameter (RFC
-///   9207) must name the issuer.
+/// - `state` (256 random bits) must come back exactly: a request with any other value (or
+///   none) gets a 400 page, its code is never exchanged, and the login goes on waiting, so
+///   that a page in another tab or another local user cannot end it; only the redirect with
+///   this login's state does. An `iss` parameter (RFC 9207) must name the issuer.
 /// - The code is exchanged with its PKCE verifier (256 random bits), as a public client or,
 ///   with [`client_secret`](Self::client_secret), a confidential one.
 /// - With `openid` in the scope, a `nonce` is sent and the ID token is required and checked:
@@ -543,7 +546,8 @@ fn parse_callback(query: &str, state: &str, issuer: &str) -> Result<String, Call
         }
         Ok(first)
     };
-    let sent = one("state")?;
+    // The state first: nothing else in a request without it is believed, or ends the login.
+    let sent = one("state").map_err(|_| CallbackError::StateMismatch)?;
     if sent.is_none_or(|sent| !tower_auth_core::Secret::from(sent).ct_eq(state.as_bytes())) {
         return Err(CallbackError::StateMismatch);
     }
@@ -612,8 +616,18 @@ async fn serve_one(
     };
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;
-    if let Request::Callback(result) = request {
-        let _ = found.send(result).await;
+    match request {
+        // A request without this login's `state` is not the redirect: a page in another tab
+        // or another local user can send one to the well-known port. It is refused and the
+        // login goes on waiting, so that nobody but the IdP's redirect can end it.
+        Request::Callback(Err(CallbackError::StateMismatch)) => {
+            tracing::warn!(target: "auth", event = "login_redirect_refused", reason = "state_mismatch",
+                "login redirect listener: a request without this login's state was refused; still waiting");
+        }
+        Request::Callback(result) => {
+            let _ = found.send(result).await;
+        }
+        Request::Other(_) => {}
     }
 }
 
@@ -926,9 +940,10 @@ mod tests {
                 "/callback?code=a&code=b&state=s1",
                 CallbackError::BadCallback,
             ),
+            // A state given twice is no state of this login's.
             (
                 "/callback?code=a&state=s1&state=s1",
-                CallbackError::BadCallback,
+                CallbackError::StateMismatch,
             ),
             ("/callback?state=s1", CallbackError::BadCallback),
             ("/callback?state=s1&code=", CallbackError::BadCallback),

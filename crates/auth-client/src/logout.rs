@@ -47,11 +47,17 @@ impl fmt::Display for Revocation {
 /// revocation still deletes the file, and says so.
 ///
 /// The issuer and client are the session's own; a session of another client id than this
-/// logout's is not revoked with this client's credentials (only deleted).
+/// logout's is not revoked with this client's credentials (only deleted). The client secret
+/// is sent only to the issuer it was given for ([`client_secret`](Self::client_secret)): a
+/// session of another issuer is revoked as a public client, never with this secret.
+///
+/// The file's lock ([`TokenFile::lock`]) is held from reading the session to deleting it, so
+/// that a refresh in another process cannot write a new session back after the logout.
 #[derive(Clone)]
 pub struct Logout {
     client_id: String,
-    secret: Option<(Secret, ClientAuth)>,
+    /// The secret and the issuer it belongs to.
+    secret: Option<(Secret, ClientAuth, String)>,
 }
 
 impl Logout {
@@ -63,10 +69,16 @@ impl Logout {
         }
     }
 
-    /// A confidential client: authenticates to the revocation endpoint with `secret`.
+    /// A confidential client of `issuer`: authenticates to that issuer's revocation endpoint
+    /// with `secret`. A session of any other issuer is revoked without it.
     #[must_use]
-    pub fn client_secret(mut self, secret: impl Into<Secret>, auth: ClientAuth) -> Self {
-        self.secret = Some((secret.into(), auth));
+    pub fn client_secret(
+        mut self,
+        issuer: impl Into<String>,
+        secret: impl Into<Secret>,
+        auth: ClientAuth,
+    ) -> Self {
+        self.secret = Some((secret.into(), auth, issuer.into()));
         self
     }
 
@@ -75,6 +87,10 @@ impl Logout {
     /// # Errors
     /// The file exists and cannot be deleted; the revocation's outcome is then lost with it.
     pub async fn run(&self, file: &TokenFile) -> io::Result<Revocation> {
+        let locking = file.clone();
+        let _lock = tokio::task::spawn_blocking(move || locking.lock())
+            .await
+            .map_err(io::Error::other)??;
         let revocation = self.revoke(file).await;
         file.remove()?;
         Ok(revocation)
@@ -101,7 +117,13 @@ impl Logout {
         }
         let config = match ClientConfig::new(session.issuer(), self.client_id.clone()) {
             Ok(mut config) => {
-                config.secret.clone_from(&self.secret);
+                config.secret = self
+                    .secret
+                    .as_ref()
+                    .filter(|(_, _, issuer)| {
+                        issuer.trim_end_matches('/') == session.issuer().trim_end_matches('/')
+                    })
+                    .map(|(secret, auth, _)| (secret.clone(), *auth));
                 config
             }
             Err(e) => return Revocation::Failed(config_failed(e)),

@@ -165,6 +165,11 @@ async fn login(config: &Config, browser: bool) -> Result<(), Failure> {
 }
 
 fn store(config: &Config, session: &Session) -> Result<(), Failure> {
+    // Under the file's lock, as a refresh writes: never half of two sessions.
+    let _lock = config
+        .file
+        .lock()
+        .map_err(|e| fail(format!("cannot lock the token file: {e}")))?;
     config
         .file
         .store(session)
@@ -283,7 +288,7 @@ fn subject_of(id_token: &[u8]) -> Option<String> {
 async fn logout(config: &Config) -> Result<(), Failure> {
     let mut logout = Logout::new(&config.client_id);
     if let Some(secret) = &config.secret {
-        logout = logout.client_secret(secret.as_str(), ClientAuth::Basic);
+        logout = logout.client_secret(config.issuer.as_str(), secret.as_str(), ClientAuth::Basic);
     }
     let revocation = logout
         .run(&config.file)
