@@ -97,12 +97,7 @@ impl DeviceLogin {
     /// The scope to ask for (space-separated); with `openid`, an ID token is required.
     #[must_use]
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        let scope = scope
-            .into()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        self.scope = (!scope.is_empty()).then_some(scope);
+        self.scope = crate::oauth::normal_scope(scope);
         self
     }
 

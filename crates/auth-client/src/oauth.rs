@@ -70,9 +70,63 @@ enum Endpoint {
 #[derive(Clone)]
 pub struct ClientCredentials {
     client: OAuthClient,
+    target: Target,
+}
+
+/// What a grant asks its token for: the `scope`, the `audience` many IdPs (Auth0, Okta,
+/// Keycloak) use, and RFC 8707 `resource`s; shared by the grants that take them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Target {
     scope: Option<Arc<str>>,
     audience: Option<Arc<str>>,
     resources: Arc<[String]>,
+}
+
+impl Target {
+    pub(crate) fn set_scope(&mut self, scope: impl Into<String>) {
+        self.scope = normal_scope(scope).map(Into::into);
+    }
+
+    pub(crate) fn set_audience(&mut self, audience: impl Into<String>) {
+        let audience = audience.into();
+        self.audience = (!audience.is_empty()).then(|| audience.into());
+    }
+
+    pub(crate) fn add_resource(&mut self, resource: impl Into<String>) {
+        let mut resources = self.resources.to_vec();
+        resources.push(resource.into());
+        self.resources = resources.into();
+    }
+
+    /// Adds the parameters that are set to `params`.
+    pub(crate) fn extend<'a>(&'a self, params: &mut Vec<(&'static str, &'a str)>) {
+        if let Some(scope) = &self.scope {
+            params.push(("scope", scope));
+        }
+        if let Some(audience) = &self.audience {
+            params.push(("audience", audience));
+        }
+        for resource in self.resources.iter() {
+            params.push(("resource", resource));
+        }
+    }
+
+    pub(crate) fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("scope", &self.scope)
+            .field("audience", &self.audience)
+            .field("resources", &self.resources);
+    }
+}
+
+/// A `scope` parameter as sent: its scopes separated by one space (RFC 6749 section 3.3);
+/// `None` when it names none.
+pub(crate) fn normal_scope(scope: impl Into<String>) -> Option<String> {
+    let scope = scope
+        .into()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!scope.is_empty()).then_some(scope)
 }
 
 /// A client of a token endpoint: where the endpoint is, who the client is and how it
@@ -275,9 +329,7 @@ impl ClientCredentials {
     fn build(client: OAuthClient) -> Self {
         Self {
             client,
-            scope: None,
-            audience: None,
-            resources: Arc::from([]),
+            target: Target::default(),
         }
     }
 
@@ -291,16 +343,14 @@ impl ClientCredentials {
     /// The `scope` parameter: space-separated scopes (RFC 6749 section 3.3).
     #[must_use]
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        let scope = scope.into();
-        self.scope = (!scope.trim().is_empty()).then(|| scope.trim().into());
+        self.target.set_scope(scope);
         self
     }
 
     /// The `audience` parameter many IdPs (Auth0, Okta, Keycloak) use to pick the API a token is for.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        let audience = audience.into();
-        self.audience = (!audience.is_empty()).then(|| audience.into());
+        self.target.set_audience(audience);
         self
     }
 
@@ -308,9 +358,7 @@ impl ClientCredentials {
     /// May be given several times.
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        let mut resources = self.resources.to_vec();
-        resources.push(resource.into());
-        self.resources = resources.into();
+        self.target.add_resource(resource);
         self
     }
 
@@ -329,15 +377,7 @@ impl ClientCredentials {
     /// The parameters of the grant (RFC 6749 section 4.4.2), before client authentication.
     fn params(&self) -> Vec<(&str, &str)> {
         let mut params = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = &self.scope {
-            params.push(("scope", scope));
-        }
-        if let Some(audience) = &self.audience {
-            params.push(("audience", audience));
-        }
-        for resource in self.resources.iter() {
-            params.push(("resource", resource));
-        }
+        self.target.extend(&mut params);
         params
     }
 }
@@ -355,10 +395,8 @@ impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("ClientCredentials");
         self.client.debug_fields(&mut d);
-        d.field("scope", &self.scope)
-            .field("audience", &self.audience)
-            .field("resources", &self.resources)
-            .finish()
+        self.target.debug_fields(&mut d);
+        d.finish()
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower_auth_core::{ConfigError, Secret};
 
-use crate::oauth::{ClientAuth, OAuthClient};
+use crate::oauth::{ClientAuth, OAuthClient, Target};
 use crate::response::token_from_reply;
 use crate::source::BoxFuture;
 use crate::{Token, TokenCache, TokenError, TokenErrorKind, TokenSource};
@@ -53,9 +53,7 @@ pub struct SubjectTokenExchange {
     subject: TokenCache,
     subject_token_type: Arc<str>,
     requested_token_type: Option<Arc<str>>,
-    audience: Option<Arc<str>>,
-    resources: Arc<[String]>,
-    scope: Option<Arc<str>>,
+    target: Target,
 }
 
 impl SubjectTokenExchange {
@@ -93,9 +91,7 @@ impl SubjectTokenExchange {
             subject,
             subject_token_type: ACCESS_TOKEN_TYPE.into(),
             requested_token_type: None,
-            audience: None,
-            resources: Arc::from([]),
-            scope: None,
+            target: Target::default(),
         }
     }
 
@@ -130,7 +126,7 @@ impl SubjectTokenExchange {
     /// The `audience`: the logical name of the service the token is for.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into().into());
+        self.target.set_audience(audience);
         self
     }
 
@@ -138,17 +134,14 @@ impl SubjectTokenExchange {
     /// several times.
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        let mut resources = self.resources.to_vec();
-        resources.push(resource.into());
-        self.resources = resources.into();
+        self.target.add_resource(resource);
         self
     }
 
     /// The `scope` asked for, space-separated.
     #[must_use]
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        let scope = scope.into();
-        self.scope = (!scope.trim().is_empty()).then(|| scope.trim().into());
+        self.target.set_scope(scope);
         self
     }
 
@@ -170,15 +163,7 @@ impl SubjectTokenExchange {
         if let Some(requested) = &self.requested_token_type {
             params.push(("requested_token_type", requested));
         }
-        if let Some(audience) = &self.audience {
-            params.push(("audience", audience));
-        }
-        for resource in self.resources.iter() {
-            params.push(("resource", resource));
-        }
-        if let Some(scope) = &self.scope {
-            params.push(("scope", scope));
-        }
+        self.target.extend(&mut params);
         let (reply, started) = self.client.grant(&params).await?;
         token_from_reply(reply, started)
     }
@@ -196,10 +181,8 @@ impl fmt::Debug for SubjectTokenExchange {
         self.client.debug_fields(&mut d);
         d.field("subject", &self.subject)
             .field("subject_token_type", &self.subject_token_type)
-            .field("requested_token_type", &self.requested_token_type)
-            .field("audience", &self.audience)
-            .field("resources", &self.resources)
-            .field("scope", &self.scope)
-            .finish()
+            .field("requested_token_type", &self.requested_token_type);
+        self.target.debug_fields(&mut d);
+        d.finish()
     }
 }
