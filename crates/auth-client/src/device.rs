@@ -147,6 +147,11 @@ impl DeviceLogin {
                 "not_a_device_response",
             ))
         })?;
+        for uri in std::iter::once(&response.verification_uri)
+            .chain(response.verification_uri_complete.as_ref())
+        {
+            check_verification_uri(uri)?;
+        }
         let expires_in = Duration::from_secs(response.expires_in).min(MAX_EXPIRES_IN);
         Ok(PendingDeviceLogin {
             user_code: printable(&response.user_code),
@@ -215,6 +220,43 @@ pub(crate) enum Poll {
     Failed(LoginError),
 }
 
+/// The person is sent to a verification URI: https, or http on this machine, as every
+/// endpoint, and short enough to be shown whole (never cut into a broken link).
+fn check_verification_uri(uri: &str) -> Result<(), LoginError> {
+    if tower_auth_http::parse_endpoint(uri).is_ok() && uri.len() <= 256 {
+        return Ok(());
+    }
+    Err(LoginError::Token(TokenError::new(
+        TokenErrorKind::InvalidResponse,
+        "bad_verification_uri",
+    )))
+}
+
+/// What one poll of the token endpoint comes to (RFC 8628 section 3.5).
+fn judge_poll(reply: Result<(tower_auth_http::Reply, tokio::time::Instant), TokenError>) -> Poll {
+    let (reply, started) = match reply {
+        Ok(reply) => reply,
+        // A connection that fails is retried, more slowly: a flow of many minutes does not
+        // end on one.
+        Err(e) if e.kind() == TokenErrorKind::Unavailable => return Poll::SlowDown,
+        Err(e) => return Poll::Failed(LoginError::Token(e)),
+    };
+    match granted_from_reply(reply, started) {
+        Ok(granted) => Poll::Granted(Box::new(granted)),
+        // A 5xx or 429: the same.
+        Err(e) if e.kind() == TokenErrorKind::Unavailable => Poll::SlowDown,
+        Err(e) => match e.oauth_error() {
+            Some("authorization_pending") => Poll::Pending,
+            Some("slow_down") => Poll::SlowDown,
+            Some("access_denied") => Poll::Failed(LoginError::AccessDenied {
+                description: e.description().map(str::to_owned),
+            }),
+            Some("expired_token") => Poll::Failed(LoginError::Expired),
+            _ => Poll::Failed(LoginError::Token(e)),
+        },
+    }
+}
+
 /// Polls with `poll` until it grants or fails: first after `interval`, 5 s slower after each
 /// `slow_down`, never past `deadline`.
 pub(crate) async fn poll_until<F, Fut>(
@@ -276,25 +318,11 @@ impl PendingDeviceLogin {
             .to_owned();
         let client = &self.issuer.client;
         let granted = poll_until(self.interval, self.deadline, || async {
-            let reply = client
-                .grant(&[("grant_type", GRANT_TYPE), ("device_code", &device_code)])
-                .await;
-            let (reply, started) = match reply {
-                Ok(reply) => reply,
-                Err(e) => return Poll::Failed(LoginError::Token(e)),
-            };
-            match granted_from_reply(reply, started) {
-                Ok(granted) => Poll::Granted(Box::new(granted)),
-                Err(e) => match e.oauth_error() {
-                    Some("authorization_pending") => Poll::Pending,
-                    Some("slow_down") => Poll::SlowDown,
-                    Some("access_denied") => Poll::Failed(LoginError::AccessDenied {
-                        description: e.description().map(str::to_owned),
-                    }),
-                    Some("expired_token") => Poll::Failed(LoginError::Expired),
-                    _ => Poll::Failed(LoginError::Token(e)),
-                },
-            }
+            judge_poll(
+                client
+                    .grant(&[("grant_type", GRANT_TYPE), ("device_code", &device_code)])
+                    .await,
+            )
         })
         .await?;
         let client_id = client.client_id().to_owned();
@@ -324,6 +352,58 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    /// SECURITY.md O17: a verification URI the person is sent to is https (or loopback
+    /// http) and shown whole.
+    #[test]
+    fn verification_uris_are_https_and_whole() {
+        assert!(check_verification_uri("https://idp.example/activate?user_code=ABCD").is_ok());
+        assert!(check_verification_uri("http://127.0.0.1:8080/activate").is_ok());
+        for bad in [
+            "http://idp.example/activate",
+            "javascript:alert(1)",
+            "idp.example/activate",
+            "ftp://idp.example/x",
+        ] {
+            assert!(check_verification_uri(bad).is_err(), "{bad}");
+        }
+        let long = format!("https://idp.example/{}", "a".repeat(300));
+        assert!(check_verification_uri(&long).is_err());
+    }
+
+    /// SECURITY.md O17: an unreachable or failing endpoint slows the polling down; an
+    /// OAuth error ends it.
+    #[tokio::test]
+    async fn a_failing_endpoint_slows_polling_and_oauth_errors_end_it() {
+        let reply = |status: u16, body: &str| {
+            Ok((
+                tower_auth_http::Reply {
+                    status: StatusCode::from_u16(status).unwrap(),
+                    retry_after: None,
+                    body: bytes::Bytes::from(body.to_owned()),
+                },
+                tokio::time::Instant::now(),
+            ))
+        };
+        let down = Err(TokenError::new(
+            TokenErrorKind::Unavailable,
+            "connect_failed",
+        ));
+        assert!(matches!(judge_poll(down), Poll::SlowDown));
+        assert!(matches!(judge_poll(reply(503, "")), Poll::SlowDown));
+        assert!(matches!(
+            judge_poll(reply(400, r#"{"error":"authorization_pending"}"#)),
+            Poll::Pending
+        ));
+        assert!(matches!(
+            judge_poll(reply(400, r#"{"error":"access_denied"}"#)),
+            Poll::Failed(LoginError::AccessDenied { .. })
+        ));
+        assert!(matches!(
+            judge_poll(reply(400, r#"{"error":"invalid_grant"}"#)),
+            Poll::Failed(LoginError::Token(_))
+        ));
+    }
 
     /// Scripted answers; records when each poll came, in seconds since the start.
     async fn script(

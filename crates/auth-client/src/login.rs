@@ -39,6 +39,9 @@ const MAX_HEAD: usize = 16 * 1024;
 /// A connection to the listener that sends no complete request head within this is closed.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections the redirect listener serves at once; more are dropped.
+const MAX_CONNECTIONS: usize = 16;
+
 /// How far an ID token's `exp` may be past before it is refused (clock skew).
 const ID_TOKEN_LEEWAY: u64 = 60;
 
@@ -688,7 +691,17 @@ impl PendingLogin {
             loop {
                 tokio::select! {
                     accepted = self.listener.accept() => {
-                        let Ok((stream, peer)) = accepted else { continue };
+                        let Ok((stream, peer)) = accepted else {
+                            // Out of descriptors, say: wait a moment rather than spin.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        };
+                        // Finished connections leave the set; past a few at once, more are
+                        // dropped: nobody but this login's browser needs the listener.
+                        while connections.try_join_next().is_some() {}
+                        if connections.len() >= MAX_CONNECTIONS {
+                            continue;
+                        }
                         if !admit(peer) {
                             tracing::warn!(%peer, "login redirect listener: connection from a non-loopback peer refused");
                             continue;
