@@ -78,6 +78,12 @@ pub struct AuthConfig {
     /// `AUTH_REDIS_URL` and friends, with the full name of `AUTH_REDIS_URL`.
     #[cfg(feature = "redis")]
     redis: Option<(String, tower_auth_hmac::RedisSettings)>,
+    /// `API_KEY_BASIC` and `AUTH_COOKIE`.
+    sources: crate::sources::CredentialSources,
+    /// `AUTH_PROBLEM_JSON`.
+    answers: crate::answer::Answers,
+    /// `AUTH_RESOURCE`.
+    resource: Option<crate::resource::Resource>,
 }
 
 impl AuthConfig {
@@ -129,6 +135,17 @@ impl AuthConfig {
             hmac: false,
         };
         let chain = env::mode(&vars, &available)?;
+        let checks_api_keys = chain
+            .as_ref()
+            .is_some_and(|c| c.contains(&AuthenticatorKind::ApiKey));
+        let sources = crate::sources::from_env(&vars, checks_api_keys)?;
+        let answers = crate::answer::from_env(&vars)?;
+        // The issuers of `OIDC_CONFIG`, when the chain validates their tokens.
+        let checks_oidc = chain
+            .as_ref()
+            .is_some_and(|c| c.contains(&AuthenticatorKind::Oidc));
+        let issuers = oidc_issuers.iter().copied().filter(|_| checks_oidc);
+        let resource = crate::resource::from_env(&vars, issuers)?;
         let limits = env::source_limits(&vars)?;
         #[allow(unused_mut)]
         let mut rules = env::rules(&vars)?;
@@ -151,6 +168,9 @@ impl AuthConfig {
             key_file_poll: DEFAULT_KEY_FILE_POLL,
             #[cfg(feature = "redis")]
             redis,
+            sources,
+            answers,
+            resource,
         })
     }
 
@@ -332,6 +352,9 @@ impl AuthConfig {
             settings.redis = redis;
         }
         settings.rules = self.rules;
+        settings.sources = self.sources;
+        settings.answers = self.answers;
+        settings.resource = self.resource;
         settings.limits = Arc::new(SourceLimits::new(self.limits));
         for header in self.strip_headers {
             settings.stripped.add(header);

@@ -23,7 +23,7 @@ pub(crate) struct Vars<'a> {
 
 impl Vars<'_> {
     /// The full name of `name`, and its value.
-    fn read(&self, name: &str) -> (String, Option<String>) {
+    pub(crate) fn read(&self, name: &str) -> (String, Option<String>) {
         let full = format!("{}{name}", self.prefix);
         let value = (self.get)(&full);
         (full, value)
@@ -417,6 +417,15 @@ pub(crate) fn source_limits(vars: &Vars<'_>) -> Result<LimitConfig, ConfigError>
             .ok_or_else(|| ConfigError::new(&name, "must be `x-forwarded-for` or `forwarded`"))?;
     }
     Ok(config)
+}
+
+/// A switch: `true` or `false`, in any case.
+pub(crate) fn flag(variable: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        v if v.eq_ignore_ascii_case("true") => Ok(true),
+        v if v.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(ConfigError::new(variable, "must be true or false")),
+    }
 }
 
 /// A JSON array of strings, or a comma-separated list.

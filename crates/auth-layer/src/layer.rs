@@ -13,11 +13,14 @@ use tower_auth_core::{
 };
 use tower_layer::Layer;
 
+use crate::answer::{Answers, AuthRejection};
 use crate::identity_headers::StrippedHeaders;
 use crate::limits::{LimitConfig, PeerAddress, SourceLimits};
+use crate::resource::Resource;
 use crate::response::check_realm;
 use crate::rules::{RoleRequirement, Rules};
 use crate::service::{Auth, Settings};
+use crate::sources::CredentialSources;
 
 /// A tower layer that authenticates every request.
 ///
@@ -97,7 +100,8 @@ impl AuthLayer {
         Self::from_settings(default_settings())
     }
 
-    pub(crate) fn from_settings(settings: Settings) -> Self {
+    pub(crate) fn from_settings(mut settings: Settings) -> Self {
+        crate::answer::settle(&mut settings);
         Self {
             settings: Arc::new(settings),
         }
@@ -194,6 +198,9 @@ pub(crate) fn default_settings() -> Settings {
         served: Arc::default(),
         #[cfg(feature = "redis")]
         redis: None,
+        sources: CredentialSources::default(),
+        answers: Answers::default(),
+        resource: None,
     }
 }
 
@@ -454,6 +461,102 @@ impl AuthLayerBuilder {
         change(&mut config);
         self.settings.limits = Arc::new(SourceLimits::new(config));
         self
+    }
+
+    /// Serves RFC 9728 protected resource metadata for `resource` (its identifier: an
+    /// `https` URL, or `http` to a loopback host, without query or fragment), as
+    /// `AUTH_RESOURCE` does: `GET /.well-known/oauth-protected-resource` (and the
+    /// path-suffixed form of RFC 9728 section 3.1 when `resource` has a path) is answered by
+    /// the layer, without a credential, and every challenge carries
+    /// `resource_metadata="<its URL>"`. The document names `resource`, the
+    /// [authorization servers](Self::authorization_server), the roles the rules name as
+    /// `scopes_supported` (or [those given](Self::scopes_supported)), and
+    /// `bearer_methods_supported: ["header"]`. Put the layer where it sees the whole path
+    /// (not inside `Router::nest`). Another URL makes [`build`](Self::build) fail.
+    pub fn resource(mut self, resource: &str) -> Self {
+        match Resource::parse("AuthLayerBuilder::resource", resource) {
+            Ok(parsed) => self.settings.resource = Some(parsed),
+            Err(error) => self.check(Err(error)),
+        }
+        self
+    }
+
+    /// Names an authorization server (an OAuth / OIDC issuer identifier) in the
+    /// [resource metadata](Self::resource). From the environment: every `OIDC_CONFIG` issuer.
+    pub fn authorization_server(mut self, issuer: &str) -> Self {
+        match &mut self.settings.resource {
+            Some(resource) => resource.authorization_server(issuer),
+            None => self.check(Err(ConfigError::new(
+                "AuthLayerBuilder::authorization_server",
+                "needs AuthLayerBuilder::resource first",
+            ))),
+        }
+        self
+    }
+
+    /// The `scopes_supported` of the [resource metadata](Self::resource), instead of the
+    /// roles the rules name.
+    pub fn scopes_supported<I, R>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        match &mut self.settings.resource {
+            Some(resource) => resource.scopes(scopes.into_iter().map(Into::into).collect()),
+            None => self.check(Err(ConfigError::new(
+                "AuthLayerBuilder::scopes_supported",
+                "needs AuthLayerBuilder::resource first",
+            ))),
+        }
+        self
+    }
+
+    /// Also reads an API key from the password of `Authorization: Basic` (the user name is
+    /// ignored and never logged), as `API_KEY_BASIC=true` does, for clients that can only
+    /// send Basic credentials (Arrow Flight SQL and JDBC drivers, Prometheus, Grafana). A
+    /// 401 then offers `Basic realm=".."` beside the Bearer challenge. Off by default: a
+    /// Basic credential is no credential of ours.
+    pub fn api_key_basic(mut self, on: bool) -> Self {
+        self.settings.sources.basic = on;
+        self
+    }
+
+    /// Reads the bearer token from the cookie `name` when the request has no
+    /// `Authorization` or API-key header, as `AUTH_COOKIE` does (browser applications). A
+    /// request with the cookie and such a header, or with the cookie twice, is 400
+    /// `invalid_request`. Cookies are sent by the browser on cross-site requests unless the
+    /// cookie says otherwise: set it `SameSite=Strict` (or `Lax`), `HttpOnly` and `Secure`,
+    /// and protect state-changing requests against CSRF. A name that is not a cookie name
+    /// makes [`build`](Self::build) fail.
+    pub fn token_cookie(mut self, name: &str) -> Self {
+        if crate::sources::is_cookie_name(name) {
+            self.settings.sources.cookie = Some(name.into());
+        } else {
+            self.check(Err(ConfigError::new(
+                "AuthLayerBuilder::token_cookie",
+                "is not a cookie name (an RFC 9110 token)",
+            )));
+        }
+        self
+    }
+
+    /// Answers refused HTTP requests with `answer` instead of the fixed JSON: it sees the
+    /// refusal's kind, status, gRPC code and challenges ([`AuthRejection`]), never the
+    /// credential. The layer keeps `Cache-Control: no-store` on the answer, and adds the
+    /// challenges and `Retry-After` unless `answer` set them. gRPC requests are always
+    /// answered in gRPC's form. [`problem_json`](Self::problem_json) is a ready one.
+    pub fn answer_with<F>(mut self, answer: F) -> Self
+    where
+        F: Fn(&AuthRejection<'_>) -> http::Response<bytes::Bytes> + Send + Sync + 'static,
+    {
+        self.settings.answers.hook = Some(Arc::new(answer));
+        self
+    }
+
+    /// Answers refused HTTP requests with RFC 9457 `application/problem+json`
+    /// ([`problem_details`](crate::problem_details)).
+    pub fn problem_json(self) -> Self {
+        self.answer_with(crate::answer::problem_details)
     }
 
     /// The layer, or the first setting that was wrong.

@@ -82,6 +82,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod answer;
 mod config;
 mod env;
 mod future;
@@ -94,16 +95,20 @@ mod layer;
 mod limits;
 mod reload;
 mod require_roles;
+mod resource;
 mod response;
 mod rules;
 mod service;
+mod sources;
 
+pub use answer::{AnswerHook, AuthRejection, problem_details};
 pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
 pub use future::AuthFuture;
 pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
 pub use layer::{AuthLayer, AuthLayerBuilder};
 pub use limits::PeerAddress;
 pub use require_roles::{RequireRoles, RequireRolesLayer};
+pub use resource::RESOURCE_METADATA_PATH;
 pub use response::ResponseBody;
 pub use service::Auth;
 // The facade: an application names these from here alone, as axum re-exports axum-core.

@@ -13,8 +13,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::AuthLayer;
+use crate::answer::Answers;
 use crate::future::AuthFuture;
-use crate::response::{ResponseBody, rejection};
+use crate::response::ResponseBody;
 use crate::rules::RoleRequirement;
 
 /// Requires roles of the identity that [`AuthLayer`] authenticated.
@@ -43,6 +44,8 @@ use crate::rules::RoleRequirement;
 pub struct RequireRolesLayer {
     requirement: Arc<RoleRequirement>,
     realm: Arc<str>,
+    /// The auth layer's challenges and answers, once `realm_of` copied them.
+    answers: Answers,
     /// 403 events per subject, limited as the auth layer limits its rejections.
     logged: Arc<RejectionLog>,
 }
@@ -79,13 +82,17 @@ impl RequireRolesLayer {
         Ok(Self {
             requirement: Arc::new(requirement),
             realm: DEFAULT_REALM.into(),
+            answers: Answers::default(),
             logged: Arc::default(),
         })
     }
 
-    /// Challenges in the realm of `auth` (by default the realm is `api`, as `AuthLayer`'s).
+    /// Challenges in the realm of `auth` (by default the realm is `api`, as `AuthLayer`'s),
+    /// with its challenge parameters (`resource_metadata`) and its
+    /// [answers](crate::AuthLayerBuilder::answer_with).
     pub fn realm_of(mut self, auth: &AuthLayer) -> Self {
         self.realm = Arc::clone(auth.realm());
+        self.answers = auth.settings.answers.clone();
         self
     }
 }
@@ -151,7 +158,7 @@ where
         };
         match verdict {
             Ok(()) => AuthFuture::inner(self.inner.call(request)),
-            Err(error) => AuthFuture::reject(rejection(
+            Err(error) => AuthFuture::reject(self.layer.answers.respond(
                 &error,
                 &self.layer.realm,
                 &Protocol::of(&request),

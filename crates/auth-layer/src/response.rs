@@ -4,10 +4,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tower_auth_core::{AuthError, ConfigError, Protocol};
+use tower_auth_core::ConfigError;
 
 pin_project! {
     /// The response body of [`Auth`](crate::Auth) and
@@ -85,17 +84,6 @@ where
             }
         }
     }
-}
-
-/// The rejection for `error` in HTTP or gRPC form.
-pub(crate) fn rejection(
-    error: &AuthError,
-    realm: &str,
-    protocol: &Protocol,
-) -> Response<ResponseBody<()>> {
-    error
-        .to_response(realm, protocol)
-        .map(|body| ResponseBody::fixed(Some(Bytes::from_static(body.as_bytes()))))
 }
 
 /// Checks a realm for the `WWW-Authenticate` challenge, where it sits inside a quoted string.

@@ -207,6 +207,20 @@ impl Rules {
             .chain(self.exempt_grpc_services.iter().map(|s| format!("{s}*")))
     }
 
+    /// Every role a rule names, sorted and once each (the protected resource metadata's
+    /// `scopes_supported`).
+    pub(crate) fn roles(&self) -> std::collections::BTreeSet<&str> {
+        let exact = self
+            .exact
+            .iter()
+            .filter_map(|(_, e)| e.requirement.as_deref());
+        let by_prefix = self.by_prefix.iter().map(|(_, r)| &**r);
+        exact
+            .chain(by_prefix)
+            .flat_map(|r| r.roles.iter().map(String::as_str))
+            .collect()
+    }
+
     /// Adds a rule for an exact path or a `/pkg.Service/*` pattern.
     pub(crate) fn require(
         &mut self,

@@ -19,12 +19,15 @@ use tower_auth_core::{
 };
 use tower_service::Service;
 
+use crate::answer::Answers;
 use crate::future::{Answer, AuthFuture};
 use crate::identity_headers::StrippedHeaders;
 use crate::limits::SourceLimits;
 use crate::reload::TaskGuard;
-use crate::response::{ResponseBody, rejection};
+use crate::resource::Resource;
+use crate::response::ResponseBody;
 use crate::rules::{PathRule, Rules};
+use crate::sources::{CredentialSources, Scratch};
 
 /// The configuration every service of one layer shares, behind one `Arc` so that cloning a
 /// service is one refcount. [`AuthLayer`](crate::AuthLayer) builds it; nothing changes it after.
@@ -55,6 +58,12 @@ pub(crate) struct Settings {
     /// last layer or service.
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<Arc<tower_auth_hmac::RedisSync>>,
+    /// Opt-in credential sources: an API key as a Basic password, a token in a cookie.
+    pub(crate) sources: CredentialSources,
+    /// Challenge parameters and challenges, and the application's answers.
+    pub(crate) answers: Answers,
+    /// The RFC 9728 metadata the layer serves (`AUTH_RESOURCE`).
+    pub(crate) resource: Option<Resource>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -115,7 +124,7 @@ impl Settings {
         {
             return Decision::Now(self.refuse_blocked(request, wait));
         }
-        let step = match self.extractor.extract(request.headers()) {
+        let step = match self.credential(request.headers(), &mut Scratch::default()) {
             Ok(Some(credential)) => self.chain.run(credential, 0),
             Ok(None) => ChainStep::Done(Err(AuthError::missing_credential())),
             Err(error) => ChainStep::Done(Err(error)),
@@ -152,7 +161,7 @@ impl Settings {
 
     /// Resumes the chain after authenticator `index` said `NotMine` asynchronously.
     fn resume<B>(&self, request: &Request<B>, index: usize) -> ChainStep {
-        match self.extractor.extract(request.headers()) {
+        match self.credential(request.headers(), &mut Scratch::default()) {
             Ok(Some(credential)) => self.chain.run(credential, index + 1),
             // The headers have not changed since the first extraction succeeded.
             Ok(None) | Err(_) => {
@@ -220,7 +229,8 @@ impl Settings {
 
     /// The rejection of a request for `error`, in HTTP or gRPC form.
     fn rejection<B>(&self, request: &Request<B>, error: &AuthError) -> Response<ResponseBody<()>> {
-        rejection(error, &self.realm, &Protocol::of(request))
+        self.answers
+            .respond(error, &self.realm, &Protocol::of(request))
     }
 
     fn log<B>(
@@ -234,8 +244,7 @@ impl Settings {
         // Field values are only evaluated when the event is enabled, so the fingerprint's
         // SHA-256 costs nothing on a quiet subscriber.
         let fingerprint = || {
-            self.extractor
-                .extract(request.headers())
+            self.credential(request.headers(), &mut Scratch::default())
                 .ok()
                 .flatten()
                 .map(|c: Credential<'_>| c.fingerprint().to_string())
@@ -367,6 +376,11 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         self.settings.stripped.strip(request.headers_mut());
+        if let Some(resource) = &self.settings.resource
+            && let Some(metadata) = resource.answer(&request)
+        {
+            return AuthFuture::reject(metadata);
+        }
         match self.settings.decide(&request) {
             Decision::Now(Verdict::Pass(identity)) => {
                 add_identity(&mut request, identity);
