@@ -328,6 +328,9 @@ pub(crate) enum Variant {
     /// As `ApiKey`, with `AUTH_FAILURE_LIMIT` on and the peer address in the request (as
     /// axum's connect info puts it): the per-source check on every request.
     ApiKeyFailureLimit,
+    /// As `ApiKey`, the key sent as the password of `Authorization: Basic`
+    /// (`API_KEY_BASIC=true`).
+    ApiKeyBasic,
     OidcCached,
     OidcCold,
     /// `api_key`, `hmac`, `oidc` (cached) in that order; the request carries an OIDC token.
@@ -338,10 +341,11 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    pub(crate) const ALL: [Variant; 9] = [
+    pub(crate) const ALL: [Variant; 10] = [
         Variant::NoAuth,
         Variant::ApiKey,
         Variant::ApiKeyFailureLimit,
+        Variant::ApiKeyBasic,
         Variant::OidcCached,
         Variant::OidcCold,
         Variant::ChainOidcCached,
@@ -355,6 +359,7 @@ impl Variant {
             Variant::NoAuth => "no_auth",
             Variant::ApiKey => "ours_api_key",
             Variant::ApiKeyFailureLimit => "ours_api_key_failure_limit",
+            Variant::ApiKeyBasic => "ours_api_key_basic",
             Variant::OidcCached => "ours_oidc_cached",
             Variant::OidcCold => "ours_oidc_cold",
             Variant::ChainOidcCached => "ours_chain_oidc_cached",
@@ -432,6 +437,25 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
                     HeaderValue::from_str(&keys[0]).unwrap(),
                 )),
                 peer: limited.then(|| "192.0.2.7:40000".parse().unwrap()),
+            }
+        }
+        Variant::ApiKeyBasic => {
+            use base64::Engine as _;
+            let (keys, auth) = api_keys(1);
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("bench:{}", keys[0]));
+            App {
+                router: hello().layer(
+                    AuthLayer::builder(auth)
+                        .api_key_basic(true)
+                        .build()
+                        .unwrap(),
+                ),
+                credential: Some((
+                    http::header::AUTHORIZATION,
+                    HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+                )),
+                peer: None,
             }
         }
         Variant::OidcCached | Variant::OidcCold => {

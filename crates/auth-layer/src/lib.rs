@@ -64,6 +64,10 @@
 //! | `API_KEYS` | Comma list, JSON `[{"name","key","roles"?}]`, entries may be `sha256:<hex>`. |
 //! | `API_KEYS_FILE` | The same from a file, reloaded when it changes; emptied or deleted, no key is accepted; malformed, the current keys stay. |
 //! | `API_KEY_HEADER` | Header for API keys, default `X-API-Key`. |
+//! | `API_KEY_BASIC` | `true`: an API key may be the password of `Authorization: Basic` ([`AuthLayerBuilder::api_key_basic`]). |
+//! | `AUTH_COOKIE` | A cookie that may carry the bearer token when no header does ([`AuthLayerBuilder::token_cookie`]). |
+//! | `AUTH_RESOURCE` | RFC 9728 resource identifier: the layer serves [`RESOURCE_METADATA_PATH`] and adds `resource_metadata` to challenges ([`AuthLayerBuilder::resource`]). |
+//! | `AUTH_PROBLEM_JSON` | `true`: RFC 9457 `application/problem+json` refusals ([`AuthLayerBuilder::problem_json`]). |
 //! | `AUTH_STRIP_HEADERS` | Comma list of more identity headers to remove from every request, beside [`STRIPPED_IDENTITY_HEADERS`] ([`AuthLayerBuilder::strip_header`] in code). |
 //! | `AUTH_ADMINS` | JSON array or comma list given role `admin`: `api_key:NAME`, `hmac:SUBJECT`, `email:ADDRESS` (verified only), `ISSUER_URL#SUBJECT`, or an unqualified name, which any method can match (see [`Admins`]; warned about when more than one method or issuer is configured). |
 //! | `AUTH_PUBLIC_PATHS` | Exact exempt paths; replaces the default list. |

@@ -41,6 +41,13 @@ impl Resource {
         if identifier.contains('#') {
             return refuse("must not have a fragment (RFC 9728 section 1.2)");
         }
+        // The URL goes inside a quoted-string of the challenge.
+        if !identifier
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            return refuse("must be printable ASCII without quotes or backslashes");
+        }
         let Ok(uri) = identifier.parse::<Uri>() else {
             return refuse("is not a URL");
         };
@@ -220,6 +227,10 @@ mod tests {
             "ftp://api.example.com",
             "https://api.example.com/#x",
             "https://api.example.com/?tenant=a",
+            "https://api.example.com/a\"b",
+            "https://api.example.com/a\\b",
+            "https://api.example.com/a b",
+            "https://api.example.com/é",
             "https://user@api.example.com",
             "/mcp",
             "api.example.com",

@@ -8,6 +8,10 @@
 //! and prints to the terminal (stderr, not the log on stdout) `curl` and `grpcurl` lines that
 //! show a 200, a 401 and a 403, a role token for `/metrics`, the token exchange and the
 //! revocation of its tokens.
+//!
+//! From the environment, `API_KEY_BASIC=true`, `AUTH_COOKIE`, `AUTH_RESOURCE` and
+//! `AUTH_PROBLEM_JSON=true` turn on Basic passwords, cookie tokens, RFC 9728 metadata and
+//! RFC 9457 answers (README, "Basic passwords, cookies, MCP discovery, your own answers").
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
