@@ -97,7 +97,12 @@ impl AuthLayer {
         Self::from_settings(default_settings())
     }
 
-    pub(crate) fn from_settings(settings: Settings) -> Self {
+    #[cfg_attr(not(feature = "oidc"), allow(unused_mut))]
+    pub(crate) fn from_settings(mut settings: Settings) -> Self {
+        #[cfg(feature = "oidc")]
+        if settings.dpop.is_some() {
+            settings.extractor = std::mem::take(&mut settings.extractor).accept_dpop();
+        }
         Self {
             settings: Arc::new(settings),
         }
@@ -194,6 +199,8 @@ pub(crate) fn default_settings() -> Settings {
         served: Arc::default(),
         #[cfg(feature = "redis")]
         redis: None,
+        #[cfg(feature = "oidc")]
+        dpop: None,
     }
 }
 
@@ -453,6 +460,15 @@ impl AuthLayerBuilder {
         let mut config = self.settings.limits.config().clone();
         change(&mut config);
         self.settings.limits = Arc::new(SourceLimits::new(config));
+        self
+    }
+
+    /// Accepts DPoP-bound tokens (`Authorization: DPoP`, RFC 9449) with proofs checked by
+    /// `verifier`, and offers the scheme in 401 challenges. Without a verifier, a token bound
+    /// by `cnf.jkt` is refused whichever scheme it comes with.
+    #[cfg(feature = "oidc")]
+    pub fn dpop(mut self, verifier: tower_auth_oidc::DpopVerifier) -> Self {
+        self.settings.dpop = Some(Arc::new(verifier));
         self
     }
 

@@ -55,6 +55,9 @@ pub(crate) struct Settings {
     /// last layer or service.
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<Arc<tower_auth_hmac::RedisSync>>,
+    /// Checks the proofs of DPoP-bound tokens; without it such tokens are refused.
+    #[cfg(feature = "oidc")]
+    pub(crate) dpop: Option<Arc<tower_auth_oidc::DpopVerifier>>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -167,6 +170,8 @@ impl Settings {
         request: &Request<B>,
         result: Result<Identity, AuthError>,
     ) -> Verdict {
+        #[cfg(feature = "oidc")]
+        let result = crate::dpop::bind(self.dpop.as_deref(), request, result);
         let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {
@@ -220,7 +225,11 @@ impl Settings {
 
     /// The rejection of a request for `error`, in HTTP or gRPC form.
     fn rejection<B>(&self, request: &Request<B>, error: &AuthError) -> Response<ResponseBody<()>> {
-        rejection(error, &self.realm, &Protocol::of(request))
+        #[allow(unused_mut)]
+        let mut response = rejection(error, &self.realm, &Protocol::of(request));
+        #[cfg(feature = "oidc")]
+        crate::dpop::challenge(self.dpop.as_deref(), &mut response);
+        response
     }
 
     fn log<B>(
