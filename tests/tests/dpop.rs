@@ -598,3 +598,126 @@ async fn our_client_sends_a_fresh_proof_per_request_over_hyper_and_tonic() {
         assert_eq!(reply.subject, "alice");
     }
 }
+
+/// Our token source: `ClientCredentials::dpop` sends a proof with the token request, retries
+/// once with the server's nonce on `use_dpop_nonce` (RFC 9449 section 8), accepts
+/// `token_type: DPoP`, and the token it gets, bound to the key, passes through `DpopLayer`.
+#[tokio::test]
+async fn client_credentials_get_a_bound_token_after_a_nonce_challenge() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::response::IntoResponse;
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client as HyperClient;
+    use hyper_util::rt::TokioExecutor;
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_auth_client::{BearerLayer, ClientCredentials, DpopKey, DpopLayer, TokenCache};
+
+    let idp_key = SigningKey::rsa("rsa-1", 0);
+    let idp = Arc::new(TestIdp::start(&[&idp_key]).await);
+    let token_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", token_listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicU32::new(0));
+    let endpoint = {
+        let (idp, idp_key, requests, token_url) = (
+            Arc::clone(&idp),
+            idp_key.clone(),
+            Arc::clone(&requests),
+            token_url.clone(),
+        );
+        axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |headers: http::HeaderMap| async move {
+                requests.fetch_add(1, Ordering::Relaxed);
+                let proof = headers["dpop"].to_str().unwrap().to_owned();
+                let segment = |i: usize| -> Value {
+                    let part = proof.split('.').nth(i).unwrap();
+                    serde_json::from_slice(&auth_tests::idp::unb64(part)).unwrap()
+                };
+                let (header, claims) = (segment(0), segment(1));
+                if claims["nonce"] != "n-1" {
+                    return (
+                        http::StatusCode::BAD_REQUEST,
+                        [("dpop-nonce", "n-1")],
+                        r#"{"error":"use_dpop_nonce"}"#.to_owned(),
+                    )
+                        .into_response();
+                }
+                assert_eq!(
+                    (&claims["htm"], &claims["htu"]),
+                    (&json!("POST"), &json!(token_url))
+                );
+                assert!(claims.get("ath").is_none());
+                let jkt = jwk_thumbprint(header["jwk"].as_object().unwrap()).unwrap();
+                let token = token(&idp, &idp_key, Some(&jkt));
+                axum::Json(json!({"access_token": token, "token_type": "DPoP", "expires_in": 600}))
+                    .into_response()
+            }),
+        )
+    };
+    tokio::spawn(async move { axum::serve(token_listener, endpoint).await.unwrap() });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let auth = layer(&idp, "required", &[("AUTH_DPOP_ORIGIN", &origin)]).await;
+    let router = auth_examples::router(auth);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let key = DpopKey::generate().unwrap();
+    let source = ClientCredentials::new(&token_url, "reporter", "s3cr3t-0b8d2a4e6c1f3a5b7d9e")
+        .unwrap()
+        .dpop(key.clone());
+    let tokens = TokenCache::start(source).await.unwrap();
+    assert_eq!(
+        requests.load(Ordering::Relaxed),
+        2,
+        "one nonce challenge, one grant"
+    );
+    let client = ServiceBuilder::new()
+        .layer(BearerLayer::new(tokens).allow_origin(&origin).unwrap())
+        .layer(DpopLayer::new(key))
+        .service(HyperClient::builder(TokioExecutor::new()).build_http());
+    for _ in 0..2 {
+        let request = http::Request::get(format!("{origin}/whoami"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(client.clone().oneshot(request).await.unwrap().status(), 200);
+    }
+}
+
+/// A token endpoint that asks for a nonce again and again gets one retry, not a loop.
+/// SECURITY.md P20.
+#[tokio::test]
+async fn a_nonce_challenge_is_answered_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::response::IntoResponse;
+    use tower_auth_client::{ClientCredentials, DpopKey, TokenSource};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&requests);
+    let endpoint = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || async move {
+            let n = counted.fetch_add(1, Ordering::Relaxed);
+            (
+                http::StatusCode::BAD_REQUEST,
+                [("dpop-nonce", format!("n-{n}"))],
+                r#"{"error":"use_dpop_nonce"}"#,
+            )
+                .into_response()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, endpoint).await.unwrap() });
+    let source = ClientCredentials::new(&token_url, "reporter", "s3cr3t-0b8d2a4e6c1f3a5b7d9e")
+        .unwrap()
+        .dpop(DpopKey::generate().unwrap());
+    let error = source.fetch().await.unwrap_err();
+    // An OAuth error the client has no name for.
+    assert_eq!(error.reason(), "oauth_error");
+    assert_eq!(requests.load(Ordering::Relaxed), 2);
+}
