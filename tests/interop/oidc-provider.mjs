@@ -53,6 +53,9 @@ const provider = new Provider(issuer, {
   jwks: { keys: [jwk('EC', 'interop-ec'), jwk('RSA', 'interop-rsa')] },
   scopes: ['openid', 'offline_access', 'orders:read', 'orders:write'],
   features: {
+    // DPoP (RFC 9449) only for the suite that asks (tests/tests/interop_dpop.rs): tokens
+    // requested with a proof are then bound to its key (cnf.jkt).
+    ...(process.env.INTEROP_DPOP === '1' ? { dPoP: { enabled: true } } : {}),
     devInteractions: { enabled: true },
     revocation: { enabled: true },
     deviceFlow: { enabled: true },

@@ -24,6 +24,12 @@ impl OidcProvider {
     /// Starts the provider, signing access tokens with `alg` (its default when `None`), and
     /// waits for the line in which it announces its issuer, port and client.
     pub fn start(alg: Option<&str>) -> Self {
+        Self::start_with(alg, &[])
+    }
+
+    /// As [`start`](Self::start), with more environment variables for the provider (the
+    /// opt-in features of `oidc-provider.mjs`, such as `INTEROP_DPOP=1`).
+    pub fn start_with(alg: Option<&str>, env: &[(&str, &str)]) -> Self {
         let dir = std::env::var_os("INTEROP_NODE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop"));
@@ -37,6 +43,7 @@ impl OidcProvider {
         if let Some(alg) = alg {
             command.env("INTEROP_ALG", alg);
         }
+        command.envs(env.iter().copied());
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

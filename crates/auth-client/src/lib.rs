@@ -54,6 +54,7 @@
 pub mod bearer;
 mod cache;
 mod device;
+pub mod dpop;
 mod env;
 mod error;
 mod exchange;
@@ -76,6 +77,7 @@ mod transport;
 pub use bearer::{Bearer, BearerLayer};
 pub use cache::TokenCache;
 pub use device::{DeviceLogin, PendingDeviceLogin};
+pub use dpop::{DpopKey, DpopLayer};
 pub use env::ENV_VARIABLES;
 pub use error::{BoxError, TokenError, TokenErrorKind};
 pub use exchange::TokenExchange;

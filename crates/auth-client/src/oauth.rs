@@ -71,6 +71,8 @@ enum Endpoint {
 pub struct ClientCredentials {
     client: OAuthClient,
     target: Target,
+    /// Proves possession of this key at the token endpoint, for DPoP-bound tokens.
+    dpop: Option<crate::DpopKey>,
 }
 
 /// What a grant asks its token for: the `scope`, the `audience` many IdPs (Auth0, Okta,
@@ -265,6 +267,45 @@ impl OAuthClient {
         self.post_to(&uri, params).await
     }
 
+    /// [`grant`](Self::grant) with a DPoP proof by `key` (RFC 9449 section 5). A server that
+    /// answers `use_dpop_nonce` with a `DPoP-Nonce` (section 8) gets one more request, whose
+    /// proof carries that nonce.
+    pub(crate) async fn grant_with_dpop(
+        &self,
+        params: &[(&str, &str)],
+        key: &crate::DpopKey,
+    ) -> Result<(tower_auth_http::Reply, tokio::time::Instant), TokenError> {
+        let uri = self.resolve().await?.clone();
+        let (body, authorization) = self.encode(params)?;
+        let attempt = |nonce: Option<String>| {
+            let (uri, body, authorization) = (&uri, body.clone(), authorization.clone());
+            async move {
+                let proof = key.proof(&http::Method::POST, uri, None, nonce.as_deref())?;
+                let proof = HeaderValue::from_str(&proof)
+                    .map_err(|_| TokenError::new(TokenErrorKind::Other, "dpop_proof_not_header"))?;
+                let started = tokio::time::Instant::now();
+                let (reply, offered) = self
+                    .transport
+                    .client()?
+                    .post_form_with_dpop(uri, authorization, proof, body)
+                    .await
+                    .map_err(token_error)?;
+                Ok::<_, TokenError>((reply, started, offered))
+            }
+        };
+        let (reply, started, offered) = attempt(None).await?;
+        let asks_nonce = matches!(reply.status.as_u16(), 400 | 401)
+            && serde_json::from_slice::<serde_json::Value>(&reply.body)
+                .is_ok_and(|body| body["error"] == "use_dpop_nonce");
+        match offered.as_ref().and_then(|v| v.to_str().ok()) {
+            Some(nonce) if asks_nonce && !nonce.is_empty() && nonce.len() <= 512 => {
+                let (reply, started, _) = attempt(Some(nonce.to_owned())).await?;
+                Ok((reply, started))
+            }
+            _ => Ok((reply, started)),
+        }
+    }
+
     /// Posts `params` with the client's authentication to another endpoint of the same
     /// server (revocation, device authorization), whose URL the caller has checked.
     pub(crate) async fn post_to(
@@ -330,7 +371,18 @@ impl ClientCredentials {
         Self {
             client,
             target: Target::default(),
+            dpop: None,
         }
+    }
+
+    /// Asks for tokens bound to `key` (RFC 9449 section 5): each token request carries a
+    /// proof by it, retried once with the server's nonce when it answers `use_dpop_nonce`,
+    /// and a `token_type` of `DPoP` is accepted. Send the tokens through
+    /// [`DpopLayer`](crate::DpopLayer) with the same key.
+    #[must_use]
+    pub fn dpop(mut self, key: crate::DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
     }
 
     /// How to authenticate to the endpoint (default [`ClientAuth::Basic`]).
@@ -385,8 +437,16 @@ impl ClientCredentials {
 impl TokenSource for ClientCredentials {
     fn fetch(&self) -> BoxFuture<'_, Result<Token, TokenError>> {
         Box::pin(async move {
-            let (reply, started) = self.client.grant(&self.params()).await?;
-            token_from_reply(reply, started)
+            match &self.dpop {
+                None => {
+                    let (reply, started) = self.client.grant(&self.params()).await?;
+                    token_from_reply(reply, started)
+                }
+                Some(key) => {
+                    let (reply, started) = self.client.grant_with_dpop(&self.params(), key).await?;
+                    crate::response::dpop_token_from_reply(reply, started)
+                }
+            }
         })
     }
 }

@@ -50,11 +50,24 @@ pub(crate) fn token_from_reply(
     granted_from_reply(reply, started).map(|granted| granted.token)
 }
 
+/// As [`token_from_reply`] for a request that proved a DPoP key: `token_type` may also be
+/// `DPoP` (RFC 9449 section 5).
+pub(crate) fn dpop_token_from_reply(
+    reply: Reply,
+    started: tokio::time::Instant,
+) -> Result<Token, TokenError> {
+    granted(reply, started, true).map(|granted| granted.token)
+}
+
 /// As [`token_from_reply`], with the refresh and ID tokens.
 pub(crate) fn granted_from_reply(
     reply: Reply,
     started: tokio::time::Instant,
 ) -> Result<Granted, TokenError> {
+    granted(reply, started, false)
+}
+
+fn granted(reply: Reply, started: tokio::time::Instant, dpop: bool) -> Result<Granted, TokenError> {
     if let Some(error) = reply.failure() {
         return Err(token_error(error));
     }
@@ -82,7 +95,10 @@ pub(crate) fn granted_from_reply(
     let access_token = Secret::from(response.access_token);
     // Section 7.1 and RFC 6750: we can only present bearer tokens; a DPoP or MAC token sent
     // as a bearer would be refused or, worse, accepted without its proof.
-    if !response.token_type.eq_ignore_ascii_case("bearer") {
+    // A DPoP token only where a proof was sent, and then only through `DpopLayer`.
+    let presentable = response.token_type.eq_ignore_ascii_case("bearer")
+        || (dpop && response.token_type.eq_ignore_ascii_case("dpop"));
+    if !presentable {
         return Err(TokenError::new(
             TokenErrorKind::InvalidResponse,
             "not_bearer",
@@ -152,6 +168,21 @@ mod tests {
 
     fn parse(status: u16, body: &str) -> Result<Token, TokenError> {
         token_from_reply(reply(status, body), tokio::time::Instant::now())
+    }
+
+    #[tokio::test]
+    async fn a_dpop_token_type_is_taken_only_after_a_proof() {
+        let body = r#"{"access_token":"abc","token_type":"DPoP","expires_in":60}"#;
+        let now = tokio::time::Instant::now();
+        assert!(dpop_token_from_reply(reply(200, body), now).is_ok());
+        assert_eq!(
+            token_from_reply(reply(200, body), now)
+                .unwrap_err()
+                .reason(),
+            "not_bearer"
+        );
+        let mac = r#"{"access_token":"abc","token_type":"mac"}"#;
+        assert!(dpop_token_from_reply(reply(200, mac), now).is_err());
     }
 
     #[tokio::test]

@@ -113,12 +113,15 @@ pub fn is_b64token(s: &[u8]) -> bool {
 #[derive(Clone, Debug)]
 pub struct CredentialExtractor {
     api_key_header: HeaderName,
+    /// Whether `Authorization: DPoP <token>` (RFC 9449 section 7.1) is read as well.
+    dpop: bool,
 }
 
 impl Default for CredentialExtractor {
     fn default() -> Self {
         Self {
             api_key_header: HeaderName::from_static(DEFAULT_API_KEY_HEADER),
+            dpop: false,
         }
     }
 }
@@ -133,7 +136,19 @@ impl CredentialExtractor {
             api_key_header != AUTHORIZATION,
             "the API-key header cannot be Authorization"
         );
-        Self { api_key_header }
+        Self {
+            api_key_header,
+            dpop: false,
+        }
+    }
+
+    /// Also reads `Authorization: DPoP <token>` (RFC 9449 section 7.1), as a
+    /// [`Credential::Bearer`] of the same syntax: whoever accepts it must then check the
+    /// request's DPoP proof ([`is_dpop_scheme`] tells the two schemes apart).
+    #[must_use]
+    pub fn accept_dpop(mut self) -> Self {
+        self.dpop = true;
+        self
     }
 
     /// The configured API-key header.
@@ -149,7 +164,7 @@ impl CredentialExtractor {
     /// - a credential over [`MAX_CREDENTIAL_LEN`] -> `invalid_token`, before anything else looks at it;
     /// - another scheme (`Basic ...`, `Bearer-xyz`) is not a credential of ours -> `Ok(None)`.
     pub fn extract<'h>(&self, headers: &'h HeaderMap) -> Result<Option<Credential<'h>>, AuthError> {
-        let bearer = bearer(headers)?;
+        let bearer = bearer(headers, self.dpop)?;
         let api_key = single(headers, &self.api_key_header, "duplicate_api_key_header")?
             .map(|value| {
                 let value = value.as_bytes();
@@ -193,7 +208,15 @@ fn checked_len(value: &[u8]) -> Result<(), AuthError> {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+/// Whether the `Authorization` header uses the `DPoP` scheme (case-insensitive).
+pub fn is_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers.get(AUTHORIZATION).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.len() > 5 && value[..4].eq_ignore_ascii_case(b"dpop") && value[4] == b' '
+    })
+}
+
+fn bearer(headers: &HeaderMap, dpop: bool) -> Result<Option<&str>, AuthError> {
     let Some(value) = single(headers, &AUTHORIZATION, "duplicate_authorization")? else {
         return Ok(None);
     };
@@ -203,7 +226,9 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         Some(space) => (&value[..space], &value[space..]),
         None => (value, &[][..]),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let ours =
+        scheme.eq_ignore_ascii_case(b"bearer") || (dpop && scheme.eq_ignore_ascii_case(b"dpop"));
+    if !ours {
         return Ok(None);
     }
     let token = rest.trim_ascii_start();
@@ -251,6 +276,26 @@ mod tests {
                 Ok(Some("bearer:abc.def-ghi_~+/==".into()))
             );
         }
+    }
+
+    #[test]
+    fn dpop_scheme_is_read_only_when_accepted() {
+        let map = headers(&[("authorization", b"DPoP abc.def")]);
+        assert_eq!(CredentialExtractor::default().extract(&map).unwrap(), None);
+        let dpop = CredentialExtractor::default().accept_dpop();
+        assert_eq!(
+            dpop.extract(&map).unwrap(),
+            Some(Credential::Bearer("abc.def"))
+        );
+        assert!(is_dpop_scheme(&map));
+        assert!(is_dpop_scheme(&headers(&[("authorization", b"dpop x")])));
+        assert!(!is_dpop_scheme(&headers(&[("authorization", b"Bearer x")])));
+        assert!(!is_dpop_scheme(&headers(&[("authorization", b"DPoPx y")])));
+        assert_eq!(
+            dpop.extract(&headers(&[("authorization", b"DPoP a b")]))
+                .map_err(|e| e.kind()),
+            Err(AuthErrorKind::InvalidRequest)
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub use chain::{Chain, ChainStep};
 pub use clock::Clock;
 pub use credential::{
     Credential, CredentialExtractor, DEFAULT_API_KEY_HEADER, Fingerprint, MAX_CREDENTIAL_LEN,
-    is_b64token,
+    is_b64token, is_dpop_scheme,
 };
 pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, Protocol};

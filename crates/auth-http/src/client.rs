@@ -169,6 +169,30 @@ impl HttpClient {
         .await
     }
 
+    /// [`post_form`](Self::post_form) with a DPoP proof in the `DPoP` header (RFC 9449
+    /// section 5), answering also the `DPoP-Nonce` the server sent, if any (section 8).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn post_form_with_dpop(
+        &self,
+        uri: &Uri,
+        authorization: Option<HeaderValue>,
+        proof: HeaderValue,
+        form: String,
+    ) -> Result<(Reply, Option<HeaderValue>), HttpError> {
+        let content_type = HeaderValue::from_static("application/x-www-form-urlencoded");
+        self.send_with(
+            Method::POST,
+            uri,
+            authorization,
+            Some(content_type),
+            Some(proof),
+            form.into(),
+        )
+        .await
+    }
+
     /// `POST uri` with an `application/json` body.
     ///
     /// # Errors
@@ -192,6 +216,21 @@ impl HttpClient {
         content_type: Option<HeaderValue>,
         body: Bytes,
     ) -> Result<Reply, HttpError> {
+        self.send_with(method, uri, authorization, content_type, None, body)
+            .await
+            .map(|(reply, _)| reply)
+    }
+
+    /// [`send`](Self::send) with an optional DPoP proof; also answers the `DPoP-Nonce`.
+    async fn send_with(
+        &self,
+        method: Method,
+        uri: &Uri,
+        authorization: Option<HeaderValue>,
+        content_type: Option<HeaderValue>,
+        dpop: Option<HeaderValue>,
+        body: Bytes,
+    ) -> Result<(Reply, Option<HeaderValue>), HttpError> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.uri_mut() = uri.clone();
@@ -205,6 +244,9 @@ impl HttpClient {
             authorization.set_sensitive(true);
             headers.insert(AUTHORIZATION, authorization);
         }
+        if let Some(proof) = dpop {
+            headers.insert("dpop", proof);
+        }
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {
@@ -214,6 +256,7 @@ impl HttpClient {
                 }
             })?;
             let status = response.status();
+            let nonce = response.headers().get("dpop-nonce").cloned();
             let retry_after = if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             {
                 let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
@@ -240,11 +283,14 @@ impl HttpClient {
                     }
                 })?
                 .to_bytes();
-            Ok(Reply {
-                status,
-                retry_after,
-                body,
-            })
+            Ok((
+                Reply {
+                    status,
+                    retry_after,
+                    body,
+                },
+                nonce,
+            ))
         };
         tokio::time::timeout(self.read_timeout, exchange)
             .await

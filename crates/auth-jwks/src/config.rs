@@ -85,6 +85,7 @@ pub struct IssuerConfig {
     algorithms: Option<Vec<String>>,
     required_typ: Option<String>,
     ca: Option<CaSource>,
+    dpop: crate::dpop::DpopPolicy,
 }
 
 impl IssuerConfig {
@@ -99,7 +100,16 @@ impl IssuerConfig {
             algorithms: None,
             required_typ: None,
             ca: None,
+            dpop: crate::dpop::DpopPolicy::Allowed,
         }
+    }
+
+    /// Whether this issuer's tokens may be bearer tokens (`Allowed`, the default: a token
+    /// bound to a key by `cnf.jkt` still needs a DPoP proof) or must all be DPoP-bound
+    /// (`Required`): see [`DpopVerifier`](crate::DpopVerifier).
+    pub fn dpop(mut self, policy: crate::dpop::DpopPolicy) -> Self {
+        self.dpop = policy;
+        self
     }
 
     /// Accepts another audience as well.
@@ -181,6 +191,7 @@ pub(crate) struct Issuer {
     pub(crate) required_typ: Option<String>,
     /// This issuer's own CA bundle (`ca_file`), trusted besides the configuration-wide one.
     pub(crate) ca: Option<CaBundle>,
+    pub(crate) dpop: crate::dpop::DpopPolicy,
 }
 
 /// How to reach, cache and judge the configured issuers.
@@ -324,6 +335,7 @@ impl OidcConfig {
             issuer.algorithms = raw_issuer.algorithms;
             issuer.required_typ = raw_issuer.required_typ;
             issuer.ca = raw_issuer.ca_file.map(|path| CaSource::File(path.into()));
+            issuer.dpop = raw_issuer.dpop.unwrap_or_default();
             builder = builder.issuer(issuer);
         }
         if let Some(secs) = raw.jwks_refresh_interval_secs {
@@ -603,6 +615,7 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         algorithms,
         required_typ: raw.required_typ,
         ca,
+        dpop: raw.dpop,
     })
 }
 
@@ -655,6 +668,7 @@ struct RawIssuer {
     algorithms: Option<Vec<String>>,
     required_typ: Option<String>,
     ca_file: Option<String>,
+    dpop: Option<crate::dpop::DpopPolicy>,
 }
 
 #[derive(Deserialize)]

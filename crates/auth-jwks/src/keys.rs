@@ -148,7 +148,7 @@ impl KeySet {
     }
 }
 
-fn usable_key(entry: &Value) -> Option<Key> {
+pub(crate) fn usable_key(entry: &Value) -> Option<Key> {
     let jwk: Jwk = serde_json::from_value(entry.clone()).ok()?;
     let common = &jwk.common;
     // RFC 7517 section 4.2 / 4.3: a key for encryption, or one whose operations exclude

@@ -74,6 +74,7 @@ mod cache;
 mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
+mod dpop;
 mod fetch;
 mod keys;
 mod source;
@@ -81,4 +82,7 @@ mod validate;
 
 pub use authenticator::OidcAuthenticator;
 pub use config::{IssuerConfig, OidcConfig, OidcConfigBuilder};
+pub use dpop::{
+    DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt, jwk_thumbprint,
+};
 pub use source::IssuerStatus;

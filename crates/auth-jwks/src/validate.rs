@@ -106,6 +106,7 @@ pub(crate) fn check_claims(
     // RFC 7519 section 4.1.4: the token is valid only before `exp`.
     let times = TimeClaims::read(claims)?;
     times.check(now, leeway)?;
+    crate::dpop::check_policy(claims, issuer.dpop)?;
     Ok(times.exp)
 }
 

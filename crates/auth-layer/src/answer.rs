@@ -26,6 +26,9 @@ pub(crate) struct Answers {
     pub(crate) resource_metadata: Option<Arc<str>>,
     /// A `Basic` challenge beside the Bearer one on a 401 (`API_KEY_BASIC`).
     pub(crate) basic: bool,
+    /// A `DPoP algs=".."` challenge beside the Bearer one on a 401 (RFC 9449 section 7.1),
+    /// when the layer accepts DPoP-bound tokens.
+    pub(crate) dpop: Option<HeaderValue>,
     pub(crate) hook: Option<AnswerHook>,
 }
 
@@ -34,6 +37,7 @@ impl fmt::Debug for Answers {
         f.debug_struct("Answers")
             .field("resource_metadata", &self.resource_metadata)
             .field("basic", &self.basic)
+            .field("dpop", &self.dpop)
             .field("hook", &self.hook.is_some())
             .finish()
     }
@@ -61,8 +65,11 @@ impl Answers {
                 challenges.extend(HeaderValue::from_bytes(&value).ok());
             }
         }
-        if self.basic && error.http_status() == StatusCode::UNAUTHORIZED {
-            challenges.extend(HeaderValue::try_from(format!("Basic realm=\"{realm}\"")).ok());
+        if error.http_status() == StatusCode::UNAUTHORIZED {
+            challenges.extend(self.dpop.clone());
+            if self.basic {
+                challenges.extend(HeaderValue::try_from(format!("Basic realm=\"{realm}\"")).ok());
+            }
         }
         challenges
     }
@@ -125,6 +132,10 @@ pub(crate) fn settle(settings: &mut crate::service::Settings) {
         Arc::clone(resource.metadata_url())
     });
     settings.answers.basic = settings.sources.basic;
+    #[cfg(feature = "oidc")]
+    {
+        settings.answers.dpop = crate::dpop::challenge(settings.dpop.as_deref());
+    }
 }
 
 fn fixed(response: Response<&'static str>) -> Response<ResponseBody<()>> {
@@ -266,6 +277,7 @@ mod tests {
                 "https://a.example/.well-known/oauth-protected-resource".into(),
             ),
             basic: true,
+            dpop: None,
             hook: None,
         };
         assert_eq!(

@@ -67,6 +67,9 @@ pub struct AuthConfig {
     hmac: Option<env::Hmac>,
     #[cfg(feature = "oidc")]
     oidc: Option<tower_auth_oidc::OidcConfig>,
+    /// `AUTH_DPOP_ORIGIN`, checked, and its full name.
+    #[cfg(feature = "oidc")]
+    dpop_origin: (String, Option<String>),
     api_key_header: HeaderName,
     strip_headers: Vec<HeaderName>,
     admins: Admins,
@@ -116,6 +119,11 @@ impl AuthConfig {
         env::redis(&vars)?;
         #[cfg(feature = "oidc")]
         let oidc = env::oidc(&vars)?;
+        #[cfg(feature = "oidc")]
+        let dpop_origin = (
+            vars.name("AUTH_DPOP_ORIGIN"),
+            env::dpop_origin(&vars, oidc.as_ref())?,
+        );
         #[cfg(all(feature = "oidc", feature = "hmac"))]
         env::check_issuers_apart(&vars, oidc.as_ref(), hmac.as_ref())?;
         #[cfg(feature = "oidc")]
@@ -159,6 +167,8 @@ impl AuthConfig {
             hmac,
             #[cfg(feature = "oidc")]
             oidc,
+            #[cfg(feature = "oidc")]
+            dpop_origin,
             api_key_header,
             strip_headers,
             admins,
@@ -208,7 +218,10 @@ impl AuthConfig {
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
             Some(config) => {
-                Some(tower_auth_oidc::OidcAuthenticator::start(config, self.admins.clone()).await?)
+                let dpop = self.dpop_verifier(&config)?;
+                let authenticator =
+                    tower_auth_oidc::OidcAuthenticator::start(config, self.admins.clone()).await?;
+                Some((authenticator, dpop))
             }
             None => None,
         };
@@ -249,10 +262,14 @@ impl AuthConfig {
         };
         #[cfg(feature = "oidc")]
         let oidc = match self.take_oidc() {
-            Some(config) => Some(tower_auth_oidc::OidcAuthenticator::start_blocking(
-                config,
-                self.admins.clone(),
-            )?),
+            Some(config) => {
+                let dpop = self.dpop_verifier(&config)?;
+                let authenticator = tower_auth_oidc::OidcAuthenticator::start_blocking(
+                    config,
+                    self.admins.clone(),
+                )?;
+                Some((authenticator, dpop))
+            }
             None => None,
         };
         self.assemble(
@@ -341,9 +358,22 @@ impl AuthConfig {
             .then_some(config)
     }
 
+    /// The verifier of DPoP proofs for the OIDC issuers (`AUTH_DPOP_ORIGIN`).
+    #[cfg(feature = "oidc")]
+    fn dpop_verifier(
+        &self,
+        config: &tower_auth_oidc::OidcConfig,
+    ) -> Result<tower_auth_oidc::DpopVerifier, ConfigError> {
+        let (variable, origin) = &self.dpop_origin;
+        env::dpop_verifier(config, origin.as_deref(), variable)
+    }
+
     fn assemble(
         self,
-        #[cfg(feature = "oidc")] mut oidc: Option<tower_auth_oidc::OidcAuthenticator>,
+        #[cfg(feature = "oidc")] mut oidc: Option<(
+            tower_auth_oidc::OidcAuthenticator,
+            tower_auth_oidc::DpopVerifier,
+        )>,
         #[cfg(feature = "redis")] redis: Option<Arc<tower_auth_hmac::RedisSync>>,
     ) -> Result<AuthLayer, ConfigError> {
         let mut settings = default_settings();
@@ -409,8 +439,10 @@ impl AuthConfig {
                 }
                 #[cfg(feature = "oidc")]
                 AuthenticatorKind::Oidc => {
-                    let authenticator = oidc.take().expect("started in build or build_blocking");
+                    let (authenticator, dpop) =
+                        oidc.take().expect("started in build or build_blocking");
                     settings.chain.push(Arc::new(authenticator));
+                    settings.dpop = Some(Arc::new(dpop));
                 }
                 #[allow(unreachable_patterns)]
                 _ => unreachable!("refused in from_lookup"),

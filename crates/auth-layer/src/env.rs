@@ -165,6 +165,42 @@ pub(crate) fn oidc(vars: &Vars<'_>) -> Result<Option<tower_auth_oidc::OidcConfig
     tower_auth_oidc::OidcConfig::from_lookup(vars.prefix, vars.get)
 }
 
+/// `AUTH_DPOP_ORIGIN`: the externally visible scheme and host DPoP proofs name in `htu`,
+/// checked against the OIDC configuration it applies to.
+#[cfg(feature = "oidc")]
+pub(crate) fn dpop_origin(
+    vars: &Vars<'_>,
+    oidc: Option<&tower_auth_oidc::OidcConfig>,
+) -> Result<Option<String>, ConfigError> {
+    let (name, Some(origin)) = vars.read("AUTH_DPOP_ORIGIN") else {
+        return Ok(None);
+    };
+    let Some(oidc) = oidc else {
+        return Err(ConfigError::new(
+            name,
+            format!("is set but {} is not", vars.name("OIDC_CONFIG")),
+        ));
+    };
+    dpop_verifier(oidc, Some(&origin), &name)?;
+    Ok(Some(origin))
+}
+
+/// The DPoP verifier for `oidc`'s issuers; errors name `variable`.
+#[cfg(feature = "oidc")]
+pub(crate) fn dpop_verifier(
+    oidc: &tower_auth_oidc::OidcConfig,
+    origin: Option<&str>,
+    variable: &str,
+) -> Result<tower_auth_oidc::DpopVerifier, ConfigError> {
+    let mut builder = tower_auth_oidc::DpopVerifier::builder(oidc);
+    if let Some(origin) = origin {
+        builder = builder.origin(origin);
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigError::new(variable, e.message()))
+}
+
 /// The HMAC parts: the authenticator's configuration, its revocation list and, with
 /// `AUTH_TOKEN_CLIENTS`, the exchange.
 #[cfg(feature = "hmac")]

@@ -102,6 +102,10 @@ impl AuthLayer {
 
     pub(crate) fn from_settings(mut settings: Settings) -> Self {
         crate::answer::settle(&mut settings);
+        #[cfg(feature = "oidc")]
+        if settings.dpop.is_some() {
+            settings.extractor = std::mem::take(&mut settings.extractor).accept_dpop();
+        }
         Self {
             settings: Arc::new(settings),
         }
@@ -201,6 +205,8 @@ pub(crate) fn default_settings() -> Settings {
         sources: CredentialSources::default(),
         answers: Answers::default(),
         resource: None,
+        #[cfg(feature = "oidc")]
+        dpop: None,
     }
 }
 
@@ -557,6 +563,15 @@ impl AuthLayerBuilder {
     /// ([`problem_details`](crate::problem_details)).
     pub fn problem_json(self) -> Self {
         self.answer_with(crate::answer::problem_details)
+    }
+
+    /// Accepts DPoP-bound tokens (`Authorization: DPoP`, RFC 9449) with proofs checked by
+    /// `verifier`, and offers the scheme in 401 challenges. Without a verifier, a token bound
+    /// by `cnf.jkt` is refused whichever scheme it comes with.
+    #[cfg(feature = "oidc")]
+    pub fn dpop(mut self, verifier: tower_auth_oidc::DpopVerifier) -> Self {
+        self.settings.dpop = Some(Arc::new(verifier));
+        self
     }
 
     /// The layer, or the first setting that was wrong.

@@ -64,6 +64,9 @@ pub(crate) struct Settings {
     pub(crate) answers: Answers,
     /// The RFC 9728 metadata the layer serves (`AUTH_RESOURCE`).
     pub(crate) resource: Option<Resource>,
+    /// Checks the proofs of DPoP-bound tokens; without it such tokens are refused.
+    #[cfg(feature = "oidc")]
+    pub(crate) dpop: Option<Arc<tower_auth_oidc::DpopVerifier>>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -176,6 +179,8 @@ impl Settings {
         request: &Request<B>,
         result: Result<Identity, AuthError>,
     ) -> Verdict {
+        #[cfg(feature = "oidc")]
+        let result = crate::dpop::bind(self.dpop.as_deref(), request, result);
         let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {

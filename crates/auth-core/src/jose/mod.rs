@@ -37,3 +37,10 @@ pub use claims::{
 pub use compact::{CompactJws, Peeked, looks_like_jws};
 pub use error::JoseError;
 pub use header::{Header, MAX_KID_LEN};
+
+/// Decodes a segment of strict base64url into a strict JSON object, by the rules headers and
+/// claims are read with (no duplicate member names, shallow, nothing after it): for JOSE
+/// objects that are not routed by an issuer, such as a DPoP proof (RFC 9449).
+pub fn strict_object_segment(segment: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    crate::json::parse_strict_object(&base64url::decode(segment)?)
+}

@@ -1,0 +1,1037 @@
+//! DPoP (RFC 9449): tokens bound to a key the client holds, proved on every request.
+//!
+//! A token whose `cnf.jkt` names a key thumbprint (RFC 7638) is usable only with
+//! `Authorization: DPoP <token>` and one `DPoP` header holding a fresh proof signed by that
+//! key: a JWS with `typ: dpop+jwt`, an asymmetric `alg` of the issuer's allow-list, the public
+//! `jwk` in its header, and `htm`, `htu`, `iat`, `jti` and `ath` claims checked as section
+//! 4.3 says. [`DpopVerifier`] makes those checks; the layer calls it for every request that
+//! carries a bound token, after the token's own checks (which the validated-token cache may
+//! answer: a proof is never cached, each is single use).
+//!
+//! ```
+//! use tower_auth_oidc::{DpopVerifier, OidcConfig};
+//!
+//! let config = OidcConfig::from_json("OIDC_CONFIG", r#"{"issuers": [
+//!     {"issuer": "https://login.example.com", "audience": "api", "algorithms": ["ES256", "EdDSA"],
+//!      "dpop": "required"}]}"#).unwrap();
+//! let verifier = DpopVerifier::builder(&config)
+//!     .origin("https://api.example.com")
+//!     .build()
+//!     .unwrap();
+//! // What `WWW-Authenticate: DPoP algs="..."` offers (RFC 9449 section 7.1).
+//! assert_eq!(verifier.algorithms(), "ES256 EdDSA");
+//! // A request with a DPoP token but no proof: 401 invalid_token.
+//! let request = http::Request::get("/orders").body(()).unwrap();
+//! let refused = verifier
+//!     .verify(&request, "https://login.example.com", "a.b.c", "thumbprint")
+//!     .unwrap_err();
+//! assert_eq!(refused.http_status(), 401);
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::HOST;
+use http::uri::Authority;
+use http::{HeaderName, Request, Uri};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::AlgorithmFamily;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tower_auth_core::{AuthError, Clock, ConfigError, jose, sha256_digest};
+
+use crate::OidcConfig;
+use crate::keys::{Key, usable_key};
+
+/// The request header that carries a proof.
+pub const DPOP_HEADER: HeaderName = HeaderName::from_static("dpop");
+
+/// How long either side of now a proof's `iat` may be, unless configured.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Proofs remembered at once, unless configured: about 60 bytes each, so 16 MiB at most.
+const DEFAULT_REPLAY_CAPACITY: usize = 1 << 18;
+
+/// A longer `jti` is refused: real ones are a UUID or 16-32 random bytes in base64url.
+const MAX_JTI_LEN: usize = 256;
+
+/// A JWK member that only a private or symmetric key has (RFC 7518 section 6): a proof
+/// carrying one is refused (RFC 9449 section 4.3, check 7), whatever else it says.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+const SHARDS: usize = 16;
+
+/// Whether an issuer's tokens must be DPoP-bound (`"dpop"` in `OIDC_CONFIG`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DpopPolicy {
+    /// Bearer tokens are accepted; a token bound by `cnf.jkt` still needs its proof.
+    #[default]
+    Allowed,
+    /// Every token must be bound by `cnf.jkt` and come with its proof.
+    Required,
+}
+
+/// The key thumbprint a token is bound to: its `cnf.jkt`, `Ok(None)` for a token bound to
+/// no key. A `cnf` that is not an object, or a `jkt` that is not a non-empty string, is a
+/// malformed token rather than an unbound one.
+///
+/// # Errors
+/// `invalid_token` for a malformed `cnf` or `jkt`.
+pub fn confirmation_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, AuthError> {
+    match claims.get("cnf") {
+        None => Ok(None),
+        Some(Value::Object(cnf)) => match cnf.get("jkt") {
+            None => Ok(None),
+            Some(Value::String(jkt)) if !jkt.is_empty() => Ok(Some(jkt)),
+            Some(_) => Err(AuthError::invalid_token("malformed_cnf_jkt")),
+        },
+        Some(_) => Err(AuthError::invalid_token("malformed_cnf")),
+    }
+}
+
+/// The issuer's policy over a token's verified claims: under `Required`, a token bound to
+/// no key is refused whatever the scheme it came with.
+pub(crate) fn check_policy(
+    claims: &Map<String, Value>,
+    policy: DpopPolicy,
+) -> Result<(), AuthError> {
+    let jkt = confirmation_jkt(claims)?;
+    if policy == DpopPolicy::Required && jkt.is_none() {
+        return Err(AuthError::invalid_token("dpop_binding_required"));
+    }
+    Ok(())
+}
+
+/// The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: the required members of its
+/// `kty` (EC: `crv`, `kty`, `x`, `y`; RSA: `e`, `kty`, `n`; OKP: `crv`, `kty`, `x`), in
+/// lexicographic order, without whitespace. `None` for another `kty` or a member that is
+/// missing or not a string.
+pub fn jwk_thumbprint(jwk: &Map<String, Value>) -> Option<String> {
+    let members: &[&str] = match jwk.get("kty")?.as_str()? {
+        "EC" => &["crv", "kty", "x", "y"],
+        "RSA" => &["e", "kty", "n"],
+        "OKP" => &["crv", "kty", "x"],
+        _ => return None,
+    };
+    let mut canonical = String::from("{");
+    for (i, name) in members.iter().enumerate() {
+        let value = jwk.get(*name)?.as_str()?;
+        if i > 0 {
+            canonical.push(',');
+        }
+        canonical.push('"');
+        canonical.push_str(name);
+        canonical.push_str("\":");
+        canonical.push_str(&serde_json::to_string(value).ok()?);
+    }
+    canonical.push('}');
+    Some(URL_SAFE_NO_PAD.encode(sha256_digest(canonical.as_bytes())))
+}
+
+/// Verifies DPoP proofs (RFC 9449 section 4.3) for the configured issuers, and remembers
+/// the `jti` of each accepted proof until its `iat` leaves the window, so that none is
+/// accepted twice.
+///
+/// The replay memory is bounded ([`DpopVerifierBuilder::replay_capacity`]). When it is
+/// full of proofs still inside their window, a new proof is refused with 503 and
+/// `Retry-After` rather than an old one forgotten: forgetting would let that proof be
+/// replayed.
+pub struct DpopVerifier {
+    algorithms: HashMap<Arc<str>, Vec<Algorithm>>,
+    offered: String,
+    window: u64,
+    clock: Clock,
+    origin: Option<String>,
+    replay: ReplayCache,
+}
+
+impl std::fmt::Debug for DpopVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopVerifier")
+            .field("algorithms", &self.offered)
+            .field("window_secs", &self.window)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`DpopVerifier`]; [`build`](Self::build) checks every setting.
+#[derive(Debug)]
+#[must_use]
+pub struct DpopVerifierBuilder {
+    algorithms: Vec<(Arc<str>, Vec<Algorithm>)>,
+    window: Duration,
+    clock: Clock,
+    origin: Option<String>,
+    replay_capacity: usize,
+}
+
+impl DpopVerifierBuilder {
+    /// The externally visible scheme and host (`https://api.example.com`) that proofs name in
+    /// `htu`, for a service behind a proxy that rewrites them. Without it, the request's own
+    /// URI says (an HTTP/2 request carries them), then its `Host` header with `https`.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// How far from now a proof's `iat` may be, either way (default 60 s).
+    pub fn iat_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// How many proofs are remembered at once (default 262144).
+    pub fn replay_capacity(mut self, capacity: usize) -> Self {
+        self.replay_capacity = capacity;
+        self
+    }
+
+    /// The clock `iat` is judged by (default: the OIDC configuration's).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The verifier.
+    ///
+    /// # Errors
+    /// An origin that is not `http(s)://host[:port]`, a window of zero or over an hour, or a
+    /// replay capacity under 16.
+    pub fn build(self) -> Result<DpopVerifier, ConfigError> {
+        let origin = self
+            .origin
+            .map(|o| {
+                let uri: Uri = o
+                    .parse()
+                    .map_err(|_| ConfigError::new("AUTH_DPOP_ORIGIN", "is not a URL"))?;
+                let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+                    return Err(ConfigError::new(
+                        "AUTH_DPOP_ORIGIN",
+                        "must be an absolute http(s) URL: scheme and host",
+                    ));
+                };
+                if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+                    return Err(ConfigError::new(
+                        "AUTH_DPOP_ORIGIN",
+                        "must be a scheme and host only, without a path or query",
+                    ));
+                }
+                normalise_origin(scheme, authority)
+                    .ok_or_else(|| ConfigError::new("AUTH_DPOP_ORIGIN", "must use http or https"))
+            })
+            .transpose()?;
+        if self.window.is_zero() || self.window > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "DpopVerifier::iat_window",
+                "must be between 1 s and 1 hour",
+            ));
+        }
+        if self.replay_capacity < SHARDS {
+            return Err(ConfigError::new(
+                "DpopVerifier::replay_capacity",
+                "must be at least 16",
+            ));
+        }
+        let mut offered: Vec<&str> = Vec::new();
+        for (_, algs) in &self.algorithms {
+            for alg in algs {
+                let name = alg_name(*alg);
+                if !offered.contains(&name) {
+                    offered.push(name);
+                }
+            }
+        }
+        let offered = offered.join(" ");
+        Ok(DpopVerifier {
+            algorithms: self.algorithms.into_iter().collect(),
+            offered,
+            window: self.window.as_secs(),
+            clock: self.clock,
+            origin,
+            replay: ReplayCache::new(self.replay_capacity),
+        })
+    }
+}
+
+impl DpopVerifier {
+    /// A verifier for the issuers of `config`: each issuer's proofs may use the asymmetric
+    /// algorithms of its allow-list (never `none` or HS*).
+    pub fn builder(config: &OidcConfig) -> DpopVerifierBuilder {
+        DpopVerifierBuilder {
+            algorithms: config
+                .issuers
+                .iter()
+                .map(|issuer| {
+                    let algs = issuer
+                        .algorithms
+                        .iter()
+                        .copied()
+                        .filter(|a| a.family() != AlgorithmFamily::Hmac)
+                        .collect();
+                    (Arc::clone(&issuer.issuer), algs)
+                })
+                .collect(),
+            window: DEFAULT_WINDOW,
+            clock: config.clock.clone(),
+            origin: None,
+            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+        }
+    }
+
+    /// The algorithms a proof may use with some issuer, space-separated, for the
+    /// `WWW-Authenticate: DPoP algs="..."` challenge.
+    pub fn algorithms(&self) -> &str {
+        &self.offered
+    }
+
+    /// Checks the one `DPoP` header of `request` as the proof for `token`, a token of
+    /// `issuer` bound to the key whose thumbprint is `jkt` (the token's `cnf.jkt`), and
+    /// remembers the proof's `jti`.
+    ///
+    /// # Errors
+    /// `invalid_request` (400) for two `DPoP` headers or a request without a host;
+    /// `invalid_token` (401) for a missing or bad proof; `unavailable` (503) when the replay
+    /// memory is full.
+    pub fn verify<B>(
+        &self,
+        request: &Request<B>,
+        issuer: &str,
+        token: &str,
+        jkt: &str,
+    ) -> Result<(), AuthError> {
+        let mut proofs = request.headers().get_all(DPOP_HEADER).iter();
+        let proof = proofs
+            .next()
+            .ok_or(AuthError::invalid_token("dpop_proof_missing"))?;
+        // RFC 9449 section 4.3, check 1: not more than one DPoP header.
+        if proofs.next().is_some() {
+            return Err(AuthError::invalid_request("dpop_proof_repeated"));
+        }
+        let proof = proof
+            .to_str()
+            .map_err(|_| AuthError::invalid_token("dpop_proof_malformed"))?;
+        let algorithms = self
+            .algorithms
+            .get(issuer)
+            .ok_or(AuthError::invalid_token("dpop_issuer_unknown"))?;
+        let htu = self.request_htu(request)?;
+        let proven = Proof::read(proof, algorithms)?;
+        // Check 13 (section 7.1): the proof's key is the token's.
+        if proven.thumbprint != jkt {
+            return Err(AuthError::invalid_token("dpop_key_mismatch"));
+        }
+        proven.check_claims(request.method().as_str(), &htu, token)?;
+        let now = self.clock.now_unix();
+        // Check 11: `iat` within the window, either way.
+        if proven.iat.abs_diff(now) > self.window {
+            return Err(AuthError::invalid_token("dpop_proof_iat"));
+        }
+        // Check 6, last of the checks: the costliest.
+        if !proven.signature_ok() {
+            return Err(AuthError::invalid_token("dpop_proof_signature"));
+        }
+        // Only a proof that passed everything is remembered: one that failed cannot use up a
+        // `jti` its key's holder may send.
+        let mut input = Vec::with_capacity(jkt.len() + 1 + proven.jti.len());
+        input.extend_from_slice(jkt.as_bytes());
+        input.push(0);
+        input.extend_from_slice(proven.jti.as_bytes());
+        let expires = proven.iat.saturating_add(self.window).saturating_add(1);
+        self.replay.insert(sha256_digest(&input), expires, now)
+    }
+
+    /// The request's target URI as a proof must name it (section 4.3, check 9).
+    fn request_htu<B>(&self, request: &Request<B>) -> Result<String, AuthError> {
+        let path = normalise_path(request.uri().path());
+        if let Some(origin) = &self.origin {
+            return Ok(format!("{origin}{path}"));
+        }
+        let uri = request.uri();
+        let authority = match uri.authority() {
+            Some(authority) => authority.clone(),
+            None => {
+                let mut hosts = request.headers().get_all(HOST).iter();
+                let (Some(host), None) = (hosts.next(), hosts.next()) else {
+                    return Err(AuthError::invalid_request("dpop_no_host"));
+                };
+                Authority::try_from(host.as_bytes())
+                    .map_err(|_| AuthError::invalid_request("dpop_no_host"))?
+            }
+        };
+        let origin = normalise_origin(uri.scheme_str().unwrap_or("https"), &authority)
+            .ok_or(AuthError::invalid_request("dpop_no_host"))?;
+        Ok(format!("{origin}{path}"))
+    }
+}
+
+/// A proof read and judged, its signature not yet verified.
+struct Proof<'p> {
+    signing_input: &'p str,
+    signature: Vec<u8>,
+    signature_b64: &'p str,
+    key: Key,
+    alg: Algorithm,
+    thumbprint: String,
+    claims: Map<String, Value>,
+    iat: u64,
+    jti: String,
+}
+
+impl<'p> Proof<'p> {
+    /// Checks 2 to 5 and 7: one JWS; `typ`, `alg` and a public `jwk` in its header.
+    fn read(proof: &'p str, algorithms: &[Algorithm]) -> Result<Self, AuthError> {
+        let malformed = || AuthError::invalid_token("dpop_proof_malformed");
+        if proof.len() > tower_auth_core::MAX_CREDENTIAL_LEN {
+            return Err(malformed());
+        }
+        let mut segments = proof.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(malformed());
+        };
+        let mut header = jose::strict_object_segment(header_b64).ok_or_else(malformed)?;
+        if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+            return Err(AuthError::invalid_token("dpop_proof_typ"));
+        }
+        // As for tokens: no extension is understood, and `b64` changes what is signed.
+        if header.contains_key("crit") || header.contains_key("b64") {
+            return Err(malformed());
+        }
+        let alg = match header.get("alg").and_then(Value::as_str) {
+            Some(name) => name.parse::<Algorithm>().ok(),
+            None => None,
+        };
+        // `none` does not parse; HS* is never on an issuer's list, checked again here.
+        let alg = alg
+            .filter(|a| a.family() != AlgorithmFamily::Hmac && algorithms.contains(a))
+            .ok_or(AuthError::invalid_token("dpop_proof_alg"))?;
+        let Some(Value::Object(jwk)) = header.remove("jwk") else {
+            return Err(AuthError::invalid_token("dpop_proof_key"));
+        };
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m))
+            || jwk.get("kty").and_then(Value::as_str) == Some("oct")
+        {
+            return Err(AuthError::invalid_token("dpop_proof_private_key"));
+        }
+        let thumbprint = jwk_thumbprint(&jwk).ok_or(AuthError::invalid_token("dpop_proof_key"))?;
+        let key = usable_key(&Value::Object(jwk))
+            .filter(|key| key.fits(alg))
+            .ok_or(AuthError::invalid_token("dpop_proof_key"))?;
+        let claims = jose::strict_object_segment(payload_b64).ok_or_else(malformed)?;
+        let iat = match claims.get("iat") {
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(malformed)?,
+            _ => return Err(malformed()),
+        };
+        let jti = match claims.get("jti") {
+            Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.clone(),
+            _ => return Err(malformed()),
+        };
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| AuthError::invalid_token("dpop_proof_signature"))?;
+        Ok(Self {
+            signing_input: &proof[..header_b64.len() + 1 + payload_b64.len()],
+            signature,
+            signature_b64,
+            key,
+            alg,
+            thumbprint,
+            claims,
+            iat,
+            jti,
+        })
+    }
+
+    /// Checks 8, 9 and 12: `htm`, `htu` and `ath`.
+    fn check_claims(&self, method: &str, htu: &str, token: &str) -> Result<(), AuthError> {
+        if self.claims.get("htm").and_then(Value::as_str) != Some(method) {
+            return Err(AuthError::invalid_token("dpop_proof_htm"));
+        }
+        let proven = self
+            .claims
+            .get("htu")
+            .and_then(Value::as_str)
+            .and_then(normalise_htu);
+        if proven.as_deref() != Some(htu) {
+            return Err(AuthError::invalid_token("dpop_proof_htu"));
+        }
+        let ath = URL_SAFE_NO_PAD.encode(sha256_digest(token.as_bytes()));
+        if self.claims.get("ath").and_then(Value::as_str) != Some(ath.as_str()) {
+            return Err(AuthError::invalid_token("dpop_proof_ath"));
+        }
+        Ok(())
+    }
+
+    fn signature_ok(&self) -> bool {
+        if let Some(len) = match self.alg {
+            Algorithm::ES256 => Some(64),
+            Algorithm::ES384 => Some(96),
+            _ => None,
+        } {
+            // RFC 7518 section 3.4: R || S, each exactly half; a zero R or S is never valid
+            // (CVE-2022-21449), whatever the backend does with it.
+            let (r, s) = self.signature.split_at(self.signature.len() / 2);
+            if self.signature.len() != len || r.iter().all(|&b| b == 0) || s.iter().all(|&b| b == 0)
+            {
+                return false;
+            }
+        }
+        jsonwebtoken::crypto::verify(
+            self.signature_b64,
+            self.signing_input.as_bytes(),
+            &self.key.decoding,
+            self.alg,
+        )
+        .unwrap_or(false)
+    }
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        // A later jsonwebtoken's algorithm: never on an allow-list read by this version.
+        _ => "",
+    }
+}
+
+/// `scheme://host[:port]` with scheme and host in lower case and the scheme's default port
+/// left out (RFC 3986 sections 6.2.2.1 and 6.2.3); `None` for a scheme other than http(s).
+fn normalise_origin(scheme: &str, authority: &Authority) -> Option<String> {
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = authority.host().to_ascii_lowercase();
+    if host.is_empty() {
+        return None;
+    }
+    Some(match authority.port_u16() {
+        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    })
+}
+
+/// The path with `/` for an empty one and the hex digits of percent-encodings in upper case
+/// (RFC 3986 section 6.2.2.1). Dot segments are compared as sent.
+fn normalise_path(path: &str) -> String {
+    if path.is_empty() {
+        return "/".into();
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push('%');
+            out.push(bytes[i + 1].to_ascii_uppercase() as char);
+            out.push(bytes[i + 2].to_ascii_uppercase() as char);
+            i += 3;
+        } else {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A proof's `htu` normalised for comparison (section 4.3, check 9): without query and
+/// fragment, by [`normalise_origin`] and [`normalise_path`]; `None` when it is not an
+/// absolute http(s) URI.
+fn normalise_htu(htu: &str) -> Option<String> {
+    let htu = htu.split_once('#').map_or(htu, |(before, _)| before);
+    let uri: Uri = htu.parse().ok()?;
+    let origin = normalise_origin(uri.scheme_str()?, uri.authority()?)?;
+    Some(format!("{origin}{}", normalise_path(uri.path())))
+}
+
+/// The `jti`s of accepted proofs (as digests with the key's thumbprint), each until its
+/// proof leaves the `iat` window; bounded, in shards to spread the locking.
+struct ReplayCache {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    expiries: HashMap<[u8; 32], u64>,
+    /// When expired entries were last dropped: at most once a second, so that a full shard
+    /// does not cost a sweep per request.
+    swept_at: u64,
+}
+
+impl ReplayCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: capacity / SHARDS,
+        }
+    }
+
+    /// Remembers `key` until `expires`, or refuses a key already remembered.
+    fn insert(&self, key: [u8; 32], expires: u64, now: u64) -> Result<(), AuthError> {
+        let mut shard = self.shards[usize::from(key[0]) % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard.expiries.get(&key).is_some_and(|&at| at > now) {
+            return Err(AuthError::invalid_token("dpop_proof_replayed"));
+        }
+        if shard.expiries.len() >= self.per_shard && shard.swept_at != now {
+            shard.expiries.retain(|_, at| *at > now);
+            shard.swept_at = now;
+        }
+        if shard.expiries.len() >= self.per_shard && !shard.expiries.contains_key(&key) {
+            return Err(AuthError::unavailable(
+                "dpop_replay_memory_full",
+                Some(Duration::from_secs(1)),
+            ));
+        }
+        shard.expiries.insert(key, expires);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use serde_json::json;
+    use tower_auth_core::AuthErrorKind;
+
+    const NOW: u64 = 1_700_000_000;
+    const ISSUER: &str = "https://login.example.com";
+    const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+
+    /// A client key that signs proofs by hand (aws-lc-rs, not jsonwebtoken's encoder).
+    struct Client {
+        key: EcdsaKeyPair,
+        jwk: Value,
+    }
+
+    impl Client {
+        fn new() -> Self {
+            let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+            let point = key.public_key().as_ref();
+            let jwk = json!({"kty": "EC", "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])});
+            Self { key, jwk }
+        }
+
+        fn jkt(&self) -> String {
+            jwk_thumbprint(self.jwk.as_object().unwrap()).unwrap()
+        }
+
+        fn sign(&self, header: &Value, claims: &Value) -> String {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let sig = self.key.sign(&rng, input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        }
+
+        fn header(&self) -> Value {
+            json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk})
+        }
+
+        fn claims(jti: &str) -> Value {
+            json!({"jti": jti, "htm": "GET", "htu": "https://api.example.com/orders",
+                "iat": NOW, "ath": URL_SAFE_NO_PAD.encode(sha256_digest(TOKEN.as_bytes()))})
+        }
+
+        fn proof(&self, jti: &str) -> String {
+            self.sign(&self.header(), &Self::claims(jti))
+        }
+    }
+
+    fn verifier(clock: &Clock) -> DpopVerifier {
+        let config = OidcConfig::from_json(
+            "OIDC_CONFIG",
+            &format!(r#"{{"issuers":[{{"issuer":"{ISSUER}","audience":"api","algorithms":["ES256","RS256"]}}]}}"#),
+        )
+        .unwrap();
+        DpopVerifier::builder(&config)
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    }
+
+    fn request(uri: &str, proofs: &[&str]) -> Request<()> {
+        let mut builder = Request::get(uri);
+        for proof in proofs {
+            builder = builder.header("dpop", *proof);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn check(verifier: &DpopVerifier, client: &Client, proof: &str) -> Result<(), &'static str> {
+        let request = request("https://api.example.com/orders?page=2", &[proof]);
+        verifier
+            .verify(&request, ISSUER, TOKEN, &client.jkt())
+            .map_err(|e| e.reason())
+    }
+
+    #[test]
+    fn a_fresh_proof_is_accepted_once() {
+        let clock = Clock::manual(NOW);
+        let (verifier, client) = (verifier(&clock), Client::new());
+        let proof = client.proof("j1");
+        assert_eq!(check(&verifier, &client, &proof), Ok(()));
+        assert_eq!(
+            check(&verifier, &client, &proof),
+            Err("dpop_proof_replayed")
+        );
+        // Past the window the replay is refused for its age instead.
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(check(&verifier, &client, &proof), Err("dpop_proof_iat"));
+    }
+
+    #[test]
+    fn iat_is_judged_either_way_of_now() {
+        let clock = Clock::manual(NOW);
+        let (verifier, client) = (verifier(&clock), Client::new());
+        for (iat, expected) in [
+            (NOW - 60, Ok(())),
+            (NOW + 60, Ok(())),
+            (NOW - 61, Err("dpop_proof_iat")),
+            (NOW + 61, Err("dpop_proof_iat")),
+        ] {
+            let mut claims = Client::claims(&format!("iat-{iat}"));
+            claims["iat"] = json!(iat);
+            let proof = client.sign(&client.header(), &claims);
+            assert_eq!(check(&verifier, &client, &proof), expected, "iat {iat}");
+        }
+    }
+
+    #[test]
+    fn htu_is_compared_after_normalisation() {
+        let clock = Clock::manual(NOW);
+        let (verifier, client) = (verifier(&clock), Client::new());
+        for (i, (htu, expected)) in [
+            ("HTTPS://API.Example.COM:443/orders", Ok(())),
+            ("https://api.example.com/orders?page=1#top", Ok(())),
+            ("https://api.example.com/orders/", Err("dpop_proof_htu")),
+            ("https://api.example.com/Orders", Err("dpop_proof_htu")),
+            ("http://api.example.com/orders", Err("dpop_proof_htu")),
+            ("https://api.example.com:8443/orders", Err("dpop_proof_htu")),
+            ("https://other.example.com/orders", Err("dpop_proof_htu")),
+            ("/orders", Err("dpop_proof_htu")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut claims = Client::claims(&format!("htu-{i}"));
+            claims["htu"] = json!(htu);
+            let proof = client.sign(&client.header(), &claims);
+            assert_eq!(check(&verifier, &client, &proof), expected, "{htu}");
+        }
+    }
+
+    #[test]
+    fn the_configured_origin_replaces_the_requests() {
+        let clock = Clock::manual(NOW);
+        let config = OidcConfig::from_json(
+            "OIDC_CONFIG",
+            &format!(r#"{{"issuers":[{{"issuer":"{ISSUER}","audience":"api"}}]}}"#),
+        )
+        .unwrap();
+        let verifier = DpopVerifier::builder(&config)
+            .origin("HTTPS://API.example.com:443")
+            .clock(clock)
+            .build()
+            .unwrap();
+        let client = Client::new();
+        // Behind a proxy the request names an inner host; the proof names the public one.
+        let request = request("http://10.0.0.7:8080/orders", &[&client.proof("o1")]);
+        assert!(
+            verifier
+                .verify(&request, ISSUER, TOKEN, &client.jkt())
+                .is_ok()
+        );
+        for bad in [
+            "api.example.com",
+            "https://api.example.com/base",
+            "ftp://api.example.com",
+        ] {
+            assert_eq!(
+                DpopVerifier::builder(&config)
+                    .origin(bad)
+                    .build()
+                    .unwrap_err()
+                    .variable(),
+                "AUTH_DPOP_ORIGIN",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_an_absolute_uri_the_host_header_and_https_are_the_origin() {
+        let clock = Clock::manual(NOW);
+        let (verifier, client) = (verifier(&clock), Client::new());
+        let request = Request::get("/orders")
+            .header("host", "API.example.com")
+            .header("dpop", client.proof("h1"))
+            .body(())
+            .unwrap();
+        assert!(
+            verifier
+                .verify(&request, ISSUER, TOKEN, &client.jkt())
+                .is_ok()
+        );
+        let no_host = request_without_host(&client.proof("h2"));
+        let error = verifier
+            .verify(&no_host, ISSUER, TOKEN, &client.jkt())
+            .unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidRequest);
+    }
+
+    fn request_without_host(proof: &str) -> Request<()> {
+        Request::get("/orders")
+            .header("dpop", proof)
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn each_bad_proof_is_refused_for_its_own_reason() {
+        let clock = Clock::manual(NOW);
+        let (verifier, client) = (verifier(&clock), Client::new());
+        let other = Client::new();
+        let header = client.header();
+        let claims = Client::claims("bad");
+        let with = |mut value: Value, key: &str, member: Value| {
+            value[key] = member;
+            value
+        };
+        let mut private_jwk = client.jwk.clone();
+        private_jwk["d"] = json!("c2VjcmV0");
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD
+                .encode(json!({"typ": "dpop+jwt", "alg": "none", "jwk": client.jwk}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let hs256 = {
+            let h =
+                json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": {"kty": "oct", "k": "c2VjcmV0"}});
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(h.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let tag = aws_lc_rs::hmac::sign(
+                &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"secret"),
+                input.as_bytes(),
+            );
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        };
+        let forged = {
+            let proof = client.proof("forged");
+            let (input, _) = proof.rsplit_once('.').unwrap();
+            let sig = other.sign(&header, &claims);
+            format!("{input}.{}", sig.rsplit_once('.').unwrap().1)
+        };
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("another key", other.proof("k"), "dpop_key_mismatch"),
+            (
+                "another method",
+                client.sign(&header, &with(claims.clone(), "htm", json!("POST"))),
+                "dpop_proof_htm",
+            ),
+            (
+                "wrong ath",
+                client.sign(&header, &with(claims.clone(), "ath", json!("AAAA"))),
+                "dpop_proof_ath",
+            ),
+            (
+                "no ath",
+                client.sign(&header, &{
+                    let mut c = claims.clone();
+                    c.as_object_mut().unwrap().remove("ath");
+                    c
+                }),
+                "dpop_proof_ath",
+            ),
+            ("alg none", unsigned, "dpop_proof_alg"),
+            ("HS256", hs256, "dpop_proof_alg"),
+            (
+                "alg off the list",
+                client.sign(&with(header.clone(), "alg", json!("ES384")), &claims),
+                "dpop_proof_alg",
+            ),
+            (
+                "private key",
+                client.sign(&with(header.clone(), "jwk", private_jwk), &claims),
+                "dpop_proof_private_key",
+            ),
+            (
+                "typ JWT",
+                client.sign(&with(header.clone(), "typ", json!("JWT")), &claims),
+                "dpop_proof_typ",
+            ),
+            (
+                "no jwk",
+                client.sign(
+                    &{
+                        let mut h = header.clone();
+                        h.as_object_mut().unwrap().remove("jwk");
+                        h
+                    },
+                    &claims,
+                ),
+                "dpop_proof_key",
+            ),
+            ("bad signature", forged, "dpop_proof_signature"),
+            (
+                "no jti",
+                client.sign(&header, &{
+                    let mut c = claims.clone();
+                    c.as_object_mut().unwrap().remove("jti");
+                    c
+                }),
+                "dpop_proof_malformed",
+            ),
+            (
+                "string iat",
+                client.sign(&header, &with(claims.clone(), "iat", json!("1700000000"))),
+                "dpop_proof_malformed",
+            ),
+            (
+                "two segments",
+                "eyJhIjoxfQ.eyJhIjoxfQ".into(),
+                "dpop_proof_malformed",
+            ),
+        ];
+        for (name, proof, reason) in cases {
+            assert_eq!(check(&verifier, &client, &proof), Err(reason), "{name}");
+        }
+        // None of them used up the jti "bad": the good proof with it still passes.
+        assert_eq!(check(&verifier, &client, &client.proof("bad")), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_proof_is_invalid_token_and_two_are_invalid_request() {
+        let clock = Clock::manual(NOW);
+        let (verifier, client) = (verifier(&clock), Client::new());
+        let none = request("https://api.example.com/orders", &[]);
+        let error = verifier
+            .verify(&none, ISSUER, TOKEN, &client.jkt())
+            .unwrap_err();
+        assert_eq!(
+            (error.kind(), error.reason()),
+            (AuthErrorKind::InvalidToken, "dpop_proof_missing")
+        );
+        let (p1, p2) = (client.proof("a"), client.proof("b"));
+        let two = request("https://api.example.com/orders", &[&p1, &p2]);
+        let error = verifier
+            .verify(&two, ISSUER, TOKEN, &client.jkt())
+            .unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn a_full_replay_memory_refuses_new_proofs_until_old_ones_expire() {
+        let clock = Clock::manual(NOW);
+        let config = OidcConfig::from_json(
+            "OIDC_CONFIG",
+            &format!(r#"{{"issuers":[{{"issuer":"{ISSUER}","audience":"api"}}]}}"#),
+        )
+        .unwrap();
+        let verifier = DpopVerifier::builder(&config)
+            .replay_capacity(16)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let client = Client::new();
+        // One entry per shard: fill until some shard refuses.
+        let mut full = None;
+        for i in 0..200 {
+            match check(&verifier, &client, &client.proof(&format!("f{i}"))) {
+                Ok(()) => {}
+                Err(reason) => {
+                    full = Some((i, reason));
+                    break;
+                }
+            }
+        }
+        let (i, reason) = full.expect("the memory fills up");
+        assert_eq!(reason, "dpop_replay_memory_full");
+        // Once the remembered proofs are past their window they are dropped for new ones.
+        clock.advance(Duration::from_secs(61));
+        let mut claims = Client::claims(&format!("f{i}"));
+        claims["iat"] = json!(NOW + 61);
+        assert_eq!(
+            check(&verifier, &client, &client.sign(&client.header(), &claims)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn thumbprint_of_the_rfc_7638_example() {
+        let jwk = json!({"kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
+        assert_eq!(
+            jwk_thumbprint(jwk.as_object().unwrap()).as_deref(),
+            Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+        );
+        assert_eq!(
+            jwk_thumbprint(json!({"kty": "oct", "k": "a"}).as_object().unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn required_policy_refuses_unbound_tokens_and_cnf_must_be_well_formed() {
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let bound = claims(json!({"cnf": {"jkt": "abc"}}));
+        let unbound = claims(json!({"sub": "a"}));
+        assert!(check_policy(&bound, DpopPolicy::Required).is_ok());
+        assert!(check_policy(&unbound, DpopPolicy::Allowed).is_ok());
+        assert_eq!(
+            check_policy(&unbound, DpopPolicy::Required)
+                .unwrap_err()
+                .reason(),
+            "dpop_binding_required"
+        );
+        for bad in [
+            json!({"cnf": "abc"}),
+            json!({"cnf": {"jkt": 1}}),
+            json!({"cnf": {"jkt": ""}}),
+        ] {
+            assert_eq!(
+                check_policy(&claims(bad), DpopPolicy::Allowed)
+                    .unwrap_err()
+                    .kind(),
+                AuthErrorKind::InvalidToken
+            );
+        }
+    }
+}
