@@ -82,6 +82,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client_cert;
 mod config;
 mod env;
 mod future;
@@ -97,7 +98,10 @@ mod require_roles;
 mod response;
 mod rules;
 mod service;
+#[cfg(feature = "tls")]
+pub mod tls;
 
+pub use client_cert::TlsPeer;
 pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
 pub use future::AuthFuture;
 pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
@@ -112,6 +116,7 @@ pub use tower_auth_core::{
     Authenticator, Check, Clock, ConfigError, Credential, Identity, IdentityBuilder, LOG_WINDOW,
     LOGGED_REJECTIONS_PER_SOURCE, LOGGED_REJECTIONS_WITHOUT_PEER, Outcome, OutcomeFuture, Secret,
 };
+pub use tower_auth_core::{ClientCertHeader, PeerCertificate};
 /// HS256 role tokens and the token-exchange endpoint: the `tower-auth-hmac` crate.
 #[cfg(feature = "hmac")]
 #[doc(inline)]

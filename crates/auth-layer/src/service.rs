@@ -167,6 +167,7 @@ impl Settings {
         request: &Request<B>,
         result: Result<Identity, AuthError>,
     ) -> Verdict {
+        let result = result.and_then(|id| crate::client_cert::confirm(&self.limits, request, id));
         let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {
