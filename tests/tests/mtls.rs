@@ -487,3 +487,155 @@ async fn a_handshake_that_never_completes_is_closed_and_holds_up_no_one() {
     assert!(started.elapsed() >= std::time::Duration::from_secs(10));
     drop(listener);
 }
+
+/// An authorization server for RFC 8705 clients, on HTTPS with the test CA: `POST /token`
+/// answers a client credentials grant of `client_id` (no secret) only over a connection that
+/// presented a client certificate, with an access token bound to that certificate.
+async fn mtls_token_endpoint(pki: &Pki, idp: &Arc<TestIdp>, key: &Arc<SigningKey>) -> SocketAddr {
+    use axum::extract::ConnectInfo;
+    use tower_auth::TlsPeer;
+    let (cert, server_key) = pki.server_files();
+    let tls = auth_examples::tls_server_config(
+        Path::new(&cert),
+        Path::new(&server_key),
+        Some(Path::new(&pki.path("ca.pem"))),
+    )
+    .unwrap();
+    let (idp, key) = (Arc::clone(idp), Arc::clone(key));
+    let token = move |ConnectInfo(peer): ConnectInfo<TlsPeer>, form: String| async move {
+        let Some(certificate) = peer.certificate else {
+            return (
+                http::StatusCode::UNAUTHORIZED,
+                r#"{"error":"invalid_client"}"#.to_owned(),
+            );
+        };
+        let fields: Vec<(String, String)> = form_fields(&form);
+        let has = |k: &str, v: &str| fields.iter().any(|(a, b)| a == k && b == v);
+        if !has("grant_type", "client_credentials")
+            || !has("client_id", "app")
+            || fields.iter().any(|(k, _)| k == "client_secret")
+        {
+            return (
+                http::StatusCode::BAD_REQUEST,
+                r#"{"error":"invalid_request"}"#.to_owned(),
+            );
+        }
+        let access = token(&idp, &key, Some(certificate.thumbprint()));
+        let body = json!({"access_token": access, "token_type": "Bearer", "expires_in": 600});
+        (http::StatusCode::OK, body.to_string())
+    };
+    let app = axum::Router::new()
+        .route("/token", axum::routing::post(token))
+        .into_make_service_with_connect_info::<TlsPeer>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(tower_auth::tls::TlsListener::new(listener, tls), app).into_future());
+    addr
+}
+
+fn form_fields(form: &str) -> Vec<(String, String)> {
+    form.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.replace("%3A", ":").replace("%2F", "/")))
+        .collect()
+}
+
+/// SECURITY.md L9, L1: our client (RFC 8705 `tls_client_auth`) obtains a token bound to its
+/// certificate, and calls through hyper over rustls with the same certificate (200); the same
+/// token from a client with another certificate is refused.
+#[tokio::test]
+async fn our_client_obtains_a_bound_token_with_its_certificate_and_calls_with_it() {
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_auth_client::{
+        BearerLayer, CaBundle, ClientCertificate, ClientCredentials, TokenCache,
+    };
+    let pki = Pki::new();
+    let (alice, bob) = (
+        pki.client("alice", Some(&pki.ca)),
+        pki.client("bob", Some(&pki.ca)),
+    );
+    let key = Arc::new(SigningKey::ec("mtls-6"));
+    let idp = Arc::new(TestIdp::start(&[&key]).await);
+    let token_endpoint = mtls_token_endpoint(&pki, &idp, &key).await;
+    let api = serve_https(&pki, &[("OIDC_CONFIG", &oidc_config(&idp))]).await;
+    let ca = CaBundle::from_pem(std::fs::read(pki.path("ca.pem")).unwrap().as_slice()).unwrap();
+    let certificate = |c: &ClientCert| {
+        ClientCertificate::from_pem_files(Path::new(&c.cert_file), Path::new(&c.key_file)).unwrap()
+    };
+    let url = format!("https://127.0.0.1:{}/token", token_endpoint.port());
+
+    // Without a certificate the authorization server refuses the client.
+    let anonymous = ClientCredentials::new(&url, "app", "not-a-secret")
+        .unwrap()
+        .ca(ca.clone());
+    assert!(TokenCache::start(anonymous).await.is_err());
+
+    let source = ClientCredentials::with_certificate(&url, "app", certificate(&alice))
+        .unwrap()
+        .ca(ca.clone());
+    let tokens = TokenCache::start(source).await.unwrap();
+    let call = |c: &ClientCert| {
+        let tls = certificate(c).tls_config(&[&ca]).unwrap();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build::<_, Full<Bytes>>(https);
+        let layer = BearerLayer::new(tokens.clone())
+            .allow_origin(&format!("https://{api}"))
+            .unwrap();
+        let service = ServiceBuilder::new().layer(layer).service(client);
+        let request = http::Request::get(format!("https://{api}/whoami"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        async move { service.oneshot(request).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(call(&alice).await, 200);
+    assert_eq!(call(&bob).await, 401);
+    let bound = tokens.token().await.unwrap();
+    assert_eq!(
+        whoami(&pki, api, None, &auth_tests::token_text(&bound)).await,
+        401
+    );
+    assert_eq!(certificate(&alice).thumbprint(), alice.thumbprint());
+}
+
+/// SECURITY.md L10.
+#[test]
+fn a_client_certificate_that_cannot_be_used_is_refused_when_made() {
+    use tower_auth_client::{ClientCertError, ClientCertificate};
+    let pki = Pki::new();
+    let (alice, bob) = (
+        pki.client("alice", Some(&pki.ca)),
+        pki.client("bob", Some(&pki.ca)),
+    );
+    let read = |p: &str| std::fs::read(p).unwrap();
+    let made = ClientCertificate::from_pem(&read(&alice.cert_file), &read(&alice.key_file));
+    let shown = format!("{:?}", made.unwrap());
+    assert!(
+        shown.contains("[redacted]") && !shown.contains("PRIVATE"),
+        "{shown}"
+    );
+    assert_eq!(
+        ClientCertificate::from_pem(&read(&alice.cert_file), &read(&bob.key_file)).unwrap_err(),
+        ClientCertError::Unusable
+    );
+    assert_eq!(
+        ClientCertificate::from_pem(&read(&alice.key_file), &read(&alice.key_file)).unwrap_err(),
+        ClientCertError::NoCertificate
+    );
+    assert_eq!(
+        ClientCertificate::from_pem(&read(&alice.cert_file), &read(&alice.cert_file)).unwrap_err(),
+        ClientCertError::NoKey
+    );
+    assert!(matches!(
+        ClientCertificate::from_pem_files(
+            Path::new("/nonexistent/c.pem"),
+            Path::new(&alice.key_file)
+        ),
+        Err(ClientCertError::Unreadable(_))
+    ));
+}
