@@ -24,6 +24,17 @@ impl OidcProvider {
     /// Starts the provider, signing access tokens with `alg` (its default when `None`), and
     /// waits for the line in which it announces its issuer, port and client.
     pub fn start(alg: Option<&str>) -> Self {
+        Self::spawn(alg, false)
+    }
+
+    /// [`start`](Self::start) with the opt-in RFC 8705 client (`mtls_client_id`, subject
+    /// `CN=interop-mtls`): its tokens are bound to the certificate a TLS-terminating proxy
+    /// forwards as a url-encoded PEM in `x-ssl-client-cert`.
+    pub fn start_mtls() -> Self {
+        Self::spawn(None, true)
+    }
+
+    fn spawn(alg: Option<&str>, mtls: bool) -> Self {
         let dir = std::env::var_os("INTEROP_NODE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop"));
@@ -36,6 +47,9 @@ impl OidcProvider {
         command.arg(dir.join("oidc-provider.mjs"));
         if let Some(alg) = alg {
             command.env("INTEROP_ALG", alg);
+        }
+        if mtls {
+            command.env("INTEROP_MTLS", "1");
         }
         let mut child = command
             .stdin(Stdio::piped())

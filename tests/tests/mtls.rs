@@ -9,105 +9,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use auth_tests::idp::{AUDIENCE, SigningKey, TestIdp};
+use auth_tests::pki::{ClientCert, Pki, url_encode};
 use auth_tests::{config, http1_from, serve_with_peers};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 use serde_json::json;
 use tower_auth::AuthLayer;
-use tower_auth_core::{Clock, certificate_thumbprint};
-
-/// A CA made by the test, a server certificate for 127.0.0.1 and client certificates, all
-/// written as PEM files into `dir`.
-struct Pki {
-    ca: Issuer<'static, KeyPair>,
-    ca_der: CertificateDer<'static>,
-    dir: tempfile::TempDir,
-}
-
-/// A client certificate and its key.
-struct ClientCert {
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-    cert_file: String,
-    key_file: String,
-}
-
-impl ClientCert {
-    fn thumbprint(&self) -> String {
-        certificate_thumbprint(&self.der)
-    }
-
-    fn pem(&self) -> String {
-        std::fs::read_to_string(&self.cert_file).unwrap()
-    }
-}
-
-impl Pki {
-    fn new() -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "tower-auth mTLS test CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
-        Self {
-            ca_der: cert.der().clone(),
-            ca: Issuer::new(params, key),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_owned()
-    }
-
-    /// The server's certificate and key files, for 127.0.0.1.
-    fn server_files(&self) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &self.ca)
-            .unwrap();
-        std::fs::write(self.path("server.pem"), cert.pem()).unwrap();
-        std::fs::write(self.path("server.key"), key.serialize_pem()).unwrap();
-        (self.path("server.pem"), self.path("server.key"))
-    }
-
-    /// A client certificate named `name`, signed by this CA or, with `by: None`, by itself.
-    fn client(&self, name: &str, by: Option<&Issuer<'static, KeyPair>>) -> ClientCert {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = match by {
-            Some(issuer) => params.signed_by(&key, issuer).unwrap(),
-            None => params.self_signed(&key).unwrap(),
-        };
-        let (cert_file, key_file) = (
-            self.path(&format!("{name}.pem")),
-            self.path(&format!("{name}.key")),
-        );
-        std::fs::write(&cert_file, cert.pem()).unwrap();
-        std::fs::write(&key_file, key.serialize_pem()).unwrap();
-        ClientCert {
-            der: cert.der().clone(),
-            key_der: key.serialize_der(),
-            cert_file,
-            key_file,
-        }
-    }
-}
+use tower_auth_core::Clock;
 
 /// A token of `idp` valid now by the system clock, bound to `thumbprint` when given.
 fn token(idp: &TestIdp, key: &SigningKey, thumbprint: Option<&str>) -> String {
@@ -283,18 +194,6 @@ async fn curl_with_the_bound_certificate_is_served_and_without_it_refused() {
     let statuses =
         tokio::task::block_in_place(|| [run(Some(&right)), run(Some(&other)), run(None)]);
     assert_eq!(statuses, [200, 401, 401]);
-}
-
-/// Escapes as nginx's `$ssl_client_escaped_cert` does.
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /whoami` over plain HTTP from the loopback address `from`, with a bearer token and
