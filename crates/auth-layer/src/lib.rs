@@ -79,6 +79,7 @@
 //! | `AUTH_REDIS_MAX_STALE_SECS` | How long the local copy is trusted while Redis is unreachable, 1 to 86400, default 60. |
 //! | `AUTH_FAILURE_LIMIT` | `N/SECONDS`: a source that presents N invalid credentials within the window gets 429 until it ends, before any lookup ([`AuthLayerBuilder::failure_limit`]). |
 //! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange and `AUTH_FAILURE_LIMIT` count failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded`. |
+//! | `AUTH_CLIENT_CERT_HEADER` | Header in which the `AUTH_TRUSTED_PROXIES` forward the client certificate, for certificate-bound tokens (RFC 8705): `x-forwarded-client-cert` as Envoy writes it, any other name a url-encoded PEM as nginx's `$ssl_client_escaped_cert`; ignored from any other peer ([`AuthLayerBuilder::client_cert_header`]). Without a proxy, serve with `tls::TlsListener` (feature `tls`). |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
