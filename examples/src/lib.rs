@@ -122,6 +122,75 @@ pub fn generate_key() -> String {
     hex::encode(bytes)
 }
 
+/// The demo's HTTPS (`TLS_CERT_FILE`, `TLS_KEY_FILE`, `TLS_CLIENT_CA_FILE`): the server's
+/// certificate chain and key (PEM), and, when a client CA is given, a request for a client
+/// certificate signed by it. The certificate is asked for, not required (rustls
+/// `allow_unauthenticated`): a client without one is still served, and only tokens bound to
+/// a certificate (RFC 8705) need it. Errors name the variable.
+pub fn tls_server_config(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+    client_ca_file: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    let certs = |variable: &str, path: &std::path::Path| {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{variable}: {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{variable}: {}: no certificate", path.display()));
+        }
+        Ok(certs)
+    };
+    let chain = certs("TLS_CERT_FILE", cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("TLS_KEY_FILE: {}: {e}", key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs("TLS_CLIENT_CA_FILE", path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("TLS_CLIENT_CA_FILE: {}: {e}", path.display()))?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| format!("TLS_CLIENT_CA_FILE: {}: {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves the demo routes behind `auth` over TLS on `listener` until `stop` completes: each
+/// request carries the connection's [`TlsPeer`](tower_auth::TlsPeer) (address and client
+/// certificate), which the layer reads for certificate-bound tokens.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    auth: AuthLayer,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(auth).into_make_service_with_connect_info::<tower_auth::TlsPeer>();
+    axum::serve(tower_auth::tls::TlsListener::new(listener, config), app)
+        .with_graceful_shutdown(stop)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

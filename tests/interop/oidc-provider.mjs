@@ -8,7 +8,7 @@
 // flow's own pages stand in for the person.
 // Prints one JSON line {"issuer", "port", "client_id", "client_secret", "resource",
 // "cli_client_id"} once listening, then serves until stdin closes or the process is killed.
-import { generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -18,6 +18,12 @@ const CLIENT_ID = 'interop-client';
 const CLIENT_SECRET = 'interop-secret-d3b07384d113edec49eaa6238ad5ff00';
 const CLI_CLIENT_ID = 'interop-cli';
 const ALG = process.env.INTEROP_ALG || 'ES256';
+// Opt-in (INTEROP_MTLS=1): RFC 8705 certificate-bound access tokens for a third client that
+// authenticates with its TLS certificate (tls_client_auth, subject CN=interop-mtls). The
+// provider speaks plain HTTP behind the test's TLS-terminating proxy, which forwards the
+// client certificate as a url-encoded PEM in x-ssl-client-cert.
+const MTLS = process.env.INTEROP_MTLS === '1';
+const MTLS_CLIENT_ID = 'interop-mtls';
 
 function jwk(kind, kid) {
   const { privateKey } = kind === 'RSA'
@@ -46,7 +52,19 @@ const provider = new Provider(issuer, {
     redirect_uris: ['http://127.0.0.1/callback'],
     response_types: ['code'],
     token_endpoint_auth_method: 'none',
-  }],
+  }, ...(MTLS ? [{
+    client_id: MTLS_CLIENT_ID,
+    grant_types: ['client_credentials'],
+    redirect_uris: [],
+    response_types: [],
+    token_endpoint_auth_method: 'tls_client_auth',
+    tls_client_auth_subject_dn: `CN=${MTLS_CLIENT_ID}`,
+    tls_client_certificate_bound_access_tokens: true,
+  }] : [])],
+  ...(MTLS ? {
+    clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post',
+      'private_key_jwt', 'none', 'tls_client_auth'],
+  } : {}),
   // A refresh token whenever the client may use one (offline_access alone would need
   // prompt=consent, OpenID Connect Core section 11).
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -60,6 +78,21 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
+    ...(MTLS ? {
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        getCertificate: (ctx) => {
+          const header = ctx.get('x-ssl-client-cert');
+          return header ? decodeURIComponent(header) : undefined;
+        },
+        // The proxy verified the chain against the test CA.
+        certificateAuthorized: () => true,
+        certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+          && new X509Certificate(decodeURIComponent(ctx.get('x-ssl-client-cert'))).subject === expected,
+      },
+    } : {}),
     resourceIndicators: {
       enabled: true,
       // The person's login asks for no resource: its access token is the provider's own.
@@ -84,7 +117,7 @@ const provider = new Provider(issuer, {
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({
   issuer, port, client_id: CLIENT_ID, client_secret: CLIENT_SECRET, resource: RESOURCE,
-  cli_client_id: CLI_CLIENT_ID,
+  cli_client_id: CLI_CLIENT_ID, ...(MTLS ? { mtls_client_id: MTLS_CLIENT_ID } : {}),
 })}\n`);
 
 // Stdout carries only that line: its reader stops there, so later notes (the development

@@ -5,6 +5,7 @@
 pub mod idp;
 #[cfg(feature = "interop")]
 pub mod oidc_provider;
+pub mod pki;
 pub mod token_endpoint;
 
 use std::collections::HashMap;

@@ -27,6 +27,13 @@ impl OidcProvider {
         Self::start_with(alg, &[])
     }
 
+    /// [`start`](Self::start) with the opt-in RFC 8705 client (`mtls_client_id`, subject
+    /// `CN=interop-mtls`): its tokens are bound to the certificate a TLS-terminating proxy
+    /// forwards as a url-encoded PEM in `x-ssl-client-cert`.
+    pub fn start_mtls() -> Self {
+        Self::start_with(None, &[("INTEROP_MTLS", "1")])
+    }
+
     /// As [`start`](Self::start), with more environment variables for the provider (the
     /// opt-in features of `oidc-provider.mjs`, such as `INTEROP_DPOP=1`).
     pub fn start_with(alg: Option<&str>, env: &[(&str, &str)]) -> Self {

@@ -93,3 +93,6 @@ pub use source::{BoxFuture, FnSource, StaticToken, TokenSource};
 pub use sts::SubjectTokenExchange;
 pub use token::Token;
 pub use token_file::{Session, TokenFile, TokenFileLock};
+/// Mutual TLS (RFC 8705): a client certificate for the token request and the calls, and the
+/// CA bundles of a private authorization server.
+pub use tower_auth_http::{CaBundle, ClientCertError, ClientCertificate};

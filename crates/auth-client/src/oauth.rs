@@ -9,7 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use http::{HeaderValue, Uri};
 use tokio::sync::OnceCell;
 use tower_auth_core::{ConfigError, Secret};
-use tower_auth_http::{Discovery, HttpClient, HttpError, require_tls_off_loopback};
+use tower_auth_http::{
+    CaBundle, ClientCertificate, Discovery, HttpClient, HttpError, require_tls_off_loopback,
+};
 
 use crate::response::token_from_reply;
 use crate::source::BoxFuture;
@@ -382,6 +384,40 @@ impl ClientCredentials {
     #[must_use]
     pub fn dpop(mut self, key: crate::DpopKey) -> Self {
         self.dpop = Some(key);
+        self
+    }
+
+    /// A client authenticated by its TLS certificate alone (RFC 8705 section 2: the
+    /// `tls_client_auth` and `self_signed_tls_client_auth` methods): `client_id` goes in the
+    /// form, no secret is sent, and `certificate` is presented on the connection to the token
+    /// endpoint `token_url`. An authorization server that binds tokens to the certificate
+    /// (section 3) issues tokens that only work on connections presenting it: give the same
+    /// certificate to the client of the calls ([`ClientCertificate::tls_config`]).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_certificate(
+        token_url: &str,
+        client_id: impl Into<String>,
+        certificate: ClientCertificate,
+    ) -> Result<Self, ConfigError> {
+        let mut client = OAuthClient::at_url(token_url, client_id.into(), None)?;
+        client.transport = client.transport.client_certificate(certificate);
+        Ok(Self::build(client))
+    }
+
+    /// Presents `certificate` on the connection to the token endpoint (mutual TLS, RFC 8705),
+    /// beside the client's secret: for an authorization server that binds the tokens of a
+    /// secret-authenticated client to the certificate of its connection.
+    pub fn client_certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.client.transport = self.client.transport.client_certificate(certificate);
+        self
+    }
+
+    /// Trusts the CA certificates of `ca` for the token endpoint (and discovery), beside the
+    /// platform's store and the webpki roots: an authorization server behind a private CA.
+    pub fn ca(mut self, ca: CaBundle) -> Self {
+        self.client.transport = self.client.transport.ca(ca);
         self
     }
 

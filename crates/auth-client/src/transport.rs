@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use http::Uri;
 use tower_auth_core::ConfigError;
-use tower_auth_http::{DEFAULT_TIMEOUT, HttpClient, HttpError, parse_endpoint};
+use tower_auth_http::{
+    CaBundle, ClientCertificate, DEFAULT_TIMEOUT, HttpClient, HttpError, parse_endpoint,
+};
 
 use crate::{TokenError, TokenErrorKind};
 
@@ -18,7 +20,15 @@ use crate::{TokenError, TokenErrorKind};
 pub(crate) struct Transport {
     connect: Duration,
     read: Duration,
+    /// Mutual TLS (RFC 8705): the certificate presented, and CAs trusted beside the public ones.
+    tls: TlsSettings,
     client: Arc<OnceLock<Result<HttpClient, HttpError>>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TlsSettings {
+    certificate: Option<ClientCertificate>,
+    ca: Vec<CaBundle>,
 }
 
 impl Transport {
@@ -29,6 +39,7 @@ impl Transport {
         Ok(Self {
             connect: DEFAULT_TIMEOUT,
             read: DEFAULT_TIMEOUT,
+            tls: TlsSettings::default(),
             client: Arc::new(OnceLock::from(Ok(client))),
         })
     }
@@ -39,13 +50,32 @@ impl Transport {
             connect,
             read,
             client: Arc::new(OnceLock::new()),
+            ..self
         }
+    }
+
+    /// The same, presenting `certificate` to servers that ask for one (mutual TLS). The
+    /// certificate was checked when it was made, so the client built with it cannot fail.
+    pub(crate) fn client_certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.tls.certificate = Some(certificate);
+        self.client = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// The same, trusting the CAs of `ca` too.
+    pub(crate) fn ca(mut self, ca: CaBundle) -> Self {
+        self.tls.ca.push(ca);
+        self.client = Arc::new(OnceLock::new());
+        self
     }
 
     /// The client; an error only if TLS, set up once when the source was made, now fails.
     pub(crate) fn client(&self) -> Result<&HttpClient, TokenError> {
         self.client
-            .get_or_init(|| HttpClient::new(self.connect, self.read))
+            .get_or_init(|| {
+                let ca: Vec<&CaBundle> = self.tls.ca.iter().collect();
+                HttpClient::with_tls(self.connect, self.read, &ca, self.tls.certificate.as_ref())
+            })
             .as_ref()
             .map_err(|_| TokenError::new(TokenErrorKind::Other, "tls_setup_failed"))
     }

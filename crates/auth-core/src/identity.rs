@@ -69,6 +69,8 @@ struct Inner {
     roles: BTreeSet<String>,
     claims: Option<Map<String, Value>>,
     expires_at: Option<SystemTime>,
+    /// RFC 8705: the `x5t#S256` thumbprint of the certificate the token is bound to.
+    bound_certificate: Option<Box<str>>,
 }
 
 impl Identity {
@@ -84,6 +86,7 @@ impl Identity {
                 roles: BTreeSet::new(),
                 claims: None,
                 expires_at: None,
+                bound_certificate: None,
             },
         }
     }
@@ -147,6 +150,13 @@ impl Identity {
     /// When the credential stops being valid, where that is known.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// The `x5t#S256` thumbprint of the client certificate the credential is bound to (RFC
+    /// 8705 section 3, a token's `cnf`): the identity holds only on a connection that
+    /// presented that certificate (see [`confirm_certificate`](crate::confirm_certificate)).
+    pub fn bound_certificate(&self) -> Option<&str> {
+        self.0.bound_certificate.as_deref()
     }
 }
 
@@ -220,6 +230,13 @@ impl IdentityBuilder {
     /// Sets when the credential expires.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.inner.expires_at = Some(at);
+        self
+    }
+
+    /// Binds the identity to the client certificate with this `x5t#S256` thumbprint (see
+    /// [`Identity::bound_certificate`]).
+    pub fn bound_certificate(mut self, thumbprint: impl Into<Box<str>>) -> Self {
+        self.inner.bound_certificate = Some(thumbprint.into());
         self
     }
 

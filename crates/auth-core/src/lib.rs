@@ -52,6 +52,7 @@ mod api_key;
 mod authenticator;
 mod capped;
 mod chain;
+mod client_cert;
 mod clock;
 mod credential;
 mod digest;
@@ -74,6 +75,10 @@ pub use api_key::{
 pub use authenticator::{Authenticator, Check, Outcome, OutcomeFuture, Routing};
 pub use capped::Capped;
 pub use chain::{Chain, ChainStep};
+pub use client_cert::{
+    ClientCertFormat, ClientCertHeader, MAX_CLIENT_CERT_HEADER_LEN, PeerCertificate,
+    certificate_binding, certificate_thumbprint, confirm_certificate,
+};
 pub use clock::Clock;
 pub use credential::{
     Credential, CredentialExtractor, DEFAULT_API_KEY_HEADER, Fingerprint, MAX_CREDENTIAL_LEN,

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::retry_after::parse_retry_after;
 use crate::roots::root_store;
-use crate::{CaBundle, HttpError};
+use crate::{CaBundle, ClientCertificate, HttpError};
 
 /// Larger responses are refused: no token response, key set or discovery document comes near it.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -107,15 +107,25 @@ impl HttpClient {
         read_timeout: Duration,
         extra: &[&CaBundle],
     ) -> Result<Self, HttpError> {
+        Self::with_tls(connect_timeout, read_timeout, extra, None)
+    }
+
+    /// [`with_ca`](Self::with_ca), presenting `certificate` to servers that ask for one
+    /// (mutual TLS, RFC 8705).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_tls(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        extra: &[&CaBundle],
+        certificate: Option<&ClientCertificate>,
+    ) -> Result<Self, HttpError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(tls_provider()?))
-            .with_safe_default_protocol_versions()
-            .map_err(|_| HttpError::Tls)?
-            .with_root_certificates(root_store(extra))
-            .with_no_client_auth();
+        let tls = tls_config(extra, certificate)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -295,6 +305,27 @@ impl HttpClient {
         tokio::time::timeout(self.read_timeout, exchange)
             .await
             .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+/// The TLS configuration of the client: the platform's store, the webpki roots and `extra`,
+/// and `certificate` when the server asks for one.
+pub(crate) fn tls_config(
+    extra: &[&CaBundle],
+    certificate: Option<&ClientCertificate>,
+) -> Result<rustls::ClientConfig, HttpError> {
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(tls_provider()?))
+        .with_safe_default_protocol_versions()
+        .map_err(|_| HttpError::Tls)?
+        .with_root_certificates(root_store(extra));
+    match certificate {
+        None => Ok(builder.with_no_client_auth()),
+        Some(certificate) => {
+            let (chain, key) = certificate.parts();
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|_| HttpError::Tls)
+        }
     }
 }
 

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod client_cert;
 mod discovery;
 mod error;
 mod retry_after;
@@ -39,6 +40,7 @@ mod test_server;
 mod url;
 
 pub use client::{DEFAULT_TIMEOUT, HttpClient, MAX_BODY, Reply};
+pub use client_cert::{ClientCertError, ClientCertificate};
 pub use discovery::{Discovery, Metadata};
 pub use error::HttpError;
 pub use roots::{CaBundle, CaError, MAX_CA_FILE};

@@ -193,6 +193,11 @@ pub(crate) fn identity(
         let verified = claims.get("email_verified") == Some(&Value::Bool(true));
         builder = builder.email(email).email_verified(verified);
     }
+    // RFC 8705 section 3: a certificate-bound token holds only with its certificate, which
+    // the layer compares on every request (the cache keeps the token's other checks).
+    if let Some(thumbprint) = tower_auth_core::certificate_binding(&claims) {
+        builder = builder.bound_certificate(thumbprint);
+    }
     builder.admins(admins).claims(claims).build()
 }
 

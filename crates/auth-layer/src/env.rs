@@ -452,6 +452,16 @@ pub(crate) fn source_limits(vars: &Vars<'_>) -> Result<LimitConfig, ConfigError>
         config.forwarded_header = ForwardedHeader::parse(&value)
             .ok_or_else(|| ConfigError::new(&name, "must be `x-forwarded-for` or `forwarded`"))?;
     }
+    if let (name, Some(value)) = vars.read("AUTH_CLIENT_CERT_HEADER") {
+        // Read only from trusted proxies: without any, the header could never count.
+        if config.trusted_proxies.is_empty() {
+            return Err(ConfigError::new(&name, "needs AUTH_TRUSTED_PROXIES"));
+        }
+        config.client_cert_header = Some(
+            tower_auth_core::ClientCertHeader::parse(&value)
+                .ok_or_else(|| ConfigError::new(&name, "is not a header name"))?,
+        );
+    }
     Ok(config)
 }
 

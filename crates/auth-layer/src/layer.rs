@@ -8,8 +8,8 @@ use http::header::AUTHORIZATION;
 use std::time::Duration;
 
 use tower_auth_core::{
-    Authenticator, Chain, Cidr, Clock, ConfigError, CredentialExtractor, DEFAULT_REALM,
-    ForwardedHeader,
+    Authenticator, Chain, Cidr, ClientCertHeader, Clock, ConfigError, CredentialExtractor,
+    DEFAULT_REALM, ForwardedHeader,
 };
 use tower_layer::Layer;
 
@@ -455,6 +455,26 @@ impl AuthLayerBuilder {
     /// `X-Forwarded-For` by default.
     pub fn forwarded_header(self, header: ForwardedHeader) -> Self {
         self.with_limits(|c| c.forwarded_header = header)
+    }
+
+    /// The header a TLS-terminating proxy forwards the client's certificate in
+    /// (`AUTH_CLIENT_CERT_HEADER`), for certificate-bound tokens (RFC 8705):
+    /// `x-forwarded-client-cert` as Envoy writes it, any other name a url-encoded PEM as
+    /// nginx's `$ssl_client_escaped_cert`. Read only from peers in
+    /// [`trusted_proxies`](Self::trusted_proxies); from any other peer it is ignored. A name
+    /// that is not a header name makes [`build`](Self::build) fail.
+    pub fn client_cert_header(self, name: &str) -> Self {
+        match ClientCertHeader::parse(name) {
+            Some(header) => self.with_limits(|c| c.client_cert_header = Some(header)),
+            None => {
+                let mut builder = self;
+                builder.check(Err(ConfigError::new(
+                    "AuthLayerBuilder::client_cert_header",
+                    "is not a header name",
+                )));
+                builder
+            }
+        }
     }
 
     /// The clock of the failure and log windows (tests use [`Clock::manual`]).

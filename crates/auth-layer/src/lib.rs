@@ -84,10 +84,12 @@
 //! | `AUTH_REDIS_MAX_STALE_SECS` | How long the local copy is trusted while Redis is unreachable, 1 to 86400, default 60. |
 //! | `AUTH_FAILURE_LIMIT` | `N/SECONDS`: a source that presents N invalid credentials within the window gets 429 until it ends, before any lookup ([`AuthLayerBuilder::failure_limit`]). |
 //! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange and `AUTH_FAILURE_LIMIT` count failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded`. |
+//! | `AUTH_CLIENT_CERT_HEADER` | Header in which the `AUTH_TRUSTED_PROXIES` forward the client certificate, for certificate-bound tokens (RFC 8705): `x-forwarded-client-cert` as Envoy writes it, any other name a url-encoded PEM as nginx's `$ssl_client_escaped_cert`; ignored from any other peer ([`AuthLayerBuilder::client_cert_header`]). Without a proxy, serve with `tls::TlsListener` (feature `tls`). |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod answer;
+mod client_cert;
 mod config;
 #[cfg(feature = "oidc")]
 mod dpop;
@@ -109,6 +111,10 @@ mod service;
 mod sources;
 
 pub use answer::{AnswerHook, AuthRejection, problem_details};
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use client_cert::TlsPeer;
 pub use config::{AuthConfig, AuthenticatorKind, DEFAULT_KEY_FILE_POLL};
 pub use future::AuthFuture;
 pub use identity_headers::STRIPPED_IDENTITY_HEADERS;
@@ -124,6 +130,7 @@ pub use tower_auth_core::{
     Authenticator, Check, Clock, ConfigError, Credential, Identity, IdentityBuilder, LOG_WINDOW,
     LOGGED_REJECTIONS_PER_SOURCE, LOGGED_REJECTIONS_WITHOUT_PEER, Outcome, OutcomeFuture, Secret,
 };
+pub use tower_auth_core::{ClientCertHeader, PeerCertificate};
 /// HS256 role tokens and the token-exchange endpoint: the `tower-auth-hmac` crate.
 #[cfg(feature = "hmac")]
 #[doc(inline)]

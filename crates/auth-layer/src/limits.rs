@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use http::{Extensions, Request};
 use tower_auth_core::{
-    Added, Cidr, Clock, ForwardedHeader, LogPermit, RejectionLog, SourceCounts, WindowCounters,
-    source_address, source_network,
+    Added, Cidr, ClientCertHeader, Clock, ForwardedHeader, LogPermit, RejectionLog, SourceCounts,
+    WindowCounters, source_address, source_network,
 };
 
 /// Counters of the failure limit's first check: 2^16 of 8 bytes (512 KiB).
@@ -37,6 +37,8 @@ pub(crate) struct LimitConfig {
     pub(crate) failure_limit: Option<(u32, Duration)>,
     pub(crate) peer_address: Option<PeerAddress>,
     pub(crate) clock: Clock,
+    /// `AUTH_CLIENT_CERT_HEADER`: where trusted proxies forward the client certificate.
+    pub(crate) client_cert_header: Option<ClientCertHeader>,
 }
 
 impl Default for LimitConfig {
@@ -47,6 +49,7 @@ impl Default for LimitConfig {
             failure_limit: None,
             peer_address: None,
             clock: Clock::system(),
+            client_cert_header: None,
         }
     }
 }
@@ -102,11 +105,7 @@ impl SourceLimits {
     /// The request's source network (an IPv6 /64, an IPv4 address), `None` when the server
     /// put no peer address in the request.
     pub(crate) fn source<B>(&self, request: &Request<B>) -> Option<IpAddr> {
-        let peer = self
-            .config
-            .peer_address
-            .and_then(|read| read(request.extensions()))
-            .or_else(|| peer(request));
+        let peer = self.peer(request);
         let source = source_address(
             peer,
             request.headers(),
@@ -117,6 +116,14 @@ impl SourceLimits {
             self.warn_no_peer();
         }
         source.map(source_network)
+    }
+
+    /// The connection's peer address, where the server put it in the request.
+    pub(crate) fn peer<B>(&self, request: &Request<B>) -> Option<IpAddr> {
+        self.config
+            .peer_address
+            .and_then(|read| read(request.extensions()))
+            .or_else(|| peer(request))
     }
 
     /// How long `source` must wait, when it has used up its failures in the current window.
@@ -184,6 +191,9 @@ fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
     {
         return Some(addr.ip());
+    }
+    if let Some(peer) = crate::client_cert::TlsPeer::of(request.extensions()) {
+        return Some(peer.remote_addr.ip());
     }
     #[cfg(feature = "tonic")]
     if let Some(addr) = request

@@ -181,6 +181,7 @@ impl Settings {
     ) -> Verdict {
         #[cfg(feature = "oidc")]
         let result = crate::dpop::bind(self.dpop.as_deref(), request, result);
+        let result = result.and_then(|id| crate::client_cert::confirm(&self.limits, request, id));
         let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {

@@ -43,7 +43,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let addr = address("BIND_ADDR", "127.0.0.1:8080")?;
     let grpc_addr = address("GRPC_ADDR", "127.0.0.1:50051")?;
     let names = std::env::vars_os().map(|(name, _)| name.to_string_lossy().into_owned());
-    let startup = startup(names, &[("BIND_ADDR", addr), ("GRPC_ADDR", grpc_addr)])?;
+    let mut listen = vec![("BIND_ADDR", addr), ("GRPC_ADDR", grpc_addr)];
+    if std::env::var_os("TLS_ADDR").is_some_and(|v| !v.is_empty()) {
+        listen.push(("TLS_ADDR", address("TLS_ADDR", "127.0.0.1:8443")?));
+    }
+    let startup = startup(names, &listen)?;
     // Kept alive for the whole run: the no-variables mode's in-process OpenID provider.
     let mut dev_issuer = None;
     let (auth, banner) = match startup {
@@ -91,13 +95,52 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // With the peer address in each request: the token exchange counts failures per source.
     let app = router(auth.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http = axum::serve(listener, app).with_graceful_shutdown(until(stopped.clone()));
+    let https = serve_https(auth.clone(), until(stopped.clone())).await?;
     let grpc = serve_grpc(auth, grpc_listener, until(stopped));
-    let (http, grpc) = tokio::join!(http, grpc);
+    let (http, grpc, https) = tokio::join!(http, grpc, https);
     http?;
     grpc?;
+    https?;
     drop(dev_issuer);
     tracing::info!("demo stopped");
     Ok(())
+}
+
+/// HTTPS beside HTTP when `TLS_ADDR`, `TLS_CERT_FILE` and `TLS_KEY_FILE` are set, asking for a
+/// client certificate signed by `TLS_CLIENT_CA_FILE` when that is set (certificate-bound
+/// tokens, RFC 8705). Setting some of the first three but not all is an error.
+async fn serve_https(
+    auth: AuthLayer,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>,
+    Box<dyn std::error::Error>,
+> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let (addr, cert, key) = match (var("TLS_ADDR"), var("TLS_CERT_FILE"), var("TLS_KEY_FILE")) {
+        (None, None, None) => return Ok(Box::pin(async { Ok(()) })),
+        (Some(_), Some(cert), Some(key)) => (address("TLS_ADDR", "127.0.0.1:8443")?, cert, key),
+        _ => {
+            return Err(
+                "TLS_ADDR, TLS_CERT_FILE and TLS_KEY_FILE go together: set all three".into(),
+            );
+        }
+    };
+    let client_ca = var("TLS_CLIENT_CA_FILE");
+    let config = auth_examples::tls_server_config(
+        cert.as_ref(),
+        key.as_ref(),
+        client_ca.as_deref().map(AsRef::as_ref),
+    )?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(
+        https = %listener.local_addr()?,
+        client_certificates = client_ca.is_some(),
+        "demo listening for HTTPS"
+    );
+    Ok(Box::pin(auth_examples::serve_tls(
+        listener, config, auth, stop,
+    )))
 }
 
 fn address(variable: &str, default: &str) -> Result<SocketAddr, String> {
