@@ -69,6 +69,7 @@ struct Inner {
     roles: BTreeSet<String>,
     claims: Option<Map<String, Value>>,
     expires_at: Option<SystemTime>,
+    issued_at: Option<SystemTime>,
 }
 
 impl Identity {
@@ -84,6 +85,7 @@ impl Identity {
                 roles: BTreeSet::new(),
                 claims: None,
                 expires_at: None,
+                issued_at: None,
             },
         }
     }
@@ -147,6 +149,12 @@ impl Identity {
     /// When the credential stops being valid, where that is known.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// When the credential was issued (a token's `iat`), where that is known: what a
+    /// cut-off of the subject ("tokens issued before T are invalid") is judged by.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.0.issued_at
     }
 }
 
@@ -220,6 +228,12 @@ impl IdentityBuilder {
     /// Sets when the credential expires.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.inner.expires_at = Some(at);
+        self
+    }
+
+    /// Sets when the credential was issued (a token's `iat`).
+    pub fn issued_at(mut self, at: SystemTime) -> Self {
+        self.inner.issued_at = Some(at);
         self
     }
 
