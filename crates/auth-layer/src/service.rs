@@ -55,6 +55,10 @@ pub(crate) struct Settings {
     /// last layer or service.
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<Arc<tower_auth_hmac::RedisSync>>,
+    /// The list whose subject cut-offs are checked after authentication, for every method
+    /// (`RevocationList::revoke_subject`).
+    #[cfg(feature = "hmac")]
+    pub(crate) cutoffs: Option<tower_auth_hmac::RevocationList>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -167,6 +171,15 @@ impl Settings {
         request: &Request<B>,
         result: Result<Identity, AuthError>,
     ) -> Verdict {
+        // One place for every method and both paths, after the token cache: a cached
+        // identity is cut off as a fresh one is.
+        #[cfg(feature = "hmac")]
+        let result = match (&self.cutoffs, result) {
+            (Some(list), Ok(identity)) if list.is_cut_off(&identity) => {
+                Err(AuthError::invalid_token("subject_revoked"))
+            }
+            (_, result) => result,
+        };
         let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {
