@@ -335,10 +335,15 @@ pub(crate) enum Variant {
     JwtAuthorizer,
     AxumJwtAuth,
     TowerOauth2,
+    /// As `OidcCached`, with subject cut-offs checked and none held (what a layer from the
+    /// environment with HMAC does).
+    OidcCachedCutoffsEmpty,
+    /// As `OidcCached`, with 1,000 cut-offs of other subjects of the same issuer held.
+    OidcCachedCutoffsHeld,
 }
 
 impl Variant {
-    pub(crate) const ALL: [Variant; 9] = [
+    pub(crate) const ALL: [Variant; 11] = [
         Variant::NoAuth,
         Variant::ApiKey,
         Variant::ApiKeyFailureLimit,
@@ -348,6 +353,8 @@ impl Variant {
         Variant::JwtAuthorizer,
         Variant::AxumJwtAuth,
         Variant::TowerOauth2,
+        Variant::OidcCachedCutoffsEmpty,
+        Variant::OidcCachedCutoffsHeld,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -361,6 +368,8 @@ impl Variant {
             Variant::JwtAuthorizer => "jwt_authorizer",
             Variant::AxumJwtAuth => "axum_jwt_auth",
             Variant::TowerOauth2 => "tower_oauth2_resource_server",
+            Variant::OidcCachedCutoffsEmpty => "ours_oidc_cached_cutoffs_empty",
+            Variant::OidcCachedCutoffsHeld => "ours_oidc_cached_cutoffs_held",
         }
     }
 
@@ -442,6 +451,27 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
             };
             App {
                 router: hello().layer(AuthLayer::new(oidc(jwks_url, cache).await)),
+                credential: bearer(token),
+                peer: None,
+            }
+        }
+        Variant::OidcCachedCutoffsEmpty | Variant::OidcCachedCutoffsHeld => {
+            let oidc = oidc(jwks_url, 10_000).await;
+            let list = tower_auth_hmac::RevocationList::default();
+            if variant == Variant::OidcCachedCutoffsHeld {
+                let method = tower_auth_core::AuthMethod::Oidc {
+                    issuer: ISSUER.into(),
+                };
+                for i in 0..1_000 {
+                    list.revoke_subject(&method, &format!("other-{i}")).unwrap();
+                }
+            }
+            let layer = AuthLayer::builder(oidc)
+                .subject_cutoffs(list)
+                .build()
+                .unwrap();
+            App {
+                router: hello().layer(layer),
                 credential: bearer(token),
                 peer: None,
             }
