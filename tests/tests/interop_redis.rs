@@ -527,3 +527,66 @@ async fn a_revocation_file_and_redis_feed_each_other() {
     })
     .await;
 }
+
+/// SECURITY.md S10, S15: an admin cuts off a subject on one replica; every other replica
+/// refuses its tokens within a second (cached or not), a replica started later loads the
+/// cut-off, and a token issued in a later second works everywhere.
+#[tokio::test]
+async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_second() {
+    let (logs, _guard) = CapturedLogs::start();
+    let redis = RedisServer::started().await;
+    let replicas = [
+        Replica::start(&redis, &[]).await,
+        Replica::start(&redis, &[]).await,
+    ];
+    assert!(replicas.iter().all(Replica::connected));
+    let token = replicas[0].token().await;
+    for replica in &replicas {
+        assert_eq!(replica.status(&token).await, 200);
+    }
+    let reply = send_body(
+        replicas[0].addr,
+        Method::POST,
+        "/auth/revoke",
+        &[FORM, ("x-api-key", KEY_A)],
+        "subject=agent",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(replicas[0].status(&token).await, 401, "at once here");
+    let delay = within(
+        Duration::from_secs(1),
+        "the cut-off reaches the other replica",
+        async || replicas[1].status(&token).await == 401,
+    )
+    .await;
+    println!("subject cut-off reached replica 2 after {delay:?}");
+    let late = Replica::start(&redis, &[]).await;
+    assert_eq!(late.status(&token).await, 401, "loaded at start");
+    // The cut-off covers its own second: a token issued in the next one works everywhere.
+    let mut fresh = String::new();
+    within(
+        Duration::from_secs(3),
+        "a token of a later second",
+        async || {
+            fresh = replicas[1].token().await;
+            replicas[1].status(&fresh).await == 200
+        },
+    )
+    .await;
+    for replica in replicas.iter().chain([&late]) {
+        assert_eq!(replica.status(&fresh).await, 200);
+        assert_eq!(replica.status(&token).await, 401);
+    }
+    let members = redis.cli(&["ZRANGE", "tower-auth:auth-hmac:cutoffs", "0", "-1"]);
+    assert!(
+        members.contains(r#"["hmac","auth-hmac","agent","#),
+        "{members}"
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("subject cut off on another replica"),
+        "{text}"
+    );
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
+}

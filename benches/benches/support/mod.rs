@@ -338,10 +338,15 @@ pub(crate) enum Variant {
     JwtAuthorizer,
     AxumJwtAuth,
     TowerOauth2,
+    /// As `OidcCached`, with subject cut-offs checked and none held (what a layer from the
+    /// environment with HMAC does).
+    OidcCachedCutoffsEmpty,
+    /// As `OidcCached`, with 1,000 cut-offs of other subjects of the same issuer held.
+    OidcCachedCutoffsHeld,
 }
 
 impl Variant {
-    pub(crate) const ALL: [Variant; 10] = [
+    pub(crate) const ALL: [Variant; 12] = [
         Variant::NoAuth,
         Variant::ApiKey,
         Variant::ApiKeyFailureLimit,
@@ -352,6 +357,8 @@ impl Variant {
         Variant::JwtAuthorizer,
         Variant::AxumJwtAuth,
         Variant::TowerOauth2,
+        Variant::OidcCachedCutoffsEmpty,
+        Variant::OidcCachedCutoffsHeld,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -366,6 +373,8 @@ impl Variant {
             Variant::JwtAuthorizer => "jwt_authorizer",
             Variant::AxumJwtAuth => "axum_jwt_auth",
             Variant::TowerOauth2 => "tower_oauth2_resource_server",
+            Variant::OidcCachedCutoffsEmpty => "ours_oidc_cached_cutoffs_empty",
+            Variant::OidcCachedCutoffsHeld => "ours_oidc_cached_cutoffs_held",
         }
     }
 
@@ -466,6 +475,27 @@ pub(crate) async fn app(variant: Variant, jwks_url: &str, keys: &[Key]) -> App {
             };
             App {
                 router: hello().layer(AuthLayer::new(oidc(jwks_url, cache).await)),
+                credential: bearer(token),
+                peer: None,
+            }
+        }
+        Variant::OidcCachedCutoffsEmpty | Variant::OidcCachedCutoffsHeld => {
+            let oidc = oidc(jwks_url, 10_000).await;
+            let list = tower_auth_hmac::RevocationList::default();
+            if variant == Variant::OidcCachedCutoffsHeld {
+                let method = tower_auth_core::AuthMethod::Oidc {
+                    issuer: ISSUER.into(),
+                };
+                for i in 0..1_000 {
+                    list.revoke_subject(&method, &format!("other-{i}")).unwrap();
+                }
+            }
+            let layer = AuthLayer::builder(oidc)
+                .subject_cutoffs(list)
+                .build()
+                .unwrap();
+            App {
+                router: hello().layer(layer),
                 credential: bearer(token),
                 peer: None,
             }

@@ -71,6 +71,7 @@ struct Inner {
     expires_at: Option<SystemTime>,
     /// RFC 8705: the `x5t#S256` thumbprint of the certificate the token is bound to.
     bound_certificate: Option<Box<str>>,
+    issued_at: Option<SystemTime>,
 }
 
 impl Identity {
@@ -87,6 +88,7 @@ impl Identity {
                 claims: None,
                 expires_at: None,
                 bound_certificate: None,
+                issued_at: None,
             },
         }
     }
@@ -157,6 +159,12 @@ impl Identity {
     /// presented that certificate (see [`confirm_certificate`](crate::confirm_certificate)).
     pub fn bound_certificate(&self) -> Option<&str> {
         self.0.bound_certificate.as_deref()
+    }
+
+    /// When the credential was issued (a token's `iat`), where that is known: what a
+    /// cut-off of the subject ("tokens issued before T are invalid") is judged by.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.0.issued_at
     }
 }
 
@@ -237,6 +245,12 @@ impl IdentityBuilder {
     /// [`Identity::bound_certificate`]).
     pub fn bound_certificate(mut self, thumbprint: impl Into<Box<str>>) -> Self {
         self.inner.bound_certificate = Some(thumbprint.into());
+        self
+    }
+
+    /// Sets when the credential was issued (a token's `iat`).
+    pub fn issued_at(mut self, at: SystemTime) -> Self {
+        self.inner.issued_at = Some(at);
         self
     }
 

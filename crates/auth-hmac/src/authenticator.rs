@@ -157,7 +157,7 @@ impl HmacAuthenticator {
 
     fn identity(&self, verified: Verified) -> Identity {
         let Verified { claims, payload } = verified;
-        Identity::builder(
+        let mut builder = Identity::builder(
             claims.sub,
             AuthMethod::Hmac {
                 issuer: Arc::clone(&self.config.issuer),
@@ -166,8 +166,11 @@ impl HmacAuthenticator {
         .roles(claims.roles)
         .claims(payload)
         .expires_at(UNIX_EPOCH + Duration::from_secs(claims.exp))
-        .admins(&self.admins)
-        .build()
+        .admins(&self.admins);
+        if let Some(iat) = claims.iat {
+            builder = builder.issued_at(UNIX_EPOCH + Duration::from_secs(iat));
+        }
+        builder.build()
     }
 }
 

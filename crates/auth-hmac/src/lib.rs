@@ -58,6 +58,7 @@
 
 mod authenticator;
 mod config;
+mod cutoff;
 mod exchange;
 mod mac;
 mod revocation;
@@ -69,6 +70,7 @@ pub use authenticator::HmacAuthenticator;
 pub use config::{
     DEFAULT_ISSUER, DEFAULT_LEEWAY, HmacConfig, HmacConfigBuilder, MAX_LEEWAY, MIN_SECRET_LEN,
 };
+pub use cutoff::{MAX_SUBJECT_CUTOFFS, SUBJECT_CUTOFF_KEEP};
 pub use exchange::{
     BODY_DEADLINE, DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME,
     ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, MAX_BODY_BYTES, REVOKE_PATH,

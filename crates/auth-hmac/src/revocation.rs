@@ -30,6 +30,9 @@ pub enum RevocationError {
     /// ([`CLIENT_SHARE_PERCENT`]), or the list is past the part of it clients may fill: the
     /// rest is kept for admins, so that no client can stop them revoking.
     ClientQuota,
+    /// A subject cut-off asked for a method whose credentials carry no issue time (an API
+    /// key): remove the key instead.
+    NoIssueTime,
 }
 
 /// How much of a list's capacity one client's own revocations may hold, in percent; and
@@ -67,6 +70,7 @@ impl fmt::Display for RevocationError {
             Self::InvalidToken => "the token to revoke is not a valid token of this issuer",
             Self::NoTokenId => "the token has no jti and cannot be revoked alone",
             Self::ClientQuota => "the client holds its share of the revocation list",
+            Self::NoIssueTime => "the method's credentials carry no issue time to cut off by",
         })
     }
 }
@@ -86,6 +90,13 @@ impl std::error::Error for RevocationError {}
 /// second after which the token is refused anyway (its `exp` plus the leeway); it holds no
 /// token and no secret. Entries past `until` are dropped when the file is read and when it
 /// is written.
+///
+/// The list also holds subject cut-offs ([`revoke_subject`](Self::revoke_subject)): every
+/// token of a subject issued up to a time, for OIDC and HMAC. In the file they are a second
+/// array, `"cutoffs":[{"method":"hmac","issuer":"...","sub":"...","before":1700000001,"until":1731708001}]`
+/// (`method` is `hmac` or `oidc`; tokens issued before `before` are refused; the entry is
+/// dropped after `until`), left out while there is none, so files written before cut-offs
+/// existed load unchanged.
 ///
 /// ```
 /// use tower_auth_core::Clock;
@@ -122,6 +133,8 @@ struct Inner {
     capacity: usize,
     clock: Clock,
     file: Option<Backing>,
+    /// Subjects whose tokens issued before a time are refused (`revoke_subject`).
+    cutoffs: crate::cutoff::Cutoffs,
     /// Set when the list is shared through Redis.
     #[cfg(feature = "redis")]
     shared: std::sync::OnceLock<Arc<crate::shared::Shared>>,
@@ -145,6 +158,23 @@ struct Backing {
 struct Document<'a> {
     #[serde(borrow)]
     revoked: Vec<Record<'a>>,
+    /// Absent from files written before cut-offs existed, and when there are none.
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    cutoffs: Vec<CutoffRecord<'a>>,
+}
+
+/// A subject cut-off in the file: `method` is `hmac` or `oidc`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CutoffRecord<'a> {
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    issuer: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sub: std::borrow::Cow<'a, str>,
+    before: u64,
+    until: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -200,6 +230,7 @@ impl RevocationList {
                 capacity,
                 clock,
                 file,
+                cutoffs: crate::cutoff::Cutoffs::default(),
                 #[cfg(feature = "redis")]
                 shared: std::sync::OnceLock::new(),
             }),
@@ -239,6 +270,7 @@ impl RevocationList {
             Err(e) => return Err(e),
         };
         let mut entries = HashMap::new();
+        let cutoffs = crate::cutoff::Cutoffs::default();
         if !text.is_empty() {
             let document: Document<'_> = serde_json::from_slice(&text).map_err(|e| {
                 io::Error::new(
@@ -258,6 +290,30 @@ impl RevocationList {
                 });
                 entry.until = entry.until.max(record.until);
             }
+            for record in document.cutoffs {
+                let method = crate::cutoff::method_from(&record.method, &record.issuer)
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "a cut-off whose method is neither \"hmac\" nor \"oidc\"",
+                        )
+                    })?;
+                let cutoff = crate::cutoff::Cutoff {
+                    before: record.before,
+                    until: record.until,
+                };
+                cutoffs
+                    .insert(&method, &record.sub, cutoff, now)
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "holds more than the {} subject cut-offs a list holds",
+                                crate::cutoff::MAX_SUBJECT_CUTOFFS
+                            ),
+                        )
+                    })?;
+            }
             if entries.len() > DEFAULT_REVOCATION_CAPACITY {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -273,12 +329,15 @@ impl RevocationList {
             path,
             written: Mutex::new(0),
         };
-        Ok(Self::build(
-            clock,
-            DEFAULT_REVOCATION_CAPACITY,
-            entries,
-            Some(file),
-        ))
+        let list = Self::build(clock, DEFAULT_REVOCATION_CAPACITY, entries, Some(file));
+        let now = list.inner.clock.now_unix();
+        for (method, subject, cutoff) in cutoffs.unexpired(now) {
+            list.inner
+                .cutoffs
+                .insert(&method, &subject, cutoff, now)
+                .expect("fewer than the cap, as read");
+        }
+        Ok(list)
     }
 
     /// The file the list is kept in, if any.
@@ -426,7 +485,25 @@ impl RevocationList {
                 })
                 .collect();
             revoked.sort_unstable_by(|a, b| a.jti.cmp(&b.jti));
-            let bytes = serde_json::to_vec(&Document { revoked }).map_err(io::Error::other)?;
+            let held = self.inner.cutoffs.unexpired(now);
+            let mut cutoffs: Vec<CutoffRecord<'_>> = held
+                .iter()
+                .filter_map(|(method, subject, cutoff)| {
+                    let (kind, issuer) = crate::cutoff::method_parts(method)?;
+                    Some(CutoffRecord {
+                        method: kind.into(),
+                        issuer: issuer.into(),
+                        sub: (&**subject).into(),
+                        before: cutoff.before,
+                        until: cutoff.until,
+                    })
+                })
+                .collect();
+            cutoffs.sort_unstable_by(|a, b| {
+                (&a.method, &a.issuer, &a.sub).cmp(&(&b.method, &b.issuer, &b.sub))
+            });
+            let bytes =
+                serde_json::to_vec(&Document { revoked, cutoffs }).map_err(io::Error::other)?;
             (generation, bytes)
         };
         write_atomically(&file.path, &bytes)?;
@@ -457,12 +534,29 @@ impl RevocationList {
             .unwrap_or_else(PoisonError::into_inner);
         entries.retain(|_, entry| entry.until > now);
         self.inner.len.store(entries.len(), Ordering::Release);
+        drop(entries);
+        self.inner.cutoffs.purge_expired(now);
     }
 
     /// The clock entries expire by.
-    #[cfg(feature = "redis")]
     pub(crate) fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    /// The subject cut-offs.
+    pub(crate) fn cutoffs(&self) -> &crate::cutoff::Cutoffs {
+        &self.inner.cutoffs
+    }
+
+    /// Records a change for the next [`persist`](Self::persist).
+    pub(crate) fn changed(&self) {
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sharing through Redis, once attached.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(&self) -> Option<&Arc<crate::shared::Shared>> {
+        self.inner.shared.get()
     }
 
     /// The unexpired entries: `(jti, subject, until)`.
@@ -698,6 +792,50 @@ mod tests {
         let list = RevocationList::new(Clock::manual(0));
         assert!(list.file().is_none());
         list.persist_blocking().unwrap();
+    }
+
+    /// SECURITY.md S16: files written before cut-offs existed still load; cut-offs are
+    /// written beside the revocations and read back, expired ones dropped.
+    #[test]
+    fn cut_offs_are_kept_in_the_file_and_old_files_still_load() {
+        use tower_auth_core::{AuthMethod, Identity};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revoked.json");
+        fs::write(&path, r#"{"revoked":[{"jti":"j","sub":"s","until":5000}]}"#).unwrap();
+        let clock = Clock::manual(1_000);
+        let list = RevocationList::open(&path, clock.clone()).unwrap();
+        assert!(list.is_revoked("j") && list.cut_off_subjects() == 0);
+        let idp = AuthMethod::Oidc {
+            issuer: "https://idp.example".into(),
+        };
+        list.revoke_subject(&idp, "alice").unwrap();
+        list.persist_blocking().unwrap();
+        let written = read(&path);
+        assert_eq!(
+            written["cutoffs"],
+            serde_json::json!([{"method":"oidc","issuer":"https://idp.example","sub":"alice","before":1_001,"until":1_000 + crate::SUBJECT_CUTOFF_KEEP.as_secs()}])
+        );
+        let alice = |iat: u64| {
+            Identity::builder("alice", idp.clone())
+                .issued_at(std::time::UNIX_EPOCH + Duration::from_secs(iat))
+                .build()
+        };
+        let reopened = RevocationList::open(&path, clock.clone()).unwrap();
+        assert!(reopened.is_cut_off(&alice(1_000)) && !reopened.is_cut_off(&alice(1_001)));
+        assert!(reopened.is_revoked("j"));
+        // Past its keep, a cut-off is not loaded.
+        clock.advance(crate::SUBJECT_CUTOFF_KEEP);
+        let later = RevocationList::open(&path, clock).unwrap();
+        assert_eq!(later.cut_off_subjects(), 0);
+        for bad in [
+            r#"{"revoked":[],"cutoffs":[{"method":"api_key","issuer":"x","sub":"a","before":1,"until":9999}]}"#,
+            r#"{"revoked":[],"cutoffs":[{"method":"hmac","issuer":"x","sub":"a","before":1}]}"#,
+            r#"{"revoked":[],"cutoffs":{}}"#,
+        ] {
+            fs::write(&path, bad).unwrap();
+            let err = RevocationList::open(&path, Clock::manual(0)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{bad}");
+        }
     }
 
     /// SECURITY.md R10.

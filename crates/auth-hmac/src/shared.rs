@@ -8,6 +8,10 @@
 //! last id) in one transaction, so nothing written in between is missed. Revocations made
 //! locally are queued and written (set and stream in one transaction) by a writer task,
 //! retried until Redis takes them.
+//!
+//! Subject cut-offs travel the same way: a sorted set `<namespace>:cutoffs` scored by the
+//! second the cut-off is dropped (members `["hmac"|"oidc","issuer","sub",before]`) and stream
+//! entries with `kind=cutoff` and fields `method`, `issuer`, `sub`, `before`, `until`.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -211,6 +215,18 @@ pub(crate) struct Shared {
     reconnected: Notify,
     /// Set when the [`RedisSync`] guard is dropped: the list is local again.
     stopped: AtomicBool,
+    /// Local subject cut-offs not yet written to Redis, oldest first.
+    cutoff_queue: Mutex<VecDeque<CutoffRecord>>,
+}
+
+/// One subject cut-off as written to Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CutoffRecord {
+    method: &'static str,
+    issuer: Box<str>,
+    sub: Box<str>,
+    before: u64,
+    until: u64,
 }
 
 impl Shared {
@@ -265,6 +281,37 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+            + self
+                .cutoff_queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+    }
+
+    /// Queues a local subject cut-off for Redis.
+    pub(crate) fn publish_cutoff(
+        &self,
+        method: &tower_auth_core::AuthMethod,
+        sub: &str,
+        cutoff: crate::cutoff::Cutoff,
+    ) {
+        let Some((method, issuer)) = crate::cutoff::method_parts(method) else {
+            return;
+        };
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        self.cutoff_queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(CutoffRecord {
+                method,
+                issuer: issuer.into(),
+                sub: sub.into(),
+                before: cutoff.before,
+                until: cutoff.until,
+            });
+        self.queued.notify_one();
     }
 }
 
@@ -276,6 +323,8 @@ struct Keys {
     /// A random value set by the first replica that finds it missing: a Redis that lost
     /// its data (restarted without persistence, flushed) is told by its new epoch.
     epoch: String,
+    /// The subject cut-offs, scored by the second each is dropped.
+    cutoffs: String,
 }
 
 /// The background tasks that keep a list shared: they end when this is dropped, and the
@@ -301,6 +350,11 @@ impl Drop for RedisSync {
         self.shared.stopped.store(true, Ordering::Relaxed);
         self.shared
             .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.shared
+            .cutoff_queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
@@ -382,6 +436,7 @@ impl RevocationList {
             queued: Notify::new(),
             reconnected: Notify::new(),
             stopped: AtomicBool::new(false),
+            cutoff_queue: Mutex::new(VecDeque::new()),
         });
         if !self.attach(Arc::clone(&shared)) {
             return Err(ShareError::AlreadyShared);
@@ -390,10 +445,15 @@ impl RevocationList {
             set: format!("{namespace}:revoked"),
             stream: format!("{namespace}:revocations"),
             epoch: format!("{namespace}:epoch"),
+            cutoffs: format!("{namespace}:cutoffs"),
         };
         // What this replica holds already (AUTH_REVOCATION_FILE) is everyone's too.
         for (jti, sub, until) in self.unexpired() {
             shared.publish(&jti, &sub, until);
+        }
+        let now = self.clock().now_unix();
+        for (method, sub, cutoff) in self.cutoffs().unexpired(now) {
+            shared.publish_cutoff(&method, &sub, cutoff);
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -577,8 +637,13 @@ impl Follower {
             for (jti, sub, until) in self.list.unexpired() {
                 self.shared.publish(&jti, &sub, until);
             }
+            for (method, sub, cutoff) in self.list.cutoffs().unexpired(now) {
+                self.shared.publish_cutoff(&method, &sub, cutoff);
+            }
         }
         self.epoch = Some(epoch);
+        // Read after the stream's last id: a cut-off written since is in both, harmlessly.
+        applied |= self.reload_cutoffs(conn, now).await?;
         let last_id = last.ids.first().map(|entry| entry.id.clone());
         self.last_id = Some(last_id.unwrap_or_else(|| "0-0".to_owned()));
         tracing::debug!(target: "auth", event = "revocations_loaded", entries = members.len(), "revocations loaded from Redis");
@@ -606,6 +671,14 @@ impl Follower {
         for key in reply.into_iter().flat_map(|r| r.keys) {
             for entry in key.ids {
                 let field = |name: &str| -> Option<String> { entry.get(name) };
+                if field("kind").as_deref() == Some("cutoff") {
+                    match self.apply_cutoff_entry(&field) {
+                        Some(added) => applied |= added,
+                        None => malformed += 1,
+                    }
+                    self.last_id = Some(entry.id);
+                    continue;
+                }
                 match (
                     field("jti"),
                     field("sub"),
@@ -624,6 +697,74 @@ impl Follower {
             self.persist().await;
         }
         Ok(())
+    }
+
+    /// Loads the unexpired subject cut-offs; whether any was new here.
+    async fn reload_cutoffs(
+        &self,
+        conn: &mut ConnectionManager,
+        now: u64,
+    ) -> redis::RedisResult<bool> {
+        let members: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&self.keys.cutoffs)
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query_async(conn)
+            .await?;
+        let mut malformed = 0usize;
+        let mut applied = false;
+        for (member, score) in &members {
+            match (
+                serde_json::from_str::<(String, String, String, u64)>(member),
+                score_to_until(*score),
+            ) {
+                (Ok((method, issuer, sub, before)), Some(until)) => {
+                    match self.apply_cutoff(&method, &issuer, &sub, before, until) {
+                        Some(added) => applied |= added,
+                        None => malformed += 1,
+                    }
+                }
+                _ => malformed += 1,
+            }
+        }
+        report_malformed(malformed);
+        Ok(applied)
+    }
+
+    /// Applies a stream entry of kind `cutoff`; `None` when it is malformed.
+    fn apply_cutoff_entry(&self, field: &dyn Fn(&str) -> Option<String>) -> Option<bool> {
+        let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
+        self.apply_cutoff(
+            &field("method")?,
+            &field("issuer")?,
+            &field("sub")?,
+            number("before")?,
+            number("until")?,
+        )
+    }
+
+    /// Adds one subject cut-off from Redis to the local list (not written back); `None` for
+    /// a method that has none.
+    fn apply_cutoff(
+        &self,
+        method: &str,
+        issuer: &str,
+        sub: &str,
+        before: u64,
+        until: u64,
+    ) -> Option<bool> {
+        let method = crate::cutoff::method_from(method, issuer)?;
+        let cutoff = crate::cutoff::Cutoff { before, until };
+        // A full list logs it; nothing to add.
+        let added = self
+            .list
+            .insert_cutoff_local(&method, sub, cutoff)
+            .unwrap_or(false);
+        if added {
+            tracing::info!(target: "auth", event = "subject_revoked", method = %method, subject = %tower_auth_core::Capped(sub), before, source = "redis", "subject cut off on another replica");
+        }
+        Some(added)
     }
 
     /// Adds one revocation from Redis to the local list (not written back).
@@ -674,7 +815,14 @@ async fn write_queue(
             let queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
             queue.iter().take(BATCH).cloned().collect()
         };
-        if batch.is_empty() {
+        let cutoffs: Vec<CutoffRecord> = {
+            let queue = shared
+                .cutoff_queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            queue.iter().take(BATCH).cloned().collect()
+        };
+        if batch.is_empty() && cutoffs.is_empty() {
             shared.queued.notified().await;
             continue;
         }
@@ -709,11 +857,56 @@ async fn write_queue(
             .arg("-inf")
             .arg(now)
             .ignore();
+        for record in cutoffs.iter().filter(|r| r.until > now) {
+            let member = serde_json::to_string(&(
+                record.method,
+                &*record.issuer,
+                &*record.sub,
+                record.before,
+            ))
+            .expect("strings and a number serialize");
+            pipe.cmd("ZADD")
+                .arg(&keys.cutoffs)
+                .arg("GT")
+                .arg(record.until)
+                .arg(member)
+                .ignore();
+            pipe.cmd("XADD")
+                .arg(&keys.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(STREAM_MAX_LEN)
+                .arg("*")
+                .arg("kind")
+                .arg("cutoff")
+                .arg("method")
+                .arg(record.method)
+                .arg("issuer")
+                .arg(&*record.issuer)
+                .arg("sub")
+                .arg(&*record.sub)
+                .arg("before")
+                .arg(record.before)
+                .arg("until")
+                .arg(record.until)
+                .ignore();
+        }
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&keys.cutoffs)
+            .arg("-inf")
+            .arg(now)
+            .ignore();
         match pipe.query_async::<()>(&mut conn).await {
             Ok(()) => {
                 failures = 0;
                 let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 queue.drain(..batch.len());
+                drop(queue);
+                shared
+                    .cutoff_queue
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .drain(..cutoffs.len());
             }
             Err(e) => {
                 failures = failures.saturating_add(1);

@@ -184,6 +184,10 @@ pub(crate) fn identity(
     )
     .roles(roles)
     .expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+    // Validated as a whole number of seconds when present.
+    if let Some(iat) = claims.get("iat").and_then(Value::as_u64) {
+        builder = builder.issued_at(UNIX_EPOCH + Duration::from_secs(iat));
+    }
     if let Some(name) = claims.get("name").and_then(Value::as_str) {
         builder = builder.name(name);
     }
@@ -487,6 +491,11 @@ mod tests {
         assert_eq!(
             id.expires_at(),
             Some(UNIX_EPOCH + Duration::from_secs(2_000))
+        );
+        assert_eq!(
+            id.issued_at(),
+            Some(UNIX_EPOCH + Duration::from_secs(1_000)),
+            "what a subject cut-off is judged by"
         );
         assert_eq!(id.claims().unwrap()["scope"], "s1 s2");
 

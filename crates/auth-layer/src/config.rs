@@ -432,6 +432,7 @@ impl AuthConfig {
                         tower_auth_hmac::HmacAuthenticator::new(config, self.admins.clone())
                             .revocation_list(revocations.clone());
                     settings.chain.push(Arc::new(authenticator));
+                    settings.cutoffs = Some(revocations.clone());
                     settings.token_revocation = exchange
                         .as_ref()
                         .map(|exchange| exchange.revocation_endpoint(revocations));

@@ -170,6 +170,17 @@ impl AuthLayer {
         self.settings.redis.as_deref()
     }
 
+    /// The list whose subject cut-offs this layer checks after authenticating a request
+    /// (`AUTH_MODE` with `hmac`: the HMAC revocation list, kept in `AUTH_REVOCATION_FILE` and
+    /// shared through `AUTH_REDIS_URL` when set), or the one given to
+    /// [`AuthLayerBuilder::subject_cutoffs`]. An admin API:
+    /// [`RevocationList::revoke_subject`](tower_auth_hmac::RevocationList::revoke_subject)
+    /// cuts off every token of a subject issued up to now, for OIDC and HMAC alike.
+    #[cfg(feature = "hmac")]
+    pub fn revocations(&self) -> Option<&tower_auth_hmac::RevocationList> {
+        self.settings.cutoffs.as_ref()
+    }
+
     /// The exempt paths, in no particular order: the configured ones, and the exchange and
     /// revocation endpoints once taken to be served.
     pub fn exemptions(&self) -> Vec<String> {
@@ -207,6 +218,8 @@ pub(crate) fn default_settings() -> Settings {
         resource: None,
         #[cfg(feature = "oidc")]
         dpop: None,
+        #[cfg(feature = "hmac")]
+        cutoffs: None,
     }
 }
 
@@ -409,6 +422,18 @@ impl AuthLayerBuilder {
             return builder;
         }
         self.with_limits(|c| c.failure_limit = Some((max_failures, window)))
+    }
+
+    /// Checks every authenticated identity against `list`'s subject cut-offs
+    /// ([`RevocationList::revoke_subject`](tower_auth_hmac::RevocationList::revoke_subject)):
+    /// a token of a cut-off subject issued up to the cut-off is refused with 401
+    /// `invalid_token`, whatever method accepted it, cached or not. One atomic load per
+    /// request while no subject is cut off. A layer from the environment with HMAC checks its
+    /// revocation list already.
+    #[cfg(feature = "hmac")]
+    pub fn subject_cutoffs(mut self, list: tower_auth_hmac::RevocationList) -> Self {
+        self.settings.cutoffs = Some(list);
+        self
     }
 
     /// The proxies (addresses or CIDR blocks) whose forwarding header names a request's source

@@ -67,6 +67,10 @@ pub(crate) struct Settings {
     /// Checks the proofs of DPoP-bound tokens; without it such tokens are refused.
     #[cfg(feature = "oidc")]
     pub(crate) dpop: Option<Arc<tower_auth_oidc::DpopVerifier>>,
+    /// The list whose subject cut-offs are checked after authentication, for every method
+    /// (`RevocationList::revoke_subject`).
+    #[cfg(feature = "hmac")]
+    pub(crate) cutoffs: Option<tower_auth_hmac::RevocationList>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -182,6 +186,15 @@ impl Settings {
         #[cfg(feature = "oidc")]
         let result = crate::dpop::bind(self.dpop.as_deref(), request, result);
         let result = result.and_then(|id| crate::client_cert::confirm(&self.limits, request, id));
+        // One place for every method and both paths, after the token cache: a cached
+        // identity is cut off as a fresh one is.
+        #[cfg(feature = "hmac")]
+        let result = match (&self.cutoffs, result) {
+            (Some(list), Ok(identity)) if list.is_cut_off(&identity) => {
+                Err(AuthError::invalid_token("subject_revoked"))
+            }
+            (_, result) => result,
+        };
         let verdict = match (self.rule(request), result) {
             (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
             (PathRule::Exempt, Err(error)) => {

@@ -99,10 +99,12 @@ const BASIC_CHALLENGE: &str = r#"Basic realm="auth/revoke", charset="UTF-8""#;
 /// | an unknown, invalid, foreign or expired token (RFC 7009 section 2.2) | 200, nothing changes |
 /// | a valid token issued to another client (RFC 7009 section 2.1) | 400 `{"error":"unauthorized_client"}`, not revoked |
 /// | an admin's token without `jti` (not minted here) | 400 `{"error":"unsupported_token_type"}` |
+/// | `subject=S` (instead of `token`) from an admin: every token of S issued up to now; with `issuer=URL`, S of that OIDC issuer, else the HMAC subject S ([`RevocationList::revoke_subject`]) | 200, cut off: the layer refuses those tokens from now on |
+/// | `subject=S` from a registered client | 400 `{"error":"unauthorized_client"}`, nothing cut off |
 /// | unknown client, wrong secret, or no authentication | 401 `{"error":"invalid_client"}` + `WWW-Authenticate: Basic` |
 /// | `Authorization: Bearer` that the layer did not accept | 401 `{"error":"invalid_token"}` + `WWW-Authenticate: Bearer` |
 /// | an identity without role `admin` | 403 `{"error":"insufficient_scope"}` |
-/// | no `token`, a repeated parameter, two ways of authenticating, a malformed Basic header, wrong content type, body over 4 KiB | 400 `{"error":"invalid_request"}` |
+/// | no `token` (nor `subject`), both, `issuer` without `subject`, a repeated parameter, two ways of authenticating, a malformed Basic header, wrong content type, body over 4 KiB | 400 `{"error":"invalid_request"}` |
 /// | the exchange's limit of failures reached | 429 `{"error":"too_many_requests"}` + `Retry-After` |
 /// | a body not complete within [`BODY_DEADLINE`](crate::BODY_DEADLINE) | 408 |
 /// | any method but `POST` | 405 + `Allow: POST` |
@@ -156,6 +158,10 @@ impl Revoker<'_> {
 #[derive(Default)]
 struct Form {
     token: Option<String>,
+    /// An admin's `subject=S`: every token of S issued up to now.
+    subject: Option<String>,
+    /// With `subject`, the OIDC issuer that vouched for it (absent: this HMAC issuer).
+    issuer: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
 }
@@ -167,6 +173,8 @@ impl Form {
         for (name, value) in form_urlencoded::parse(body) {
             let repeated = match &*name {
                 "token" => form.token.replace(value.into_owned()).is_some(),
+                "subject" => form.subject.replace(value.into_owned()).is_some(),
+                "issuer" => form.issuer.replace(value.into_owned()).is_some(),
                 "client_id" => form.client_id.replace(value.into_owned()).is_some(),
                 "client_secret" => form
                     .client_secret
@@ -181,6 +189,14 @@ impl Form {
         }
         Some(form)
     }
+}
+
+/// What a request revokes.
+enum Target {
+    /// One token (RFC 7009).
+    Token(String),
+    /// Every token of a subject issued up to now, with the OIDC issuer naming it.
+    Subject(String, Option<String>),
 }
 
 /// How the request authenticates, as read from its head and form.
@@ -216,8 +232,17 @@ impl RevocationEndpoint {
         let Some(form) = Form::parse(&body) else {
             return Refusal::InvalidRequest.answer();
         };
-        let Some(token) = form.token.filter(|t| !t.is_empty()) else {
-            return Refusal::InvalidRequest.answer();
+        // Exactly one of `token` and `subject` (with `issuer` only beside `subject`).
+        let target = match (
+            form.token.filter(|t| !t.is_empty()),
+            form.subject.filter(|s| !s.is_empty()),
+            form.issuer,
+        ) {
+            (Some(token), None, None) => Target::Token(token),
+            (None, Some(subject), issuer) if issuer.as_ref().is_none_or(|i| !i.is_empty()) => {
+                Target::Subject(subject, issuer)
+            }
+            _ => return Refusal::InvalidRequest.answer(),
         };
         let identity = parts.extensions.get::<Identity>();
         let caller = match caller(&parts.headers, form.client_id, form.client_secret, identity) {
@@ -267,7 +292,53 @@ impl RevocationEndpoint {
                 return answer;
             }
         };
-        self.revoke(&token, &revoker, source).await
+        match target {
+            Target::Token(token) => self.revoke(&token, &revoker, source).await,
+            Target::Subject(subject, issuer) => {
+                self.revoke_subject(&subject, issuer, &revoker, source)
+                    .await
+            }
+        }
+    }
+
+    /// Cuts off every token of `subject` (of `issuer`, an OIDC issuer, or else of this HMAC
+    /// issuer) issued up to now: for admins only.
+    async fn revoke_subject(
+        &self,
+        subject: &str,
+        issuer: Option<String>,
+        revoker: &Revoker<'_>,
+        source: Option<std::net::IpAddr>,
+    ) -> Answer {
+        let Revoker::Admin(admin) = revoker else {
+            if self.auth.may_log(source) {
+                tracing::info!(target: "auth", event = "subject_revocation_failed", reason = "not_admin", sub = %Capped(subject), client_id = revoker.client_id().map(|c| tracing::field::display(Capped(c))), source = ?source, "revocation of a subject refused: only admins may");
+            }
+            return respond(
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"unauthorized_client"}"#,
+            );
+        };
+        let method = match issuer {
+            Some(issuer) if *issuer != *self.auth.config.issuer => {
+                tower_auth_core::AuthMethod::Oidc {
+                    issuer: issuer.into(),
+                }
+            }
+            _ => tower_auth_core::AuthMethod::Hmac {
+                issuer: Arc::clone(&self.auth.config.issuer),
+            },
+        };
+        let Ok(cutoff) = self.revocations.cut_off_now(&method, subject) else {
+            // A full list of cut-offs, reported with an error event.
+            return server_error();
+        };
+        if let Err(e) = self.revocations.persist().await {
+            tracing::error!(target: "auth", event = "revocation_file_error", sub = %Capped(subject), error = %e, file = ?self.revocations.file(), "the subject is cut off in memory but the revocation file was not written: it would be forgotten on restart");
+            return server_error();
+        }
+        tracing::info!(target: "auth", event = "subject_revoked", method = %method, sub = %Capped(subject), before = cutoff.before, admin = admin.subject(), admin_method = admin.method().kind(), "every token of the subject issued up to now is revoked");
+        revoked()
     }
 
     /// Revokes `token` for an authenticated `revoker`.
