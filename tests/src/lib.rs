@@ -5,6 +5,7 @@
 pub mod idp;
 #[cfg(feature = "interop")]
 pub mod oidc_provider;
+pub mod proxy;
 pub mod token_endpoint;
 
 use std::collections::HashMap;

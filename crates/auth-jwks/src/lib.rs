@@ -75,10 +75,13 @@ mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 mod fetch;
+mod introspect;
 mod keys;
 mod source;
 mod validate;
 
 pub use authenticator::OidcAuthenticator;
-pub use config::{IssuerConfig, OidcConfig, OidcConfigBuilder};
+pub use config::{IntrospectionConfig, IssuerConfig, OidcConfig, OidcConfigBuilder};
 pub use source::IssuerStatus;
+/// Which IdP connections go through which proxy ([`OidcConfigBuilder::proxies`]).
+pub use tower_auth_http::Proxies;
