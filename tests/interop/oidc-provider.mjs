@@ -6,6 +6,8 @@
 // a loopback redirect URI (any port) or the device flow (RFC 8628), refresh tokens,
 // revocation; the development login and consent forms (devInteractions) and the device
 // flow's own pages stand in for the person.
+// With INTEROP_OPAQUE=1 those access tokens are opaque instead, and the client may
+// introspect them (RFC 7662), as a resource server would.
 // Prints one JSON line {"issuer", "port", "client_id", "client_secret", "resource",
 // "cli_client_id"} once listening, then serves until stdin closes or the process is killed.
 import { generateKeyPairSync } from 'node:crypto';
@@ -18,6 +20,9 @@ const CLIENT_ID = 'interop-client';
 const CLIENT_SECRET = 'interop-secret-d3b07384d113edec49eaa6238ad5ff00';
 const CLI_CLIENT_ID = 'interop-cli';
 const ALG = process.env.INTEROP_ALG || 'ES256';
+// Opt-in (the introspection test asks for it): access tokens for RESOURCE are opaque, and
+// the introspection endpoint (RFC 7662) is on, for the confidential client.
+const OPAQUE = process.env.INTEROP_OPAQUE === '1';
 
 function jwk(kind, kid) {
   const { privateKey } = kind === 'RSA'
@@ -55,6 +60,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: true },
     revocation: { enabled: true },
+    introspection: { enabled: OPAQUE },
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
@@ -70,7 +76,7 @@ const provider = new Provider(issuer, {
           scope: 'orders:read orders:write',
           audience: RESOURCE,
           accessTokenTTL: 600,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: OPAQUE ? 'opaque' : 'jwt',
           jwt: { sign: { alg: ALG } },
         };
       },

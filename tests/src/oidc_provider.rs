@@ -24,6 +24,16 @@ impl OidcProvider {
     /// Starts the provider, signing access tokens with `alg` (its default when `None`), and
     /// waits for the line in which it announces its issuer, port and client.
     pub fn start(alg: Option<&str>) -> Self {
+        Self::start_with(alg, false)
+    }
+
+    /// [`start`](Self::start) issuing opaque access tokens for the resource, with the
+    /// introspection endpoint enabled for the client (`INTEROP_OPAQUE=1`).
+    pub fn start_opaque() -> Self {
+        Self::start_with(None, true)
+    }
+
+    fn start_with(alg: Option<&str>, opaque: bool) -> Self {
         let dir = std::env::var_os("INTEROP_NODE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop"));
@@ -36,6 +46,9 @@ impl OidcProvider {
         command.arg(dir.join("oidc-provider.mjs"));
         if let Some(alg) = alg {
             command.env("INTEROP_ALG", alg);
+        }
+        if opaque {
+            command.env("INTEROP_OPAQUE", "1");
         }
         let mut child = command
             .stdin(Stdio::piped())

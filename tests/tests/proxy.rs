@@ -146,3 +146,67 @@ async fn loopback_idps_never_go_through_the_proxy() {
     assert!(proxy.connects().is_empty());
     assert!(idp.jwks_requests() >= 1);
 }
+
+/// Set in the child process of the next test: the token URL to ask.
+const CHILD_TOKEN_URL: &str = "AUTH_TESTS_PROXY_CHILD_TOKEN_URL";
+
+/// SECURITY.md N7: `tower-auth-client`'s token requests read `HTTPS_PROXY` from the process
+/// environment. The environment is the process's, and setting it in this one would race the
+/// other tests, so this test binary runs again as a child with the variables set, and asks
+/// the token endpoint once; this process runs the proxy and the IdP and watches.
+#[test]
+fn the_client_crates_token_requests_go_through_https_proxy_from_the_environment() {
+    const NAME: &str =
+        "the_client_crates_token_requests_go_through_https_proxy_from_the_environment";
+    if let Ok(url) = std::env::var(CHILD_TOKEN_URL) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use tower_auth_client::TokenSource;
+            let source = tower_auth_client::ClientCredentials::new(&url, "svc", "secret").unwrap();
+            // The test IdP has no token endpoint: the answer is a 404, which does not matter.
+            let _ = source.fetch().await;
+        });
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ca = TestCa::new();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = ca.write_ca_file(dir.path(), "ca.pem");
+        let idp = TestIdp::start_tls_proxied(&[&SigningKey::ec("p1")], &ca).await;
+        let proxy = TestProxy::start(idp.addr()).await;
+        let token_url = format!("{}/token", idp.issuer());
+        let proxy_url = proxy.url();
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--test-threads", "1", "--quiet"])
+                .env(CHILD_TOKEN_URL, token_url)
+                .env("HTTPS_PROXY", proxy_url)
+                // The platform store of the child: the test CA, so that TLS through the tunnel
+                // completes and the request reaches the IdP.
+                .env("SSL_CERT_FILE", ca_file)
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy")
+                .stdout(std::process::Stdio::null())
+                .status()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(status.success());
+        let connects = proxy.connects();
+        assert_eq!(connects.len(), 1, "{connects:?}");
+        assert_eq!(
+            connects[0].target,
+            format!("{PROXIED_HOST}:{}", idp.addr().port())
+        );
+        assert_eq!(idp.requests(), 1, "the request went through the tunnel");
+    });
+}
