@@ -203,6 +203,34 @@ fn checks(c: &mut Criterion) {
         g.finish();
     }
 
+    // A cached opaque token validated by introspection, beside the cached RS256 JWT.
+    let introspection_url = rt.block_on(support::serve_introspection());
+    let introspecting = rt.block_on(support::oidc_introspecting(&jwks_url, &introspection_url));
+    let opaque = "2YotnFZFEjr1zCsicMWpAA-bench-opaque-access-token";
+    match introspecting.authenticate(Credential::Bearer(opaque)) {
+        Check::Pending(first) => assert!(matches!(rt.block_on(first), Outcome::Authenticated(_))),
+        other => panic!("the first check of an opaque token asks the endpoint: {other:?}"),
+    }
+    let jwt = keys[0].token.as_str();
+    let first = match introspecting.authenticate(Credential::Bearer(jwt)) {
+        Check::Ready(outcome) => outcome,
+        Check::Pending(fetching) => rt.block_on(fetching),
+    };
+    assert!(matches!(first, Outcome::Authenticated(_)));
+    let mut g = group(c, "check_introspected");
+    g.bench("ours_cached_introspected", || {
+        assert!(authenticated(
+            introspecting.authenticate(Credential::Bearer(black_box(opaque)))
+        ))
+    });
+    g.bench("ours_cached_jwt_rs256", || {
+        assert!(authenticated(
+            introspecting.authenticate(Credential::Bearer(black_box(jwt)))
+        ))
+    });
+    g.finish();
+    drop(introspecting);
+
     // What wrapping a check in a request costs (part of the tower-oauth2-resource-server figure).
     let mut g = group(c, "check_request_overhead");
     let mut noop = noop;

@@ -6,6 +6,8 @@
 // a loopback redirect URI (any port) or the device flow (RFC 8628), refresh tokens,
 // revocation; the development login and consent forms (devInteractions) and the device
 // flow's own pages stand in for the person.
+// With INTEROP_OPAQUE=1 those access tokens are opaque instead, and the client may
+// introspect them (RFC 7662), as a resource server would.
 // Prints one JSON line {"issuer", "port", "client_id", "client_secret", "resource",
 // "cli_client_id"} once listening, then serves until stdin closes or the process is killed.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
@@ -24,6 +26,9 @@ const ALG = process.env.INTEROP_ALG || 'ES256';
 // client certificate as a url-encoded PEM in x-ssl-client-cert.
 const MTLS = process.env.INTEROP_MTLS === '1';
 const MTLS_CLIENT_ID = 'interop-mtls';
+// Opt-in (the introspection test asks for it): access tokens for RESOURCE are opaque, and
+// the introspection endpoint (RFC 7662) is on, for the confidential client.
+const OPAQUE = process.env.INTEROP_OPAQUE === '1';
 
 function jwk(kind, kid) {
   const { privateKey } = kind === 'RSA'
@@ -76,6 +81,7 @@ const provider = new Provider(issuer, {
     ...(process.env.INTEROP_DPOP === '1' ? { dPoP: { enabled: true } } : {}),
     devInteractions: { enabled: true },
     revocation: { enabled: true },
+    introspection: { enabled: OPAQUE },
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     ...(MTLS ? {
@@ -106,7 +112,7 @@ const provider = new Provider(issuer, {
           scope: 'orders:read orders:write',
           audience: RESOURCE,
           accessTokenTTL: 600,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: OPAQUE ? 'opaque' : 'jwt',
           jwt: { sign: { alg: ALG } },
         };
       },

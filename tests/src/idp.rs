@@ -37,6 +37,27 @@ pub const AUDIENCE: &str = "api";
 
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 pub const JWKS_PATH: &str = "/jwks";
+pub const INTROSPECT_PATH: &str = "/introspect";
+/// The client the IdP expects at its introspection endpoint; the secret has characters that
+/// RFC 6749 section 2.3.1 form-urlencodes before Basic.
+pub const INTROSPECT_CLIENT_ID: &str = "resource server";
+pub const INTROSPECT_SECRET: &str = "s3cret:with%odd+chars/and=more";
+
+/// How the introspection endpoint answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Introspection {
+    /// `active: true` with the token's registered claims, `active: false` for others.
+    #[default]
+    Normal,
+    /// 503 with `Retry-After: 7`.
+    Down,
+    /// 200 with this body whatever the token.
+    Body(String),
+    /// `active: false` even for registered tokens.
+    Inactive,
+    /// The registered claims with another `iss`.
+    ForeignIss,
+}
 
 /// A published RSA-1024 JWK and an RS256 token it signed (made once with openssl; aws-lc-rs
 /// refuses to sign with keys this small). Issuer `https://small-rsa.test`, audience `api`,
@@ -217,8 +238,12 @@ pub enum Fault {
     Redirect(String),
 }
 
+/// A host name no resolver knows, in the test certificate: reachable only through a proxy that
+/// the test starts ([`crate::proxy::TestProxy`]), which maps it to the IdP.
+pub const PROXIED_HOST: &str = "idp.test";
+
 /// A certificate authority made by the test, and a server certificate it signed for
-/// `127.0.0.1` and `localhost`: an IdP behind a company's private CA, which no public or
+/// `127.0.0.1`, `localhost` and [`PROXIED_HOST`]: an IdP behind a company's private CA, which no public or
 /// platform root trusts.
 pub struct TestCa {
     ca_pem: String,
@@ -239,7 +264,8 @@ impl TestCa {
         let ca_cert = ca.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca, ca_key);
         let server_key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        let names = ["127.0.0.1", "localhost", PROXIED_HOST].map(str::to_owned);
+        let server = CertificateParams::new(names.to_vec())
             .unwrap()
             .signed_by(&server_key, &issuer)
             .unwrap();
@@ -290,6 +316,9 @@ struct Shared {
     connections: AtomicU64,
     requests: watch::Sender<u64>,
     held: watch::Sender<bool>,
+    opaque: Mutex<std::collections::HashMap<String, Value>>,
+    introspection: Mutex<Introspection>,
+    introspections: AtomicU64,
 }
 
 /// A running test IdP; stops serving when dropped.
@@ -317,12 +346,30 @@ impl TestIdp {
         Self::start_with(keys, Some(ca.acceptor.clone())).await
     }
 
+    /// [`start_tls`](Self::start_tls) with the issuer `https://idp.test:<port>`
+    /// ([`PROXIED_HOST`]): only a proxy can reach it.
+    pub async fn start_tls_proxied(keys: &[&SigningKey], ca: &TestCa) -> Self {
+        Self::start_named(keys, Some(ca.acceptor.clone()), Some(PROXIED_HOST)).await
+    }
+
     async fn start_with(keys: &[&SigningKey], tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        Self::start_named(keys, tls, None).await
+    }
+
+    async fn start_named(
+        keys: &[&SigningKey],
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        host: Option<&str>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let authority = match host {
+            Some(host) => format!("{host}:{}", addr.port()),
+            None => addr.to_string(),
+        };
         let shared = Arc::new(Shared {
-            issuer: format!("{scheme}://{addr}"),
+            issuer: format!("{scheme}://{authority}"),
             discovery_issuer: Mutex::new(None),
             discovery_jwks_uri: Mutex::new(None),
             published: Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()),
@@ -333,6 +380,9 @@ impl TestIdp {
             connections: AtomicU64::new(0),
             requests: watch::Sender::new(0),
             held: watch::Sender::new(false),
+            opaque: Mutex::new(std::collections::HashMap::new()),
+            introspection: Mutex::new(Introspection::Normal),
+            introspections: AtomicU64::new(0),
         });
         let admit_shared = Arc::clone(&shared);
         let respond_shared = Arc::clone(&shared);
@@ -449,6 +499,86 @@ impl TestIdp {
     pub fn requests(&self) -> u64 {
         *self.shared.requests.borrow()
     }
+
+    /// `{issuer}/introspect`, which discovery names.
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}{INTROSPECT_PATH}", self.shared.issuer)
+    }
+
+    /// Issues an opaque access token: a random string that introspection answers `active:
+    /// true` for, with `claims` (besides `active`).
+    pub fn opaque_token(&self, claims: Value) -> String {
+        let mut bytes = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut bytes).unwrap();
+        let token = b64(bytes);
+        self.shared
+            .opaque
+            .lock()
+            .unwrap()
+            .insert(token.clone(), claims);
+        token
+    }
+
+    /// Revokes an opaque token: introspection answers `active: false` from now on.
+    pub fn revoke_opaque(&self, token: &str) {
+        self.shared.opaque.lock().unwrap().remove(token);
+    }
+
+    pub fn set_introspection(&self, mode: Introspection) {
+        *self.shared.introspection.lock().unwrap() = mode;
+    }
+
+    /// Introspection requests received (authenticated or not).
+    pub fn introspections(&self) -> u64 {
+        self.shared.introspections.load(Ordering::SeqCst)
+    }
+}
+
+/// The introspection endpoint: `client_secret_basic` as RFC 6749 section 2.3.1 has it, a form
+/// with `token`, and an answer as [`Introspection`] says.
+fn introspect(shared: &Shared, authorization: Option<&str>, body: &[u8]) -> (u16, String) {
+    shared.introspections.fetch_add(1, Ordering::SeqCst);
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                other => format!("%{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            encode(INTROSPECT_CLIENT_ID),
+            encode(INTROSPECT_SECRET)
+        ))
+    );
+    if authorization != Some(expected.as_str()) {
+        return (401, r#"{"error":"invalid_client"}"#.into());
+    }
+    let body = String::from_utf8_lossy(body);
+    let token = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .unwrap_or_default();
+    let mode = shared.introspection.lock().unwrap().clone();
+    let claims = shared.opaque.lock().unwrap().get(token).cloned();
+    match (mode, claims) {
+        (Introspection::Down, _) => (503, String::new()),
+        (Introspection::Body(body), _) => (200, body),
+        (Introspection::Inactive, _) | (_, None) => (200, r#"{"active":false}"#.into()),
+        (mode, Some(mut claims)) => {
+            claims["active"] = json!(true);
+            if mode == Introspection::ForeignIss {
+                claims["iss"] = json!("https://elsewhere.example");
+            }
+            (200, claims.to_string())
+        }
+    }
 }
 
 async fn respond(
@@ -456,6 +586,20 @@ async fn respond(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = {
+        use http_body_util::BodyExt;
+        request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default()
+    };
     match path.as_str() {
         DISCOVERY_PATH => shared.discovery_requests.fetch_add(1, Ordering::SeqCst),
         JWKS_PATH => shared.jwks_requests.fetch_add(1, Ordering::SeqCst),
@@ -517,6 +661,7 @@ async fn respond(
                 reply(
                     200,
                     json!({"issuer": issuer, "jwks_uri": jwks_uri,
+                           "introspection_endpoint": format!("{}{INTROSPECT_PATH}", shared.issuer),
                            "response_types_supported": ["code"], "subject_types_supported": ["public"],
                            "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"]})
                     .to_string(),
@@ -527,6 +672,16 @@ async fn respond(
                     json!({"keys": *shared.published.lock().unwrap()}).to_string()
                 });
                 reply(200, body)
+            }
+            INTROSPECT_PATH => {
+                let (status, body) = introspect(&shared, authorization.as_deref(), &body);
+                let mut response = reply(status, body);
+                if status == 503 {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", "7".parse().unwrap());
+                }
+                response
             }
             _ => reply(404, r#"{"error":"not_found"}"#.into()),
         },

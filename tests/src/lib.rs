@@ -6,6 +6,7 @@ pub mod idp;
 #[cfg(feature = "interop")]
 pub mod oidc_provider;
 pub mod pki;
+pub mod proxy;
 pub mod token_endpoint;
 
 use std::collections::HashMap;

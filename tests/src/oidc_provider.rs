@@ -34,6 +34,12 @@ impl OidcProvider {
         Self::start_with(None, &[("INTEROP_MTLS", "1")])
     }
 
+    /// [`start`](Self::start) issuing opaque access tokens for the resource, with the
+    /// introspection endpoint enabled for the client (`INTEROP_OPAQUE=1`).
+    pub fn start_opaque() -> Self {
+        Self::start_with(None, &[("INTEROP_OPAQUE", "1")])
+    }
+
     /// As [`start`](Self::start), with more environment variables for the provider (the
     /// opt-in features of `oidc-provider.mjs`, such as `INTEROP_DPOP=1`).
     pub fn start_with(alg: Option<&str>, env: &[(&str, &str)]) -> Self {

@@ -203,6 +203,66 @@ pub(crate) async fn serve_jwks(keys: &[Key]) -> String {
     format!("http://{addr}/jwks")
 }
 
+/// An RFC 7662 introspection endpoint on loopback that says every token is active for
+/// `ISSUER` and `AUDIENCE`; returns its URL.
+pub(crate) async fn serve_introspection() -> String {
+    let body = Bytes::from(
+        json!({"active": true, "iss": ISSUER, "sub": "bench", "aud": AUDIENCE,
+               "scope": "runtime.metrics:read orders:read", "exp": now_unix() + 3600})
+        .to_string(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_| {
+                    let mut response = http::Response::new(Full::new(body.clone()));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/introspect")
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Our OIDC authenticator with a token cache of 10 000 and introspection of opaque tokens
+/// at `introspection_url`.
+pub(crate) async fn oidc_introspecting(
+    jwks_url: &str,
+    introspection_url: &str,
+) -> OidcAuthenticator {
+    let introspection = tower_auth_oidc::IntrospectionConfig::new("bench", "bench-secret")
+        .endpoint(introspection_url);
+    let config = OidcConfig::builder()
+        .issuer(
+            IssuerConfig::new(ISSUER, AUDIENCE)
+                .jwks_uri(jwks_url)
+                .introspection(introspection),
+        )
+        .token_cache_size(10_000)
+        .build()
+        .unwrap();
+    OidcAuthenticator::start(config, Admins::default())
+        .await
+        .unwrap()
+}
+
 // ---------------------------------------------------------------- ours
 
 /// `n` random-looking hex keys (SHA-256 of a counter), and the authenticator holding them.

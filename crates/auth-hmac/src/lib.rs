@@ -73,8 +73,8 @@ pub use config::{
 pub use cutoff::{MAX_SUBJECT_CUTOFFS, SUBJECT_CUTOFF_KEEP};
 pub use exchange::{
     BODY_DEADLINE, DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_FAILURES, DEFAULT_TOKEN_LIFETIME,
-    ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, MAX_BODY_BYTES, REVOKE_PATH,
-    RevocationEndpoint, TOKEN_PATH, TokenClients,
+    ExchangeEndpoint, ExchangeEndpointBuilder, ForwardedHeader, IntrospectFuture, Introspector,
+    MAX_BODY_BYTES, REVOKE_PATH, RevocationEndpoint, TOKEN_PATH, TokenClients,
 };
 pub use revocation::{
     CLIENT_SHARE_PERCENT, DEFAULT_REVOCATION_CAPACITY, RevocationError, RevocationList,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, RETRY_AFTER, USER_AGENT,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE, PROXY_AUTHORIZATION, RETRY_AFTER,
+    USER_AGENT,
 };
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -16,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::proxy::{Proxies, ProxyConnector};
 use crate::retry_after::parse_retry_after;
 use crate::roots::root_store;
 use crate::{CaBundle, ClientCertificate, HttpError};
@@ -75,14 +77,16 @@ impl Reply {
 /// requests. Cloning shares the connection pool.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<ProxyConnector>, Full<Bytes>>,
     read_timeout: Duration,
+    proxies: Proxies,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("read_timeout", &self.read_timeout)
+            .field("proxies", &self.proxies)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +103,9 @@ impl HttpClient {
 
     /// [`new`](Self::new), trusting the certificates of `extra` as well (added to the public
     /// roots, not in their place).
+    ///
+    /// Both honour the proxies of the process environment ([`Proxies::from_env`]); see
+    /// [`with_proxies`](Self::with_proxies) for others.
     ///
     /// # Errors
     /// As [`new`](Self::new).
@@ -121,6 +128,30 @@ impl HttpClient {
         extra: &[&CaBundle],
         certificate: Option<&ClientCertificate>,
     ) -> Result<Self, HttpError> {
+        let proxies = Proxies::from_env();
+        Self::build(connect_timeout, read_timeout, extra, certificate, proxies)
+    }
+
+    /// [`with_ca`](Self::with_ca), going through `proxies` rather than the environment's.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_proxies(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        extra: &[&CaBundle],
+        proxies: Proxies,
+    ) -> Result<Self, HttpError> {
+        Self::build(connect_timeout, read_timeout, extra, None, proxies)
+    }
+
+    fn build(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        extra: &[&CaBundle],
+        certificate: Option<&ClientCertificate>,
+        proxies: Proxies,
+    ) -> Result<Self, HttpError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
@@ -130,7 +161,10 @@ impl HttpClient {
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(ProxyConnector {
+                http,
+                proxies: proxies.clone(),
+            });
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
@@ -138,6 +172,7 @@ impl HttpClient {
         Ok(Self {
             client,
             read_timeout,
+            proxies,
         })
     }
 
@@ -256,6 +291,10 @@ impl HttpClient {
         }
         if let Some(proof) = dpop {
             headers.insert("dpop", proof);
+        }
+        // Sensitive already: hyper-util marks it so when it parses the proxy URL.
+        if let Some(proxy_authorization) = self.proxies.absolute_form_authorization(uri) {
+            headers.insert(PROXY_AUTHORIZATION, proxy_authorization);
         }
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {

@@ -33,6 +33,8 @@ pub struct Metadata {
     revocation_endpoint: Option<String>,
     #[serde(default)]
     device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
 }
 
 impl Discovery {
@@ -156,6 +158,15 @@ impl Metadata {
     /// [`HttpError::MissingEndpoint`], or as [`parse_endpoint`](crate::parse_endpoint).
     pub fn device_authorization_endpoint(&self) -> Result<Uri, HttpError> {
         endpoint(self.device_authorization_endpoint.as_deref())
+    }
+
+    /// The `introspection_endpoint` (RFC 7662, RFC 8414 section 2), sent access tokens and a
+    /// client secret: the loopback rule applies.
+    ///
+    /// # Errors
+    /// [`HttpError::MissingEndpoint`], or as [`parse_endpoint`](crate::parse_endpoint).
+    pub fn introspection_endpoint(&self) -> Result<Uri, HttpError> {
+        endpoint(self.introspection_endpoint.as_deref())
     }
 }
 
@@ -323,7 +334,8 @@ mod tests {
     async fn login_endpoints_follow_the_loopback_rule() {
         let body = r#"{"issuer":"{issuer}","authorization_endpoint":"{issuer}/authorize",
             "revocation_endpoint":"http://idp.example/revoke",
-            "device_authorization_endpoint":"{issuer}/device"}"#;
+            "device_authorization_endpoint":"{issuer}/device",
+            "introspection_endpoint":"http://idp.example/introspect"}"#;
         let (_server, issuer) = idp(Some((200, body)), None).await;
         let metadata = Discovery::openid(&issuer)
             .unwrap()
@@ -340,6 +352,10 @@ mod tests {
         );
         assert_eq!(
             metadata.revocation_endpoint().unwrap_err(),
+            HttpError::PlainHttp
+        );
+        assert_eq!(
+            metadata.introspection_endpoint().unwrap_err(),
             HttpError::PlainHttp
         );
         assert_eq!(

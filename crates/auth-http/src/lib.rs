@@ -9,6 +9,8 @@
 //!   of a private CA ([`HttpClient::with_ca`]).
 //! - The loopback rule ([`is_loopback`], [`parse_endpoint`], [`require_tls_off_loopback`]):
 //!   plain `http` only to this machine, for every URL a secret is sent to or keys are read from.
+//! - [`Proxies`]: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (a `CONNECT` tunnel for https,
+//!   the absolute form for http, credentials as `Proxy-Authorization`), never for loopback.
 //! - [`Discovery`]: an issuer's OpenID Connect metadata, or its RFC 8414 metadata when the
 //!   first is not found, with the exact issuer check.
 //! - [`HttpError`]: every failure of the above, with a short reason code for logs.
@@ -33,6 +35,7 @@ mod client;
 mod client_cert;
 mod discovery;
 mod error;
+mod proxy;
 mod retry_after;
 mod roots;
 #[cfg(test)]
@@ -43,5 +46,6 @@ pub use client::{DEFAULT_TIMEOUT, HttpClient, MAX_BODY, Reply};
 pub use client_cert::{ClientCertError, ClientCertificate};
 pub use discovery::{Discovery, Metadata};
 pub use error::HttpError;
+pub use proxy::Proxies;
 pub use roots::{CaBundle, CaError, MAX_CA_FILE};
 pub use url::{is_loopback, parse_endpoint, parse_url, require_tls_off_loopback};

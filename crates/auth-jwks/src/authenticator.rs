@@ -9,13 +9,14 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tower_auth_core::jose::{CompactJws, JoseError};
 use tower_auth_core::{
-    Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Outcome,
-    Routing,
+    Admins, AuthError, Authenticator, Check, Clock, ConfigError, Credential, Fingerprint, Identity,
+    Outcome, Routing,
 };
 
 use crate::cache::TokenCache;
 use crate::config::OidcConfig;
 use crate::fetch::Fetcher;
+use crate::introspect::{CacheSettings, Introspector, Verdict};
 use crate::source::{IssuerStatus, Source, Timing};
 use crate::validate::{Routed, check_claims, check_header, identity, route, verify};
 
@@ -36,6 +37,8 @@ struct Inner {
     sources: Vec<Arc<Source>>,
     names: Vec<Arc<str>>,
     cache: TokenCache,
+    /// The one issuer that introspects opaque tokens, if any.
+    introspector: Option<Arc<Introspector>>,
     admins: Admins,
     clock: Clock,
     leeway: u64,
@@ -79,8 +82,13 @@ impl OidcAuthenticator {
         select_jwt_backend();
         let client_error = |m| ConfigError::new(&*variable, m);
         let shared: Vec<_> = config.ca.iter().collect();
-        let fetcher = Fetcher::new(config.connect_timeout, config.read_timeout, &shared)
-            .map_err(client_error)?;
+        let fetcher = Fetcher::new(
+            config.connect_timeout,
+            config.read_timeout,
+            &shared,
+            &config.proxies,
+        )
+        .map_err(client_error)?;
         let runtime = Handle::try_current()
             .map_err(|_| ConfigError::new(&*variable, "OIDC key loading needs a Tokio runtime"))?;
         let timing = Timing {
@@ -89,14 +97,43 @@ impl OidcAuthenticator {
             cooldown: config.unknown_kid_cooldown,
         };
         let mut sources: Vec<Arc<Source>> = Vec::with_capacity(config.issuers.len());
+        let mut introspector = None;
         for issuer in &config.issuers {
+            if issuer.introspection.is_some() {
+                let roots: Vec<_> = config.ca.iter().chain(issuer.ca.iter()).collect();
+                let client = tower_auth_http::HttpClient::with_proxies(
+                    config.connect_timeout,
+                    config.read_timeout,
+                    &roots,
+                    config.proxies.clone(),
+                )
+                .map_err(|e| client_error(e.to_string()))?;
+                let settings = CacheSettings {
+                    size: config.token_cache_size,
+                    ttl: config.token_cache_ttl,
+                    leeway: config.leeway_secs,
+                    clock: clock.clone(),
+                };
+                introspector = Some(Introspector::new(
+                    Arc::clone(issuer),
+                    client,
+                    settings,
+                    admins.clone(),
+                    runtime.clone(),
+                ));
+            }
             // An issuer with a CA of its own gets a client (and a pool) of its own; the others share one.
             let fetcher = match &issuer.ca {
                 None => fetcher.clone(),
                 Some(own) => {
                     let roots: Vec<_> = config.ca.iter().chain([own]).collect();
-                    Fetcher::new(config.connect_timeout, config.read_timeout, &roots)
-                        .map_err(client_error)?
+                    Fetcher::new(
+                        config.connect_timeout,
+                        config.read_timeout,
+                        &roots,
+                        &config.proxies,
+                    )
+                    .map_err(client_error)?
                 }
             };
             sources.push(Source::new(
@@ -122,6 +159,7 @@ impl OidcAuthenticator {
                 config.leeway_secs,
                 clock.clone(),
             ),
+            introspector,
             admins,
             clock,
             leeway: config.leeway_secs,
@@ -207,6 +245,34 @@ impl OidcAuthenticator {
             inner.own_runtime = Some(stop_tx);
         }
         Ok(auth)
+    }
+
+    /// Asks `issuer`'s introspection endpoint (RFC 7662) about `token`, through the same
+    /// cache and single flight as requests: the identity of an active access token, or the
+    /// error a request with it would get (401 `invalid_token`, or 503 when the endpoint is
+    /// unreachable). A token shaped like a JWT, or an issuer that does not introspect, is
+    /// refused as `invalid_token` without a call.
+    pub async fn introspect(&self, issuer: &str, token: &str) -> Result<Identity, AuthError> {
+        let refused = || AuthError::invalid_token("not_introspected");
+        let introspector = match &self.inner.introspector {
+            Some(i) if i.issuer() == issuer && Introspector::takes(token) => i,
+            _ => return Err(refused()),
+        };
+        if token.len() > tower_auth_core::MAX_CREDENTIAL_LEN {
+            return Err(JoseError::TooLarge.into());
+        }
+        match introspector.verdict(token).await {
+            Verdict::Active(identity) => Ok(identity),
+            other => match other.into_outcome() {
+                Outcome::Rejected(error) => Err(error),
+                _ => Err(refused()),
+            },
+        }
+    }
+
+    /// The issuer whose opaque tokens are introspected, if one is.
+    pub fn introspecting_issuer(&self) -> Option<&str> {
+        self.inner.introspector.as_deref().map(Introspector::issuer)
     }
 
     /// The issuers this authenticator validates, as configured.
@@ -430,6 +496,11 @@ impl Authenticator for OidcAuthenticator {
         };
         if token.len() > tower_auth_core::MAX_CREDENTIAL_LEN {
             return Check::Ready(Outcome::Rejected(JoseError::TooLarge.into()));
+        }
+        if let Some(introspector) = &self.inner.introspector
+            && Introspector::takes(token)
+        {
+            return introspector.check(token);
         }
         if let Some(outcome) = self.inner.cached(token) {
             return Check::Ready(outcome);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use http::Uri;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
-use tower_auth_core::{Clock, ConfigError};
-use tower_auth_http::{CaBundle, require_tls_off_loopback};
+use tower_auth_core::{Clock, ConfigError, Secret};
+use tower_auth_http::{CaBundle, Proxies, require_tls_off_loopback};
 
 /// The variable named in errors when the configuration was built in code.
 const BUILDER: &str = "OidcConfig";
@@ -86,6 +86,61 @@ pub struct IssuerConfig {
     required_typ: Option<String>,
     ca: Option<CaSource>,
     dpop: crate::dpop::DpopPolicy,
+    introspection: Option<IntrospectionConfig>,
+}
+
+/// RFC 7662 introspection of an issuer's opaque access tokens, as configured: the client we
+/// authenticate as (`client_secret_basic`), and the endpoint when discovery should not be asked.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct IntrospectionConfig {
+    endpoint: Option<String>,
+    client_id: String,
+    secret: SecretSource,
+}
+
+#[derive(Clone, Debug)]
+enum SecretSource {
+    Value(Secret),
+    File(PathBuf),
+}
+
+impl IntrospectionConfig {
+    /// Introspects as `client_id` with `client_secret`, at the issuer's discovered
+    /// `introspection_endpoint`.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self {
+            endpoint: None,
+            client_id: client_id.into(),
+            secret: SecretSource::Value(client_secret.into()),
+        }
+    }
+
+    /// As [`new`](Self::new), the secret read from a file (its trailing line break ignored)
+    /// when the configuration is built.
+    pub fn secret_file(client_id: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self {
+            endpoint: None,
+            client_id: client_id.into(),
+            secret: SecretSource::File(path.into()),
+        }
+    }
+
+    /// Asks this endpoint instead of the discovered one. It must be `https`, or plain `http`
+    /// to a loopback host.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+}
+
+/// Checked introspection settings of an issuer.
+#[derive(Debug)]
+pub(crate) struct Introspection {
+    /// `None`: discovered at the first introspection.
+    pub(crate) endpoint: Option<Uri>,
+    pub(crate) client_id: String,
+    pub(crate) secret: Secret,
 }
 
 impl IssuerConfig {
@@ -101,6 +156,7 @@ impl IssuerConfig {
             required_typ: None,
             ca: None,
             dpop: crate::dpop::DpopPolicy::Allowed,
+            introspection: None,
         }
     }
 
@@ -109,6 +165,13 @@ impl IssuerConfig {
     /// (`Required`): see [`DpopVerifier`](crate::DpopVerifier).
     pub fn dpop(mut self, policy: crate::dpop::DpopPolicy) -> Self {
         self.dpop = policy;
+        self
+    }
+
+    /// Validates this issuer's opaque (non-JWT) access tokens by RFC 7662 introspection.
+    /// At most one issuer may: an opaque token does not say whose it is.
+    pub fn introspection(mut self, introspection: IntrospectionConfig) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 
@@ -192,6 +255,7 @@ pub(crate) struct Issuer {
     /// This issuer's own CA bundle (`ca_file`), trusted besides the configuration-wide one.
     pub(crate) ca: Option<CaBundle>,
     pub(crate) dpop: crate::dpop::DpopPolicy,
+    pub(crate) introspection: Option<Introspection>,
 }
 
 /// How to reach, cache and judge the configured issuers.
@@ -229,6 +293,7 @@ pub struct OidcConfig {
     pub(crate) clock: Clock,
     /// Trusted for every issuer (`OIDC_CA_FILE`).
     pub(crate) ca: Option<CaBundle>,
+    pub(crate) proxies: Proxies,
 }
 
 impl OidcConfig {
@@ -248,6 +313,7 @@ impl OidcConfig {
             clock: Clock::system(),
             ca: None,
             ca_variable: None,
+            proxies: Proxies::from_env(),
         }
     }
 
@@ -266,6 +332,9 @@ impl OidcConfig {
     /// assert_eq!(refused.variable(), "OIDC_CA_FILE");
     /// assert!(refused.message().contains("/nonexistent/ca.pem"));
     /// ```
+    ///
+    /// Proxies come from `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (or their
+    /// lower-case forms), read through `get` without the prefix.
     ///
     /// # Errors
     /// As [`from_json`](Self::from_json), naming `OIDC_CONFIG`; a CA file that cannot be read
@@ -295,6 +364,7 @@ impl OidcConfig {
             builder = builder.ca_file(path);
             builder.ca_variable = Some(name("OIDC_CA_FILE").into());
         }
+        builder = builder.proxies(Proxies::from_lookup(&get));
         builder.build().map(Some)
     }
 
@@ -315,7 +385,7 @@ impl OidcConfig {
         })?;
         let mut builder = Self::builder();
         builder.variable = variable.into();
-        for raw_issuer in raw.issuers {
+        for (i, raw_issuer) in raw.issuers.into_iter().enumerate() {
             let (first, rest) = match raw_issuer.audience {
                 OneOrMany::One(a) => (a, Vec::new()),
                 OneOrMany::Many(mut list) => {
@@ -336,6 +406,11 @@ impl OidcConfig {
             issuer.required_typ = raw_issuer.required_typ;
             issuer.ca = raw_issuer.ca_file.map(|path| CaSource::File(path.into()));
             issuer.dpop = raw_issuer.dpop.unwrap_or_default();
+            issuer.introspection = raw_issuer
+                .introspection
+                .map(RawIntrospection::into_config)
+                .transpose()
+                .map_err(|m| ConfigError::new(variable, format!("issuers[{i}]: {m}")))?;
             builder = builder.issuer(issuer);
         }
         if let Some(secs) = raw.jwks_refresh_interval_secs {
@@ -399,6 +474,7 @@ pub struct OidcConfigBuilder {
     ca: Option<CaSource>,
     /// The variable a CA error names (`OIDC_CA_FILE`) when not the configuration's own.
     ca_variable: Option<Arc<str>>,
+    proxies: Proxies,
 }
 
 impl OidcConfigBuilder {
@@ -481,6 +557,14 @@ impl OidcConfigBuilder {
         self
     }
 
+    /// The proxies every connection to the issuers goes through (default: the process
+    /// environment's `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`, [`Proxies::from_env`]);
+    /// [`Proxies::none`] for none. Loopback hosts are always reached directly.
+    pub fn proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
     /// Checks everything and returns the configuration.
     ///
     /// Every URL the issuers are reached at must be `https`, or plain `http` to a loopback
@@ -521,6 +605,15 @@ impl OidcConfigBuilder {
             if issuers.iter().any(|other| other.issuer == checked.issuer) {
                 return Err(err(format!("issuers[{i}]: issuer is listed twice")));
             }
+            // An opaque token names no issuer: asking each in turn would hand one issuer's
+            // tokens to another. SECURITY.md N3.
+            if checked.introspection.is_some() && issuers.iter().any(|o| o.introspection.is_some())
+            {
+                return Err(err(format!(
+                    "issuers[{i}]: introspection is enabled for another issuer already; \
+                     at most one issuer may introspect opaque tokens"
+                )));
+            }
             issuers.push(Arc::new(checked));
         }
         Ok(OidcConfig {
@@ -536,6 +629,7 @@ impl OidcConfigBuilder {
             unknown_kid_cooldown: self.unknown_kid_cooldown,
             clock: self.clock,
             ca,
+            proxies: self.proxies,
         })
     }
 }
@@ -605,6 +699,10 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
     if raw.required_typ.as_deref() == Some("") {
         return Err("required_typ must not be empty".into());
     }
+    let introspection = raw
+        .introspection
+        .map(|i| check_introspection(i, jwks_uri.is_some(), &discovery_uri))
+        .transpose()?;
     Ok(Issuer {
         issuer: raw.issuer.into(),
         audiences: raw.audiences,
@@ -616,6 +714,53 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         required_typ: raw.required_typ,
         ca,
         dpop: raw.dpop,
+        introspection,
+    })
+}
+
+fn check_introspection(
+    raw: IntrospectionConfig,
+    has_jwks_uri: bool,
+    discovery_uri: &Uri,
+) -> Result<Introspection, String> {
+    let endpoint = raw
+        .endpoint
+        .as_deref()
+        .map(|u| idp_url(u).map_err(|m| format!("introspection endpoint {m}")))
+        .transpose()?;
+    if endpoint.is_none() && has_jwks_uri && require_tls_off_loopback(discovery_uri).is_err() {
+        return Err(
+            "introspection needs an endpoint: the issuer is plain http off loopback, \
+             so its discovery document is not fetched"
+                .into(),
+        );
+    }
+    if raw.client_id.is_empty() {
+        return Err("introspection client_id must not be empty".into());
+    }
+    let secret = match raw.secret {
+        SecretSource::Value(secret) => secret,
+        SecretSource::File(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "introspection client_secret_file {:?}: {}",
+                    path.display(),
+                    e.kind()
+                )
+            })?;
+            let mut text = text;
+            text.truncate(text.trim_end_matches(['\r', '\n']).len());
+            // `From<String>` zeroizes the string it takes.
+            Secret::from(text)
+        }
+    };
+    if secret.is_empty() {
+        return Err("introspection client secret must not be empty".into());
+    }
+    Ok(Introspection {
+        endpoint,
+        client_id: raw.client_id,
+        secret,
     })
 }
 
@@ -669,6 +814,36 @@ struct RawIssuer {
     required_typ: Option<String>,
     ca_file: Option<String>,
     dpop: Option<crate::dpop::DpopPolicy>,
+    introspection: Option<RawIntrospection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntrospection {
+    endpoint: Option<String>,
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_file: Option<String>,
+}
+
+impl RawIntrospection {
+    fn into_config(self) -> Result<IntrospectionConfig, String> {
+        let secret = match (self.client_secret, self.client_secret_file) {
+            (Some(value), None) => SecretSource::Value(value.into()),
+            (None, Some(path)) => SecretSource::File(path.into()),
+            _ => {
+                return Err(
+                    "introspection needs exactly one of client_secret and client_secret_file"
+                        .into(),
+                );
+            }
+        };
+        Ok(IntrospectionConfig {
+            endpoint: self.endpoint,
+            client_id: self.client_id,
+            secret,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -942,6 +1117,109 @@ mod tests {
             e.to_string(),
             "OidcConfig: issuers[0]: ca_file holds no PEM certificate"
         );
+    }
+
+    /// SECURITY.md N3, N4.
+    #[test]
+    fn introspection_settings_are_checked() {
+        let with = |issuer: &str, introspection: &str| {
+            parse(&format!(
+                r#"{{"issuers":[{{"issuer":"{issuer}","audience":"x","jwks_uri":"https://k.example/jwks","introspection":{introspection}}}]}}"#
+            ))
+        };
+        let ok = with(
+            "https://a.example",
+            r#"{"client_id":"rs","client_secret":"s3cret"}"#,
+        )
+        .unwrap();
+        let i = ok.issuers[0].introspection.as_ref().unwrap();
+        assert_eq!((i.endpoint.as_ref(), i.client_id.as_str()), (None, "rs"));
+        assert_eq!(i.secret.expose_secret(), b"s3cret");
+        assert!(
+            !format!("{ok:?}").contains("s3cret"),
+            "the secret never in Debug"
+        );
+        let given = with(
+            "http://idp.example",
+            r#"{"endpoint":"https://idp.example/introspect","client_id":"rs","client_secret":"s"}"#,
+        )
+        .unwrap();
+        let endpoint = given.issuers[0]
+            .introspection
+            .as_ref()
+            .unwrap()
+            .endpoint
+            .clone();
+        assert_eq!(endpoint.unwrap(), "https://idp.example/introspect");
+        for (issuer, introspection, needle) in [
+            (
+                "https://a.example",
+                r#"{"endpoint":"http://idp.example/introspect","client_id":"rs","client_secret":"s"}"#,
+                r#"issuers[0]: introspection endpoint "http://idp.example/introspect" must use https"#,
+            ),
+            // Discovery would be plain http: the endpoint must be given.
+            (
+                "http://idp.example",
+                r#"{"client_id":"rs","client_secret":"s"}"#,
+                "introspection needs an endpoint",
+            ),
+            (
+                "https://a.example",
+                r#"{"client_id":"rs"}"#,
+                "exactly one of client_secret and client_secret_file",
+            ),
+            (
+                "https://a.example",
+                r#"{"client_id":"rs","client_secret":"s","client_secret_file":"/f"}"#,
+                "exactly one of client_secret and client_secret_file",
+            ),
+            (
+                "https://a.example",
+                r#"{"client_id":"","client_secret":"s"}"#,
+                "client_id must not be empty",
+            ),
+            (
+                "https://a.example",
+                r#"{"client_id":"rs","client_secret":""}"#,
+                "secret must not be empty",
+            ),
+            (
+                "https://a.example",
+                r#"{"client_id":"rs","client_secret_file":"/nonexistent/secret"}"#,
+                r#"client_secret_file "/nonexistent/secret""#,
+            ),
+            (
+                "https://a.example",
+                r#"{"client_id":"rs","secret":"s"}"#,
+                "unknown field",
+            ),
+        ] {
+            let error = with(issuer, introspection).unwrap_err();
+            assert!(error.contains(needle), "{introspection}: {error}");
+            assert!(!error.contains("s3cret"));
+        }
+        // Two introspecting issuers: an opaque token would not say whose it is.
+        let two = parse(
+            r#"{"issuers":[
+                {"issuer":"https://a.example","audience":"x","introspection":{"client_id":"a","client_secret":"s"}},
+                {"issuer":"https://b.example","audience":"x","introspection":{"client_id":"b","client_secret":"s"}}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            two.contains("issuers[1]: introspection is enabled for another issuer"),
+            "{two}"
+        );
+        // A secret file: its trailing line break is not part of the secret.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-file\r\n").unwrap();
+        let introspection = format!(
+            r#"{{"client_id":"rs","client_secret_file":"{}"}}"#,
+            path.display()
+        );
+        let c = with("https://a.example", &introspection).unwrap();
+        let secret = &c.issuers[0].introspection.as_ref().unwrap().secret;
+        assert_eq!(secret.expose_secret(), b"from-file");
     }
 
     #[test]

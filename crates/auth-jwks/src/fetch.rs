@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Uri;
-use tower_auth_http::{CaBundle, Discovery, HttpClient, HttpError, Metadata};
+use tower_auth_http::{CaBundle, Discovery, HttpClient, HttpError, Metadata, Proxies};
 
 /// Why a fetch failed; a short code for logs plus the server's `Retry-After`, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,13 +39,14 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// A client trusting the platform's and the public roots, and `extra`.
+    /// A client trusting the platform's and the public roots, and `extra`, through `proxies`.
     pub(crate) fn new(
         connect_timeout: Duration,
         read_timeout: Duration,
         extra: &[&CaBundle],
+        proxies: &Proxies,
     ) -> Result<Self, String> {
-        HttpClient::with_ca(connect_timeout, read_timeout, extra)
+        HttpClient::with_proxies(connect_timeout, read_timeout, extra, proxies.clone())
             .map(|client| Self { client })
             .map_err(|e| e.to_string())
     }

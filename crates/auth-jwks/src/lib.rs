@@ -76,13 +76,16 @@ mod config;
 pub mod dev_issuer;
 mod dpop;
 mod fetch;
+mod introspect;
 mod keys;
 mod source;
 mod validate;
 
 pub use authenticator::OidcAuthenticator;
-pub use config::{IssuerConfig, OidcConfig, OidcConfigBuilder};
+pub use config::{IntrospectionConfig, IssuerConfig, OidcConfig, OidcConfigBuilder};
 pub use dpop::{
     DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt, jwk_thumbprint,
 };
 pub use source::IssuerStatus;
+/// Which IdP connections go through which proxy ([`OidcConfigBuilder::proxies`]).
+pub use tower_auth_http::Proxies;

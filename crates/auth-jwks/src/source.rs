@@ -398,7 +398,13 @@ mod tests {
             max_stale: config.max_stale(),
             cooldown: Duration::from_secs(30),
         };
-        let fetcher = Fetcher::new(Duration::from_secs(1), Duration::from_secs(1), &[]).unwrap();
+        let fetcher = Fetcher::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            &[],
+            &tower_auth_http::Proxies::none(),
+        )
+        .unwrap();
         Source::new(
             Arc::clone(&config.issuers[0]),
             timing,

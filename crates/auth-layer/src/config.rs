@@ -400,6 +400,17 @@ impl AuthConfig {
         let mut keys = self.keys;
         #[cfg(feature = "hmac")]
         let mut hmac = self.hmac;
+        // The exchange's introspected clients are judged by the OIDC authenticator,
+        // whichever comes first in the chain.
+        #[cfg(all(feature = "hmac", feature = "oidc"))]
+        let introspecting = oidc
+            .as_ref()
+            .map(|(authenticator, _)| authenticator.clone());
+        #[cfg(feature = "hmac")]
+        let clients_var = format!(
+            "{}AUTH_TOKEN_CLIENTS",
+            self.admins_var.trim_end_matches("AUTH_ADMINS")
+        );
         for kind in chain {
             match kind {
                 AuthenticatorKind::ApiKey => match keys.take() {
@@ -426,6 +437,16 @@ impl AuthConfig {
                         exchange,
                         revocations,
                     } = hmac.take().expect("checked in from_lookup");
+                    let exchange = exchange
+                        .map(|exchange| {
+                            crate::introspection::wire(
+                                exchange,
+                                #[cfg(feature = "oidc")]
+                                introspecting.as_ref(),
+                                &clients_var,
+                            )
+                        })
+                        .transpose()?;
                     // One list: what the revocation endpoint writes, the authenticator refuses
                     // from the next request on.
                     let authenticator =

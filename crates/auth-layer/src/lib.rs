@@ -100,6 +100,8 @@ pub mod grpc;
 #[cfg(feature = "axum")]
 mod health;
 mod identity_headers;
+#[cfg(feature = "hmac")]
+mod introspection;
 mod layer;
 mod limits;
 mod reload;

@@ -3,7 +3,9 @@
 //!
 //! With any `AUTH_*`, `API_KEY*`, `OIDC_*` or `HMAC_*` variable set, misspelt ones included,
 //! it is configured by `AuthConfig::from_env()`, and refuses to start when that configures no
-//! method (unless `AUTH_MODE=none`). With none set, and only on loopback addresses, it
+//! method (unless `AUTH_MODE=none`): an `OIDC_CONFIG` issuer with `introspection` then
+//! validates opaque access tokens (RFC 7662), token clients with `"introspect"` exchange
+//! them, and `HTTPS_PROXY` / `NO_PROXY` apply to every IdP request. With none set, and only on loopback addresses, it
 //! generates two API keys, an HMAC secret, a token client and an in-process OpenID issuer,
 //! and prints to the terminal (stderr, not the log on stdout) `curl` and `grpcurl` lines that
 //! show a 200, a 401 and a 403, a role token for `/metrics`, the token exchange and the

@@ -10,7 +10,11 @@ use tower_auth_core::ConfigError;
 use super::MAX_CLIENT_ID_LEN;
 
 pub(super) struct Client {
+    /// The SHA-256 of the secret; all zeros (which no secret hashes to) for a client
+    /// authenticated by introspection.
     pub(super) digest: [u8; 32],
+    /// The issuer whose introspection judges this client's credential, an upstream access token.
+    pub(super) introspect: Option<Arc<str>>,
     pub(super) roles: Vec<String>,
 }
 
@@ -34,7 +38,8 @@ impl fmt::Debug for TokenClients {
 #[serde(deny_unknown_fields)]
 struct ClientEntry {
     client_id: String,
-    secret_sha256: String,
+    secret_sha256: Option<String>,
+    introspect: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -43,6 +48,11 @@ impl TokenClients {
     /// Parses `value`, a JSON array `[{"client_id": "...", "secret_sha256": "...", "roles": [...]}]`.
     /// `secret_sha256` is 64 hex characters, with or without a `sha256:` prefix (print one
     /// with `auth-token digest`); `roles` may be omitted.
+    ///
+    /// Instead of `secret_sha256`, a client may have `"introspect": "<issuer>"`: its
+    /// credential is then an access token of that OIDC issuer, accepted when the issuer's
+    /// introspection says it is active and its `sub` or `client_id` is this `client_id`
+    /// (see [`ExchangeEndpointBuilder::introspector`](crate::ExchangeEndpointBuilder::introspector)).
     ///
     /// # Errors
     /// A [`ConfigError`] naming `variable` and the entry's position (never a digest): not
@@ -73,11 +83,34 @@ impl TokenClients {
                     format!("client #{position} has an empty, over-long or repeated client_id"),
                 ));
             }
-            let hex_digest = entry
-                .secret_sha256
-                .strip_prefix("sha256:")
-                .unwrap_or(&entry.secret_sha256);
             let mut digest = [0u8; 32];
+            let secret_sha256 = match (entry.secret_sha256, entry.introspect) {
+                (Some(digest), None) => digest,
+                (None, Some(issuer)) if !issuer.is_empty() => {
+                    let roles = crate::token::normalize_roles(entry.roles);
+                    let introspect = Some(issuer.into());
+                    clients.insert(
+                        entry.client_id,
+                        Client {
+                            digest,
+                            introspect,
+                            roles,
+                        },
+                    );
+                    continue;
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        variable,
+                        format!(
+                            "client #{position} needs exactly one of secret_sha256 and introspect (a non-empty issuer)"
+                        ),
+                    ));
+                }
+            };
+            let hex_digest = secret_sha256
+                .strip_prefix("sha256:")
+                .unwrap_or(&secret_sha256);
             hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| {
                 ConfigError::new(
                     variable,
@@ -87,7 +120,14 @@ impl TokenClients {
                 )
             })?;
             let roles = crate::token::normalize_roles(entry.roles);
-            clients.insert(entry.client_id, Client { digest, roles });
+            clients.insert(
+                entry.client_id,
+                Client {
+                    digest,
+                    introspect: None,
+                    roles,
+                },
+            );
         }
         Ok(Self {
             clients: Arc::new(clients),
@@ -119,6 +159,18 @@ impl TokenClients {
     pub fn contains(&self, client_id: &str) -> bool {
         self.clients.contains_key(client_id)
     }
+
+    /// The issuers named by clients registered with `introspect`, each once.
+    pub fn introspected_issuers(&self) -> Vec<&str> {
+        let mut issuers: Vec<&str> = self
+            .clients
+            .values()
+            .filter_map(|c| c.introspect.as_deref())
+            .collect();
+        issuers.sort_unstable();
+        issuers.dedup();
+        issuers
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +192,21 @@ mod tests {
         assert!(clients.contains("a") && clients.contains("b") && !clients.contains("c"));
         assert_eq!(clients.clients["a"].roles, ["x", "y"]);
         assert_eq!(format!("{clients:?}"), "TokenClients { clients: 2 }");
+        assert!(clients.introspected_issuers().is_empty());
+
+        let introspected = TokenClients::parse(
+            "AUTH_TOKEN_CLIENTS",
+            r#"[{"client_id":"agent","introspect":"https://idp.example","roles":["metrics"]},
+                {"client_id":"other","introspect":"https://idp.example"}]"#,
+        )
+        .unwrap();
+        assert_eq!(introspected.introspected_issuers(), ["https://idp.example"]);
+        let agent = &introspected.clients["agent"];
+        assert_eq!(agent.introspect.as_deref(), Some("https://idp.example"));
+        assert_eq!(
+            (agent.digest, agent.roles.as_slice()),
+            ([0; 32], &["metrics".to_owned()][..])
+        );
 
         let bad_digest = "cd".repeat(31);
         for bad in [
@@ -154,6 +221,9 @@ mod tests {
             ),
             format!(r#"[{{"client_id":"a","secret_sha256":"{digest}","extra":1}}]"#),
             format!(r#"[{{"client_id":"a","secret_sha256":"{digest}","roles":"x"}}]"#),
+            format!(r#"[{{"client_id":"a","secret_sha256":"{digest}","introspect":"https://i"}}]"#),
+            r#"[{"client_id":"a"}]"#.to_owned(),
+            r#"[{"client_id":"a","introspect":""}]"#.to_owned(),
         ] {
             let err = TokenClients::parse("APP_AUTH_TOKEN_CLIENTS", &bad).unwrap_err();
             assert_eq!(err.variable(), "APP_AUTH_TOKEN_CLIENTS");

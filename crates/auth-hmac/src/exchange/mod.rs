@@ -95,12 +95,14 @@ macro_rules! endpoint_service {
 }
 
 mod clients;
+mod introspect;
 mod limiter;
 mod peer;
 mod request;
 mod revoke;
 
 pub use clients::TokenClients;
+pub use introspect::{IntrospectFuture, Introspector};
 use limiter::FailureLimiter;
 use request::{ClientAuth, Endpoint, invalid_request, read_body, respond};
 pub use revoke::{REVOKE_PATH, RevocationEndpoint};
@@ -137,6 +139,8 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// | case | answer |
 /// |---|---|
 /// | known client, credential's SHA-256 equals its `secret_sha256` | 200 `{"access_token","token_type":"Bearer","expires_in"}`, the client's roles, subject = `client_id` |
+/// | client registered with `introspect`: credential an access token its issuer says is active, whose `sub` or `client_id` is the `client_id` | the same 200 |
+/// | such a client's issuer unreachable | 503 `{"error":"temporarily_unavailable"}` + `Retry-After` (not counted as a failure) |
 /// | unknown client or wrong credential (one answer, near-same timing) | 401 `{"error":"invalid_client"}` |
 /// | malformed JSON, missing fields, wrong content type, body over 4 KiB | 400 `{"error":"invalid_request"}` |
 /// | 5 failures for one `client_id` from one source address within a minute, or 20 from one source with ids nobody registered (configurable) | 429 `{"error":"too_many_requests"}` + `Retry-After`, even with the right credential |
@@ -167,6 +171,8 @@ pub struct ExchangeEndpoint {
     auth: Arc<ClientAuth>,
     lifetime: Duration,
     audience: Option<Arc<str>>,
+    /// Judges the tokens of clients registered with `introspect`.
+    introspector: Option<Arc<dyn Introspector>>,
 }
 
 impl fmt::Debug for ExchangeEndpoint {
@@ -199,6 +205,17 @@ pub struct ExchangeEndpointBuilder {
     failure_window: Duration,
     trusted_proxies: Vec<String>,
     forwarded_header: ForwardedHeader,
+    introspector: Option<IntrospectorSlot>,
+}
+
+/// An introspector held by a builder, which is `Debug`.
+#[derive(Clone)]
+struct IntrospectorSlot(Arc<dyn Introspector>);
+
+impl fmt::Debug for IntrospectorSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Introspector")
+    }
 }
 
 /// What [`ConfigError`]s about settings made in code name, as `OidcConfig`'s builder does.
@@ -247,6 +264,15 @@ impl ExchangeEndpointBuilder {
         self
     }
 
+    /// Judges the credentials of clients registered with `"introspect": "<issuer>"`: an
+    /// upstream access token, accepted when `introspector` says it is active and its subject
+    /// or `client_id` is the registration's `client_id`. The `tower-auth` facade gives the
+    /// OIDC authenticator's introspection; without one, such clients get 503.
+    pub fn introspector(mut self, introspector: impl Introspector) -> Self {
+        self.introspector = Some(IntrospectorSlot(Arc::new(introspector)));
+        self
+    }
+
     /// Checks everything and returns the endpoint.
     ///
     /// # Errors
@@ -288,6 +314,7 @@ impl ExchangeEndpointBuilder {
             )),
             lifetime: Duration::from_secs(self.lifetime.as_secs()),
             audience: self.audience,
+            introspector: self.introspector.map(|slot| slot.0),
         })
     }
 }
@@ -306,7 +333,21 @@ impl ExchangeEndpoint {
             failure_window: DEFAULT_FAILURE_WINDOW,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            introspector: None,
         }
+    }
+
+    /// This endpoint with `introspector` for the clients registered with `introspect` (as
+    /// [`ExchangeEndpointBuilder::introspector`], for an endpoint read from the environment).
+    #[must_use]
+    pub fn with_introspector(mut self, introspector: impl Introspector) -> Self {
+        self.introspector = Some(Arc::new(introspector));
+        self
+    }
+
+    /// The registered clients.
+    pub fn clients(&self) -> &TokenClients {
+        &self.auth.clients
     }
 
     /// Reads the process environment: the [`HmacConfig::from_env`] variables that sign the
@@ -426,10 +467,26 @@ impl ExchangeEndpoint {
             return invalid_request();
         };
         let credential = Secret::from(credential);
-        let client = match self
+        let introspected = self
             .auth
-            .authenticate(Endpoint::Token, &client_id, credential, source)
-        {
+            .clients
+            .clients
+            .get(&client_id)
+            .is_some_and(|c| c.introspect.is_some());
+        let authenticated = if introspected {
+            self.auth
+                .authenticate_introspected(
+                    &client_id,
+                    credential,
+                    source,
+                    self.introspector.as_deref(),
+                )
+                .await
+        } else {
+            self.auth
+                .authenticate(Endpoint::Token, &client_id, credential, source)
+        };
+        let client = match authenticated {
             Ok(client) => client,
             Err(refusal) => return refusal.answer(),
         };

@@ -16,7 +16,9 @@ use subtle::ConstantTimeEq;
 use tower_auth_core::{Capped, LogPermit, RejectionLog, Secret, sha256_digest};
 
 use super::clients::Client;
+use super::introspect::{Introspector, belongs_to};
 use super::limiter::FailureLimiter;
+use tower_auth_core::AuthErrorKind;
 use tower_auth_core::{Cidr, ForwardedHeader};
 
 use super::peer;
@@ -39,6 +41,9 @@ pub(super) enum Refusal {
     TooManyFailures(u64),
     /// 401 `invalid_client`.
     InvalidClient,
+    /// 503 `temporarily_unavailable`, with `Retry-After` in seconds: the issuer that judges
+    /// an introspected client's token cannot be asked.
+    Unavailable(u64),
 }
 
 impl Refusal {
@@ -58,6 +63,16 @@ impl Refusal {
             }
             Self::InvalidClient => {
                 respond(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#)
+            }
+            Self::Unavailable(wait) => {
+                let mut response = respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"error":"temporarily_unavailable"}"#,
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(wait));
+                response
             }
         }
     }
@@ -175,7 +190,8 @@ impl ClientAuth {
         let matches = expected.ct_eq(&sha256_digest(secret.expose_secret()));
         drop(secret);
         match client {
-            Some(client) if bool::from(matches) => {
+            // A client authenticated by introspection has no secret to match here.
+            Some(client) if bool::from(matches) && client.introspect.is_none() => {
                 self.limiter.succeeded(attempt);
                 Ok(client)
             }
@@ -193,6 +209,74 @@ impl ClientAuth {
         }
     }
 }
+
+impl ClientAuth {
+    /// Authenticates `client_id`, registered with `introspect`, by an upstream access
+    /// `token` that `introspector` judges: active, and its subject or `client_id` is this
+    /// client. A refusal counts in the limiter as a wrong secret does; an issuer that cannot
+    /// be asked is 503 and counts against nobody.
+    pub(super) async fn authenticate_introspected(
+        &self,
+        client_id: &str,
+        token: Secret,
+        source: Option<IpAddr>,
+        introspector: Option<&dyn Introspector>,
+    ) -> Result<&Client, Refusal> {
+        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN || token.is_empty() {
+            return Err(Refusal::InvalidRequest);
+        }
+        let Some(client) = self.clients.clients.get(client_id) else {
+            return Err(Refusal::InvalidClient);
+        };
+        let Some(issuer) = client.introspect.as_deref() else {
+            return Err(Refusal::InvalidClient);
+        };
+        let now = self.config.clock.now_unix();
+        let attempt = match self.limiter.attempt(client_id, true, source, now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                if self.may_log(source) {
+                    tracing::warn!(target: "auth", event = Endpoint::Token.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, "client authentication refused: too many failures");
+                }
+                return Err(Refusal::TooManyFailures(wait));
+            }
+        };
+        let Some(introspector) = introspector else {
+            self.limiter.succeeded(attempt);
+            tracing::error!(target: "auth", event = "token_exchange_error", client_id = %Capped(client_id),
+                "a client is registered with introspect but the endpoint has no introspector");
+            return Err(Refusal::Unavailable(DEFAULT_UNAVAILABLE_WAIT));
+        };
+        // The secret's text: it came from a JSON string, so it is UTF-8.
+        let text = std::str::from_utf8(token.expose_secret()).unwrap_or_default();
+        let verdict = introspector.introspect(issuer, text).await;
+        drop(token);
+        let reason = match verdict {
+            Ok(identity) if belongs_to(&identity, client_id) => {
+                self.limiter.succeeded(attempt);
+                return Ok(client);
+            }
+            Ok(_) => "introspected_token_of_another_client",
+            Err(error) if error.kind() == AuthErrorKind::Unavailable => {
+                // Not the client's fault: it does not count as a failure.
+                self.limiter.succeeded(attempt);
+                let wait = error
+                    .retry_after()
+                    .map_or(DEFAULT_UNAVAILABLE_WAIT, |d| d.as_secs().max(1));
+                tracing::warn!(target: "auth", event = Endpoint::Token.failed(), client_id = %Capped(client_id), reason = error.reason(), "introspection unavailable");
+                return Err(Refusal::Unavailable(wait));
+            }
+            Err(error) => error.reason(),
+        };
+        if self.may_log(source) {
+            tracing::info!(target: "auth", event = Endpoint::Token.failed(), client_id = %Capped(client_id), source = ?source, reason, "client authentication refused");
+        }
+        Err(Refusal::InvalidClient)
+    }
+}
+
+/// `Retry-After` when the introspecting issuer gave none.
+const DEFAULT_UNAVAILABLE_WAIT: u64 = 5;
 
 /// The body of `request`, which must be `POST` with content type `media_type`: 405 with
 /// `Allow: POST` for another method; 400 for another content type, an unparseable or too
