@@ -86,10 +86,11 @@ fn upstream(idp: &TestIdp, sub: Option<&str>, client_id: &str) -> String {
 async fn an_active_upstream_token_of_the_client_is_exchanged_for_its_registered_roles() {
     let idp = TestIdp::start(&[&SigningKey::rsa("a", 0)]).await;
     let addr = app(layer(&idp).await).await;
-    // The token's client_id is the registration (a client-credentials token), or its sub is.
+    // The token's client_id is the registration (a client-credentials token), and its sub,
+    // when sent, is too.
     for token in [
         upstream(&idp, None, "agent"),
-        upstream(&idp, Some("agent"), "some-app"),
+        upstream(&idp, Some("agent"), "agent"),
     ] {
         let reply = exchange(addr, "agent", &token).await;
         assert_eq!(reply.status, 200, "{reply:?}");
@@ -102,6 +103,9 @@ async fn an_active_upstream_token_of_the_client_is_exchanged_for_its_registered_
             .unwrap();
         assert_eq!(claims.sub, "agent");
         assert_eq!(claims.roles, ["runtime.metrics:read"]);
+        // SECURITY.md N16: no longer than the upstream token (600 s), not the default hour.
+        assert!(claims.exp <= now() + 600, "{} > upstream exp", claims.exp);
+        assert!(body["expires_in"].as_u64().unwrap() <= 600, "{body}");
         let bearer = format!("Bearer {role_token}");
         let metrics = get(addr, "/metrics", &[("authorization", &bearer)]).await;
         assert_eq!(metrics.status, 200);
@@ -206,4 +210,41 @@ async fn a_client_naming_an_issuer_without_introspection_refuses_to_start() {
         assert_eq!(error.variable(), "AUTH_TOKEN_CLIENTS");
         assert!(error.message().contains("introspect"), "{error}");
     }
+}
+
+/// SECURITY.md N16: only the client's own unbound token, of a subject not cut off, is
+/// exchanged: a person's token issued to the client, another client's token about the
+/// client, a certificate- or key-bound token, and a cut-off subject's token are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_clients_own_unbound_token_of_a_live_subject_is_exchanged() {
+    let idp = TestIdp::start(&[&SigningKey::rsa("a", 0)]).await;
+    let layer = layer(&idp).await;
+    let cutoffs = layer.revocations().unwrap().clone();
+    let addr = app(layer).await;
+    let persons = upstream(&idp, Some("alice"), "agent");
+    assert_eq!(exchange(addr, "agent", &persons).await.status, 401);
+    let about_the_client = upstream(&idp, Some("agent"), "some-app");
+    assert_eq!(exchange(addr, "agent", &about_the_client).await.status, 401);
+    for cnf in [
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+    ] {
+        let bound = idp.opaque_token(json!({"iss": idp.issuer(), "aud": AUDIENCE,
+            "exp": now() + 600, "client_id": "agent", "cnf": cnf}));
+        assert_eq!(exchange(addr, "agent", &bound).await.status, 401, "{cnf}");
+    }
+    // Four failures so far; the limiter allows five. A cut-off of the client's subject at
+    // the issuer: its upstream token, active at the IdP and issued before, is refused.
+    let issued = now() - 10;
+    let token = idp.opaque_token(json!({"iss": idp.issuer(), "aud": AUDIENCE,
+        "exp": now() + 600, "iat": issued, "client_id": "agent"}));
+    cutoffs
+        .revoke_subject(
+            &tower_auth_core::AuthMethod::Oidc {
+                issuer: idp.issuer().into(),
+            },
+            "agent",
+        )
+        .unwrap();
+    assert_eq!(exchange(addr, "agent", &token).await.status, 401);
 }

@@ -210,6 +210,51 @@ async fn garbage_inactive_foreign_iss_and_bad_claims_are_invalid_tokens() {
             with(&|c| c["sub"] = json!("")),
             "introspection_garbage",
         ),
+        // SECURITY.md N13: a time past the year 9999 is no time (it would overflow one).
+        (
+            "exp past 9999",
+            Introspection::Normal,
+            with(&|c| c["exp"] = json!(u64::MAX)),
+            "introspection_garbage",
+        ),
+        (
+            "iat past 9999",
+            Introspection::Normal,
+            with(&|c| c["iat"] = json!(1u64 << 63)),
+            "introspection_garbage",
+        ),
+        (
+            "iat ahead",
+            Introspection::Normal,
+            with(&|c| c["iat"] = json!(NOW + 600)),
+            "issued_in_future",
+        ),
+        // SECURITY.md N14: refresh tokens as Ory Hydra and Keycloak name them.
+        (
+            "hydra refresh token",
+            Introspection::Normal,
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("token_type");
+                c["token_use"] = json!("refresh_token");
+            }),
+            "introspection_not_an_access_token",
+        ),
+        (
+            "keycloak refresh token",
+            Introspection::Normal,
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("token_type");
+                c["typ"] = json!("Refresh");
+            }),
+            "introspection_not_an_access_token",
+        ),
+        // SECURITY.md N15: a malformed confirmation is refused as on a JWT.
+        (
+            "cnf not an object",
+            Introspection::Normal,
+            with(&|c| c["cnf"] = json!("jkt")),
+            "malformed_cnf",
+        ),
     ];
     for (name, mode, claims, reason) in cases {
         let auth = start(&idp, issuer(&idp), &clock).await;
@@ -401,4 +446,38 @@ async fn the_layer_accepts_introspected_tokens_from_oidc_config() {
     let down = get(addr, "/", &[("authorization", &bearer(&other))]).await;
     assert_eq!(down.status, 503);
     assert_eq!(down.header("retry-after"), Some("7"));
+}
+
+/// SECURITY.md N15: the issuer's DPoP policy holds for its opaque tokens as for its JWTs:
+/// under `required` an unbound token is refused; a token introspected as `DPoP` (RFC 9449
+/// section 6.2) is active, with its `cnf.jkt` for the layer to ask a proof by.
+#[tokio::test]
+async fn the_dpop_policy_holds_for_introspected_tokens() {
+    let clock = Clock::manual(NOW);
+    let idp = TestIdp::start(&[&SigningKey::rsa("a", 0)]).await;
+    let required = start(
+        &idp,
+        issuer(&idp).dpop(tower_auth_oidc::DpopPolicy::Required),
+        &clock,
+    )
+    .await;
+    let unbound = idp.opaque_token(claims(&idp, "alice", NOW + 3600));
+    let error = required
+        .introspect(idp.issuer(), &unbound)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind(), error.reason()),
+        (AuthErrorKind::InvalidToken, "dpop_binding_required")
+    );
+    let mut bound_claims = claims(&idp, "alice", NOW + 3600);
+    bound_claims["token_type"] = json!("DPoP");
+    bound_claims["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    let bound = idp.opaque_token(bound_claims);
+    let identity = required.introspect(idp.issuer(), &bound).await.unwrap();
+    assert_eq!(identity.subject(), "alice");
+    assert_eq!(
+        identity.claims().unwrap()["cnf"]["jkt"],
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    );
 }

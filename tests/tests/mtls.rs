@@ -538,3 +538,28 @@ fn a_client_certificate_that_cannot_be_used_is_refused_when_made() {
         Err(ClientCertError::Unreadable(_))
     ));
 }
+
+/// SECURITY.md L11: from a peer in `AUTH_TRUSTED_PROXIES`, only its certificate header
+/// counts; without one, the certificate on the peer's own connection (the proxy's) is no
+/// client certificate.
+#[tokio::test]
+async fn a_trusted_proxys_own_certificate_is_not_its_clients() {
+    let pki = Pki::new();
+    let proxy = pki.client("alice", Some(&pki.ca));
+    let key = SigningKey::ec("mtls-l11");
+    let idp = TestIdp::start(&[&key]).await;
+    let addr = serve_https(
+        &pki,
+        &[
+            ("OIDC_CONFIG", &oidc_config(&idp)),
+            ("AUTH_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("AUTH_CLIENT_CERT_HEADER", "x-forwarded-client-cert"),
+        ],
+    )
+    .await;
+    let bound = token(&idp, &key, Some(&proxy.thumbprint()));
+    assert_eq!(whoami(&pki, addr, Some(&proxy), &bound).await, 401);
+    // An unbound token from the proxy is served as usual.
+    let unbound = token(&idp, &key, None);
+    assert_eq!(whoami(&pki, addr, Some(&proxy), &unbound).await, 200);
+}

@@ -513,3 +513,26 @@ async fn an_endpoint_the_application_does_not_serve_is_not_exempt() {
     exempt.retain(|p| p.starts_with("/auth/"));
     assert_eq!(exempt, ["/auth/token"]);
 }
+
+/// SECURITY.md B15: with `AUTH_COOKIE`, an admin's credential in the token cookie, which a
+/// browser also sends with a cross-site form POST, acts for no one at the revocation endpoint.
+#[tokio::test]
+async fn an_admin_token_in_the_cookie_revokes_nothing() {
+    let server = serve(layer(&[("AUTH_COOKIE", "session")]).await).await;
+    let token = token(server, "agent", AGENT_SECRET).await;
+    let cookie = format!("session={KEY_A}");
+    // The cookie authenticates an ordinary request.
+    assert_eq!(
+        get(server, "/whoami", &[("cookie", &cookie)]).await.status,
+        200
+    );
+    let reply = revoke(server, &[("cookie", &cookie)], &format!("token={token}")).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    let reply = revoke(server, &[("cookie", &cookie)], "subject=agent").await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert_eq!(whoami(server, &token).await, 200);
+    // The same admin with a header (no browser sends one cross-site) still may.
+    let reply = revoke(server, &[("x-api-key", KEY_A)], &format!("token={token}")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(whoami(server, &token).await, 401);
+}

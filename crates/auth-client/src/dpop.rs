@@ -391,6 +391,9 @@ where
                 HeaderValue::from_str(&proof),
             )
         {
+            // Kept out of `Debug` output and HPACK's dynamic table, as `BearerLayer` does.
+            let mut authorization = authorization;
+            authorization.set_sensitive(true);
             let headers = request.headers_mut();
             headers.insert(AUTHORIZATION, authorization);
             headers.insert(DPOP_HEADER, proof);

@@ -99,6 +99,15 @@ pub(crate) struct CacheSettings {
     pub(crate) clock: Clock,
 }
 
+/// Ends a token's single flight when dropped.
+struct InFlight(Arc<Introspector>, Key);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.0.in_flight).remove(&self.1);
+    }
+}
+
 impl Introspector {
     pub(crate) fn new(
         issuer: Arc<Issuer>,
@@ -206,9 +215,11 @@ impl Introspector {
                     let this = Arc::clone(self);
                     let token = token.to_owned();
                     self.runtime.spawn(async move {
+                        // Removed however the task ends: a panic must not leave the token
+                        // answered "busy" until a restart (the waiters then get 503 once).
+                        let _in_flight = InFlight(Arc::clone(&this), key);
                         let (verdict, exp) = this.introspect(&token).await;
                         this.remember(key, &verdict, exp);
-                        lock(&this.in_flight).remove(&key);
                         tx.send_replace(Some(verdict));
                     });
                     rx
@@ -316,10 +327,13 @@ impl Introspector {
         let issuer = self.issuer();
         let discovery = Discovery::openid(issuer)
             .map_err(|_| Verdict::Unavailable("introspection_discovery_failed", None))?;
-        let metadata = discovery
-            .fetch(&self.client)
-            .await
-            .map_err(|e| unreachable(issuer, e))?;
+        // Whatever went wrong with discovery (down, a 404, an issuer mismatch, HTML), no
+        // token of this issuer can be judged: 503, never a 401 for the token.
+        let metadata = discovery.fetch(&self.client).await.map_err(|e| {
+            tracing::warn!(target: "auth", issuer, reason = e.reason(),
+                "discovery for the introspection endpoint failed");
+            Verdict::Unavailable("introspection_discovery_failed", e.retry_after())
+        })?;
         let endpoint = metadata.introspection_endpoint().map_err(|e| {
             // A missing or plain-http endpoint is the IdP's configuration, not an outage of
             // a moment; still 503, as no token of this issuer can be judged. SECURITY.md N4.
@@ -392,9 +406,15 @@ pub(crate) fn judge(
         Some(Value::String(_)) => return Err("introspection_foreign_iss"),
         Some(_) => return Err(GARBAGE),
     }
+    // NumericDates as the JWT path reads them: whole seconds up to the year 9999, so that no
+    // answer can overflow a time (SECURITY.md N13).
     let time = |name: &str| match claims.get(name) {
         None => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or(GARBAGE),
+        Some(value) => value
+            .as_u64()
+            .filter(|&secs| secs <= jose::MAX_NUMERIC_DATE)
+            .map(Some)
+            .ok_or(GARBAGE),
     };
     let exp = time("exp")?;
     if exp.is_some_and(|exp| exp.saturating_add(leeway) <= now) {
@@ -403,12 +423,36 @@ pub(crate) fn judge(
     if time("nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
         return Err("not_yet_valid");
     }
+    if time("iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        return Err("issued_in_future");
+    }
     match claims.get("token_type") {
         None => {}
+        // RFC 9449 section 6.2: a DPoP-bound token is introspected as `DPoP`; its `cnf.jkt`
+        // then asks the layer for a proof, as for a JWT.
         Some(Value::String(t))
-            if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("access_token") => {}
+            if t.eq_ignore_ascii_case("bearer")
+                || t.eq_ignore_ascii_case("access_token")
+                || t.eq_ignore_ascii_case("dpop") => {}
         Some(_) => return Err("introspection_not_an_access_token"),
     }
+    // The same question in the members other servers answer it with: Ory Hydra's
+    // `token_use`, Keycloak's `typ`. A refresh token is no access token (SECURITY.md N14).
+    match claims.get("token_use") {
+        None => {}
+        Some(Value::String(t)) if t == "access_token" => {}
+        Some(_) => return Err("introspection_not_an_access_token"),
+    }
+    if let Some(Value::String(typ)) = claims.get("typ")
+        && ["refresh", "offline", "id"]
+            .iter()
+            .any(|kind| typ.eq_ignore_ascii_case(kind))
+    {
+        return Err("introspection_not_an_access_token");
+    }
+    // The issuer's DPoP policy, as for its JWTs: under `required`, an unbound token is
+    // refused, and a malformed `cnf` always is (SECURITY.md N15).
+    crate::dpop::check_policy(&claims, issuer.dpop).map_err(|e| e.reason())?;
     jose::require_audience(&claims, &issuer.audiences).map_err(|e| AuthError::from(e).reason())?;
     let text = |name: &str| match claims.get(name) {
         None => Ok(None),

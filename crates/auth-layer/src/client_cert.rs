@@ -63,14 +63,16 @@ pub(crate) fn confirm<B>(
 }
 
 /// The thumbprint of the client certificate of the request's connection, if it has one.
+/// From a trusted proxy, only its header counts: a proxy's own certificate on the connection
+/// to us is not its client's, so a missing or unreadable header is no certificate.
+/// SECURITY.md L11.
 fn presented<'r, B>(limits: &SourceLimits, request: &'r Request<B>) -> Option<Cow<'r, str>> {
     let config = limits.config();
     if let Some(header) = &config.client_cert_header
         && let Some(peer) = limits.peer(request)
         && config.trusted_proxies.iter().any(|c| c.contains(peer))
-        && let Some(thumbprint) = header.thumbprint(request.headers())
     {
-        return Some(Cow::Owned(thumbprint));
+        return header.thumbprint(request.headers()).map(Cow::Owned);
     }
     connection_certificate(request).map(|c| Cow::Borrowed(c.thumbprint()))
 }

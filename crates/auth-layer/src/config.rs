@@ -443,6 +443,7 @@ impl AuthConfig {
                                 exchange,
                                 #[cfg(feature = "oidc")]
                                 introspecting.as_ref(),
+                                &revocations,
                                 &clients_var,
                             )
                         })

@@ -13,6 +13,7 @@ use tower_auth_hmac::ExchangeEndpoint;
 pub(crate) fn wire(
     exchange: ExchangeEndpoint,
     #[cfg(feature = "oidc")] oidc: Option<&tower_auth_oidc::OidcAuthenticator>,
+    cutoffs: &tower_auth_hmac::RevocationList,
     variable: &str,
 ) -> Result<ExchangeEndpoint, ConfigError> {
     let issuers: Vec<String> = exchange
@@ -29,12 +30,20 @@ pub(crate) fn wire(
         && let Some(introspecting) = oidc.introspecting_issuer()
         && issuers.iter().all(|i| i == introspecting)
     {
-        let oidc = oidc.clone();
+        let (oidc, cutoffs) = (oidc.clone(), cutoffs.clone());
         return Ok(
             exchange.with_introspector(move |issuer: &str, token: &str| {
-                let (oidc, issuer, token) = (oidc.clone(), issuer.to_owned(), token.to_owned());
-                let future: tower_auth_hmac::IntrospectFuture =
-                    Box::pin(async move { oidc.introspect(&issuer, &token).await });
+                let (oidc, cutoffs) = (oidc.clone(), cutoffs.clone());
+                let (issuer, token) = (issuer.to_owned(), token.to_owned());
+                let future: tower_auth_hmac::IntrospectFuture = Box::pin(async move {
+                    let identity = oidc.introspect(&issuer, &token).await?;
+                    // A cut-off subject gets no fresh role token: its upstream token may still
+                    // be active at the IdP. SECURITY.md N16.
+                    if cutoffs.is_cut_off(&identity) {
+                        return Err(tower_auth_core::AuthError::invalid_token("subject_revoked"));
+                    }
+                    Ok(identity)
+                });
                 future
             }),
         );

@@ -156,6 +156,21 @@ impl Settings {
         rule
     }
 
+    /// The identity an exempt request carries on. Not one from the token cookie at the
+    /// revocation endpoint: a browser sends the cookie with a cross-site form POST, and the
+    /// endpoint acts for an admin identity (cross-site request forgery). SECURITY.md B15.
+    fn exempt_identity<B>(&self, request: &Request<B>, identity: Identity) -> Option<Identity> {
+        #[cfg(feature = "hmac")]
+        if request.uri().path() == tower_auth_hmac::REVOKE_PATH
+            && self.sources.came_from_cookie(request.headers())
+        {
+            return None;
+        }
+        #[cfg(not(feature = "hmac"))]
+        let _ = request;
+        Some(identity)
+    }
+
     /// A blocked source's request: an exempt path is served without authenticating it, any
     /// other gets 429. Not logged: the block was, once, when the source reached its limit.
     #[cold]
@@ -196,7 +211,9 @@ impl Settings {
             (_, result) => result,
         };
         let verdict = match (self.rule(request), result) {
-            (PathRule::Exempt, Ok(identity)) => Verdict::Pass(Some(identity)),
+            (PathRule::Exempt, Ok(identity)) => {
+                Verdict::Pass(self.exempt_identity(request, identity))
+            }
             (PathRule::Exempt, Err(error)) => {
                 // Served anyway, but an exempt handler may answer differently with an
                 // identity: a guess there counts as one anywhere else.

@@ -47,6 +47,14 @@ impl Settings {
 }
 
 impl CredentialSources {
+    /// Whether the request's credential is the token cookie: a request that carries it and
+    /// passed extraction has no other credential (both at once are `invalid_request`).
+    pub(crate) fn came_from_cookie(&self, headers: &HeaderMap) -> bool {
+        self.cookie
+            .as_deref()
+            .is_some_and(|name| matches!(cookie(headers, name), Ok(Some(_))))
+    }
+
     /// The credential in `headers`: the core extractor's, then a Basic password, then the
     /// cookie. A cookie token beside an `Authorization` or API-key header, or a Basic
     /// password beside an API-key header, is two credentials: `invalid_request`.

@@ -46,13 +46,23 @@ where
     }
 }
 
-/// Whether an introspected token belongs to the registered client: its subject, or its
-/// `client_id` claim, is the registration's `client_id`.
-pub(super) fn belongs_to(identity: &Identity, client_id: &str) -> bool {
-    identity.subject() == client_id
-        || identity
-            .claims()
-            .and_then(|c| c.get("client_id"))
-            .and_then(|v| v.as_str())
-            == Some(client_id)
+/// Whether an introspected token is the registered client's own, and may be exchanged for a
+/// bearer role token: issued to it (`client_id`), about no one else (its subject, `sub` when
+/// sent, is the client too: a person's token issued to the client is not the client's), and
+/// bound to no key or certificate (exchanging a sender-constrained token for a bearer one
+/// would let a thief of it go without the key). The reason code of a refusal.
+/// SECURITY.md N10, N16.
+pub(super) fn belongs_to(identity: &Identity, client_id: &str) -> Result<(), &'static str> {
+    let claims = identity.claims();
+    if identity.bound_certificate().is_some() || claims.is_some_and(|c| c.contains_key("cnf")) {
+        return Err("introspected_token_is_bound");
+    }
+    let issued_to = claims
+        .and_then(|c| c.get("client_id"))
+        .and_then(|v| v.as_str());
+    if issued_to == Some(client_id) && identity.subject() == client_id {
+        Ok(())
+    } else {
+        Err("introspected_token_of_another_client")
+    }
 }

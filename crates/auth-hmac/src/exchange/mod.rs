@@ -104,7 +104,7 @@ mod revoke;
 pub use clients::TokenClients;
 pub use introspect::{IntrospectFuture, Introspector};
 use limiter::FailureLimiter;
-use request::{ClientAuth, Endpoint, invalid_request, read_body, respond};
+use request::{ClientAuth, Endpoint, Refusal, invalid_request, read_body, respond};
 pub use revoke::{REVOKE_PATH, RevocationEndpoint};
 pub use tower_auth_core::ForwardedHeader;
 
@@ -485,15 +485,31 @@ impl ExchangeEndpoint {
         } else {
             self.auth
                 .authenticate(Endpoint::Token, &client_id, credential, source)
+                .map(|client| (client, None))
         };
-        let client = match authenticated {
-            Ok(client) => client,
+        let (client, upstream_end) = match authenticated {
+            Ok(authenticated) => authenticated,
             Err(refusal) => return refusal.answer(),
+        };
+        // A role token for an upstream token lives no longer than it: revoking or letting
+        // the upstream token expire must not leave a longer-lived bearer token behind.
+        // SECURITY.md N16.
+        let lifetime = match upstream_end {
+            None => self.lifetime,
+            Some(end) => {
+                let left = end
+                    .duration_since(self.auth.config.clock.now())
+                    .unwrap_or_default();
+                if left < Duration::from_secs(1) {
+                    return Refusal::InvalidClient.answer();
+                }
+                self.lifetime.min(Duration::from_secs(left.as_secs()))
+            }
         };
         let (token, jti) = match self.auth.config.mint_with_jti(
             &client_id,
             &client.roles,
-            self.lifetime,
+            lifetime,
             self.audience.as_deref(),
             Some(&client_id),
         ) {
@@ -506,11 +522,11 @@ impl ExchangeEndpoint {
                 );
             }
         };
-        tracing::info!(target: "auth", event = "token_issued", client_id = ?client_id, jti = ?jti, roles = ?client.roles, expires_in = self.lifetime.as_secs(), "role token issued by exchange");
+        tracing::info!(target: "auth", event = "token_issued", client_id = ?client_id, jti = ?jti, roles = ?client.roles, expires_in = lifetime.as_secs(), "role token issued by exchange");
         let body = serde_json::json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": self.lifetime.as_secs(),
+            "expires_in": lifetime.as_secs(),
         });
         respond(StatusCode::OK, body.to_string())
     }

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA, RETRY_AFTER};
@@ -221,7 +222,7 @@ impl ClientAuth {
         token: Secret,
         source: Option<IpAddr>,
         introspector: Option<&dyn Introspector>,
-    ) -> Result<&Client, Refusal> {
+    ) -> Result<(&Client, Option<SystemTime>), Refusal> {
         if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN || token.is_empty() {
             return Err(Refusal::InvalidRequest);
         }
@@ -252,11 +253,13 @@ impl ClientAuth {
         let verdict = introspector.introspect(issuer, text).await;
         drop(token);
         let reason = match verdict {
-            Ok(identity) if belongs_to(&identity, client_id) => {
-                self.limiter.succeeded(attempt);
-                return Ok(client);
-            }
-            Ok(_) => "introspected_token_of_another_client",
+            Ok(identity) => match belongs_to(&identity, client_id) {
+                Ok(()) => {
+                    self.limiter.succeeded(attempt);
+                    return Ok((client, identity.expires_at()));
+                }
+                Err(reason) => reason,
+            },
             Err(error) if error.kind() == AuthErrorKind::Unavailable => {
                 // Not the client's fault: it does not count as a failure.
                 self.limiter.succeeded(attempt);
