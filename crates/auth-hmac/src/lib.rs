@@ -60,6 +60,7 @@ mod authenticator;
 mod config;
 mod exchange;
 mod mac;
+pub mod metrics;
 mod revocation;
 #[cfg(feature = "redis")]
 mod shared;

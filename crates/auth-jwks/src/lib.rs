@@ -76,9 +76,10 @@ mod config;
 pub mod dev_issuer;
 mod fetch;
 mod keys;
+pub mod metrics;
 mod source;
 mod validate;
 
 pub use authenticator::OidcAuthenticator;
 pub use config::{IssuerConfig, OidcConfig, OidcConfigBuilder};
-pub use source::IssuerStatus;
+pub use source::{IssuerState, IssuerStatus};

@@ -387,6 +387,7 @@ impl AuthConfig {
                 #[cfg(feature = "oidc")]
                 AuthenticatorKind::Oidc => {
                     let authenticator = oidc.take().expect("started in build or build_blocking");
+                    settings.watch_readiness(&authenticator);
                     settings.chain.push(Arc::new(authenticator));
                 }
                 #[allow(unreachable_patterns)]

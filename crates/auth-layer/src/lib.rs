@@ -92,6 +92,8 @@ mod health;
 mod identity_headers;
 mod layer;
 mod limits;
+pub mod metrics;
+mod readiness;
 mod reload;
 mod require_roles;
 mod response;
