@@ -65,6 +65,32 @@ fn service(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async { black_box(call().await) })
         });
     }
+    // The same checks with the Prometheus recorder installed (process-wide, so after every
+    // variant above has run without one): what recording the `auth_*` metrics costs.
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    for variant in [Variant::ApiKey, Variant::OidcCached] {
+        let app = rt.block_on(support::app(variant, &jwks_url, &keys));
+        let ready = app.router.clone().with_state(());
+        let call = || {
+            let router = ready.clone();
+            let request = app.request();
+            async move { router.oneshot(request).await.unwrap() }
+        };
+        assert_eq!(rt.block_on(call()).status(), 200);
+        let name = format!("{}_prometheus", variant.name());
+        report_allocations(
+            &format!("service_hello_world/{name}"),
+            allocations_per_call(|| {
+                black_box(rt.block_on(call()));
+            }),
+        );
+        group.bench_function(&name, |b| {
+            b.to_async(&rt).iter(|| async { black_box(call().await) })
+        });
+    }
+    assert!(handle.render().contains("auth_requests_total"));
     group.finish();
 }
 

@@ -3,8 +3,11 @@
 
 pub mod grpc;
 
+use std::sync::OnceLock;
+
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
 use serde_json::{Value, json};
 use tower_auth::{AuthLayer, RequireRolesLayer};
@@ -12,6 +15,26 @@ use tower_auth_core::Identity;
 
 /// Roles `/metrics` needs, both of them.
 pub const METRICS_ROLES: [&str; 2] = ["runtime.health:read", "runtime.metrics:read"];
+
+/// The readiness probe's path: 503 until every OIDC issuer can validate; exempt.
+pub const READY_PATH: &str = "/ready";
+
+/// The Prometheus recorder the demo installed, which `GET /metrics` renders.
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder as the process's metrics recorder, once: its recorder
+/// and handle only (no listener of its own, no push gateway), so that `GET /metrics` is
+/// served by the router, behind the auth layer and its role rule.
+pub fn install_prometheus() -> Result<(), String> {
+    if PROMETHEUS.get().is_some() {
+        return Ok(());
+    }
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the Prometheus recorder: {e}"))?;
+    let _ = PROMETHEUS.set(handle);
+    Ok(())
+}
 
 /// Name prefixes of the variables that configure authentication (`AUTH_MODE`,
 /// `API_KEYS`, `API_KEY_HEADER`, `OIDC_CONFIG`, `HMAC_SECRET`, ...). One variable with any of
@@ -66,9 +89,15 @@ pub fn startup<N: AsRef<str>>(
 
 /// The demo routes behind `auth`:
 /// `GET /health` (public), `GET /whoami` (any identity), `GET /admin` (role `admin`),
-/// `GET /metrics` (both [`METRICS_ROLES`]), and `POST /auth/token` and `POST /auth/revoke`
-/// when the layer has a token exchange.
+/// `GET /metrics` (both [`METRICS_ROLES`]), `GET /ready` (public, the readiness probe), and
+/// `POST /auth/token` and `POST /auth/revoke` when the layer has a token exchange.
 pub fn router(auth: AuthLayer) -> Router {
+    // A readiness probe carries no credential.
+    let auth = auth
+        .into_builder()
+        .exempt(READY_PATH)
+        .build()
+        .expect("a valid path");
     let mut router = Router::new();
     // `POST /auth/token` and `POST /auth/revoke` when AUTH_TOKEN_CLIENTS is configured; the
     // layer exempts both. Inside the layer, so that an admin's bearer identity reaches the
@@ -91,13 +120,18 @@ pub fn router(auth: AuthLayer) -> Router {
         )
         .route(
             "/metrics",
-            get(metrics).route_layer(
+            get({
+                let auth = auth.clone();
+                move || metrics(auth.clone())
+            })
+            .route_layer(
                 RequireRolesLayer::all(METRICS_ROLES)
                     .expect("valid roles")
                     .realm_of(&auth),
             ),
         )
         .route("/health", get(auth.health_handler()))
+        .route(READY_PATH, get(auth.ready_handler()))
         .layer(auth)
 }
 
@@ -111,8 +145,22 @@ async fn whoami(identity: Identity) -> Json<Value> {
     }))
 }
 
-async fn metrics() -> &'static str {
-    "# TYPE demo_requests_total counter\ndemo_requests_total 1\n"
+/// The Prometheus text of the installed recorder (nothing without one), gauges brought up
+/// to date first.
+async fn metrics(auth: AuthLayer) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    auth.record_gauges();
+    let body = PROMETHEUS.get().map_or_else(String::new, |handle| {
+        // Without the exporter's own listener, its upkeep (draining histogram buckets) is ours.
+        handle.run_upkeep();
+        handle.render()
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 /// A new random key: 32 bytes from the OS generator, hex-encoded (64 characters).

@@ -220,7 +220,10 @@ async fn health_is_public_and_reports_the_mode() {
     let addr = demo().await;
     let reply = get(addr, "/health", &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, r#"{"auth_mode":"api_key","status":"ok"}"#);
+    assert_eq!(
+        reply.body,
+        r#"{"auth_mode":"api_key","issuers":[],"methods":{"api_key":"ready"},"status":"ok"}"#
+    );
     // A bad credential on a public route is not refused.
     assert_eq!(
         get(addr, "/health", &[("x-api-key", "wrong")]).await.status,

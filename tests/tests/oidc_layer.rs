@@ -56,10 +56,25 @@ async fn every_method_in_one_chain() {
     let key = SigningKey::rsa("rsa-1", 0);
     let idp = TestIdp::start(&[&key]).await;
     let addr = demo(&idp).await;
+    let health: serde_json::Value =
+        serde_json::from_str(&get(addr, "/health", &[]).await.body).unwrap();
     assert_eq!(
-        get(addr, "/health", &[]).await.body,
-        r#"{"auth_mode":"api_key,oidc,hmac","status":"ok"}"#
+        health,
+        serde_json::json!({
+            "auth_mode": "api_key,oidc,hmac",
+            "status": "ok",
+            "methods": {"api_key": "ready", "oidc": "ready", "hmac": "ready"},
+            "issuers": [{
+                "issuer": idp.issuer(),
+                "state": "ready",
+                "key_age_secs": health["issuers"][0]["key_age_secs"],
+                "keys": 1,
+            }],
+        })
     );
+    assert!(health["issuers"][0]["key_age_secs"].as_u64().unwrap() < 60);
+    // The readiness probe is public too, and ready with the issuer's keys loaded.
+    assert_eq!(get(addr, "/ready", &[]).await.status, 200);
 
     let alice = token(&idp, &key, "alice", &["orders:read"]);
     let reply = get(addr, "/whoami", &[("authorization", &bearer(&alice))]).await;

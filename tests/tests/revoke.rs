@@ -453,7 +453,7 @@ async fn every_revocation_is_an_audit_event_without_the_token() {
     assert_eq!(events.len(), 2, "{text}");
     let by_client = events[0];
     let fingerprint = Fingerprint::of(token.as_bytes()).to_string();
-    assert!(by_client.contains(" INFO auth: "), "{by_client}");
+    assert!(by_client.contains(" INFO auth::audit: "), "{by_client}");
     assert!(
         by_client.contains(&format!("fingerprint={fingerprint}")),
         "{by_client}"

@@ -153,6 +153,35 @@ impl Chain {
         }
     }
 
+    /// The method of the authenticator a refused `credential` went to, as far as its
+    /// structure tells: the one authenticator of a chain of one, the owner of a bearer
+    /// JWT's issuer, or the first that takes values other than JWTs (API keys); `None` when
+    /// none would take it. For the `method` label of a refusal's metrics: it reads a JWT's
+    /// `iss` again, so it is not for the path of an accepted request.
+    pub fn method_for(&self, credential: Credential<'_>) -> Option<&'static str> {
+        if let [only] = &self.authenticators[..] {
+            return Some(only.method());
+        }
+        if let Credential::Bearer(token) = credential
+            && looks_like_jws(token)
+        {
+            let Peeked::Issuer(jws) = CompactJws::peek_for(token, &self.issuers) else {
+                return None;
+            };
+            let at = self.issuers.iter().position(|i| **i == *jws.issuer())?;
+            return Some(self.authenticators[self.owners[at]].method());
+        }
+        self.authenticators
+            .iter()
+            .find(|a| matches!(a.routing(), Routing::NotJws))
+            .map(|a| a.method())
+    }
+
+    /// The method of authenticator `index`, as [`ChainStep::Waiting`] names one.
+    pub fn method_at(&self, index: usize) -> Option<&'static str> {
+        self.authenticators.get(index).map(|a| a.method())
+    }
+
     /// An outcome as a run's result, for an outcome awaited after [`ChainStep::Waiting`]:
     /// `NotMine` at the end of a run is nobody's credential.
     pub fn settle(outcome: Outcome) -> Result<Identity, AuthError> {

@@ -61,6 +61,7 @@ mod config;
 mod cutoff;
 mod exchange;
 mod mac;
+pub mod metrics;
 mod revocation;
 #[cfg(feature = "redis")]
 mod shared;

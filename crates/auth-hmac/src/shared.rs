@@ -538,14 +538,21 @@ impl Follower {
         let mut last_event: Option<Instant> = None;
         loop {
             let step = match self.last_id {
-                None => self.reload(&mut conn).await,
-                Some(_) => self.follow(&mut conn).await,
+                None => {
+                    let span = tracing::debug_span!(target: "auth", "redis", op = "reload");
+                    tracing::Instrument::instrument(self.reload(&mut conn), span).await
+                }
+                Some(_) => {
+                    let span = tracing::debug_span!(target: "auth", "redis", op = "follow");
+                    tracing::Instrument::instrument(self.follow(&mut conn), span).await
+                }
             };
             match step {
                 Ok(()) => {
                     failures = 0;
                     last_event = None;
                     self.shared.mark_synced();
+                    crate::metrics::redis(true, Duration::ZERO);
                 }
                 Err(e) => {
                     self.last_id = None;
@@ -553,6 +560,8 @@ impl Follower {
                         tracing::warn!(target: "auth", event = "redis_disconnected", error = ?e.kind(), "lost Redis: serving the local revocation list, reconnecting");
                     }
                     self.report_staleness(&mut last_event);
+                    let lag = Duration::from_millis(self.shared.staleness_ms());
+                    crate::metrics::redis(false, lag);
                     failures = failures.saturating_add(1);
                     tokio::time::sleep(backoff(failures)).await;
                 }

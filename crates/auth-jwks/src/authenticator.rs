@@ -287,6 +287,16 @@ impl OidcAuthenticator {
         self.inner.cache.len()
     }
 
+    /// Sets the gauges of every issuer (`auth_jwks_keys`, `auth_jwks_age_seconds`,
+    /// `auth_issuer_up`) to where it stands now. Each fetch sets them too; between fetches
+    /// the age grows and an issuer passes its max-stale age unseen, so an application that
+    /// renders metrics calls this first (as `AuthLayer::record_gauges` does).
+    pub fn record_gauges(&self) {
+        for source in &self.inner.sources {
+            crate::metrics::gauges(&source.issuer.issuer, &source.status());
+        }
+    }
+
     /// Where `issuer`'s keys stand, or `None` for an issuer that is not configured.
     pub fn issuer_status(&self, issuer: &str) -> Option<IssuerStatus> {
         self.source(issuer).map(|s| s.status())
@@ -349,6 +359,7 @@ impl Inner {
                 },
             )
             .ok()?;
+        crate::metrics::cache_hit();
         Some(match checked {
             Ok(identity) => Outcome::Authenticated(identity),
             Err((error, issuer)) => self.reject(token, &issuer, error),
@@ -505,6 +516,7 @@ impl Authenticator for OidcAuthenticator {
         if let Some(outcome) = self.inner.cached(token) {
             return Check::Ready(outcome);
         }
+        crate::metrics::cache_miss();
         let cache_key = self.inner.cache.key(token);
         match self.inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),
@@ -537,6 +549,7 @@ impl Authenticator for OidcAuthenticator {
         if let Some(outcome) = inner.cached(token) {
             return Check::Ready(outcome);
         }
+        crate::metrics::cache_miss();
         let cache_key = inner.cache.key(token);
         match inner.validate_jws(index, jws, token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

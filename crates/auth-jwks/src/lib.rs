@@ -78,6 +78,7 @@ mod dpop;
 mod fetch;
 mod introspect;
 mod keys;
+pub mod metrics;
 mod source;
 mod validate;
 
@@ -86,6 +87,6 @@ pub use config::{IntrospectionConfig, IssuerConfig, OidcConfig, OidcConfigBuilde
 pub use dpop::{
     DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt, jwk_thumbprint,
 };
-pub use source::IssuerStatus;
+pub use source::{IssuerState, IssuerStatus};
 /// Which IdP connections go through which proxy ([`OidcConfigBuilder::proxies`]).
 pub use tower_auth_http::Proxies;

@@ -67,6 +67,43 @@ pub struct IssuerStatus {
     pub last_error: Option<&'static str>,
     /// Whether discovery named another issuer; the issuer then answers 503 until it is fixed.
     pub misconfigured: bool,
+    /// Where the issuer stands, for a readiness probe.
+    pub state: IssuerState,
+    /// Time since the issuer last confirmed its keys; `None` before the first success.
+    pub age: Option<Duration>,
+}
+
+/// Where an issuer's keys stand ([`IssuerStatus::state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssuerState {
+    /// Keys loaded, and the last fetch succeeded.
+    Ready,
+    /// Keys loaded and still used, but the last fetch failed: the issuer is down or
+    /// answering badly, and its tokens get 503 once the keys pass the max-stale age.
+    Stale,
+    /// No fetch has completed yet.
+    Loading,
+    /// Its tokens get 503: no keys were ever loaded and a fetch failed, the keys are past
+    /// the max-stale age, or discovery names another issuer.
+    Down,
+}
+
+impl IssuerState {
+    /// `ready`, `stale`, `loading` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Stale => "stale",
+            Self::Loading => "loading",
+            Self::Down => "down",
+        }
+    }
+
+    /// Whether the issuer's tokens can be validated now (`ready` or `stale`).
+    pub fn can_validate(self) -> bool {
+        matches!(self, Self::Ready | Self::Stale)
+    }
 }
 
 pub(crate) struct Source {
@@ -157,14 +194,22 @@ impl Source {
     pub(crate) fn status(&self) -> IssuerStatus {
         let snapshot = self.snapshot();
         let state = lock(&self.state);
+        let age = snapshot.confirmed_at.map(|at| at.elapsed());
+        let available = age.is_some_and(|age| age <= self.timing.max_stale);
+        let issuer_state = match (available, state.last_error) {
+            (true, None) => IssuerState::Ready,
+            (true, Some(_)) => IssuerState::Stale,
+            (false, None) if state.completed == 0 => IssuerState::Loading,
+            (false, _) => IssuerState::Down,
+        };
         IssuerStatus {
-            available: snapshot
-                .confirmed_at
-                .is_some_and(|at| at.elapsed() <= self.timing.max_stale),
+            available,
             keys: snapshot.keys.len(),
             fetches: state.completed,
             last_error: state.last_error,
             misconfigured: state.misconfigured,
+            state: issuer_state,
+            age,
         }
     }
 
@@ -235,7 +280,9 @@ impl Source {
     }
 
     async fn run_fetch(self: Arc<Self>) {
-        let result = self.fetch_once().await;
+        let span =
+            tracing::debug_span!(target: "auth", "jwks_fetch", issuer = &*self.issuer.issuer);
+        let result = tracing::Instrument::instrument(self.fetch_once(), span).await;
         let now = Instant::now();
         let issuer = &*self.issuer.issuer;
         let mut state = lock(&self.state);
@@ -245,7 +292,7 @@ impl Source {
                 if !previous.keys.same_keys(&keys) {
                     let revoked = previous.keys.revoke_missing(&keys);
                     lock(&self.negative).clear();
-                    tracing::info!(target: "auth", issuer, keys = keys.len(), revoked, "oidc keys updated");
+                    tracing::info!(target: "auth::audit", event = "issuer_keys_changed", issuer, keys = keys.len(), revoked, "oidc keys updated");
                 }
                 let keys = if previous.keys.same_keys(&keys) {
                     Arc::clone(&previous.keys)
@@ -284,6 +331,9 @@ impl Source {
         state.in_flight = false;
         state.completed += 1;
         self.done.send_replace(state.completed);
+        let failure = state.last_error;
+        drop(state);
+        crate::metrics::fetched(issuer, failure, &self.status());
     }
 
     async fn fetch_once(&self) -> Result<KeySet, Failure> {

@@ -464,6 +464,7 @@ impl AuthConfig {
                 AuthenticatorKind::Oidc => {
                     let (authenticator, dpop) =
                         oidc.take().expect("started in build or build_blocking");
+                    settings.watch_readiness(&authenticator);
                     settings.chain.push(Arc::new(authenticator));
                     settings.dpop = Some(Arc::new(dpop));
                 }

@@ -90,6 +90,7 @@ impl AuthLayer {
     /// A builder whose chain starts with `authenticator`.
     pub fn builder<A: Authenticator>(authenticator: A) -> AuthLayerBuilder {
         let mut settings = default_settings();
+        settings.watch_readiness(&authenticator);
         settings.chain.push(Arc::new(authenticator));
         AuthLayerBuilder::from_settings(settings)
     }
@@ -220,6 +221,8 @@ pub(crate) fn default_settings() -> Settings {
         dpop: None,
         #[cfg(feature = "hmac")]
         cutoffs: None,
+        #[cfg(feature = "oidc")]
+        issuers: Vec::new(),
     }
 }
 
@@ -290,6 +293,7 @@ impl AuthLayerBuilder {
     /// authenticator that does not makes the chain ask in order. Two authenticators that
     /// validate the same issuer make [`build`](Self::build) fail.
     pub fn or<A: Authenticator>(mut self, authenticator: A) -> Self {
+        self.settings.watch_readiness(&authenticator);
         self.settings.chain.push(Arc::new(authenticator));
         self
     }

@@ -104,6 +104,8 @@ mod identity_headers;
 mod introspection;
 mod layer;
 mod limits;
+pub mod metrics;
+mod readiness;
 mod reload;
 mod require_roles;
 mod resource;

@@ -121,7 +121,7 @@ impl KeyFile {
                     "API key file lists no keys: no API key is accepted until it holds keys");
             }
             Ok(set) => {
-                tracing::info!(target: "auth", variable, keys = set.len(), "API keys reloaded");
+                tracing::info!(target: "auth::audit", event = "api_keys_reloaded", variable, keys = set.len(), "API keys reloaded");
                 authenticator.replace(set);
             }
             Err(error) => {

@@ -23,6 +23,7 @@ use crate::answer::Answers;
 use crate::future::{Answer, AuthFuture};
 use crate::identity_headers::StrippedHeaders;
 use crate::limits::SourceLimits;
+use crate::metrics::{NO_METHOD, Observation};
 use crate::reload::TaskGuard;
 use crate::resource::Resource;
 use crate::response::ResponseBody;
@@ -71,6 +72,9 @@ pub(crate) struct Settings {
     /// (`RevocationList::revoke_subject`).
     #[cfg(feature = "hmac")]
     pub(crate) cutoffs: Option<tower_auth_hmac::RevocationList>,
+    /// The OIDC validators of the chain, whose issuers `/health` and `/ready` report.
+    #[cfg(feature = "oidc")]
+    pub(crate) issuers: Vec<tower_auth_oidc::OidcAuthenticator>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -106,7 +110,7 @@ pub(crate) enum Decision {
     Now(Verdict),
     /// Authenticator `index` needs to wait (a key fetch); on `NotMine` the chain resumes at
     /// `index + 1`.
-    Wait(OutcomeFuture, usize),
+    Wait(OutcomeFuture, usize, Observation),
 }
 
 /// The answer for a request.
@@ -124,12 +128,14 @@ impl Settings {
         if self.chain.is_empty() {
             return Decision::Now(Verdict::Pass(None));
         }
+        let observation = Observation::start();
+        let _entered = observation.span.enter();
         // A source over its failure limit is answered before its credential is looked at:
         // two atomic loads, and only with `AUTH_FAILURE_LIMIT` set.
         if self.limits.failure_limit_enabled()
             && let Some(wait) = self.limits.blocked(self.limits.source(request))
         {
-            return Decision::Now(self.refuse_blocked(request, wait));
+            return Decision::Now(self.refuse_blocked(request, wait, &observation));
         }
         let step = match self.credential(request.headers(), &mut Scratch::default()) {
             Ok(Some(credential)) => self.chain.run(credential, 0),
@@ -137,8 +143,11 @@ impl Settings {
             Err(error) => ChainStep::Done(Err(error)),
         };
         match step {
-            ChainStep::Done(result) => Decision::Now(self.judge(request, result)),
-            ChainStep::Waiting(check, index) => Decision::Wait(check, index),
+            ChainStep::Done(result) => Decision::Now(self.judge(request, result, &observation)),
+            ChainStep::Waiting(check, index) => {
+                drop(_entered);
+                Decision::Wait(check, index, observation)
+            }
         }
     }
 
@@ -174,11 +183,18 @@ impl Settings {
     /// A blocked source's request: an exempt path is served without authenticating it, any
     /// other gets 429. Not logged: the block was, once, when the source reached its limit.
     #[cold]
-    fn refuse_blocked<B>(&self, request: &Request<B>, wait: std::time::Duration) -> Verdict {
-        match self.rule(request) {
+    fn refuse_blocked<B>(
+        &self,
+        request: &Request<B>,
+        wait: std::time::Duration,
+        observation: &Observation,
+    ) -> Verdict {
+        let verdict = match self.rule(request) {
             PathRule::Exempt => Verdict::Pass(None),
             _ => Verdict::Reject(AuthError::rate_limited(wait)),
-        }
+        };
+        self.observe(request, &verdict, true, observation);
+        verdict
     }
 
     /// Resumes the chain after authenticator `index` said `NotMine` asynchronously.
@@ -197,6 +213,7 @@ impl Settings {
         &self,
         request: &Request<B>,
         result: Result<Identity, AuthError>,
+        observation: &Observation,
     ) -> Verdict {
         #[cfg(feature = "oidc")]
         let result = crate::dpop::bind(self.dpop.as_deref(), request, result);
@@ -210,7 +227,9 @@ impl Settings {
             }
             (_, result) => result,
         };
-        let verdict = match (self.rule(request), result) {
+        let rule = self.rule(request);
+        let exempt = matches!(rule, PathRule::Exempt);
+        let verdict = match (rule, result) {
             (PathRule::Exempt, Ok(identity)) => {
                 Verdict::Pass(self.exempt_identity(request, identity))
             }
@@ -225,11 +244,14 @@ impl Settings {
                 Ok(()) => Verdict::Pass(Some(identity)),
                 Err(error) => {
                     self.log(request, Some(&identity), Err(&error));
-                    return Verdict::Reject(error);
+                    let verdict = Verdict::Reject(error);
+                    self.observe_identified(request, &identity, &verdict, observation);
+                    return verdict;
                 }
             },
             (PathRule::Authenticated, Ok(identity)) => Verdict::Pass(Some(identity)),
         };
+        self.observe(request, &verdict, exempt, observation);
         match &verdict {
             Verdict::Pass(identity) => self.log(request, identity.as_ref(), Ok(())),
             Verdict::Reject(error) => {
@@ -254,13 +276,67 @@ impl Settings {
         let source = self.limits.source(request);
         if let Some(wait) = self.limits.failed(source) {
             tracing::warn!(
-                target: "auth",
+                target: "auth::audit",
+                event = "source_blocked",
                 outcome = "rate_limited",
                 source = source.map(tracing::field::display),
                 retry_after = wait.as_secs(),
                 "a source used up its failed authentications for this window: its requests get 429 until then",
             );
         }
+    }
+
+    /// Counts a judged request and fills in its span (see [`crate::metrics`]); a refusal's
+    /// method is the one its credential went to.
+    fn observe<B>(
+        &self,
+        request: &Request<B>,
+        verdict: &Verdict,
+        exempt: bool,
+        observation: &Observation,
+    ) {
+        let fingerprint = || self.fingerprint(request);
+        match verdict {
+            Verdict::Pass(identity) => {
+                let method = identity.as_ref().map_or(NO_METHOD, |i| i.method().kind());
+                observation.passed(method, exempt, fingerprint);
+            }
+            Verdict::Reject(error) => {
+                let method = match error.kind() {
+                    AuthErrorKind::MissingCredential | AuthErrorKind::RateLimited => None,
+                    _ => self
+                        .credential(request.headers(), &mut Scratch::default())
+                        .ok()
+                        .flatten()
+                        .and_then(|credential| self.chain.method_for(credential)),
+                };
+                observation.refused(method.unwrap_or(NO_METHOD), error, fingerprint);
+            }
+        }
+    }
+
+    /// [`observe`](Self::observe) for a refusal of a caller identified by `identity` (403).
+    fn observe_identified<B>(
+        &self,
+        request: &Request<B>,
+        identity: &Identity,
+        verdict: &Verdict,
+        observation: &Observation,
+    ) {
+        if let Verdict::Reject(error) = verdict {
+            observation.refused(identity.method().kind(), error, || {
+                self.fingerprint(request)
+            });
+        }
+    }
+
+    /// The request's credential's fingerprint, or nothing.
+    fn fingerprint<B>(&self, request: &Request<B>) -> String {
+        self.credential(request.headers(), &mut Scratch::default())
+            .ok()
+            .flatten()
+            .map(|c: Credential<'_>| c.fingerprint().to_string())
+            .unwrap_or_default()
     }
 
     /// The rejection of a request for `error`, in HTTP or gRPC form.
@@ -340,6 +416,7 @@ async fn wait<B>(
     mut request: Request<B>,
     mut check: OutcomeFuture,
     mut index: usize,
+    observation: Observation,
 ) -> Answer<B> {
     let result = loop {
         match check.await {
@@ -350,7 +427,7 @@ async fn wait<B>(
             outcome => break Chain::settle(outcome),
         }
     };
-    match settings.judge(&request, result) {
+    match settings.judge(&request, result, &observation) {
         Verdict::Pass(identity) => {
             add_identity(&mut request, identity);
             Answer::Pass(request)
@@ -425,13 +502,15 @@ where
             Decision::Now(Verdict::Reject(error)) => {
                 AuthFuture::reject(self.settings.rejection(&request, &error))
             }
-            Decision::Wait(check, index) => {
+            Decision::Wait(check, index, observation) => {
                 // The service that was polled ready goes with the request; a clone stays
                 // behind and is driven to readiness by the next poll_ready (tower's advice).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let settings = Arc::clone(&self.settings);
-                AuthFuture::waiting(Box::pin(wait(settings, request, check, index)), inner)
+                let span = observation.span.clone();
+                let wait = wait(settings, request, check, index, observation);
+                AuthFuture::waiting(Box::pin(tracing::Instrument::instrument(wait, span)), inner)
             }
         }
     }
@@ -697,7 +776,7 @@ mod tests {
             Decision::Now(Verdict::Reject(error)) => {
                 format!("reject {}", error.http_status().as_u16())
             }
-            Decision::Wait(_, index) => format!("wait {index}"),
+            Decision::Wait(_, index, _) => format!("wait {index}"),
         }
     }
 

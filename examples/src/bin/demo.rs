@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use auth_examples::grpc::{grpc_auth, serve_grpc};
-use auth_examples::{METRICS_ROLES, Startup, generate_key, router, startup};
+use auth_examples::{METRICS_ROLES, Startup, generate_key, install_prometheus, router, startup};
 use tokio::sync::watch;
 use tower_auth::{AuthConfig, AuthLayer};
 use tower_auth_hmac::HmacConfig;
@@ -41,6 +41,8 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Before the layer is built, so that the first key fetches are counted too.
+    install_prometheus()?;
 
     let addr = address("BIND_ADDR", "127.0.0.1:8080")?;
     let grpc_addr = address("GRPC_ADDR", "127.0.0.1:50051")?;
@@ -227,11 +229,12 @@ async fn demo_layer(
         "  curl -i http://{http}/whoami -H 'X-API-Key: wrong'            # 401 invalid_token".to_owned(),
         format!("  curl -i http://{{http}}/admin -H 'X-API-Key: {user}'             # 403 insufficient_scope"),
         format!("  curl -i http://{{http}}/admin -H 'X-API-Key: {admin}'            # 200"),
-        format!("  curl -i http://{{http}}/metrics -H 'Authorization: Bearer {metrics_token}'  # 200"),
+        format!("  curl -s http://{{http}}/metrics -H 'Authorization: Bearer {metrics_token}'  # 200, the auth_* metrics (Prometheus text)"),
         format!("  curl -i http://{{http}}/whoami -H 'Authorization: Bearer {alice}'  # 200, method oidc"),
         format!("  curl -i http://{{http}}/admin -H 'Authorization: Bearer {alice}'   # 403, alice is no admin"),
         format!("  curl -i http://{{http}}/metrics -H 'X-API-Key: {user}'           # 403, the key lacks the roles"),
         "  curl -i http://{http}/health                                  # 200, public".to_owned(),
+        "  curl -i http://{http}/ready                                   # 200 once the OIDC issuer's keys are loaded, public".to_owned(),
         "".to_owned(),
         "Exchange the client secret for a role token, then use it:".to_owned(),
         format!(

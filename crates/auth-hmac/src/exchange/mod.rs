@@ -448,8 +448,19 @@ impl ExchangeEndpoint {
         RevocationEndpoint::new(Arc::clone(&self.auth), revocations)
     }
 
-    /// Answers one request; the service's `call` is this.
+    /// Answers one request and counts the answer; the service's `call` is this.
     async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let response = self.exchange(request).await;
+        crate::metrics::exchange(response.status());
+        response
+    }
+
+    /// Answers one request.
+    async fn exchange<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -522,7 +533,7 @@ impl ExchangeEndpoint {
                 );
             }
         };
-        tracing::info!(target: "auth", event = "token_issued", client_id = ?client_id, jti = ?jti, roles = ?client.roles, expires_in = lifetime.as_secs(), "role token issued by exchange");
+        tracing::info!(target: "auth::audit", event = "token_issued", client_id = ?client_id, jti = ?jti, roles = ?client.roles, expires_in = lifetime.as_secs(), "role token issued by exchange");
         let body = serde_json::json!({
             "access_token": token,
             "token_type": "Bearer",

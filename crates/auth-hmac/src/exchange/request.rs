@@ -94,6 +94,14 @@ impl Endpoint {
         }
     }
 
+    /// The `endpoint` label of its 429s.
+    fn metric(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Revoke => "revoke",
+        }
+    }
+
     fn limited(self) -> &'static str {
         match self {
             Self::Token => "token_exchange_limited",
@@ -181,8 +189,9 @@ impl ClientAuth {
         {
             Ok(attempt) => attempt,
             Err(wait) => {
+                crate::metrics::rate_limited(endpoint.metric());
                 if self.may_log(source) {
-                    tracing::warn!(target: "auth", event = endpoint.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, "client authentication refused: too many failures");
+                    tracing::warn!(target: "auth::audit", event = endpoint.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, "client authentication refused: too many failures");
                 }
                 return Err(Refusal::TooManyFailures(wait));
             }
@@ -203,7 +212,7 @@ impl ClientAuth {
                     "unknown_client"
                 };
                 if self.may_log(source) {
-                    tracing::info!(target: "auth", event = endpoint.failed(), client_id = %Capped(client_id), source = ?source, reason, "client authentication refused");
+                    tracing::info!(target: "auth::audit", event = endpoint.failed(), client_id = %Capped(client_id), source = ?source, reason, "client authentication refused");
                 }
                 Err(Refusal::InvalidClient)
             }

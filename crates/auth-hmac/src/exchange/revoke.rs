@@ -419,7 +419,8 @@ impl RevocationEndpoint {
             tracing::error!(target: "auth", event = "revocation_file_error", fingerprint = %fingerprint, jti = %jti, error = %e, file = ?self.revocations.file(), "the token is revoked in memory but the revocation file was not written: it would be forgotten on restart");
             return server_error();
         }
-        tracing::info!(target: "auth", event = "token_revoked", fingerprint = %fingerprint, jti = %jti, sub = %sub, exp, client_id = revoker.client_id(), admin = revoker.admin(), admin_method = match revoker { Revoker::Admin(identity) => Some(identity.method().kind()), Revoker::Client(_) => None }, "role token revoked");
+        crate::metrics::revoked();
+        tracing::info!(target: "auth::audit", event = "token_revoked", fingerprint = %fingerprint, jti = %jti, sub = %sub, exp, client_id = revoker.client_id(), admin = revoker.admin(), admin_method = match revoker { Revoker::Admin(identity) => Some(identity.method().kind()), Revoker::Client(_) => None }, "role token revoked");
         revoked()
     }
 }
