@@ -51,7 +51,7 @@ pub(crate) fn wire(
     #[cfg(feature = "oidc")]
     let introspecting = oidc.and_then(|o| o.introspecting_issuer());
     #[cfg(not(feature = "oidc"))]
-    let introspecting: Option<&str> = None;
+    let (introspecting, _): (Option<&str>, _) = (None, cutoffs);
     let unknown = issuers
         .iter()
         .find(|i| Some(i.as_str()) != introspecting)

@@ -7,6 +7,7 @@
 //! a state and a key age per configured issuer, never a key, key id, subject, or count of
 //! refusals (SECURITY.md V2).
 
+#[cfg(feature = "axum")]
 use serde_json::{Map, Value, json};
 use tower_auth_core::Authenticator;
 
@@ -58,6 +59,7 @@ impl AuthLayer {
 
     /// `{"status":"ok","auth_mode":"api_key,oidc","methods":{"api_key":"ready","oidc":"stale"},
     /// "issuers":[{"issuer":"https://idp.example","state":"stale","key_age_secs":4000,"keys":2}]}`.
+    #[cfg(feature = "axum")]
     pub(crate) fn health_json(&self) -> Value {
         let mut methods = Map::new();
         let mode = self.mode();
@@ -107,7 +109,7 @@ impl AuthLayer {
 }
 
 /// The worse of two issuer states: `down`, then `loading`, then `stale`, then `ready`.
-#[cfg(feature = "oidc")]
+#[cfg(all(feature = "oidc", feature = "axum"))]
 fn worse(
     a: tower_auth_oidc::IssuerState,
     b: tower_auth_oidc::IssuerState,

@@ -49,6 +49,7 @@ impl Settings {
 impl CredentialSources {
     /// Whether the request's credential is the token cookie: a request that carries it and
     /// passed extraction has no other credential (both at once are `invalid_request`).
+    #[cfg(feature = "hmac")]
     pub(crate) fn came_from_cookie(&self, headers: &HeaderMap) -> bool {
         self.cookie
             .as_deref()
