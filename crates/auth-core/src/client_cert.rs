@@ -168,22 +168,39 @@ impl ClientCertHeader {
     }
 }
 
-/// The thumbprint from the last element of an `x-forwarded-client-cert` value.
+/// The thumbprint from the last element of an `x-forwarded-client-cert` value: its `Hash`,
+/// or its `Cert`'s. An element with two of either, or whose `Hash` is not its `Cert`'s, is
+/// no certificate: which of them the proxy wrote cannot be told. SECURITY.md L6.
 fn xfcc_thumbprint(value: &str) -> Option<String> {
     let element = split_unquoted(value, b',').pop()?;
-    let mut cert = None;
+    let (mut hash, mut cert) = (None, None);
     for pair in split_unquoted(element, b';') {
         let (key, value) = pair.trim().split_once('=')?;
         let value = unquote(value.trim())?;
-        if key.trim().eq_ignore_ascii_case("hash") {
-            let digest = hex::decode(value).ok().filter(|d| d.len() == 32)?;
-            return Some(URL_SAFE_NO_PAD.encode(digest));
-        }
-        if key.trim().eq_ignore_ascii_case("cert") {
-            cert = Some(value);
+        let slot = match key.trim() {
+            key if key.eq_ignore_ascii_case("hash") => &mut hash,
+            key if key.eq_ignore_ascii_case("cert") => &mut cert,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return None;
         }
     }
-    pem_thumbprint(&percent_decode(&cert?)?)
+    let from_hash = match hash {
+        Some(hash) => {
+            let digest = hex::decode(hash).ok().filter(|d| d.len() == 32)?;
+            Some(URL_SAFE_NO_PAD.encode(digest))
+        }
+        None => None,
+    };
+    let from_cert = match cert {
+        Some(cert) => Some(pem_thumbprint(&percent_decode(&cert)?)?),
+        None => None,
+    };
+    match (from_hash, from_cert) {
+        (Some(a), Some(b)) => (a == b).then_some(a),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Splits at `separator` outside double quotes (a `\` escapes the next character inside).
@@ -402,6 +419,14 @@ mod tests {
         assert_eq!(read(&format!("Hash={hash},Hash={forged}")), {
             Some(URL_SAFE_NO_PAD.encode(Sha256::digest(b"forged")))
         });
+        // Both members of one element must agree, and each may appear once.
+        assert_eq!(
+            read(&format!("Hash={hash};Cert=\"{cert}\"")),
+            Some(x5t.clone())
+        );
+        assert_eq!(read(&format!("Hash={forged};Cert=\"{cert}\"")), None);
+        assert_eq!(read(&format!("Hash={hash};Hash={forged}")), None);
+        assert_eq!(read(&format!("Cert=\"{cert}\";Cert=\"{cert}\"")), None);
     }
 
     /// SECURITY.md L6.
