@@ -481,3 +481,35 @@ async fn the_dpop_policy_holds_for_introspected_tokens() {
         "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
     );
 }
+
+/// SECURITY.md N17: with `oidc` before `api_key` and an introspecting issuer, start-up warns
+/// once that bearer API keys would reach the IdP; in the default order it does not.
+#[tokio::test]
+async fn oidc_before_api_keys_with_introspection_is_warned_about() {
+    let idp = TestIdp::start(&[&SigningKey::rsa("a", 0)]).await;
+    let oidc = json!({"issuers": [{"issuer": idp.issuer(), "audience": AUDIENCE,
+        "introspection": {"client_id": INTROSPECT_CLIENT_ID, "client_secret": INTROSPECT_SECRET}}]})
+    .to_string();
+    let warnings = |mode: &'static str| {
+        let oidc = oidc.clone();
+        async move {
+            let (logs, _guard) = auth_tests::CapturedLogs::start();
+            let _layer = config(&[
+                ("AUTH_MODE", mode),
+                ("API_KEYS", KEY_A),
+                ("OIDC_CONFIG", &oidc),
+            ])
+            .build()
+            .await
+            .unwrap();
+            let text = logs.text();
+            assert!(!text.contains(KEY_A) && !text.contains(INTROSPECT_SECRET));
+            text.lines()
+                .filter(|l| l.contains("WARN") && l.contains("introspects opaque tokens"))
+                .count()
+        }
+    };
+    assert_eq!(warnings("oidc,api_key").await, 1);
+    assert_eq!(warnings("api_key,oidc").await, 0);
+    assert_eq!(warnings("oidc").await, 0);
+}

@@ -433,6 +433,15 @@ impl OidcConfig {
         self.issuers.iter().map(|i| &*i.issuer)
     }
 
+    /// The issuer whose opaque tokens are introspected (RFC 7662), if one is: every bearer
+    /// value that is not a JWT and that no earlier method in the chain owns is sent to it.
+    pub fn introspecting_issuer(&self) -> Option<&str> {
+        self.issuers
+            .iter()
+            .find(|i| i.introspection.is_some())
+            .map(|i| &*i.issuer)
+    }
+
     /// How often keys are refreshed; they are kept on failure for ten times this long.
     pub fn jwks_refresh_interval(&self) -> Duration {
         self.refresh_interval
@@ -1134,6 +1143,13 @@ mod tests {
         .unwrap();
         let i = ok.issuers[0].introspection.as_ref().unwrap();
         assert_eq!((i.endpoint.as_ref(), i.client_id.as_str()), (None, "rs"));
+        assert_eq!(ok.introspecting_issuer(), Some("https://a.example"));
+        assert_eq!(
+            parse(r#"{"issuers":[{"issuer":"https://a.example","audience":"x"}]}"#)
+                .unwrap()
+                .introspecting_issuer(),
+            None
+        );
         assert_eq!(i.secret.expose_secret(), b"s3cret");
         assert!(
             !format!("{ok:?}").contains("s3cret"),

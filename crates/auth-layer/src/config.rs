@@ -210,6 +210,7 @@ impl AuthConfig {
     pub async fn build(mut self) -> Result<AuthLayer, ConfigError> {
         self.check()?;
         self.warn_unqualified_admins();
+        self.warn_keys_to_introspection();
         #[cfg(feature = "redis")]
         let redis = {
             let redis = self.take_redis();
@@ -243,6 +244,7 @@ impl AuthConfig {
     pub fn build_blocking(mut self) -> Result<AuthLayer, ConfigError> {
         self.check()?;
         self.warn_unqualified_admins();
+        self.warn_keys_to_introspection();
         #[cfg(feature = "redis")]
         let redis = match (self.take_redis(), tokio::runtime::Handle::try_current()) {
             (None, _) => None,
@@ -346,6 +348,30 @@ impl AuthConfig {
                 "{} entry {entry:?} is unqualified: a subject, key name or verified email of that text from any of the {sources} configured methods and issuers is admin; write api_key:NAME, hmac:SUBJECT, email:ADDRESS or ISSUER_URL#SUBJECT",
                 self.admins_var
             );
+        }
+    }
+
+    /// With `oidc` before `api_key` in the chain and an issuer introspecting opaque tokens,
+    /// an API key sent as `Authorization: Bearer` is sent to that issuer's introspection
+    /// endpoint before the key set sees it: the key leaves the service.
+    fn warn_keys_to_introspection(&self) {
+        #[cfg(feature = "oidc")]
+        {
+            let chain = self.authenticators();
+            let position = |kind| chain.iter().position(|k| *k == kind);
+            let (Some(oidc), Some(api_key)) = (
+                position(AuthenticatorKind::Oidc),
+                position(AuthenticatorKind::ApiKey),
+            ) else {
+                return;
+            };
+            let introspecting = self.oidc.as_ref().and_then(|c| c.introspecting_issuer());
+            if let (true, Some(issuer)) = (oidc < api_key, introspecting) {
+                tracing::warn!(
+                    target: "auth",
+                    "AUTH_MODE puts oidc before api_key and {issuer} introspects opaque tokens: an API key sent as a bearer token is sent to that issuer before the key set sees it; put api_key first"
+                );
+            }
         }
     }
 
