@@ -703,25 +703,33 @@ struct ReplayCache {
 #[derive(Default)]
 struct KeyShard {
     expiries: HashMap<[u8; 32], Vec<u64>>,
+    /// The expiries held, live or not, over all keys.
+    entries: usize,
     swept_at: u64,
 }
 
 impl KeyShard {
     /// Whether the key may remember one more proof, dropping its expired ones when it is at
-    /// its share; entries of keys with nothing live are dropped now and then.
-    fn admit(&mut self, key: &[u8; 32], per_key: usize, now: u64) -> bool {
-        if self.swept_at != now && self.expiries.len() >= 1024 {
+    /// its share. Everything expired is dropped at most once a second once the shard holds
+    /// many keys or entries, so expired entries never outgrow the live ones by much.
+    fn admit(&mut self, key: &[u8; 32], per_key: usize, limit: usize, now: u64) -> bool {
+        if self.swept_at != now && (self.expiries.len() >= 1024 || self.entries >= limit) {
+            let mut entries = 0;
             self.expiries.retain(|_, list| {
                 list.retain(|&at| at > now);
+                entries += list.len();
                 !list.is_empty()
             });
+            self.entries = entries;
             self.swept_at = now;
         }
         let Some(list) = self.expiries.get_mut(key) else {
             return true;
         };
         if list.len() >= per_key {
+            let before = list.len();
             list.retain(|&at| at > now);
+            self.entries -= before - list.len();
         }
         list.len() < per_key
     }
@@ -759,7 +767,7 @@ impl ReplayCache {
         let mut keys = self.keys[usize::from(owner[0]) % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !keys.admit(&owner, self.per_key, now) {
+        if !keys.admit(&owner, self.per_key, self.per_shard.max(1024), now) {
             return Err(AuthError::unavailable(
                 "dpop_replay_key_share_full",
                 Some(Duration::from_secs(1)),
@@ -777,6 +785,7 @@ impl ReplayCache {
         }
         shard.expiries.insert(key, expires);
         keys.expiries.entry(owner).or_default().push(expires);
+        keys.entries += 1;
         Ok(())
     }
 }
