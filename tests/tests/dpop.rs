@@ -101,7 +101,9 @@ impl Setup {
     async fn new(policy: &str) -> Self {
         let idp_key = SigningKey::rsa("rsa-1", 0);
         let idp = TestIdp::start(&[&idp_key]).await;
-        let addr = serve(auth_examples::router(layer(&idp, policy, &[]).await)).await;
+        let addr =
+            auth_tests::serve_with_peers(auth_examples::router(layer(&idp, policy, &[]).await))
+                .await;
         Self {
             idp,
             idp_key,
@@ -126,6 +128,28 @@ impl Setup {
     async fn whoami(&self, headers: &[(&str, &str)]) -> auth_tests::Reply {
         get(self.addr, "/whoami", headers).await
     }
+
+    /// GET /whoami from the loopback address `from`.
+    async fn whoami_from(&self, from: [u8; 4], headers: &[(&str, &str)]) -> auth_tests::Reply {
+        use http_body_util::{BodyExt, Full};
+        let mut sender = auth_tests::http1_from(self.addr, from).await;
+        let mut request = http::Request::get("/whoami").header("host", self.addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = sender
+            .send_request(request.body(Full::new(bytes::Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        auth_tests::Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
 }
 
 fn dpop(token: &str) -> String {
@@ -149,6 +173,36 @@ fn assert_refused(reply: &auth_tests::Reply, status: u16, error: &str, case: &st
             challenges.contains(&r#"DPoP algs="RS256 ES256""#),
             "{case}: {challenges:?}"
         );
+    }
+}
+
+/// The reasons the layer logs for its refusals, read one refusal at a time (the answer
+/// itself never says why: SECURITY.md's answers are per kind).
+struct Reasons {
+    logs: auth_tests::CapturedLogs,
+    _guard: auth_tests::CaptureGuard,
+    seen: usize,
+}
+
+impl Reasons {
+    fn start() -> Self {
+        let (logs, _guard) = auth_tests::CapturedLogs::start();
+        Self {
+            logs,
+            _guard,
+            seen: 0,
+        }
+    }
+
+    /// Asserts that the refusal logged since the last call was for `reason`.
+    fn next(&mut self, reason: &str, case: &str) {
+        let text = self.logs.text();
+        let logged = &text[self.seen..];
+        assert!(
+            logged.contains(&format!("reason=\"{reason}\"")),
+            "{case}: {logged}"
+        );
+        self.seen = text.len();
     }
 }
 
@@ -185,6 +239,7 @@ async fn a_bound_token_with_its_proof_is_accepted_and_unbound_bearer_tokens_stil
 #[tokio::test]
 async fn a_bound_token_sent_as_bearer_is_refused() {
     let s = Setup::new("allowed").await;
+    let mut reasons = Reasons::start();
     let token = s.bound();
     let proof = s.client.proof("GET", &s.htu("/whoami"), &token);
     for headers in [
@@ -196,6 +251,7 @@ async fn a_bound_token_sent_as_bearer_is_refused() {
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         assert_refused(&s.whoami(&headers).await, 401, "invalid_token", "as bearer");
+        reasons.next("dpop_bound_token_as_bearer", "as bearer");
     }
 }
 
@@ -203,6 +259,7 @@ async fn a_bound_token_sent_as_bearer_is_refused() {
 #[tokio::test]
 async fn a_missing_or_repeated_proof_and_an_unbound_dpop_token_are_refused() {
     let s = Setup::new("allowed").await;
+    let mut reasons = Reasons::start();
     let token = s.bound();
     let auth = dpop(&token);
     assert_refused(
@@ -211,6 +268,7 @@ async fn a_missing_or_repeated_proof_and_an_unbound_dpop_token_are_refused() {
         "invalid_token",
         "P2",
     );
+    reasons.next("dpop_proof_missing", "P2");
     let (p1, p2) = (
         s.client.proof("GET", &s.htu("/whoami"), &token),
         s.client.proof("GET", &s.htu("/whoami"), &token),
@@ -219,16 +277,19 @@ async fn a_missing_or_repeated_proof_and_an_unbound_dpop_token_are_refused() {
         .whoami(&[("authorization", &auth), ("dpop", &p1), ("dpop", &p2)])
         .await;
     assert_refused(&reply, 400, "invalid_request", "P3");
+    reasons.next("dpop_proof_repeated", "P3");
     let unbound = s.unbound();
     let proof = s.client.proof("GET", &s.htu("/whoami"), &unbound);
     let reply = s
         .whoami(&[("authorization", &dpop(&unbound)), ("dpop", &proof)])
         .await;
     assert_refused(&reply, 401, "invalid_token", "P13 unbound token");
+    reasons.next("dpop_scheme_unbound_token", "P13 unbound token");
     let reply = s
         .whoami(&[("authorization", &dpop(KEY_A)), ("dpop", &proof)])
         .await;
     assert_refused(&reply, 401, "invalid_token", "P13 API key");
+    reasons.next("dpop_scheme_unbound_token", "P13 API key");
 }
 
 /// SECURITY.md P4, P5, P6, P7, P9, P10, P11, P12, P15, P16.
@@ -265,19 +326,37 @@ async fn each_bad_proof_is_refused_with_invalid_token() {
     };
     let ed = SigningKey::ed25519("ed");
     let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": ed.jwk()["x"]});
-    let cases: Vec<(&str, String)> = vec![
+    // P15's header cases: `crit`, `b64`, an RSA key under 2048 bits, a P-384 key for ES256.
+    let small_rsa = json!({"kty": "RSA", "e": "AQAB", "n": b64([0xc5u8; 128])});
+    let p384 = {
+        use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let jwk =
+            json!({"kty": "EC", "crv": "P-384", "x": b64(&point[1..49]), "y": b64(&point[49..])});
+        let h = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let input = format!("{}.{}", b64(h.to_string()), b64(fresh().to_string()));
+        let sig = pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    };
+    let cases: Vec<(&str, &str, String)> = vec![
         (
             "P4 another method",
+            "dpop_proof_htm",
             s.client
                 .sign(&header, &with(&fresh(), "htm", json!("POST"))),
         ),
         (
             "P5 another path",
+            "dpop_proof_htu",
             s.client
                 .sign(&header, &with(&fresh(), "htu", json!(s.htu("/admin")))),
         ),
         (
             "P5 another host",
+            "dpop_proof_htu",
             s.client.sign(
                 &header,
                 &with(&fresh(), "htu", json!("https://api.example.com/whoami")),
@@ -285,6 +364,7 @@ async fn each_bad_proof_is_refused_with_invalid_token() {
         ),
         (
             "P5 plain http",
+            "dpop_proof_htu",
             s.client.sign(
                 &header,
                 &with(&fresh(), "htu", json!(format!("http://{}/whoami", s.addr))),
@@ -292,48 +372,84 @@ async fn each_bad_proof_is_refused_with_invalid_token() {
         ),
         (
             "P6 another key",
+            "dpop_key_mismatch",
             Client::new("other").proof("GET", &htu, &token),
         ),
         (
             "P7 stale iat",
+            "dpop_proof_iat",
             s.client
                 .sign(&header, &with(&fresh(), "iat", json!(now - 300))),
         ),
         (
             "P7 future iat",
+            "dpop_proof_iat",
             s.client
                 .sign(&header, &with(&fresh(), "iat", json!(now + 300))),
         ),
         (
             "P9 wrong ath",
+            "dpop_proof_ath",
             s.client.sign(
                 &header,
                 &with(&fresh(), "ath", json!(b64(sha256_digest(b"another")))),
             ),
         ),
-        ("P10 alg none", none),
-        ("P11 HS256", hs256),
+        ("P10 alg none", "dpop_proof_alg", none),
+        ("P11 HS256", "dpop_proof_alg", hs256),
         (
             "P12 private key in jwk",
+            "dpop_proof_private_key",
             s.client.sign(&with(&header, "jwk", private_jwk), &fresh()),
         ),
         (
             "P15 typ JWT",
+            "dpop_proof_typ",
             s.client.sign(&with(&header, "typ", json!("JWT")), &fresh()),
         ),
         (
+            "P15 crit",
+            "dpop_proof_malformed",
+            s.client
+                .sign(&with(&header, "crit", json!(["exp"])), &fresh()),
+        ),
+        (
+            "P15 b64 false",
+            "dpop_proof_malformed",
+            s.client.sign(&with(&header, "b64", json!(false)), &fresh()),
+        ),
+        (
+            "P15 RSA 1024",
+            "dpop_proof_key",
+            s.client.sign(
+                &json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": small_rsa}),
+                &fresh(),
+            ),
+        ),
+        ("P15 P-384 key for ES256", "dpop_proof_key", p384),
+        (
             "P16 EdDSA off the allow-list",
+            "dpop_proof_alg",
             ed.mint(
                 &json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": ed_jwk}),
                 &fresh(),
             ),
         ),
     ];
-    for (case, proof) in cases {
+    // Each case from its own source address: rejection log lines are limited per source.
+    let (logs, _guard) = auth_tests::CapturedLogs::start();
+    for (i, (case, reason, proof)) in cases.into_iter().enumerate() {
+        let before = logs.text().len();
+        let from = [127, 0, 0, 2 + u8::try_from(i).unwrap()];
         let reply = s
-            .whoami(&[("authorization", &dpop(&token)), ("dpop", &proof)])
+            .whoami_from(from, &[("authorization", &dpop(&token)), ("dpop", &proof)])
             .await;
         assert_refused(&reply, 401, "invalid_token", case);
+        let logged = logs.text()[before..].to_owned();
+        assert!(
+            logged.contains(&format!("reason=\"{reason}\"")),
+            "{case}: {logged}"
+        );
     }
     // The same claims with a good header pass: each case failed for its own change.
     let good = s.client.sign(&header, &fresh());
@@ -352,7 +468,9 @@ async fn a_proof_is_accepted_once() {
     let headers = [("authorization", dpop(&token)), ("dpop", proof)];
     let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     assert_eq!(s.whoami(&headers).await.status, 200);
+    let mut reasons = Reasons::start();
     assert_refused(&s.whoami(&headers).await, 401, "invalid_token", "P8 replay");
+    reasons.next("dpop_proof_replayed", "P8 replay");
 }
 
 /// The proof's method and URL are the request's: a POST to another path needs its own.
@@ -376,16 +494,19 @@ async fn the_proof_names_the_requests_method_and_path() {
 #[tokio::test]
 async fn an_issuer_that_requires_dpop_refuses_unbound_tokens() {
     let s = Setup::new("required").await;
+    let mut reasons = Reasons::start();
     let unbound = s.unbound();
     let reply = s
         .whoami(&[("authorization", &format!("Bearer {unbound}"))])
         .await;
     assert_refused(&reply, 401, "invalid_token", "P14 bearer");
+    reasons.next("dpop_binding_required", "P14 bearer");
     let proof = s.client.proof("GET", &s.htu("/whoami"), &unbound);
     let reply = s
         .whoami(&[("authorization", &dpop(&unbound)), ("dpop", &proof)])
         .await;
     assert_refused(&reply, 401, "invalid_token", "P14 dpop");
+    reasons.next("dpop_binding_required", "P14 dpop");
     let token = s.bound();
     let proof = s.client.proof("GET", &s.htu("/whoami"), &token);
     let reply = s
@@ -398,7 +519,12 @@ async fn an_issuer_that_requires_dpop_refuses_unbound_tokens() {
 #[tokio::test]
 async fn a_malformed_cnf_is_refused() {
     let s = Setup::new("allowed").await;
-    for cnf in [json!("jkt"), json!({"jkt": 5}), json!({"jkt": ""})] {
+    let mut reasons = Reasons::start();
+    for (cnf, reason) in [
+        (json!("jkt"), "malformed_cnf"),
+        (json!({"jkt": 5}), "malformed_cnf_jkt"),
+        (json!({"jkt": ""}), "malformed_cnf_jkt"),
+    ] {
         let now = Clock::system().now_unix();
         let token = s.idp.token_with(&s.idp_key, |claims| {
             claims["iat"] = json!(now);
@@ -409,6 +535,7 @@ async fn a_malformed_cnf_is_refused() {
             .whoami(&[("authorization", &format!("Bearer {token}"))])
             .await;
         assert_refused(&reply, 401, "invalid_token", &format!("P17 {cnf}"));
+        reasons.next(reason, &format!("P17 {cnf}"));
     }
 }
 
@@ -720,4 +847,298 @@ async fn a_nonce_challenge_is_answered_once() {
     // An OAuth error the client has no name for.
     assert_eq!(error.reason(), "oauth_error");
     assert_eq!(requests.load(Ordering::Relaxed), 2);
+}
+
+const NONCE_KEY: &str = "c4f1a9e07b3d5c2e8f6a1b9d0e7c3f5a";
+
+/// A layer whose issuer asks for server nonces (`"dpop_nonce": true`), with `extra` variables.
+async fn nonce_layer(idp: &TestIdp, extra: &[(&str, &str)]) -> AuthLayer {
+    let oidc = json!({"issuers": [{"issuer": idp.issuer(), "audience": "api",
+                                   "algorithms": ["RS256", "ES256"], "dpop_nonce": true}]})
+    .to_string();
+    let mut vars = vec![("OIDC_CONFIG", oidc.as_str())];
+    vars.extend_from_slice(extra);
+    config(&vars).build().await.unwrap()
+}
+
+/// A proof of `client` for GET `htu` with `token`, carrying `nonce` when given.
+fn proof_with_nonce(client: &Client, htu: &str, token: &str, nonce: Option<&str>) -> String {
+    let mut claims = Client::claims("GET", htu, token);
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    client.sign(&client.header(), &claims)
+}
+
+/// The `use_dpop_nonce` answer: 401, the DPoP challenge first and saying so, and a nonce.
+fn assert_asks_for_nonce(reply: &auth_tests::Reply, case: &str) -> String {
+    assert_eq!(reply.status, 401, "{case}: {reply:?}");
+    let challenges: Vec<&str> = reply
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        challenges[0],
+        r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", algs="RS256 ES256""#,
+        "{case}"
+    );
+    assert!(
+        challenges[1..].iter().all(|c| !c.starts_with("DPoP ")),
+        "{case}: {challenges:?}"
+    );
+    reply.header("dpop-nonce").expect("a nonce").to_owned()
+}
+
+/// Server nonces (RFC 9449 section 9): a proof without one, or with a forged one, is answered
+/// with `use_dpop_nonce` and a fresh `DPoP-Nonce`; with it, accepted, also by a replica that
+/// shares `AUTH_DPOP_NONCE_KEY` and by no replica that does not. Asking for a nonce is no
+/// failed authentication (`AUTH_FAILURE_LIMIT`). SECURITY.md P21.
+#[tokio::test]
+async fn an_issuer_with_nonces_asks_for_one_and_replicas_sharing_the_key_agree() {
+    let idp_key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&idp_key]).await;
+    let shared = [
+        ("AUTH_DPOP_NONCE_KEY", NONCE_KEY),
+        ("AUTH_FAILURE_LIMIT", "2/60"),
+    ];
+    let a =
+        auth_tests::serve_with_peers(auth_examples::router(nonce_layer(&idp, &shared).await)).await;
+    let b = serve(auth_examples::router(nonce_layer(&idp, &shared).await)).await;
+    let other = serve(auth_examples::router(nonce_layer(&idp, &[]).await)).await;
+    let client = Client::new("client");
+    let token = token(&idp, &idp_key, Some(&client.jkt()));
+    let htu = |addr: SocketAddr| format!("https://{addr}/whoami");
+    let call = |addr: SocketAddr, proof: String| {
+        let auth = dpop(&token);
+        async move {
+            get(
+                addr,
+                "/whoami",
+                &[("authorization", &auth), ("dpop", &proof)],
+            )
+            .await
+        }
+    };
+    // More nonce round trips than the failure limit allows failures: none is counted.
+    let mut nonce = String::new();
+    for i in 0..4 {
+        let reply = call(a, proof_with_nonce(&client, &htu(a), &token, None)).await;
+        nonce = assert_asks_for_nonce(&reply, &format!("no nonce {i}"));
+    }
+    let reply = call(a, proof_with_nonce(&client, &htu(a), &token, Some(&nonce))).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = call(b, proof_with_nonce(&client, &htu(b), &token, Some(&nonce))).await;
+    assert_eq!(
+        reply.status, 200,
+        "the replica with the same key: {reply:?}"
+    );
+    let reply = call(
+        other,
+        proof_with_nonce(&client, &htu(other), &token, Some(&nonce)),
+    )
+    .await;
+    let fresh = assert_asks_for_nonce(&reply, "a replica with its own key");
+    assert_ne!(fresh, nonce);
+    let (slot, mac) = nonce.split_once('.').unwrap();
+    let forged = format!("{}.{mac}", slot.parse::<u64>().unwrap() - 1);
+    let reply = call(a, proof_with_nonce(&client, &htu(a), &token, Some(&forged))).await;
+    assert_asks_for_nonce(&reply, "forged");
+    // A weak key refuses start-up, naming the variable; so does one without OIDC_CONFIG.
+    let oidc = json!({"issuers": [{"issuer": idp.issuer(), "audience": "api"}]}).to_string();
+    for (vars, variable) in [
+        (
+            vec![
+                ("OIDC_CONFIG", oidc.clone()),
+                ("AUTH_DPOP_NONCE_KEY", "x".repeat(40)),
+            ],
+            "AUTH_DPOP_NONCE_KEY",
+        ),
+        (
+            vec![("AUTH_DPOP_NONCE_KEY", NONCE_KEY.to_owned())],
+            "AUTH_DPOP_NONCE_KEY",
+        ),
+    ] {
+        let error = tower_auth::AuthConfig::from_lookup("", |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap_err();
+        assert_eq!(error.variable(), variable, "{error}");
+        assert!(!error.to_string().contains(NONCE_KEY), "{error}");
+    }
+}
+
+/// gRPC: the nonce comes back as `dpop-nonce` metadata beside UNAUTHENTICATED, with the
+/// `use_dpop_nonce` challenge; a proof with it passes. SECURITY.md P21.
+#[tokio::test]
+async fn grpc_gets_the_nonce_in_metadata() {
+    let idp_key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&idp_key]).await;
+    let auth = nonce_layer(&idp, &[("AUTH_DPOP_NONCE_KEY", NONCE_KEY)]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_grpc(auth, listener, std::future::pending()));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = Client::new("client");
+    let token = token(&idp, &idp_key, Some(&client.jkt()));
+    let htu = format!("http://{addr}/demo.v1.Demo/WhoAmI");
+    let call = |nonce: Option<String>| {
+        let mut claims = Client::claims("POST", &htu, &token);
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        let proof = client.sign(&client.header(), &claims);
+        let mut request = tonic::Request::new(WhoAmIRequest {});
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", dpop(&token).parse().unwrap());
+        metadata.insert("dpop", proof.parse().unwrap());
+        let mut demo = DemoClient::new(channel.clone());
+        async move { demo.who_am_i(request).await }
+    };
+    let status = call(None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let nonce = status
+        .metadata()
+        .get("dpop-nonce")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        status
+            .metadata()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(r#"DPoP error="use_dpop_nonce""#),
+        "{:?}",
+        status.metadata()
+    );
+    let reply = call(Some(nonce.to_owned())).await.unwrap().into_inner();
+    assert_eq!(reply.subject, "alice");
+}
+
+/// Our client against an issuer with nonces: `DpopLayer::retry_nonce` sends the refused
+/// request once more with the server's nonce and remembers it; without it, the first request
+/// gets the challenge and the next one carries the remembered nonce. Over tonic the nonce
+/// comes from metadata the same way.
+#[tokio::test]
+async fn our_client_answers_a_nonce_challenge_and_remembers_the_nonce() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client as HyperClient;
+    use hyper_util::rt::TokioExecutor;
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_auth_client::{BearerLayer, DpopKey, DpopLayer, StaticToken};
+
+    let idp_key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&idp_key]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let auth = nonce_layer(&idp, &[("AUTH_DPOP_ORIGIN", &origin)]).await;
+    let router = auth_examples::router(auth);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let key = DpopKey::generate().unwrap();
+    let token = token(&idp, &idp_key, Some(key.thumbprint()));
+    let sent = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&sent);
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http();
+    let counting = tower::service_fn(move |request: http::Request<Full<bytes::Bytes>>| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        hyper.request(request)
+    });
+    let bearer = || {
+        BearerLayer::new(StaticToken::new(token.as_str()).unwrap())
+            .allow_origin(&origin)
+            .unwrap()
+    };
+    let get_whoami = || {
+        http::Request::get(format!("{origin}/whoami"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    let retrying = ServiceBuilder::new()
+        .layer(bearer())
+        .layer(DpopLayer::new(key.clone()).retry_nonce())
+        .service(counting.clone());
+    let response = retrying.clone().oneshot(get_whoami()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(sent.load(Ordering::Relaxed), 2, "one challenge, one retry");
+    let response = retrying.clone().oneshot(get_whoami()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(sent.load(Ordering::Relaxed), 3, "the nonce was remembered");
+
+    let plain = ServiceBuilder::new()
+        .layer(bearer())
+        .layer(DpopLayer::new(key.clone()))
+        .service(counting);
+    let first = plain.clone().oneshot(get_whoami()).await.unwrap();
+    assert_eq!(first.status(), 401);
+    assert!(first.headers().contains_key("dpop-nonce"));
+    let second = plain.clone().oneshot(get_whoami()).await.unwrap();
+    assert_eq!(second.status(), 200);
+
+    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = grpc_listener.local_addr().unwrap();
+    let grpc_auth = nonce_layer(&idp, &[]).await;
+    tokio::spawn(serve_grpc(grpc_auth, grpc_listener, std::future::pending()));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let channel = ServiceBuilder::new()
+        .layer(BearerLayer::new(StaticToken::new(token.as_str()).unwrap()))
+        .layer(
+            DpopLayer::new(key)
+                .origin(&format!("http://{grpc_addr}"))
+                .unwrap(),
+        )
+        .service(channel);
+    let mut demo = DemoClient::new(channel);
+    let first = demo.who_am_i(WhoAmIRequest {}).await.unwrap_err();
+    assert_eq!(first.code(), Code::Unauthenticated);
+    let reply = demo.who_am_i(WhoAmIRequest {}).await.unwrap().into_inner();
+    assert_eq!(reply.subject, "alice");
+}
+
+/// Under axum's `Router::nest` the layer sees the path without its prefix; the proof names
+/// the one the client sent (`OriginalUri`), and a proof for the stripped path is refused.
+/// SECURITY.md P23.
+#[tokio::test]
+async fn under_a_nested_router_the_proof_names_the_clients_path() {
+    let idp_key = SigningKey::rsa("rsa-1", 0);
+    let idp = TestIdp::start(&[&idp_key]).await;
+    let inner = auth_examples::router(layer(&idp, "allowed", &[]).await);
+    let addr = serve(axum::Router::new().nest("/api", inner)).await;
+    let client = Client::new("client");
+    let token = token(&idp, &idp_key, Some(&client.jkt()));
+    let call = |path: &str| {
+        let proof = client.proof("GET", &format!("https://{addr}{path}"), &token);
+        let auth = dpop(&token);
+        async move {
+            get(
+                addr,
+                "/api/whoami",
+                &[("authorization", &auth), ("dpop", &proof)],
+            )
+            .await
+        }
+    };
+    let reply = call("/api/whoami").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut reasons = Reasons::start();
+    let reply = call("/whoami").await;
+    assert_refused(&reply, 401, "invalid_token", "P23 the stripped path");
+    reasons.next("dpop_proof_htu", "P23 the stripped path");
 }

@@ -30,8 +30,11 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,6 +46,7 @@ use serde_json::{Value, json};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::bearer::{CloneBody, NoRetry};
 use crate::{TokenError, TokenErrorKind};
 
 /// The header a proof travels in.
@@ -305,18 +309,46 @@ impl DpopKey {
 /// layered `Channel` sends only the path, so give the server's origin with
 /// [`origin`](Self::origin). A request with neither is sent without a proof, which a server
 /// refuses for a bound token.
+///
+/// A server that issues nonces (RFC 9449 section 9) sends one in `DPoP-Nonce`, with a 401
+/// `use_dpop_nonce` challenge or with any answer when it rotates them: the layer remembers
+/// the last one per origin and puts it in later proofs. With
+/// [`retry_nonce`](Self::retry_nonce) (request bodies that are `Clone`) the refused request
+/// itself is sent once more with the new nonce; without it, the next request carries it.
 #[derive(Clone, Debug)]
-pub struct DpopLayer {
+pub struct DpopLayer<R = NoRetry> {
     key: DpopKey,
     origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    nonces: Nonces,
+    /// Whether a `use_dpop_nonce` answer is retried: [`NoRetry`] or [`CloneBody`].
+    mode: std::marker::PhantomData<R>,
 }
 
 impl DpopLayer {
     /// Proofs by `key`.
     pub fn new(key: DpopKey) -> Self {
-        Self { key, origin: None }
+        Self {
+            key,
+            origin: None,
+            nonces: Nonces::default(),
+            mode: std::marker::PhantomData,
+        }
     }
 
+    /// The same layer, sending a request refused with `use_dpop_nonce` once more with the
+    /// server's new nonce (a clone of its body: `Full<Bytes>`, `String`, ...). Asked again,
+    /// the second answer is returned: never a loop.
+    pub fn retry_nonce(self) -> DpopLayer<CloneBody> {
+        DpopLayer {
+            key: self.key,
+            origin: self.origin,
+            nonces: self.nonces,
+            mode: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R> DpopLayer<R> {
     /// The scheme and host (`https://api.example.com`) of requests whose URI is only a path.
     ///
     /// # Errors
@@ -334,46 +366,94 @@ impl DpopLayer {
     }
 }
 
-impl<S> Layer<S> for DpopLayer {
-    type Service = Dpop<S>;
+impl<S, R> Layer<S> for DpopLayer<R> {
+    type Service = Dpop<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Dpop {
             inner,
             key: self.key.clone(),
             origin: self.origin.clone(),
+            nonces: self.nonces.clone(),
+            mode: std::marker::PhantomData,
         }
     }
 }
 
+/// How many servers' nonces a layer remembers; past that it starts over.
+const MAX_NONCE_ORIGINS: usize = 64;
+
+/// A longer `DPoP-Nonce` is ignored.
+const MAX_NONCE_LEN: usize = 512;
+
+/// The last nonce each server gave, by origin, shared by the services of one layer.
+#[derive(Clone, Debug, Default)]
+struct Nonces(Arc<Mutex<HashMap<String, String>>>);
+
+impl Nonces {
+    fn get(&self, origin: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(origin)
+            .cloned()
+    }
+
+    /// Remembers the `DPoP-Nonce` of `headers`, if one fits; whether it is new.
+    fn remember(&self, origin: &str, headers: &http::HeaderMap) -> bool {
+        let Some(nonce) = headers
+            .get(DPOP_NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|n| !n.is_empty() && n.len() <= MAX_NONCE_LEN)
+        else {
+            return false;
+        };
+        let mut nonces = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if nonces.get(origin).is_some_and(|known| known == nonce) {
+            return false;
+        }
+        if nonces.len() >= MAX_NONCE_ORIGINS && !nonces.contains_key(origin) {
+            nonces.clear();
+        }
+        nonces.insert(origin.to_owned(), nonce.to_owned());
+        true
+    }
+}
+
+/// The header a server's nonce comes in.
+pub const DPOP_NONCE_HEADER: &str = "dpop-nonce";
+
+const USE_NONCE: &[u8] = b"error=\"use_dpop_nonce\"";
+
+/// Whether an answer is the `use_dpop_nonce` challenge (RFC 9449 section 9): a
+/// `WWW-Authenticate` saying so, over HTTP (401) or in gRPC's metadata.
+fn asks_for_nonce(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .any(|v| {
+            let v = v.as_bytes();
+            v.len() > 5
+                && v[..5].eq_ignore_ascii_case(b"dpop ")
+                && v.windows(USE_NONCE.len()).any(|w| w == USE_NONCE)
+        })
+}
+
 /// The service [`DpopLayer`] builds.
 #[derive(Clone, Debug)]
-pub struct Dpop<S> {
+pub struct Dpop<S, R = NoRetry> {
     inner: S,
     key: DpopKey,
     origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    nonces: Nonces,
+    /// Whether a `use_dpop_nonce` answer is retried: [`NoRetry`] or [`CloneBody`].
+    mode: std::marker::PhantomData<R>,
 }
 
-impl<S, B> Service<Request<B>> for Dpop<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let token = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned);
-        let absolute = match (&self.origin, request.uri().authority()) {
+impl<S, R> Dpop<S, R> {
+    /// The request's URI made absolute with the configured origin when it is only a path.
+    fn target<B>(&self, request: &Request<B>) -> Option<Uri> {
+        match (&self.origin, request.uri().authority()) {
             (Some((scheme, authority)), None) => {
                 let mut parts = http::uri::Parts::default();
                 parts.scheme = Some(scheme.clone());
@@ -381,24 +461,136 @@ where
                 parts.path_and_query = request.uri().path_and_query().cloned();
                 Uri::from_parts(parts).ok()
             }
-            _ => None,
-        };
-        let uri = absolute.as_ref().unwrap_or(request.uri());
-        if let Some(token) = token
-            && let Ok(proof) = self.key.proof(request.method(), uri, Some(&token), None)
-            && let (Ok(authorization), Ok(proof)) = (
+            (_, Some(_)) => Some(request.uri().clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// Turns a Bearer request into a DPoP one with a fresh proof (with the server's nonce
+    /// when it gave one); returns the origin its nonces are kept under.
+    fn prove<B>(&self, request: &mut Request<B>) -> Option<String> {
+        let uri = self.target(request)?;
+        let origin = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
+        let token = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)?;
+        let nonce = self.nonces.get(&origin);
+        if let Ok(proof) = self
+            .key
+            .proof(request.method(), &uri, Some(&token), nonce.as_deref())
+            && let (Ok(mut authorization), Ok(proof)) = (
                 HeaderValue::from_str(&format!("DPoP {token}")),
                 HeaderValue::from_str(&proof),
             )
         {
             // Kept out of `Debug` output and HPACK's dynamic table, as `BearerLayer` does.
-            let mut authorization = authorization;
             authorization.set_sensitive(true);
             let headers = request.headers_mut();
             headers.insert(AUTHORIZATION, authorization);
             headers.insert(DPOP_HEADER, proof);
         }
-        self.inner.call(request)
+        Some(origin)
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Dpop<S, NoRetry>
+where
+    S: Service<Request<B>, Response = http::Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = NonceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let origin = self.prove(&mut request);
+        NonceFuture {
+            future: self.inner.call(request),
+            remember: origin.map(|origin| (self.nonces.clone(), origin)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Dpop`] without retries: the inner one's, remembering the
+    /// server's `DPoP-Nonce`.
+    pub struct NonceFuture<F> {
+        #[pin]
+        future: F,
+        remember: Option<(Nonces, String)>,
+    }
+}
+
+impl<F, RB, E> Future for NonceFuture<F>
+where
+    F: Future<Output = Result<http::Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.future.poll(cx));
+        if let (Ok(response), Some((nonces, origin))) = (&output, this.remember.take()) {
+            nonces.remember(&origin, response.headers());
+        }
+        Poll::Ready(output)
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Dpop<S, CloneBody>
+where
+    S: Service<Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    B: Clone + Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let original = request.clone();
+        let mut request = request;
+        let origin = self.prove(&mut request);
+        // The service polled ready goes with the request; a clone stays behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let this = Dpop {
+            inner: self.inner.clone(),
+            key: self.key.clone(),
+            origin: self.origin.clone(),
+            nonces: self.nonces.clone(),
+            mode: std::marker::PhantomData::<NoRetry>,
+        };
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            let Some(origin) = origin else {
+                return Ok(response);
+            };
+            let new = this.nonces.remember(&origin, response.headers());
+            if !(new && asks_for_nonce(response.headers())) {
+                return Ok(response);
+            }
+            // Once, with the nonce just given: a second challenge is the answer.
+            let mut again = original;
+            this.prove(&mut again);
+            let mut inner = this.inner;
+            std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
+            let response = inner.call(again).await?;
+            this.nonces.remember(&origin, response.headers());
+            Ok(response)
+        })
     }
 }
 
@@ -438,6 +630,52 @@ mod tests {
         );
         let relative: Uri = "/orders".parse().unwrap();
         assert!(key.proof(&Method::GET, &relative, None, None).is_err());
+    }
+
+    /// SECURITY.md P21: the challenge is recognised in either form, and a nonce too long
+    /// or empty is not taken.
+    #[test]
+    fn a_nonce_challenge_is_recognised_and_the_nonce_kept_per_origin() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            map
+        };
+        assert!(asks_for_nonce(&headers(&[
+            ("www-authenticate", r#"Bearer realm="api""#),
+            (
+                "www-authenticate",
+                r#"dpop error="use_dpop_nonce", algs="ES256""#
+            ),
+        ])));
+        assert!(!asks_for_nonce(&headers(&[(
+            "www-authenticate",
+            r#"Bearer error="use_dpop_nonce""#
+        )])));
+        assert!(!asks_for_nonce(&headers(&[(
+            "www-authenticate",
+            r#"DPoP error="invalid_token""#
+        )])));
+        let nonces = Nonces::default();
+        let a = "https://a.example";
+        assert!(nonces.remember(a, &headers(&[("dpop-nonce", "n1")])));
+        assert!(!nonces.remember(a, &headers(&[("dpop-nonce", "n1")])));
+        assert!(!nonces.remember(a, &headers(&[("dpop-nonce", &"n".repeat(513))])));
+        assert!(!nonces.remember(a, &headers(&[])));
+        assert_eq!(nonces.get(a).as_deref(), Some("n1"));
+        assert_eq!(nonces.get("https://b.example"), None);
+        for i in 0..MAX_NONCE_ORIGINS + 1 {
+            nonces.remember(
+                &format!("https://{i}.example"),
+                &headers(&[("dpop-nonce", "x")]),
+            );
+        }
+        assert!(nonces.0.lock().unwrap().len() <= MAX_NONCE_ORIGINS);
     }
 
     #[test]

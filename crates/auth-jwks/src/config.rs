@@ -86,6 +86,7 @@ pub struct IssuerConfig {
     required_typ: Option<String>,
     ca: Option<CaSource>,
     dpop: crate::dpop::DpopPolicy,
+    dpop_nonce: bool,
     introspection: Option<IntrospectionConfig>,
 }
 
@@ -156,6 +157,7 @@ impl IssuerConfig {
             required_typ: None,
             ca: None,
             dpop: crate::dpop::DpopPolicy::Allowed,
+            dpop_nonce: false,
             introspection: None,
         }
     }
@@ -165,6 +167,14 @@ impl IssuerConfig {
     /// (`Required`): see [`DpopVerifier`](crate::DpopVerifier).
     pub fn dpop(mut self, policy: crate::dpop::DpopPolicy) -> Self {
         self.dpop = policy;
+        self
+    }
+
+    /// Whether this issuer's DPoP proofs must carry a nonce this server issued (RFC 9449
+    /// section 9; `"dpop_nonce": true`): a proof without a current one is answered with
+    /// `use_dpop_nonce` and a fresh `DPoP-Nonce`.
+    pub fn dpop_nonce(mut self, required: bool) -> Self {
+        self.dpop_nonce = required;
         self
     }
 
@@ -255,6 +265,7 @@ pub(crate) struct Issuer {
     /// This issuer's own CA bundle (`ca_file`), trusted besides the configuration-wide one.
     pub(crate) ca: Option<CaBundle>,
     pub(crate) dpop: crate::dpop::DpopPolicy,
+    pub(crate) dpop_nonce: bool,
     pub(crate) introspection: Option<Introspection>,
 }
 
@@ -406,6 +417,7 @@ impl OidcConfig {
             issuer.required_typ = raw_issuer.required_typ;
             issuer.ca = raw_issuer.ca_file.map(|path| CaSource::File(path.into()));
             issuer.dpop = raw_issuer.dpop.unwrap_or_default();
+            issuer.dpop_nonce = raw_issuer.dpop_nonce.unwrap_or_default();
             issuer.introspection = raw_issuer
                 .introspection
                 .map(RawIntrospection::into_config)
@@ -723,6 +735,7 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         required_typ: raw.required_typ,
         ca,
         dpop: raw.dpop,
+        dpop_nonce: raw.dpop_nonce,
         introspection,
     })
 }
@@ -823,6 +836,7 @@ struct RawIssuer {
     required_typ: Option<String>,
     ca_file: Option<String>,
     dpop: Option<crate::dpop::DpopPolicy>,
+    dpop_nonce: Option<bool>,
     introspection: Option<RawIntrospection>,
 }
 

@@ -41,9 +41,10 @@ use jsonwebtoken::Algorithm;
 use jsonwebtoken::AlgorithmFamily;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tower_auth_core::{AuthError, Clock, ConfigError, jose, sha256_digest};
+use tower_auth_core::{AuthError, Clock, ConfigError, Secret, jose, sha256_digest};
 
 use crate::OidcConfig;
+use crate::dpop_nonce::Nonces;
 use crate::keys::{Key, usable_key};
 
 /// The request header that carries a proof.
@@ -148,6 +149,12 @@ pub struct DpopVerifier {
     clock: Clock,
     origin: Option<String>,
     replay: ReplayCache,
+    /// The issuers whose proofs must carry a nonce we issued (`"dpop_nonce": true`).
+    nonce_issuers: Vec<Arc<str>>,
+    /// Issues and checks those nonces; `None` when no issuer asks for them.
+    nonces: Option<Nonces>,
+    /// Whether some issuer has `"dpop": "required"` or `"dpop_nonce": true`.
+    configured: bool,
 }
 
 impl std::fmt::Debug for DpopVerifier {
@@ -156,6 +163,7 @@ impl std::fmt::Debug for DpopVerifier {
             .field("algorithms", &self.offered)
             .field("window_secs", &self.window)
             .field("origin", &self.origin)
+            .field("nonce_issuers", &self.nonce_issuers)
             .finish_non_exhaustive()
     }
 }
@@ -169,6 +177,11 @@ pub struct DpopVerifierBuilder {
     clock: Clock,
     origin: Option<String>,
     replay_capacity: usize,
+    replay_per_key: Option<usize>,
+    nonce_issuers: Vec<Arc<str>>,
+    nonce_key: Option<Secret>,
+    nonce_slot: Duration,
+    configured: bool,
 }
 
 impl DpopVerifierBuilder {
@@ -189,6 +202,29 @@ impl DpopVerifierBuilder {
     /// How many proofs are remembered at once (default 262144).
     pub fn replay_capacity(mut self, capacity: usize) -> Self {
         self.replay_capacity = capacity;
+        self
+    }
+
+    /// How many of those one key's proofs may take (default a sixteenth of the capacity,
+    /// 16384: 270 proofs a second, sustained, with the 60 s window). A key over its share
+    /// gets 503 for new proofs until some of its own expire; other keys are not affected.
+    pub fn replay_per_key(mut self, per_key: usize) -> Self {
+        self.replay_per_key = Some(per_key);
+        self
+    }
+
+    /// The key of the nonces issued for issuers with `"dpop_nonce": true`
+    /// (`AUTH_DPOP_NONCE_KEY`): replicas with the same key accept each other's nonces.
+    /// Without it each verifier draws a random key, and its nonces are good with it only.
+    pub fn nonce_key(mut self, key: Secret) -> Self {
+        self.nonce_key = Some(key);
+        self
+    }
+
+    /// How long one nonce slot lasts (default 300 s): a nonce is accepted in its slot and
+    /// the next, so for one to two slots.
+    pub fn nonce_slot(mut self, slot: Duration) -> Self {
+        self.nonce_slot = slot;
         self
     }
 
@@ -232,10 +268,29 @@ impl DpopVerifierBuilder {
                 "must be between 1 s and 1 hour",
             ));
         }
+        if self.nonce_slot < Duration::from_secs(1) || self.nonce_slot > Duration::from_secs(86_400)
+        {
+            return Err(ConfigError::new(
+                "DpopVerifier::nonce_slot",
+                "must be between 1 s and 1 day",
+            ));
+        }
+        if let Some(key) = &self.nonce_key
+            && let Err(weakness) = tower_auth_core::check_secret_strength(key.expose_secret())
+        {
+            return Err(ConfigError::new("AUTH_DPOP_NONCE_KEY", weakness.describe()));
+        }
         if self.replay_capacity < SHARDS {
             return Err(ConfigError::new(
                 "DpopVerifier::replay_capacity",
                 "must be at least 16",
+            ));
+        }
+        let per_key = self.replay_per_key.unwrap_or(self.replay_capacity / SHARDS);
+        if per_key == 0 || per_key > self.replay_capacity {
+            return Err(ConfigError::new(
+                "DpopVerifier::replay_per_key",
+                "must be between 1 and the replay capacity",
             ));
         }
         let mut offered: Vec<&str> = Vec::new();
@@ -254,7 +309,11 @@ impl DpopVerifierBuilder {
             window: self.window.as_secs(),
             clock: self.clock,
             origin,
-            replay: ReplayCache::new(self.replay_capacity),
+            replay: ReplayCache::new(self.replay_capacity, per_key),
+            nonces: (!self.nonce_issuers.is_empty())
+                .then(|| Nonces::new(self.nonce_key.as_ref(), self.nonce_slot)),
+            configured: self.configured || !self.nonce_issuers.is_empty(),
+            nonce_issuers: self.nonce_issuers,
         })
     }
 }
@@ -281,7 +340,40 @@ impl DpopVerifier {
             clock: config.clock.clone(),
             origin: None,
             replay_capacity: DEFAULT_REPLAY_CAPACITY,
+            replay_per_key: None,
+            nonce_issuers: config
+                .issuers
+                .iter()
+                .filter(|issuer| issuer.dpop_nonce)
+                .map(|issuer| Arc::clone(&issuer.issuer))
+                .collect(),
+            nonce_key: None,
+            nonce_slot: crate::dpop_nonce::DEFAULT_SLOT,
+            configured: config
+                .issuers
+                .iter()
+                .any(|issuer| issuer.dpop == DpopPolicy::Required),
         }
+    }
+
+    /// The nonce to send in `DPoP-Nonce` now, when some issuer's proofs need one: with the
+    /// `use_dpop_nonce` challenge of a proof refused for its nonce
+    /// ([`asks_for_nonce`](crate::asks_for_nonce)).
+    pub fn nonce(&self) -> Option<String> {
+        let nonces = self.nonces.as_ref()?;
+        Some(nonces.issue(self.clock.now_unix()))
+    }
+
+    /// Whether some issuer's configuration names DPoP (`"dpop": "required"` or
+    /// `"dpop_nonce": true`), so that DPoP is surely in use.
+    pub fn configured(&self) -> bool {
+        self.configured
+    }
+
+    /// Whether the nonces are checkable by every replica (a configured key) rather than by
+    /// this verifier only (a random key).
+    pub fn nonces_shared(&self) -> bool {
+        self.nonces.as_ref().is_some_and(|n| n.shared)
     }
 
     /// The algorithms a proof may use with some issuer, space-separated, for the
@@ -305,6 +397,23 @@ impl DpopVerifier {
         token: &str,
         jkt: &str,
     ) -> Result<(), AuthError> {
+        self.verify_at(request, request.uri().path(), issuer, token, jkt)
+    }
+
+    /// [`verify`](Self::verify) for a request the client sent to `path`, when the service
+    /// sees it under another (a router that strips a prefix: axum's `Router::nest` keeps the
+    /// client's in its `OriginalUri` extension, which the auth layer passes here).
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn verify_at<B>(
+        &self,
+        request: &Request<B>,
+        path: &str,
+        issuer: &str,
+        token: &str,
+        jkt: &str,
+    ) -> Result<(), AuthError> {
         let mut proofs = request.headers().get_all(DPOP_HEADER).iter();
         let proof = proofs
             .next()
@@ -320,7 +429,7 @@ impl DpopVerifier {
             .algorithms
             .get(issuer)
             .ok_or(AuthError::invalid_token("dpop_issuer_unknown"))?;
-        let htu = self.request_htu(request)?;
+        let htu = self.request_htu(request, path)?;
         let proven = Proof::read(proof, algorithms)?;
         // Check 13 (section 7.1): the proof's key is the token's.
         if proven.thumbprint != jkt {
@@ -336,6 +445,13 @@ impl DpopVerifier {
         if !proven.signature_ok() {
             return Err(AuthError::invalid_token("dpop_proof_signature"));
         }
+        // Section 9: a nonce we issued, for the issuers that ask for one. After the signature,
+        // so that what a client is told to fix is its proof's real fault first.
+        if let Some(nonces) = &self.nonces
+            && self.nonce_issuers.iter().any(|i| &**i == issuer)
+        {
+            nonces.check(proven.claims.get("nonce"), now)?;
+        }
         // Only a proof that passed everything is remembered: one that failed cannot use up a
         // `jti` its key's holder may send.
         let mut input = Vec::with_capacity(jkt.len() + 1 + proven.jti.len());
@@ -343,12 +459,12 @@ impl DpopVerifier {
         input.push(0);
         input.extend_from_slice(proven.jti.as_bytes());
         let expires = proven.iat.saturating_add(self.window).saturating_add(1);
-        self.replay.insert(sha256_digest(&input), expires, now)
+        self.replay.insert(sha256_digest(&input), jkt, expires, now)
     }
 
     /// The request's target URI as a proof must name it (section 4.3, check 9).
-    fn request_htu<B>(&self, request: &Request<B>) -> Result<String, AuthError> {
-        let path = normalise_path(request.uri().path());
+    fn request_htu<B>(&self, request: &Request<B>, path: &str) -> Result<String, AuthError> {
+        let path = normalise_path(path);
         if let Some(origin) = &self.origin {
             return Ok(format!("{origin}{path}"));
         }
@@ -572,9 +688,51 @@ fn normalise_htu(htu: &str) -> Option<String> {
 
 /// The `jti`s of accepted proofs (as digests with the key's thumbprint), each until its
 /// proof leaves the `iat` window; bounded, in shards to spread the locking.
+///
+/// Each key may hold only its share of the memory: without that, one bound token's holder
+/// making proofs as fast as it can (about 2,200 a second on one core) would fill it, and
+/// every other client's new proofs would get 503 until they expired. SECURITY.md P22.
 struct ReplayCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    /// The expiries of each key's remembered proofs, by a digest of its thumbprint.
+    keys: Box<[Mutex<KeyShard>]>,
+    per_key: usize,
+}
+
+#[derive(Default)]
+struct KeyShard {
+    expiries: HashMap<[u8; 32], Vec<u64>>,
+    /// The expiries held, live or not, over all keys.
+    entries: usize,
+    swept_at: u64,
+}
+
+impl KeyShard {
+    /// Whether the key may remember one more proof, dropping its expired ones when it is at
+    /// its share. Everything expired is dropped at most once a second once the shard holds
+    /// many keys or entries, so expired entries never outgrow the live ones by much.
+    fn admit(&mut self, key: &[u8; 32], per_key: usize, limit: usize, now: u64) -> bool {
+        if self.swept_at != now && (self.expiries.len() >= 1024 || self.entries >= limit) {
+            let mut entries = 0;
+            self.expiries.retain(|_, list| {
+                list.retain(|&at| at > now);
+                entries += list.len();
+                !list.is_empty()
+            });
+            self.entries = entries;
+            self.swept_at = now;
+        }
+        let Some(list) = self.expiries.get_mut(key) else {
+            return true;
+        };
+        if list.len() >= per_key {
+            let before = list.len();
+            list.retain(|&at| at > now);
+            self.entries -= before - list.len();
+        }
+        list.len() < per_key
+    }
 }
 
 #[derive(Default)]
@@ -586,20 +744,34 @@ struct Shard {
 }
 
 impl ReplayCache {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, per_key: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: capacity / SHARDS,
+            keys: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_key,
         }
     }
 
-    /// Remembers `key` until `expires`, or refuses a key already remembered.
-    fn insert(&self, key: [u8; 32], expires: u64, now: u64) -> Result<(), AuthError> {
+    /// Remembers `key` (a proof of the key whose thumbprint is `jkt`) until `expires`, or
+    /// refuses a key already remembered, or one more of a key over its share.
+    fn insert(&self, key: [u8; 32], jkt: &str, expires: u64, now: u64) -> Result<(), AuthError> {
         let mut shard = self.shards[usize::from(key[0]) % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if shard.expiries.get(&key).is_some_and(|&at| at > now) {
             return Err(AuthError::invalid_token("dpop_proof_replayed"));
+        }
+        // Always locked after a proof shard, never before: no two locks wait on each other.
+        let owner = sha256_digest(jkt.as_bytes());
+        let mut keys = self.keys[usize::from(owner[0]) % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !keys.admit(&owner, self.per_key, self.per_shard.max(1024), now) {
+            return Err(AuthError::unavailable(
+                "dpop_replay_key_share_full",
+                Some(Duration::from_secs(1)),
+            ));
         }
         if shard.expiries.len() >= self.per_shard && shard.swept_at != now {
             shard.expiries.retain(|_, at| *at > now);
@@ -612,6 +784,8 @@ impl ReplayCache {
             ));
         }
         shard.expiries.insert(key, expires);
+        keys.expiries.entry(owner).or_default().push(expires);
+        keys.entries += 1;
         Ok(())
     }
 }
@@ -619,6 +793,7 @@ impl ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::asks_for_nonce;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use serde_json::json;
     use tower_auth_core::AuthErrorKind;
@@ -967,6 +1142,7 @@ mod tests {
         .unwrap();
         let verifier = DpopVerifier::builder(&config)
             .replay_capacity(16)
+            .replay_per_key(16)
             .clock(clock.clone())
             .build()
             .unwrap();
@@ -992,6 +1168,130 @@ mod tests {
             check(&verifier, &client, &client.sign(&client.header(), &claims)),
             Ok(())
         );
+    }
+
+    /// SECURITY.md P21.
+    #[test]
+    fn an_issuer_with_nonces_wants_a_current_one_and_others_do_not() {
+        let clock = Clock::manual(NOW);
+        let config = OidcConfig::from_json(
+            "OIDC_CONFIG",
+            &format!(
+                r#"{{"issuers":[{{"issuer":"{ISSUER}","audience":"api","dpop_nonce":true}},
+                   {{"issuer":"https://other.example.com","audience":"api"}}]}}"#
+            ),
+        )
+        .unwrap();
+        let verifier = DpopVerifier::builder(&config)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        assert!(!verifier.nonces_shared());
+        let client = Client::new();
+        let with_nonce = |jti: &str, nonce: &str| {
+            let mut claims = Client::claims(jti);
+            claims["nonce"] = json!(nonce);
+            claims["iat"] = json!(clock.now_unix());
+            client.sign(&client.header(), &claims)
+        };
+        let verify = |proof: &str, issuer: &str| {
+            let request = request("https://api.example.com/orders", &[proof]);
+            verifier
+                .verify(&request, issuer, TOKEN, &client.jkt())
+                .map_err(|e| e.reason())
+        };
+        let missing = verify(&client.proof("n0"), ISSUER).unwrap_err();
+        assert_eq!(missing, "dpop_nonce_missing");
+        assert!(asks_for_nonce(&AuthError::invalid_token(missing)));
+        // The proof without a nonce did not use up its jti; the other issuer needs none.
+        assert_eq!(
+            verify(&client.proof("n0"), "https://other.example.com"),
+            Ok(())
+        );
+        let nonce = verifier.nonce().unwrap();
+        assert_eq!(verify(&with_nonce("n1", &nonce), ISSUER), Ok(()));
+        assert_eq!(
+            verify(&with_nonce("n2", "1.AAAA"), ISSUER),
+            Err("dpop_nonce_invalid")
+        );
+        // Ten minutes on, the nonce's slot is two behind: a fresh one is needed.
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(
+            verify(&with_nonce("n3", &nonce), ISSUER),
+            Err("dpop_nonce_stale")
+        );
+        assert_ne!(verifier.nonce().unwrap(), nonce);
+        assert_eq!(
+            verify(&with_nonce("n4", &verifier.nonce().unwrap()), ISSUER),
+            Ok(())
+        );
+        // A weak configured key is refused at build, naming the variable.
+        let error = DpopVerifier::builder(&config)
+            .nonce_key(Secret::new(
+                b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec(),
+            ))
+            .build()
+            .unwrap_err();
+        assert_eq!(error.variable(), "AUTH_DPOP_NONCE_KEY");
+    }
+
+    /// SECURITY.md P22.
+    #[test]
+    fn one_key_fills_only_its_share_of_the_replay_memory() {
+        let clock = Clock::manual(NOW);
+        let config = OidcConfig::from_json(
+            "OIDC_CONFIG",
+            &format!(r#"{{"issuers":[{{"issuer":"{ISSUER}","audience":"api"}}]}}"#),
+        )
+        .unwrap();
+        let verifier = DpopVerifier::builder(&config)
+            .replay_capacity(1024)
+            .replay_per_key(8)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let (greedy, other) = (Client::new(), Client::new());
+        for i in 0..8 {
+            assert_eq!(
+                check(&verifier, &greedy, &greedy.proof(&format!("g{i}"))),
+                Ok(())
+            );
+        }
+        let refused = verifier
+            .verify(
+                &request("https://api.example.com/orders", &[&greedy.proof("g8")]),
+                ISSUER,
+                TOKEN,
+                &greedy.jkt(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            (refused.reason(), refused.http_status().as_u16()),
+            ("dpop_replay_key_share_full", 503)
+        );
+        // Another key is unaffected, and its proofs are still remembered as such.
+        let proof = other.proof("o1");
+        assert_eq!(check(&verifier, &other, &proof), Ok(()));
+        assert_eq!(check(&verifier, &other, &proof), Err("dpop_proof_replayed"));
+        // Once the greedy key's proofs expire it has its share again.
+        clock.advance(Duration::from_secs(61));
+        let mut claims = Client::claims("g9");
+        claims["iat"] = json!(NOW + 61);
+        assert_eq!(
+            check(&verifier, &greedy, &greedy.sign(&greedy.header(), &claims)),
+            Ok(())
+        );
+        for bad in [0, 1025] {
+            assert_eq!(
+                DpopVerifier::builder(&config)
+                    .replay_capacity(1024)
+                    .replay_per_key(bad)
+                    .build()
+                    .unwrap_err()
+                    .variable(),
+                "DpopVerifier::replay_per_key"
+            );
+        }
     }
 
     #[test]

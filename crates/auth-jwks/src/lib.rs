@@ -75,6 +75,7 @@ mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 mod dpop;
+mod dpop_nonce;
 mod fetch;
 mod introspect;
 mod keys;
@@ -87,6 +88,7 @@ pub use config::{IntrospectionConfig, IssuerConfig, OidcConfig, OidcConfigBuilde
 pub use dpop::{
     DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt, jwk_thumbprint,
 };
+pub use dpop_nonce::{asks_for_nonce, is_nonce_round_trip};
 pub use source::{IssuerState, IssuerStatus};
 /// Which IdP connections go through which proxy ([`OidcConfigBuilder::proxies`]).
 pub use tower_auth_http::Proxies;

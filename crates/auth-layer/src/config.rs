@@ -70,6 +70,9 @@ pub struct AuthConfig {
     /// `AUTH_DPOP_ORIGIN`, checked, and its full name.
     #[cfg(feature = "oidc")]
     dpop_origin: (String, Option<String>),
+    /// `AUTH_DPOP_NONCE_KEY`, checked, and its full name.
+    #[cfg(feature = "oidc")]
+    dpop_nonce_key: Option<(String, tower_auth_core::Secret)>,
     api_key_header: HeaderName,
     strip_headers: Vec<HeaderName>,
     admins: Admins,
@@ -124,6 +127,8 @@ impl AuthConfig {
             vars.name("AUTH_DPOP_ORIGIN"),
             env::dpop_origin(&vars, oidc.as_ref())?,
         );
+        #[cfg(feature = "oidc")]
+        let dpop_nonce_key = env::dpop_nonce_key(&vars, oidc.as_ref())?;
         #[cfg(all(feature = "oidc", feature = "hmac"))]
         env::check_issuers_apart(&vars, oidc.as_ref(), hmac.as_ref())?;
         #[cfg(feature = "oidc")]
@@ -169,6 +174,8 @@ impl AuthConfig {
             oidc,
             #[cfg(feature = "oidc")]
             dpop_origin,
+            #[cfg(feature = "oidc")]
+            dpop_nonce_key,
             api_key_header,
             strip_headers,
             admins,
@@ -391,7 +398,17 @@ impl AuthConfig {
         config: &tower_auth_oidc::OidcConfig,
     ) -> Result<tower_auth_oidc::DpopVerifier, ConfigError> {
         let (variable, origin) = &self.dpop_origin;
-        env::dpop_verifier(config, origin.as_deref(), variable)
+        let verifier = env::dpop_verifier_with(
+            config,
+            origin.as_deref(),
+            variable,
+            self.dpop_nonce_key.as_ref(),
+        )?;
+        let prefix = variable
+            .strip_suffix("AUTH_DPOP_ORIGIN")
+            .unwrap_or_default();
+        env::warn_dpop(&verifier, origin.is_some(), prefix);
+        Ok(verifier)
     }
 
     fn assemble(

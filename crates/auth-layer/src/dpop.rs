@@ -34,7 +34,16 @@ pub(crate) fn bind<B>(
             else {
                 return Err(AuthError::invalid_token("dpop_scheme_unbound_token"));
             };
-            verifier.verify(request, issuer, token(request), jkt)?;
+            // Under axum's `Router::nest` the request's path has lost its prefix; the proof
+            // names the one the client sent, which axum keeps. SECURITY.md P23.
+            #[cfg(feature = "axum")]
+            let path = request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or(request.uri().path(), |original| original.0.path());
+            #[cfg(not(feature = "axum"))]
+            let path = request.uri().path();
+            verifier.verify_at(request, path, issuer, token(request), jkt)?;
             Ok(identity)
         }
     }
@@ -58,4 +67,53 @@ pub(crate) fn challenge(verifier: Option<&DpopVerifier>) -> Option<HeaderValue> 
         return None;
     }
     HeaderValue::from_str(&format!("DPoP algs=\"{}\"", verifier.algorithms())).ok()
+}
+
+/// The header that carries a server-issued nonce (RFC 9449 section 8.1).
+const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
+/// The challenge of a proof refused for its nonce (RFC 9449 section 9).
+const USE_NONCE: &str = "DPoP error=\"use_dpop_nonce\", error_description=\"Resource server requires nonce in DPoP proof\"";
+
+/// Turns the answer to a proof refused for its nonce into the `use_dpop_nonce` one: a fresh
+/// nonce in `DPoP-Nonce`, and the DPoP challenge (first, with the algorithms) saying so, in
+/// place of the plain one. gRPC answers carry both as metadata beside `grpc-status` 16.
+pub(crate) fn nonce_answer<B>(
+    verifier: Option<&DpopVerifier>,
+    error: &AuthError,
+    response: &mut http::Response<B>,
+) {
+    let Some(verifier) = verifier else {
+        return;
+    };
+    if !tower_auth_oidc::asks_for_nonce(error) {
+        return;
+    }
+    let Some(nonce) = verifier
+        .nonce()
+        .and_then(|n| HeaderValue::from_str(&n).ok())
+    else {
+        return;
+    };
+    let challenge = if verifier.algorithms().is_empty() {
+        USE_NONCE.to_owned()
+    } else {
+        format!("{USE_NONCE}, algs=\"{}\"", verifier.algorithms())
+    };
+    let Ok(challenge) = HeaderValue::from_str(&challenge) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    let others: Vec<HeaderValue> = headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter(|v| !v.as_bytes().starts_with(b"DPoP "))
+        .cloned()
+        .collect();
+    headers.remove(http::header::WWW_AUTHENTICATE);
+    headers.append(http::header::WWW_AUTHENTICATE, challenge);
+    for other in others {
+        headers.append(http::header::WWW_AUTHENTICATE, other);
+    }
+    headers.insert(DPOP_NONCE, nonce);
 }

@@ -192,13 +192,74 @@ pub(crate) fn dpop_verifier(
     origin: Option<&str>,
     variable: &str,
 ) -> Result<tower_auth_oidc::DpopVerifier, ConfigError> {
+    dpop_verifier_with(oidc, origin, variable, None)
+}
+
+/// [`dpop_verifier`] with the key of its nonces (`AUTH_DPOP_NONCE_KEY`).
+#[cfg(feature = "oidc")]
+pub(crate) fn dpop_verifier_with(
+    oidc: &tower_auth_oidc::OidcConfig,
+    origin: Option<&str>,
+    variable: &str,
+    nonce_key: Option<&(String, tower_auth_core::Secret)>,
+) -> Result<tower_auth_oidc::DpopVerifier, ConfigError> {
     let mut builder = tower_auth_oidc::DpopVerifier::builder(oidc);
     if let Some(origin) = origin {
         builder = builder.origin(origin);
     }
-    builder
-        .build()
-        .map_err(|e| ConfigError::new(variable, e.message()))
+    if let Some((_, key)) = nonce_key {
+        builder = builder.nonce_key(key.clone());
+    }
+    builder.build().map_err(|e| {
+        let variable = match nonce_key {
+            Some((name, _)) if e.variable() == "AUTH_DPOP_NONCE_KEY" => name.as_str(),
+            _ => variable,
+        };
+        ConfigError::new(variable, e.message())
+    })
+}
+
+/// `AUTH_DPOP_NONCE_KEY`: the key of the DPoP nonces this service issues, shared by its
+/// replicas (at least 32 characters, checked for strength). Only with `OIDC_CONFIG`.
+#[cfg(feature = "oidc")]
+pub(crate) fn dpop_nonce_key(
+    vars: &Vars<'_>,
+    oidc: Option<&tower_auth_oidc::OidcConfig>,
+) -> Result<Option<(String, tower_auth_core::Secret)>, ConfigError> {
+    let (name, Some(value)) = vars.read("AUTH_DPOP_NONCE_KEY") else {
+        return Ok(None);
+    };
+    let key = tower_auth_core::Secret::from(value);
+    let Some(oidc) = oidc else {
+        return Err(ConfigError::new(
+            name,
+            format!("is set but {} is not", vars.name("OIDC_CONFIG")),
+        ));
+    };
+    let key = (name, key);
+    dpop_verifier_with(oidc, None, "OIDC_CONFIG", Some(&key))?;
+    Ok(Some(key))
+}
+
+/// What an operator should know of the DPoP settings at start: proofs name the host the
+/// client chose without `AUTH_DPOP_ORIGIN`, and nonces without `AUTH_DPOP_NONCE_KEY` are
+/// good on this process only.
+#[cfg(feature = "oidc")]
+pub(crate) fn warn_dpop(verifier: &tower_auth_oidc::DpopVerifier, origin_set: bool, prefix: &str) {
+    if !origin_set && verifier.configured() {
+        tracing::warn!(
+            target: "auth::config",
+            variable = format!("{prefix}AUTH_DPOP_ORIGIN"),
+            "DPoP proofs are checked against the Host each request names: set AUTH_DPOP_ORIGIN to the public origin so that a proof made for another service is refused here",
+        );
+    }
+    if verifier.nonce().is_some() && !verifier.nonces_shared() {
+        tracing::warn!(
+            target: "auth::config",
+            variable = format!("{prefix}AUTH_DPOP_NONCE_KEY"),
+            "DPoP nonces are signed with a random key of this process: other replicas and this one after a restart refuse them, and clients are asked for a new nonce each time; set AUTH_DPOP_NONCE_KEY on every replica",
+        );
+    }
 }
 
 /// The HMAC parts: the authenticator's configuration, its revocation list and, with

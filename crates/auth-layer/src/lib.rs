@@ -72,8 +72,9 @@
 //! | `AUTH_ADMINS` | JSON array or comma list given role `admin`: `api_key:NAME`, `hmac:SUBJECT`, `email:ADDRESS` (verified only), `ISSUER_URL#SUBJECT`, or an unqualified name, which any method can match (see [`Admins`]; warned about when more than one method or issuer is configured). |
 //! | `AUTH_PUBLIC_PATHS` | Exact exempt paths; replaces the default list. |
 //! | `AUTH_METHOD_ROLES` | `/pkg.Svc/Method=r1+r2;/pkg.Admin/*=admin;/ops=admin|ops`. |
-//! | `OIDC_CONFIG` | JSON: `{"issuers":[{"issuer","audience","jwks_uri"?,"roles_claim"?,"roles_prefix"?,"algorithms"?,"required_typ"?,"ca_file"?,"dpop"?}], "jwks_refresh_interval_secs"?, "token_cache_size"?, "token_cache_ttl_secs"?, "leeway_secs"?}` (feature `oidc`). Discovery and `jwks_uri` must be `https`, or plain `http` to a loopback host. |
+//! | `OIDC_CONFIG` | JSON: `{"issuers":[{"issuer","audience","jwks_uri"?,"roles_claim"?,"roles_prefix"?,"algorithms"?,"required_typ"?,"ca_file"?,"dpop"?,"dpop_nonce"?}], "jwks_refresh_interval_secs"?, "token_cache_size"?, "token_cache_ttl_secs"?, "leeway_secs"?}` (feature `oidc`). Discovery and `jwks_uri` must be `https`, or plain `http` to a loopback host. |
 //! | `AUTH_DPOP_ORIGIN` | The public `https://host` DPoP proofs name in `htu`, behind a proxy ([`oidc::DpopVerifier`]). |
+//! | `AUTH_DPOP_NONCE_KEY` | The key of the DPoP nonces issued for issuers with `"dpop_nonce": true`, the same on every replica (random per process when unset). |
 //! | `OIDC_CA_FILE` | PEM file of CA certificates trusted for every issuer, besides the platform's store and the webpki roots (`ca_file` per issuer alike). |
 //! | `HMAC_SECRET` | Secret of HS256 role tokens, at least 32 bytes and not guessable (the API key entropy rules); `HMAC_SECRET_PREVIOUS` also verifies during rotation; `HMAC_ISSUER` (default `auth-hmac`), `HMAC_AUDIENCE` optional (feature `hmac`). |
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |

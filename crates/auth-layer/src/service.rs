@@ -273,6 +273,11 @@ impl Settings {
         {
             return;
         }
+        // Being asked for a DPoP nonce is the protocol's round trip, not a guess.
+        #[cfg(feature = "oidc")]
+        if tower_auth_oidc::is_nonce_round_trip(error) {
+            return;
+        }
         let source = self.limits.source(request);
         if let Some(wait) = self.limits.failed(source) {
             tracing::warn!(
@@ -341,8 +346,13 @@ impl Settings {
 
     /// The rejection of a request for `error`, in HTTP or gRPC form.
     fn rejection<B>(&self, request: &Request<B>, error: &AuthError) -> Response<ResponseBody<()>> {
-        self.answers
-            .respond(error, &self.realm, &Protocol::of(request))
+        #[allow(unused_mut)]
+        let mut response = self
+            .answers
+            .respond(error, &self.realm, &Protocol::of(request));
+        #[cfg(feature = "oidc")]
+        crate::dpop::nonce_answer(self.dpop.as_deref(), error, &mut response);
+        response
     }
 
     fn log<B>(
