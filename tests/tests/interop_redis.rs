@@ -590,3 +590,127 @@ async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_seco
     );
     assert!(!text.contains(REDIS_PASSWORD), "{text}");
 }
+
+/// A window length (one to two hours) whose current epoch-aligned window is at least a
+/// quarter gone and ends in more than a quarter: a test of shared counts never straddles two.
+fn mid_window() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (3_600..7_200)
+        .find(|w| (w / 4..w * 3 / 4).contains(&(now % w)))
+        .unwrap()
+}
+
+/// SECURITY.md S17, S18: `AUTH_FAILURE_LIMIT` holds for the failures of every replica
+/// together; each replica alone saw fewer than the limit.
+#[tokio::test]
+async fn the_failure_limit_counts_the_failures_of_every_replica() {
+    let redis = RedisServer::started().await;
+    let limit = format!("4/{}", mid_window());
+    let vars = [("AUTH_FAILURE_LIMIT", limit.as_str())];
+    let replicas = [
+        Replica::start(&redis, &vars).await,
+        Replica::start(&redis, &vars).await,
+        Replica::start(&redis, &vars).await,
+    ];
+    let token = replicas[0].token().await;
+    // Three failures, one on each replica: under the limit everywhere.
+    for replica in &replicas {
+        assert_eq!(replica.status("not-a-role-token").await, 401);
+    }
+    for replica in &replicas {
+        assert_eq!(replica.status(&token).await, 200, "3 of 4");
+    }
+    // The fourth (the second on replica 1): the sum is at the limit.
+    assert_eq!(replicas[0].status("not-a-role-token").await, 401);
+    for (i, replica) in replicas.iter().enumerate() {
+        let delay = within(
+            Duration::from_secs(1),
+            "the shared count reaches the replica",
+            async || replica.status(&token).await == 429,
+        )
+        .await;
+        println!("failure limit reached replica {} after {delay:?}", i + 1);
+    }
+    // Counted in Redis, under the issuer's namespace: 4 (good tokens count nothing).
+    let keys = redis.cli(&["--scan", "--pattern", "tower-auth:*:fail:source:*"]);
+    let mut keys = keys.lines();
+    let key = keys.next().expect("one shared count");
+    assert_eq!(keys.next(), None);
+    assert_eq!(redis.cli(&["GET", key]), "4");
+    let ttl: u64 = redis.cli(&["TTL", key]).parse().unwrap();
+    assert!(ttl > 0, "it expires");
+}
+
+/// SECURITY.md S17: the token exchange's lock-out of a (client, source) pair holds for the
+/// wrong secrets sent to every replica together.
+#[tokio::test]
+async fn the_exchange_lock_out_counts_the_failures_of_every_replica() {
+    let redis = RedisServer::started().await;
+    let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
+    let config = tower_auth_hmac::HmacConfig::builder(HMAC_SECRET)
+        .build()
+        .unwrap();
+    let clients = tower_auth_hmac::TokenClients::parse("clients", &clients()).unwrap();
+    let window = Duration::from_secs(mid_window());
+    let mut servers = Vec::new();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let endpoint = tower_auth_hmac::ExchangeEndpoint::builder(config.clone(), clients.clone())
+            .rate_limit(5, window)
+            .build()
+            .unwrap();
+        counts.push(endpoint.share_limits(&settings, "exchange-test").unwrap());
+        assert_eq!(
+            endpoint
+                .share_limits(&settings, "exchange-test")
+                .unwrap_err(),
+            tower_auth_hmac::ShareError::AlreadyShared
+        );
+        servers.push(auth_tests::serve_with_peers(endpoint.router()).await);
+    }
+    let exchange = async |addr: SocketAddr, secret: &str| {
+        send_body(
+            addr,
+            Method::POST,
+            "/auth/token",
+            &[("content-type", "application/json")],
+            &format!(r#"{{"client_id":"agent","credential":"{secret}"}}"#),
+        )
+        .await
+        .status
+    };
+    // Four wrong secrets over three replicas, each written to Redis before the next.
+    for i in 0..4 {
+        assert_eq!(exchange(servers[i % 3], "wrong-secret").await, 401);
+        within(
+            Duration::from_secs(1),
+            "the failure is written",
+            async || counts[i % 3].pending() == 0,
+        )
+        .await;
+    }
+    for addr in &servers {
+        assert_eq!(exchange(*addr, AGENT_SECRET).await, 200, "4 of 5");
+    }
+    assert_eq!(exchange(servers[1], "wrong-secret").await, 401);
+    for (i, addr) in servers.iter().enumerate() {
+        let delay = within(
+            Duration::from_secs(1),
+            "the lock-out reaches the replica",
+            async || exchange(*addr, AGENT_SECRET).await == 429,
+        )
+        .await;
+        println!(
+            "exchange lock-out reached replica {} after {delay:?}",
+            i + 1
+        );
+    }
+    assert!(
+        counts
+            .iter()
+            .all(tower_auth_hmac::SharedCounts::is_connected)
+    );
+}

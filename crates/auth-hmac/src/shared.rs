@@ -46,12 +46,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// How long one `XREAD` waits for news; a reply, even empty, proves the copy current.
 const READ_BLOCK: Duration = Duration::from_millis(500);
 /// Every command's answer must come within this (longer than [`READ_BLOCK`]).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Reconnection backoff: from this, doubling, with full jitter...
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// ...up to this.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Stream entries kept for followers: a follower that falls further behind reloads the set.
 const STREAM_MAX_LEN: usize = 10_000;
 /// Revocations written in one transaction, and stream entries read at once.
@@ -120,6 +120,10 @@ impl RedisSettings {
             failure: RedisFailure::Closed,
             max_stale: DEFAULT_REDIS_MAX_STALE,
         })
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// What to do once the copy is older than the max staleness.
@@ -510,7 +514,7 @@ fn start_failed(why: &str) {
 }
 
 /// A random delay in `[0, BACKOFF_MIN * 2^failures]`, capped at [`BACKOFF_MAX`].
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let ceiling = BACKOFF_MIN
         .saturating_mul(1 << failures.min(16))
         .min(BACKOFF_MAX);

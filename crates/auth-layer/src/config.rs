@@ -298,7 +298,7 @@ impl AuthConfig {
     /// issuer.
     #[cfg(feature = "redis")]
     async fn share_revocations(
-        &self,
+        &mut self,
         redis: Option<(String, tower_auth_hmac::RedisSettings)>,
     ) -> Result<Option<std::sync::Arc<tower_auth_hmac::RedisSync>>, ConfigError> {
         let Some((variable, settings)) = redis else {
@@ -308,9 +308,17 @@ impl AuthConfig {
         let namespace = format!("tower-auth:{}", hmac.config.issuer_name());
         let sync = hmac
             .revocations
-            .share_through_redis(settings, &namespace)
+            .share_through_redis(settings.clone(), &namespace)
             .await
             .map_err(|e| ConfigError::new(&variable, e.to_string()))?;
+        // The failure limits hold for the sum over replicas too (crate::shared_limits).
+        self.limits.shared = crate::shared_limits::share(
+            &settings,
+            &namespace,
+            hmac.exchange.as_ref(),
+            &self.limits,
+        )
+        .map_err(|e| ConfigError::new(&variable, e.to_string()))?;
         Ok(Some(Arc::new(sync)))
     }
 
