@@ -614,18 +614,9 @@ impl Follower {
                 .arg("WITHSCORES")
                 .query_async(conn)
                 .await?;
-        let mut malformed = 0usize;
-        let mut applied = false;
-        for (member, score) in &members {
-            match (
-                serde_json::from_str::<(String, String)>(member),
-                score_to_until(*score),
-            ) {
-                (Ok((jti, sub)), Some(until)) => applied |= self.apply(&jti, &sub, until),
-                _ => malformed += 1,
-            }
-        }
-        report_malformed(malformed);
+        let mut applied = apply_members(&members, |(jti, sub): (String, String), until| {
+            Some(self.apply(&jti, &sub, until))
+        });
         let epoch = match epoch {
             Some(epoch) => epoch,
             None => {
@@ -725,24 +716,12 @@ impl Follower {
             .arg("WITHSCORES")
             .query_async(conn)
             .await?;
-        let mut malformed = 0usize;
-        let mut applied = false;
-        for (member, score) in &members {
-            match (
-                serde_json::from_str::<(String, String, String, u64)>(member),
-                score_to_until(*score),
-            ) {
-                (Ok((method, issuer, sub, before)), Some(until)) => {
-                    match self.apply_cutoff(&method, &issuer, &sub, before, until) {
-                        Some(added) => applied |= added,
-                        None => malformed += 1,
-                    }
-                }
-                _ => malformed += 1,
-            }
-        }
-        report_malformed(malformed);
-        Ok(applied)
+        Ok(apply_members(
+            &members,
+            |(method, issuer, sub, before): (String, String, String, u64), until| {
+                self.apply_cutoff(&method, &issuer, &sub, before, until)
+            },
+        ))
     }
 
     /// Applies a stream entry of kind `cutoff`; `None` when it is malformed.
@@ -800,6 +779,30 @@ impl Follower {
             tracing::error!(target: "auth", event = "revocation_file_error", error = %e, "revocations from Redis not written to AUTH_REVOCATION_FILE (they are in force in memory)");
         }
     }
+}
+
+/// Applies the members of a sorted set loaded with their scores: each member's JSON as a `T`
+/// and its score as the Unix second it is kept until; `apply` says whether it was new here,
+/// or `None` when it is malformed after all. Whether any was new; malformed members (JSON
+/// not a `T`, a score not a whole second) are skipped and reported once.
+fn apply_members<T: serde::de::DeserializeOwned>(
+    members: &[(String, f64)],
+    mut apply: impl FnMut(T, u64) -> Option<bool>,
+) -> bool {
+    let mut malformed = 0usize;
+    let mut applied = false;
+    for (member, score) in members {
+        let parsed = serde_json::from_str::<T>(member).ok();
+        match parsed
+            .zip(score_to_until(*score))
+            .and_then(|(value, until)| apply(value, until))
+        {
+            Some(added) => applied |= added,
+            None => malformed += 1,
+        }
+    }
+    report_malformed(malformed);
+    applied
 }
 
 fn report_malformed(count: usize) {
