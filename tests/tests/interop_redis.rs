@@ -535,9 +535,11 @@ async fn a_revocation_file_and_redis_feed_each_other() {
 async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_second() {
     let (logs, _guard) = CapturedLogs::start();
     let redis = RedisServer::started().await;
+    // No clock leeway: a token of the second after the cut-off works (SECURITY.md S19).
+    let exact = [("AUTH_LEEWAY_SECS", "0")];
     let replicas = [
-        Replica::start(&redis, &[]).await,
-        Replica::start(&redis, &[]).await,
+        Replica::start(&redis, &exact).await,
+        Replica::start(&redis, &exact).await,
     ];
     assert!(replicas.iter().all(Replica::connected));
     let token = replicas[0].token().await;
@@ -561,7 +563,7 @@ async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_seco
     )
     .await;
     println!("subject cut-off reached replica 2 after {delay:?}");
-    let late = Replica::start(&redis, &[]).await;
+    let late = Replica::start(&redis, &exact).await;
     assert_eq!(late.status(&token).await, 401, "loaded at start");
     // The cut-off covers its own second: a token issued in the next one works everywhere.
     let mut fresh = String::new();
@@ -579,10 +581,7 @@ async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_seco
         assert_eq!(replica.status(&token).await, 401);
     }
     let members = redis.cli(&["ZRANGE", "tower-auth:auth-hmac:cutoffs", "0", "-1"]);
-    assert!(
-        members.contains(r#"["hmac","auth-hmac","agent","#),
-        "{members}"
-    );
+    assert_eq!(members, r#"["hmac","auth-hmac","agent"]"#);
     let text = logs.text();
     assert!(
         text.contains("subject cut off on another replica"),
@@ -713,4 +712,53 @@ async fn the_exchange_lock_out_counts_the_failures_of_every_replica() {
             .iter()
             .all(tower_auth_hmac::SharedCounts::is_connected)
     );
+}
+
+/// SECURITY.md S19, S20: cutting a subject off again moves its one member in Redis (scored by
+/// when it is dropped, which gives its `before`), and a replica that loads it refuses up to
+/// the leeway after the cut-off's second.
+#[tokio::test]
+async fn cutting_a_subject_off_again_moves_its_one_member_in_redis() {
+    use tower_auth_core::{AuthMethod, Clock};
+    let redis = RedisServer::started().await;
+    let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
+    let clock = Clock::manual(1_700_000_000);
+    let list = tower_auth_hmac::RevocationList::new(clock.clone());
+    let sync = list
+        .share_through_redis(settings.clone(), "recut")
+        .await
+        .unwrap();
+    let method = AuthMethod::Hmac {
+        issuer: "auth-hmac".into(),
+    };
+    for _ in 0..2 {
+        list.revoke_subject(&method, "alice").unwrap();
+        within(
+            Duration::from_secs(1),
+            "the cut-off is written",
+            async || sync.pending() == 0,
+        )
+        .await;
+        clock.advance(Duration::from_secs(100));
+    }
+    assert_eq!(redis.cli(&["ZCARD", "recut:cutoffs"]), "1");
+    let keep = tower_auth_hmac::SUBJECT_CUTOFF_KEEP.as_secs();
+    // The second cut-off, at 1_700_000_100, with the default leeway of 60 s.
+    let before = 1_700_000_100 + 1 + 60;
+    assert_eq!(
+        redis.cli(&["ZSCORE", "recut:cutoffs", r#"["hmac","auth-hmac","alice"]"#]),
+        (before + keep).to_string()
+    );
+    let replica = tower_auth_hmac::RevocationList::new(Clock::manual(1_700_000_300));
+    let _other = replica
+        .share_through_redis(settings, "recut")
+        .await
+        .unwrap();
+    let issued = |iat: u64| {
+        tower_auth_core::Identity::builder("alice", method.clone())
+            .issued_at(std::time::UNIX_EPOCH + Duration::from_secs(iat))
+            .build()
+    };
+    assert!(replica.is_cut_off(&issued(before - 1)));
+    assert!(!replica.is_cut_off(&issued(before)));
 }

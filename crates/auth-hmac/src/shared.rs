@@ -10,7 +10,8 @@
 //! retried until Redis takes them.
 //!
 //! Subject cut-offs travel the same way: a sorted set `<namespace>:cutoffs` scored by the
-//! second the cut-off is dropped (members `["hmac"|"oidc","issuer","sub",before]`) and stream
+//! second the cut-off is dropped, which is `before` plus `SUBJECT_CUTOFF_KEEP` (one member
+//! per subject, `["hmac"|"oidc","issuer","sub"]`), and stream
 //! entries with `kind=cutoff` and fields `method`, `issuer`, `sub`, `before`, `until`.
 
 use std::collections::VecDeque;
@@ -221,6 +222,15 @@ pub(crate) struct Shared {
     stopped: AtomicBool,
     /// Local subject cut-offs not yet written to Redis, oldest first.
     cutoff_queue: Mutex<VecDeque<CutoffRecord>>,
+}
+
+/// A member of `<namespace>:cutoffs`: `["method","issuer","sub"]`, its `before` given by its
+/// score; or, as written by earlier versions, with `before` as a fourth element.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum CutoffMember {
+    Subject(String, String, String),
+    WithBefore(String, String, String, u64),
 }
 
 /// One subject cut-off as written to Redis.
@@ -716,12 +726,17 @@ impl Follower {
             .arg("WITHSCORES")
             .query_async(conn)
             .await?;
-        Ok(apply_members(
-            &members,
-            |(method, issuer, sub, before): (String, String, String, u64), until| {
-                self.apply_cutoff(&method, &issuer, &sub, before, until)
-            },
-        ))
+        Ok(apply_members(&members, |member: CutoffMember, until| {
+            let (method, issuer, sub, before) = match member {
+                CutoffMember::Subject(method, issuer, sub) => {
+                    (method, issuer, sub, crate::cutoff::Cutoff::before_of(until))
+                }
+                CutoffMember::WithBefore(method, issuer, sub, before) => {
+                    (method, issuer, sub, before)
+                }
+            };
+            self.apply_cutoff(&method, &issuer, &sub, before, until)
+        }))
     }
 
     /// Applies a stream entry of kind `cutoff`; `None` when it is malformed.
@@ -874,17 +889,18 @@ async fn write_queue(
             .arg(now)
             .ignore();
         for record in cutoffs.iter().filter(|r| r.until > now) {
-            let member = serde_json::to_string(&(
-                record.method,
-                &*record.issuer,
-                &*record.sub,
-                record.before,
-            ))
-            .expect("strings and a number serialize");
+            // One member per subject, scored by when it is dropped, which gives `before`
+            // (a cut-off read from a file kept shorter is kept the full time here): cutting
+            // a subject off again moves its member, never adds one.
+            let member = serde_json::to_string(&(record.method, &*record.issuer, &*record.sub))
+                .expect("strings serialize");
+            let score = record
+                .until
+                .max(crate::cutoff::Cutoff::until_of(record.before));
             pipe.cmd("ZADD")
                 .arg(&keys.cutoffs)
                 .arg("GT")
-                .arg(record.until)
+                .arg(score)
                 .arg(member)
                 .ignore();
             pipe.cmd("XADD")

@@ -155,6 +155,14 @@ impl AuthConfig {
         let issuers = oidc_issuers.iter().copied().filter(|_| checks_oidc);
         let resource = crate::resource::from_env(&vars, issuers)?;
         let limits = env::source_limits(&vars)?;
+        // A cut-off allows for issuers' clocks running ahead by the largest verifier leeway.
+        #[cfg(feature = "hmac")]
+        if let Some(hmac) = &hmac {
+            let leeway = hmac.config.leeway_duration();
+            #[cfg(feature = "oidc")]
+            let leeway = leeway.max(oidc.as_ref().map_or(Duration::ZERO, |c| c.leeway()));
+            hmac.revocations.set_cutoff_leeway(leeway);
+        }
         #[allow(unused_mut)]
         let mut rules = env::rules(&vars)?;
         // The exchange and revocation endpoints are exempt only once the application takes
