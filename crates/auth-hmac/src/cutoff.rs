@@ -43,6 +43,7 @@ impl Cutoff {
     }
 
     /// The inverse of [`until_of`](Self::until_of).
+    #[cfg(any(feature = "redis", test))]
     pub(crate) fn before_of(until: u64) -> u64 {
         until.saturating_sub(SUBJECT_CUTOFF_KEEP.as_secs())
     }

@@ -82,6 +82,7 @@ impl FailureLimiter {
     }
 
     /// The window's length.
+    #[cfg(feature = "redis")]
     pub(super) fn window(&self) -> Duration {
         Duration::from_secs(self.counters.window_secs())
     }
