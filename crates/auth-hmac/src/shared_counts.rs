@@ -273,10 +273,13 @@ async fn round(inner: &Arc<Inner>, conn: &mut ConnectionManager) -> bool {
             .collect()
     };
     let reads: Vec<Box<[u8]>> = {
+        // Their sums come back from the writes.
+        let written: std::collections::HashSet<&[u8]> =
+            deltas.iter().map(|(key, _)| &**key).collect();
         let sums = inner.sums.lock().unwrap_or_else(PoisonError::into_inner);
         let mut current: Vec<(&Box<[u8]>, i64)> = sums
             .iter()
-            .filter(|(k, c)| c.window == window && !deltas.iter().any(|(d, _)| d == *k))
+            .filter(|(k, c)| c.window == window && !written.contains(&***k))
             .map(|(k, c)| (k, c.value))
             .collect();
         // The highest counts first: those nearest their limit.
