@@ -535,9 +535,11 @@ async fn a_revocation_file_and_redis_feed_each_other() {
 async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_second() {
     let (logs, _guard) = CapturedLogs::start();
     let redis = RedisServer::started().await;
+    // No clock leeway: a token of the second after the cut-off works (SECURITY.md S19).
+    let exact = [("AUTH_LEEWAY_SECS", "0")];
     let replicas = [
-        Replica::start(&redis, &[]).await,
-        Replica::start(&redis, &[]).await,
+        Replica::start(&redis, &exact).await,
+        Replica::start(&redis, &exact).await,
     ];
     assert!(replicas.iter().all(Replica::connected));
     let token = replicas[0].token().await;
@@ -561,7 +563,7 @@ async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_seco
     )
     .await;
     println!("subject cut-off reached replica 2 after {delay:?}");
-    let late = Replica::start(&redis, &[]).await;
+    let late = Replica::start(&redis, &exact).await;
     assert_eq!(late.status(&token).await, 401, "loaded at start");
     // The cut-off covers its own second: a token issued in the next one works everywhere.
     let mut fresh = String::new();
@@ -579,14 +581,226 @@ async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_seco
         assert_eq!(replica.status(&token).await, 401);
     }
     let members = redis.cli(&["ZRANGE", "tower-auth:auth-hmac:cutoffs", "0", "-1"]);
-    assert!(
-        members.contains(r#"["hmac","auth-hmac","agent","#),
-        "{members}"
-    );
+    assert_eq!(members, r#"["hmac","auth-hmac","agent"]"#);
     let text = logs.text();
     assert!(
         text.contains("subject cut off on another replica"),
         "{text}"
     );
     assert!(!text.contains(REDIS_PASSWORD), "{text}");
+}
+
+/// A window length (one to two hours) whose current epoch-aligned window is at least a
+/// quarter gone and ends in more than a quarter: a test of shared counts never straddles two.
+fn mid_window() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (3_600..7_200)
+        .find(|w| (w / 4..w * 3 / 4).contains(&(now % w)))
+        .unwrap()
+}
+
+/// SECURITY.md S17, S18: `AUTH_FAILURE_LIMIT` holds for the failures of every replica
+/// together; each replica alone saw fewer than the limit.
+#[tokio::test]
+async fn the_failure_limit_counts_the_failures_of_every_replica() {
+    let redis = RedisServer::started().await;
+    let limit = format!("4/{}", mid_window());
+    let vars = [("AUTH_FAILURE_LIMIT", limit.as_str())];
+    let replicas = [
+        Replica::start(&redis, &vars).await,
+        Replica::start(&redis, &vars).await,
+        Replica::start(&redis, &vars).await,
+    ];
+    let token = replicas[0].token().await;
+    // Three failures, one on each replica: under the limit everywhere.
+    for replica in &replicas {
+        assert_eq!(replica.status("not-a-role-token").await, 401);
+    }
+    for replica in &replicas {
+        assert_eq!(replica.status(&token).await, 200, "3 of 4");
+    }
+    // The fourth (the second on replica 1): the sum is at the limit.
+    assert_eq!(replicas[0].status("not-a-role-token").await, 401);
+    for (i, replica) in replicas.iter().enumerate() {
+        let delay = within(
+            Duration::from_secs(1),
+            "the shared count reaches the replica",
+            async || replica.status(&token).await == 429,
+        )
+        .await;
+        println!("failure limit reached replica {} after {delay:?}", i + 1);
+    }
+    // Counted in Redis, under the issuer's namespace: 4 (good tokens count nothing).
+    let keys = redis.cli(&["--scan", "--pattern", "tower-auth:*:fail:source:*"]);
+    let mut keys = keys.lines();
+    let key = keys.next().expect("one shared count");
+    assert_eq!(keys.next(), None);
+    assert_eq!(redis.cli(&["GET", key]), "4");
+    let ttl: u64 = redis.cli(&["TTL", key]).parse().unwrap();
+    assert!(ttl > 0, "it expires");
+}
+
+/// SECURITY.md S17: the token exchange's lock-out of a (client, source) pair holds for the
+/// wrong secrets sent to every replica together.
+#[tokio::test]
+async fn the_exchange_lock_out_counts_the_failures_of_every_replica() {
+    let redis = RedisServer::started().await;
+    let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
+    let config = tower_auth_hmac::HmacConfig::builder(HMAC_SECRET)
+        .build()
+        .unwrap();
+    let clients = tower_auth_hmac::TokenClients::parse("clients", &clients()).unwrap();
+    let window = Duration::from_secs(mid_window());
+    let mut servers = Vec::new();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let endpoint = tower_auth_hmac::ExchangeEndpoint::builder(config.clone(), clients.clone())
+            .rate_limit(5, window)
+            .build()
+            .unwrap();
+        counts.push(endpoint.share_limits(&settings, "exchange-test").unwrap());
+        assert_eq!(
+            endpoint
+                .share_limits(&settings, "exchange-test")
+                .unwrap_err(),
+            tower_auth_hmac::ShareError::AlreadyShared
+        );
+        servers.push(auth_tests::serve_with_peers(endpoint.router()).await);
+    }
+    let exchange = async |addr: SocketAddr, secret: &str| {
+        send_body(
+            addr,
+            Method::POST,
+            "/auth/token",
+            &[("content-type", "application/json")],
+            &format!(r#"{{"client_id":"agent","credential":"{secret}"}}"#),
+        )
+        .await
+        .status
+    };
+    // Four wrong secrets over three replicas, each written to Redis before the next.
+    for i in 0..4 {
+        assert_eq!(exchange(servers[i % 3], "wrong-secret").await, 401);
+        within(
+            Duration::from_secs(1),
+            "the failure is written",
+            async || counts[i % 3].pending() == 0,
+        )
+        .await;
+    }
+    for addr in &servers {
+        assert_eq!(exchange(*addr, AGENT_SECRET).await, 200, "4 of 5");
+    }
+    assert_eq!(exchange(servers[1], "wrong-secret").await, 401);
+    for (i, addr) in servers.iter().enumerate() {
+        let delay = within(
+            Duration::from_secs(1),
+            "the lock-out reaches the replica",
+            async || exchange(*addr, AGENT_SECRET).await == 429,
+        )
+        .await;
+        println!(
+            "exchange lock-out reached replica {} after {delay:?}",
+            i + 1
+        );
+    }
+    assert!(
+        counts
+            .iter()
+            .all(tower_auth_hmac::SharedCounts::is_connected)
+    );
+}
+
+/// SECURITY.md S19, S20: cutting a subject off again moves its one member in Redis (scored by
+/// when it is dropped, which gives its `before`), and a replica that loads it refuses up to
+/// the leeway after the cut-off's second.
+#[tokio::test]
+async fn cutting_a_subject_off_again_moves_its_one_member_in_redis() {
+    use tower_auth_core::{AuthMethod, Clock};
+    let redis = RedisServer::started().await;
+    let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
+    let clock = Clock::manual(1_700_000_000);
+    let list = tower_auth_hmac::RevocationList::new(clock.clone());
+    let sync = list
+        .share_through_redis(settings.clone(), "recut")
+        .await
+        .unwrap();
+    let method = AuthMethod::Hmac {
+        issuer: "auth-hmac".into(),
+    };
+    for _ in 0..2 {
+        list.revoke_subject(&method, "alice").unwrap();
+        within(
+            Duration::from_secs(1),
+            "the cut-off is written",
+            async || sync.pending() == 0,
+        )
+        .await;
+        clock.advance(Duration::from_secs(100));
+    }
+    assert_eq!(redis.cli(&["ZCARD", "recut:cutoffs"]), "1");
+    let keep = tower_auth_hmac::SUBJECT_CUTOFF_KEEP.as_secs();
+    // The second cut-off, at 1_700_000_100, with the default leeway of 60 s.
+    let before = 1_700_000_100 + 1 + 60;
+    assert_eq!(
+        redis.cli(&["ZSCORE", "recut:cutoffs", r#"["hmac","auth-hmac","alice"]"#]),
+        (before + keep).to_string()
+    );
+    let replica = tower_auth_hmac::RevocationList::new(Clock::manual(1_700_000_300));
+    let _other = replica
+        .share_through_redis(settings, "recut")
+        .await
+        .unwrap();
+    let issued = |iat: u64| {
+        tower_auth_core::Identity::builder("alice", method.clone())
+            .issued_at(std::time::UNIX_EPOCH + Duration::from_secs(iat))
+            .build()
+    };
+    assert!(replica.is_cut_off(&issued(before - 1)));
+    assert!(!replica.is_cut_off(&issued(before)));
+}
+
+/// Issue 13's benchmark of propagation (BENCHMARKS.md): the delay from a revocation on one
+/// replica to its refusal by another, over 200 revocations through a real `redis-server` on
+/// loopback, p50 and p99 printed; each must be under the issue's second (SECURITY.md S1).
+/// `cargo test -p auth-tests --features interop --test interop_redis -- --nocapture propagation`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_propagation_delay_over_200_revocations() {
+    use tower_auth_core::Clock;
+    let redis = RedisServer::started().await;
+    let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
+    let (one, two) = (
+        tower_auth_hmac::RevocationList::new(Clock::system()),
+        tower_auth_hmac::RevocationList::new(Clock::system()),
+    );
+    let _one = one
+        .share_through_redis(settings.clone(), "propagation")
+        .await
+        .unwrap();
+    let _two = two
+        .share_through_redis(settings, "propagation")
+        .await
+        .unwrap();
+    let until = Clock::system().now_unix() + 3_600;
+    let mut delays = Vec::with_capacity(200);
+    for i in 0..200 {
+        let jti = format!("jti-{i}");
+        let start = Instant::now();
+        one.revoke(&jti, "subject", until).unwrap();
+        while !two.is_revoked(&jti) {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{jti} not within 1 s"
+            );
+            tokio::task::yield_now().await;
+        }
+        delays.push(start.elapsed());
+    }
+    delays.sort_unstable();
+    let (p50, p99, max) = (delays[99], delays[197], delays[199]);
+    println!("revocation propagation over 200: p50 {p50:?}, p99 {p99:?}, max {max:?}");
+    assert!(p99 < Duration::from_secs(1));
 }

@@ -8,7 +8,7 @@
 //! is not `alice` of another, nor the HMAC subject `alice`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -34,12 +34,39 @@ pub(crate) struct Cutoff {
     pub(crate) until: u64,
 }
 
+impl Cutoff {
+    /// When a cut-off refusing tokens issued before `before` is dropped: once no such token
+    /// can still be valid. Fixed by `before`, so that Redis can hold a cut-off as one member
+    /// per subject scored by this alone.
+    pub(crate) fn until_of(before: u64) -> u64 {
+        before.saturating_add(SUBJECT_CUTOFF_KEEP.as_secs())
+    }
+
+    /// The inverse of [`until_of`](Self::until_of).
+    #[cfg(any(feature = "redis", test))]
+    pub(crate) fn before_of(until: u64) -> u64 {
+        until.saturating_sub(SUBJECT_CUTOFF_KEEP.as_secs())
+    }
+}
+
 /// The cut-offs of one list: by method (with its issuer), then by subject, so that a lookup
 /// borrows the identity's own strings.
-#[derive(Default)]
 pub(crate) struct Cutoffs {
     map: RwLock<HashMap<AuthMethod, HashMap<Box<str>, Cutoff>>>,
     len: AtomicUsize,
+    /// How many seconds past the cut-off's second a token's `iat` may be and the token still
+    /// be refused: how far ahead of this clock an issuer's clock may run.
+    leeway_secs: AtomicU64,
+}
+
+impl Default for Cutoffs {
+    fn default() -> Self {
+        Self {
+            map: RwLock::default(),
+            len: AtomicUsize::new(0),
+            leeway_secs: AtomicU64::new(crate::DEFAULT_LEEWAY.as_secs()),
+        }
+    }
 }
 
 impl Cutoffs {
@@ -156,9 +183,12 @@ pub(crate) fn method_from(kind: &str, issuer: &str) -> Option<AuthMethod> {
 
 impl RevocationList {
     /// Cuts off every token of `subject` that `method` (with its issuer) vouched for and that
-    /// was issued in the current second or earlier (by the list's clock): from now on the
-    /// layer refuses them (401 `invalid_token`), cached ones included, and a token issued in a
-    /// later second works. A token of that subject without `iat` is refused as long as the
+    /// was issued in the current second or earlier (by the list's clock), allowing for an
+    /// issuer's clock that runs up to the [cut-off leeway](Self::set_cutoff_leeway) ahead: from
+    /// now on the layer refuses the tokens whose `iat` is at most this second plus that leeway
+    /// (401 `invalid_token`), cached ones included, and a token stamped later works (so a
+    /// client gets a working token again once the leeway has passed). A token of that subject
+    /// without `iat` is refused as long as the
     /// cut-off is held. The cut-off is kept [`SUBJECT_CUTOFF_KEEP`], written to the list's
     /// file by [`persist`](Self::persist) and shared through Redis like a revocation. Records
     /// an audit event (target `auth`, `event = "subject_revoked"`).
@@ -174,13 +204,16 @@ impl RevocationList {
     ///
     /// let clock = Clock::manual(1_700_000_000);
     /// let list = RevocationList::new(clock.clone());
+    /// list.set_cutoff_leeway(Duration::from_secs(30));
     /// let idp = AuthMethod::Oidc { issuer: "https://login.example.com".into() };
     /// let token_at = |secs: u64| {
     ///     Identity::builder("alice", idp.clone()).issued_at(UNIX_EPOCH + Duration::from_secs(secs)).build()
     /// };
     /// list.revoke_subject(&idp, "alice").unwrap();
     /// assert!(list.is_cut_off(&token_at(1_700_000_000)));
-    /// assert!(!list.is_cut_off(&token_at(1_700_000_001)));
+    /// // Stamped by an issuer up to 30 s ahead: maybe issued before the cut-off.
+    /// assert!(list.is_cut_off(&token_at(1_700_000_030)));
+    /// assert!(!list.is_cut_off(&token_at(1_700_000_031)));
     /// let other = AuthMethod::Oidc { issuer: "https://other.example.com".into() };
     /// assert!(!list.is_cut_off(&Identity::builder("alice", other).build()));
     /// ```
@@ -206,12 +239,25 @@ impl RevocationList {
         subject: &str,
     ) -> Result<Cutoff, RevocationError> {
         let now = self.clock().now_unix();
+        let leeway = self.cutoffs().leeway_secs.load(Ordering::Relaxed);
+        let before = now.saturating_add(1).saturating_add(leeway);
         let cutoff = Cutoff {
-            before: now.saturating_add(1),
-            until: now.saturating_add(SUBJECT_CUTOFF_KEEP.as_secs()),
+            before,
+            until: Cutoff::until_of(before),
         };
         self.insert_cutoff(method, subject, cutoff)?;
         Ok(cutoff)
+    }
+
+    /// How far ahead of this list's clock the clock of an issuer whose tokens are cut off may
+    /// run (default [`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY), 60 s; at most
+    /// [`MAX_LEEWAY`](crate::MAX_LEEWAY)): a cut-off made at second T refuses the tokens whose
+    /// `iat` is T plus this or earlier, since an issuer that far ahead stamps a token it
+    /// issued at T that much later. The verifiers' clock leeway is the natural value
+    /// (`tower_auth` sets the largest of its methods'). Cut-offs made already keep theirs.
+    pub fn set_cutoff_leeway(&self, leeway: Duration) {
+        let secs = leeway.min(crate::MAX_LEEWAY).as_secs();
+        self.cutoffs().leeway_secs.store(secs, Ordering::Relaxed);
     }
 
     /// Whether `identity`'s credential was cut off by [`revoke_subject`](Self::revoke_subject):
@@ -291,6 +337,8 @@ mod tests {
     fn a_cut_off_refuses_tokens_of_its_second_and_before_and_only_of_its_issuer() {
         let clock = Clock::manual(1_000);
         let list = RevocationList::new(clock.clone());
+        // Issuers' clocks in step with this one (see the next test for those ahead).
+        list.set_cutoff_leeway(Duration::ZERO);
         let oidc = AuthMethod::Oidc {
             issuer: "https://a.example".into(),
         };
@@ -333,6 +381,38 @@ mod tests {
             .issued_at(SystemTime::UNIX_EPOCH - Duration::from_secs(5))
             .build();
         assert!(list.is_cut_off(&ancient));
+    }
+
+    /// SECURITY.md S19: an issuer whose clock runs ahead stamps a token issued before the
+    /// cut-off with a later `iat`: up to the leeway (60 s by default) it is refused too, and
+    /// the cut-off is kept its full time after that.
+    #[test]
+    fn a_cut_off_allows_for_issuers_clocks_running_ahead_by_the_leeway() {
+        let clock = Clock::manual(1_000);
+        let list = RevocationList::new(clock.clone());
+        list.revoke_subject(&hmac(), "alice").unwrap();
+        for iat in [1_000, 1_030, 1_060] {
+            assert!(
+                list.is_cut_off(&token(&hmac(), "alice", Some(iat))),
+                "{iat}"
+            );
+        }
+        assert!(!list.is_cut_off(&token(&hmac(), "alice", Some(1_061))));
+        let (_, _, held) = list.cutoffs().unexpired(1_000).pop().unwrap();
+        assert_eq!(held.until, Cutoff::until_of(1_061));
+        assert_eq!(Cutoff::before_of(held.until), 1_061);
+        // Configured: the verifiers' leeway, never past MAX_LEEWAY.
+        list.set_cutoff_leeway(Duration::from_secs(5));
+        list.revoke_subject(&hmac(), "bob").unwrap();
+        assert!(list.is_cut_off(&token(&hmac(), "bob", Some(1_005))));
+        assert!(!list.is_cut_off(&token(&hmac(), "bob", Some(1_006))));
+        list.set_cutoff_leeway(Duration::from_secs(1_000_000));
+        list.revoke_subject(&hmac(), "carol").unwrap();
+        let max = 1_000 + crate::MAX_LEEWAY.as_secs();
+        assert!(list.is_cut_off(&token(&hmac(), "carol", Some(max))));
+        assert!(!list.is_cut_off(&token(&hmac(), "carol", Some(max + 1))));
+        // Alice's cut-off kept the leeway it was made with.
+        assert!(!list.is_cut_off(&token(&hmac(), "alice", Some(1_061))));
     }
 
     /// SECURITY.md S12.

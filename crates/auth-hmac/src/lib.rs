@@ -65,6 +65,8 @@ pub mod metrics;
 mod revocation;
 #[cfg(feature = "redis")]
 mod shared;
+#[cfg(feature = "redis")]
+mod shared_counts;
 mod token;
 
 pub use authenticator::HmacAuthenticator;
@@ -85,6 +87,8 @@ pub use shared::{
     DEFAULT_REDIS_MAX_STALE, MAX_REDIS_MAX_STALE, REDIS_START_TIMEOUT, RedisFailure, RedisSettings,
     RedisSync, ShareError,
 };
+#[cfg(feature = "redis")]
+pub use shared_counts::SharedCounts;
 pub use token::{
     AccessTokenClaims, MAX_TOKEN_LIFETIME, MintError, RoleTokenError, RoleTokenErrorKind,
 };

@@ -805,6 +805,7 @@ mod tests {
         let clock = Clock::manual(1_000);
         let list = RevocationList::open(&path, clock.clone()).unwrap();
         assert!(list.is_revoked("j") && list.cut_off_subjects() == 0);
+        list.set_cutoff_leeway(Duration::ZERO);
         let idp = AuthMethod::Oidc {
             issuer: "https://idp.example".into(),
         };
@@ -813,7 +814,7 @@ mod tests {
         let written = read(&path);
         assert_eq!(
             written["cutoffs"],
-            serde_json::json!([{"method":"oidc","issuer":"https://idp.example","sub":"alice","before":1_001,"until":1_000 + crate::SUBJECT_CUTOFF_KEEP.as_secs()}])
+            serde_json::json!([{"method":"oidc","issuer":"https://idp.example","sub":"alice","before":1_001,"until":1_001 + crate::SUBJECT_CUTOFF_KEEP.as_secs()}])
         );
         let alice = |iat: u64| {
             Identity::builder("alice", idp.clone())
@@ -824,7 +825,7 @@ mod tests {
         assert!(reopened.is_cut_off(&alice(1_000)) && !reopened.is_cut_off(&alice(1_001)));
         assert!(reopened.is_revoked("j"));
         // Past its keep, a cut-off is not loaded.
-        clock.advance(crate::SUBJECT_CUTOFF_KEEP);
+        clock.advance(crate::SUBJECT_CUTOFF_KEEP + Duration::from_secs(1));
         let later = RevocationList::open(&path, clock).unwrap();
         assert_eq!(later.cut_off_subjects(), 0);
         for bad in [

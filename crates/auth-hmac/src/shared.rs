@@ -10,7 +10,8 @@
 //! retried until Redis takes them.
 //!
 //! Subject cut-offs travel the same way: a sorted set `<namespace>:cutoffs` scored by the
-//! second the cut-off is dropped (members `["hmac"|"oidc","issuer","sub",before]`) and stream
+//! second the cut-off is dropped, which is `before` plus `SUBJECT_CUTOFF_KEEP` (one member
+//! per subject, `["hmac"|"oidc","issuer","sub"]`), and stream
 //! entries with `kind=cutoff` and fields `method`, `issuer`, `sub`, `before`, `until`.
 
 use std::collections::VecDeque;
@@ -46,12 +47,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// How long one `XREAD` waits for news; a reply, even empty, proves the copy current.
 const READ_BLOCK: Duration = Duration::from_millis(500);
 /// Every command's answer must come within this (longer than [`READ_BLOCK`]).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Reconnection backoff: from this, doubling, with full jitter...
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// ...up to this.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Stream entries kept for followers: a follower that falls further behind reloads the set.
 const STREAM_MAX_LEN: usize = 10_000;
 /// Revocations written in one transaction, and stream entries read at once.
@@ -120,6 +121,10 @@ impl RedisSettings {
             failure: RedisFailure::Closed,
             max_stale: DEFAULT_REDIS_MAX_STALE,
         })
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// What to do once the copy is older than the max staleness.
@@ -217,6 +222,15 @@ pub(crate) struct Shared {
     stopped: AtomicBool,
     /// Local subject cut-offs not yet written to Redis, oldest first.
     cutoff_queue: Mutex<VecDeque<CutoffRecord>>,
+}
+
+/// A member of `<namespace>:cutoffs`: `["method","issuer","sub"]`, its `before` given by its
+/// score; or, as written by earlier versions, with `before` as a fourth element.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum CutoffMember {
+    Subject(String, String, String),
+    WithBefore(String, String, String, u64),
 }
 
 /// One subject cut-off as written to Redis.
@@ -510,7 +524,7 @@ fn start_failed(why: &str) {
 }
 
 /// A random delay in `[0, BACKOFF_MIN * 2^failures]`, capped at [`BACKOFF_MAX`].
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let ceiling = BACKOFF_MIN
         .saturating_mul(1 << failures.min(16))
         .min(BACKOFF_MAX);
@@ -610,18 +624,9 @@ impl Follower {
                 .arg("WITHSCORES")
                 .query_async(conn)
                 .await?;
-        let mut malformed = 0usize;
-        let mut applied = false;
-        for (member, score) in &members {
-            match (
-                serde_json::from_str::<(String, String)>(member),
-                score_to_until(*score),
-            ) {
-                (Ok((jti, sub)), Some(until)) => applied |= self.apply(&jti, &sub, until),
-                _ => malformed += 1,
-            }
-        }
-        report_malformed(malformed);
+        let mut applied = apply_members(&members, |(jti, sub): (String, String), until| {
+            Some(self.apply(&jti, &sub, until))
+        });
         let epoch = match epoch {
             Some(epoch) => epoch,
             None => {
@@ -721,24 +726,17 @@ impl Follower {
             .arg("WITHSCORES")
             .query_async(conn)
             .await?;
-        let mut malformed = 0usize;
-        let mut applied = false;
-        for (member, score) in &members {
-            match (
-                serde_json::from_str::<(String, String, String, u64)>(member),
-                score_to_until(*score),
-            ) {
-                (Ok((method, issuer, sub, before)), Some(until)) => {
-                    match self.apply_cutoff(&method, &issuer, &sub, before, until) {
-                        Some(added) => applied |= added,
-                        None => malformed += 1,
-                    }
+        Ok(apply_members(&members, |member: CutoffMember, until| {
+            let (method, issuer, sub, before) = match member {
+                CutoffMember::Subject(method, issuer, sub) => {
+                    (method, issuer, sub, crate::cutoff::Cutoff::before_of(until))
                 }
-                _ => malformed += 1,
-            }
-        }
-        report_malformed(malformed);
-        Ok(applied)
+                CutoffMember::WithBefore(method, issuer, sub, before) => {
+                    (method, issuer, sub, before)
+                }
+            };
+            self.apply_cutoff(&method, &issuer, &sub, before, until)
+        }))
     }
 
     /// Applies a stream entry of kind `cutoff`; `None` when it is malformed.
@@ -796,6 +794,30 @@ impl Follower {
             tracing::error!(target: "auth", event = "revocation_file_error", error = %e, "revocations from Redis not written to AUTH_REVOCATION_FILE (they are in force in memory)");
         }
     }
+}
+
+/// Applies the members of a sorted set loaded with their scores: each member's JSON as a `T`
+/// and its score as the Unix second it is kept until; `apply` says whether it was new here,
+/// or `None` when it is malformed after all. Whether any was new; malformed members (JSON
+/// not a `T`, a score not a whole second) are skipped and reported once.
+fn apply_members<T: serde::de::DeserializeOwned>(
+    members: &[(String, f64)],
+    mut apply: impl FnMut(T, u64) -> Option<bool>,
+) -> bool {
+    let mut malformed = 0usize;
+    let mut applied = false;
+    for (member, score) in members {
+        let parsed = serde_json::from_str::<T>(member).ok();
+        match parsed
+            .zip(score_to_until(*score))
+            .and_then(|(value, until)| apply(value, until))
+        {
+            Some(added) => applied |= added,
+            None => malformed += 1,
+        }
+    }
+    report_malformed(malformed);
+    applied
 }
 
 fn report_malformed(count: usize) {
@@ -867,17 +889,18 @@ async fn write_queue(
             .arg(now)
             .ignore();
         for record in cutoffs.iter().filter(|r| r.until > now) {
-            let member = serde_json::to_string(&(
-                record.method,
-                &*record.issuer,
-                &*record.sub,
-                record.before,
-            ))
-            .expect("strings and a number serialize");
+            // One member per subject, scored by when it is dropped, which gives `before`
+            // (a cut-off read from a file kept shorter is kept the full time here): cutting
+            // a subject off again moves its member, never adds one.
+            let member = serde_json::to_string(&(record.method, &*record.issuer, &*record.sub))
+                .expect("strings serialize");
+            let score = record
+                .until
+                .max(crate::cutoff::Cutoff::until_of(record.before));
             pipe.cmd("ZADD")
                 .arg(&keys.cutoffs)
                 .arg("GT")
-                .arg(record.until)
+                .arg(score)
                 .arg(member)
                 .ignore();
             pipe.cmd("XADD")

@@ -454,6 +454,11 @@ impl OidcConfig {
             .map(|i| &*i.issuer)
     }
 
+    /// The clock leeway for `exp`, `nbf` and `iat`.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.leeway_secs)
+    }
+
     /// How often keys are refreshed; they are kept on failure for ten times this long.
     pub fn jwks_refresh_interval(&self) -> Duration {
         self.refresh_interval

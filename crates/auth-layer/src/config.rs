@@ -160,6 +160,14 @@ impl AuthConfig {
         let issuers = oidc_issuers.iter().copied().filter(|_| checks_oidc);
         let resource = crate::resource::from_env(&vars, issuers)?;
         let limits = env::source_limits(&vars)?;
+        // A cut-off allows for issuers' clocks running ahead by the largest verifier leeway.
+        #[cfg(feature = "hmac")]
+        if let Some(hmac) = &hmac {
+            let leeway = hmac.config.leeway_duration();
+            #[cfg(feature = "oidc")]
+            let leeway = leeway.max(oidc.as_ref().map_or(Duration::ZERO, |c| c.leeway()));
+            hmac.revocations.set_cutoff_leeway(leeway);
+        }
         #[allow(unused_mut)]
         let mut rules = env::rules(&vars)?;
         // The exchange and revocation endpoints are exempt only once the application takes
@@ -307,7 +315,7 @@ impl AuthConfig {
     /// issuer.
     #[cfg(feature = "redis")]
     async fn share_revocations(
-        &self,
+        &mut self,
         redis: Option<(String, tower_auth_hmac::RedisSettings)>,
     ) -> Result<Option<std::sync::Arc<tower_auth_hmac::RedisSync>>, ConfigError> {
         let Some((variable, settings)) = redis else {
@@ -317,9 +325,17 @@ impl AuthConfig {
         let namespace = format!("tower-auth:{}", hmac.config.issuer_name());
         let sync = hmac
             .revocations
-            .share_through_redis(settings, &namespace)
+            .share_through_redis(settings.clone(), &namespace)
             .await
             .map_err(|e| ConfigError::new(&variable, e.to_string()))?;
+        // The failure limits hold for the sum over replicas too (crate::shared_limits).
+        self.limits.shared = crate::shared_limits::share(
+            &settings,
+            &namespace,
+            hmac.exchange.as_ref(),
+            &self.limits,
+        )
+        .map_err(|e| ConfigError::new(&variable, e.to_string()))?;
         Ok(Some(Arc::new(sync)))
     }
 

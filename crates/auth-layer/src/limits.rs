@@ -39,6 +39,9 @@ pub(crate) struct LimitConfig {
     pub(crate) clock: Clock,
     /// `AUTH_CLIENT_CERT_HEADER`: where trusted proxies forward the client certificate.
     pub(crate) client_cert_header: Option<ClientCertHeader>,
+    /// The failure counts of every replica, with `AUTH_REDIS_URL` and `AUTH_FAILURE_LIMIT`.
+    #[cfg(feature = "redis")]
+    pub(crate) shared: Option<tower_auth_hmac::SharedCounts>,
 }
 
 impl Default for LimitConfig {
@@ -50,6 +53,8 @@ impl Default for LimitConfig {
             peer_address: None,
             clock: Clock::system(),
             client_cert_header: None,
+            #[cfg(feature = "redis")]
+            shared: None,
         }
     }
 }
@@ -130,12 +135,21 @@ impl SourceLimits {
     pub(crate) fn blocked(&self, source: Option<IpAddr>) -> Option<Duration> {
         let (failures, source) = self.failures.as_ref().zip(source)?;
         let now = self.config.clock.now_unix();
-        // The sketch never reads low: under the limit there, under the limit.
-        if failures.sketch.peek(0, &source, now).0 < failures.max {
-            return None;
+        // The sketch never reads low: under the limit there, under the limit here.
+        if failures.sketch.peek(0, &source, now).0 >= failures.max {
+            let (count, wait) = failures.exact.peek(source, now);
+            if count >= failures.max {
+                return Some(Duration::from_secs(wait.max(1)));
+            }
         }
-        let (count, wait) = failures.exact.peek(source, now);
-        (count >= failures.max).then(|| Duration::from_secs(wait.max(1)))
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.config.shared
+            && let Some((count, wait)) = shared.count(&shared_key(source), now)
+            && count >= u64::from(failures.max)
+        {
+            return Some(Duration::from_secs(wait.max(1)));
+        }
+        None
     }
 
     /// Counts a failed authentication from `source`; `Some(wait)` when it used up the
@@ -146,6 +160,10 @@ impl SourceLimits {
         let _ = failures
             .sketch
             .add(0, &source, now, u32::MAX, &mut Added::default());
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.config.shared {
+            shared.add(&shared_key(source), now, 1);
+        }
         let count = failures.exact.add(source, now)?;
         (count == failures.max)
             .then(|| Duration::from_secs(failures.exact.peek(source, now).1.max(1)))
@@ -178,6 +196,15 @@ impl SourceLimits {
                  into_make_service_with_connect_info::<SocketAddr>() (axum) to limit them per source"
             );
         }
+    }
+}
+
+/// A source's key among the shared counts: its 16 bytes (IPv4 mapped).
+#[cfg(feature = "redis")]
+fn shared_key(source: IpAddr) -> [u8; 16] {
+    match source {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
     }
 }
 

@@ -36,10 +36,38 @@ pub(super) struct FailureLimiter {
     max_failures: u32,
     max_per_source: u32,
     counters: WindowCounters,
+    /// The same counts summed over every replica, once shared through Redis.
+    #[cfg(feature = "redis")]
+    pub(super) shared: std::sync::OnceLock<crate::SharedCounts>,
 }
 
 /// The counters an attempt added to, to undo them when it succeeds.
-pub(super) struct Attempt(Added);
+pub(super) struct Attempt {
+    added: Added,
+    /// The shared keys it added one to, with the second it did.
+    #[cfg(feature = "redis")]
+    shared: Vec<SharedAdded>,
+}
+
+/// A shared key an attempt added one to, with the second it did.
+#[cfg(feature = "redis")]
+type SharedAdded = (Box<[u8]>, u64);
+
+/// The shared key of a table's entry: the table, the source network (16 bytes, zero when
+/// unknown) and the client id.
+#[cfg(feature = "redis")]
+fn shared_key(table: Table, source: Option<IpAddr>, client_id: Option<&str>) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(18 + client_id.map_or(0, str::len));
+    key.push(table as u8);
+    match source {
+        Some(IpAddr::V4(v4)) => key.extend_from_slice(&v4.to_ipv6_mapped().octets()),
+        Some(IpAddr::V6(v6)) => key.extend_from_slice(&v6.octets()),
+        None => key.extend_from_slice(&[0; 16]),
+    }
+    key.push(u8::from(source.is_some()));
+    key.extend_from_slice(client_id.unwrap_or_default().as_bytes());
+    key.into()
+}
 
 impl FailureLimiter {
     pub(super) fn new(max_failures: u32, window: Duration) -> Self {
@@ -48,7 +76,15 @@ impl FailureLimiter {
             max_failures,
             max_per_source: max_failures.saturating_mul(PER_SOURCE_FACTOR),
             counters: WindowCounters::new(3, SLOTS, window),
+            #[cfg(feature = "redis")]
+            shared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The window's length.
+    #[cfg(feature = "redis")]
+    pub(super) fn window(&self) -> Duration {
+        Duration::from_secs(self.counters.window_secs())
     }
 
     /// Counts an attempt by `client_id` (`registered` or not) from `source` (when the peer
@@ -87,12 +123,70 @@ impl FailureLimiter {
                 return Err(wait);
             }
         }
-        Ok(Attempt(added))
+        #[cfg(feature = "redis")]
+        let shared = match self.shared_attempt(table, client_id, registered, source, now) {
+            Ok(keys) => keys,
+            Err(wait) => {
+                self.counters.undo(&added);
+                return Err(wait);
+            }
+        };
+        Ok(Attempt {
+            added,
+            #[cfg(feature = "redis")]
+            shared,
+        })
+    }
+
+    /// The same check against the counts of every replica (as last known here): refused
+    /// when a key has used up its failures there; otherwise counted there too.
+    #[cfg(feature = "redis")]
+    fn shared_attempt(
+        &self,
+        table: Table,
+        client_id: &str,
+        registered: bool,
+        source: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Vec<SharedAdded>, u64> {
+        let Some(shared) = self.shared.get() else {
+            return Ok(Vec::new());
+        };
+        let mut keys = vec![(
+            shared_key(table, source, Some(client_id)),
+            self.max_failures,
+        )];
+        if let (false, Some(source)) = (registered, source) {
+            keys.push((
+                shared_key(Table::Source, Some(source), None),
+                self.max_per_source,
+            ));
+        }
+        for (key, max) in &keys {
+            if let Some((count, wait)) = shared.count(key, now)
+                && count >= u64::from(*max)
+            {
+                return Err(wait);
+            }
+        }
+        Ok(keys
+            .into_iter()
+            .map(|(key, _)| {
+                shared.add(&key, now, 1);
+                (key, now)
+            })
+            .collect())
     }
 
     /// The attempt succeeded: it is not a failure.
     pub(super) fn succeeded(&self, attempt: Attempt) {
-        self.counters.undo(&attempt.0);
+        self.counters.undo(&attempt.added);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.shared.get() {
+            for (key, at) in &attempt.shared {
+                shared.add(key, *at, -1);
+            }
+        }
     }
 }
 

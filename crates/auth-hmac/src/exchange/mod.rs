@@ -320,6 +320,37 @@ impl ExchangeEndpointBuilder {
 }
 
 impl ExchangeEndpoint {
+    /// Shares the failure counts of this endpoint (and of the revocation endpoints made from
+    /// it) with every replica using the same Redis and `namespace`, so that the lock-out
+    /// holds for the sum of their failures (see [`SharedCounts`](crate::SharedCounts)).
+    /// Never waits for Redis; while it is unreachable, failures count locally.
+    ///
+    /// # Errors
+    /// [`ShareError`](crate::ShareError): shared already, or no Tokio runtime.
+    #[cfg(feature = "redis")]
+    pub fn share_limits(
+        &self,
+        settings: &crate::RedisSettings,
+        namespace: &str,
+    ) -> Result<crate::SharedCounts, crate::ShareError> {
+        let limiter = &self.auth.limiter;
+        if limiter.shared.get().is_some() {
+            return Err(crate::ShareError::AlreadyShared);
+        }
+        let counts = crate::SharedCounts::start(
+            settings,
+            namespace,
+            "exchange",
+            limiter.window(),
+            self.auth.config.clock.clone(),
+        )?;
+        limiter
+            .shared
+            .set(counts.clone())
+            .map_err(|_| crate::ShareError::AlreadyShared)?;
+        Ok(counts)
+    }
+
     /// Starts an endpoint minting with `config` for `clients`: by default tokens live
     /// [`DEFAULT_TOKEN_LIFETIME`] and carry `config`'s audience, if any; 5 failures per
     /// client id per minute lock it out for the rest of that minute.
