@@ -70,7 +70,11 @@ fn service(c: &mut Criterion) {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .unwrap();
-    for variant in [Variant::ApiKey, Variant::OidcCached] {
+    for variant in [
+        Variant::ApiKey,
+        Variant::OidcCached,
+        Variant::ChainOidcCached,
+    ] {
         let app = rt.block_on(support::app(variant, &jwks_url, &keys));
         let ready = app.router.clone().with_state(());
         let call = || {

@@ -129,7 +129,7 @@ async fn a_body_that_never_completes_gets_408() {
     assert!(started.elapsed() >= Duration::from_secs(10));
 }
 
-/// SECURITY.md E9: a locked-out source that keeps posting writes a bounded log.
+/// SECURITY.md E9, V4: a locked-out source that keeps posting writes a bounded log.
 #[tokio::test]
 async fn a_locked_out_source_cannot_inflate_the_log() {
     let (logs, _guard) = auth_tests::CapturedLogs::start();
@@ -138,11 +138,7 @@ async fn a_locked_out_source_cannot_inflate_the_log() {
         exchange(server, A, "wrong", &[]).await;
     }
     let text = logs.text();
-    let lines = text.matches("token_exchange_limited").count()
-        + text.matches("token_exchange_failed").count();
-    assert_eq!(
-        lines,
-        tower_auth_core::LOGGED_REJECTIONS_PER_SOURCE as usize,
-        "{text}"
-    );
+    // One audit event of each kind for the whole flood (SECURITY.md V4).
+    assert_eq!(text.matches("token_exchange_failed").count(), 1, "{text}");
+    assert_eq!(text.matches("token_exchange_limited").count(), 1, "{text}");
 }

@@ -131,3 +131,71 @@ fn exchange_is_audited_without_credentials_or_tokens() {
         assert!(!logs.contains(hidden), "{hidden} in {logs}");
     }
 }
+
+/// SECURITY.md V4.
+/// A flood of wrong secrets from one source writes one `token_exchange_failed` event and one
+/// `token_exchange_limited` event per window, not one per request; the source's first event
+/// of the next window counts the ones not written.
+#[test]
+fn a_refusal_flood_is_audited_once_per_window() {
+    let captured = Captured::default();
+    let digest = hex::encode(sha256_digest(b"agent-registration-secret-5f2b8c1e9d4a7360"));
+    let clients = TokenClients::parse(
+        "AUTH_TOKEN_CLIENTS",
+        &format!(r#"[{{"client_id":"agent","secret_sha256":"{digest}","roles":["r"]}}]"#),
+    )
+    .unwrap();
+    let clock = Clock::manual(NOW);
+    let config = HmacConfig::builder(SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let exchange = ExchangeEndpoint::builder(config, clients)
+        .rate_limit(5, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let post = |n: usize| {
+        let mut statuses = Vec::new();
+        for _ in 0..n {
+            let body = serde_json::json!({"client_id": "agent", "credential": "wrong-guess"});
+            let request = http::Request::post("/auth/token")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            let response = runtime.block_on(exchange.clone().oneshot(request)).unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    };
+    let events = |logs: &str, event: &str| {
+        logs.lines()
+            .filter(|line| line.contains(" auth::audit: ") && line.contains(event))
+            .count()
+    };
+    tracing::subscriber::with_default(subscriber(&captured), || {
+        let statuses = post(30);
+        assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5);
+        assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 25);
+    });
+    let logs = captured.text();
+    assert_eq!(events(&logs, "token_exchange_failed"), 1, "{logs}");
+    assert_eq!(events(&logs, "token_exchange_limited"), 1, "{logs}");
+    assert!(!logs.contains("wrong-guess"), "{logs}");
+    // The next window: the lock-out has ended, the first refusal is written with the count
+    // of the 4 failures not written in the last window.
+    clock.advance(Duration::from_secs(61));
+    tracing::subscriber::with_default(subscriber(&captured), || {
+        assert_eq!(post(3), [401, 401, 401]);
+    });
+    let logs = captured.text();
+    assert_eq!(events(&logs, "token_exchange_failed"), 2, "{logs}");
+    let last = logs
+        .lines()
+        .rfind(|line| line.contains("token_exchange_failed"))
+        .unwrap();
+    assert!(last.contains("unlogged_before=4"), "{last}");
+}

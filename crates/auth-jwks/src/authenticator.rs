@@ -45,6 +45,8 @@ struct Inner {
     tasks: Vec<AbortHandle>,
     /// Set when the refreshes run on a runtime of our own; dropping it lets that thread end.
     own_runtime: Option<oneshot::Sender<()>>,
+    /// The token cache's counters, one set per recorder.
+    counters: crate::metrics::CacheCounters,
 }
 
 impl Drop for Inner {
@@ -165,6 +167,7 @@ impl OidcAuthenticator {
             leeway: config.leeway_secs,
             tasks,
             own_runtime: None,
+            counters: Default::default(),
         });
         let deadline = Instant::now() + config.startup_timeout;
         for source in &inner.sources {
@@ -359,7 +362,7 @@ impl Inner {
                 },
             )
             .ok()?;
-        crate::metrics::cache_hit();
+        self.counters.hit();
         Some(match checked {
             Ok(identity) => Outcome::Authenticated(identity),
             Err((error, issuer)) => self.reject(token, &issuer, error),
@@ -516,7 +519,7 @@ impl Authenticator for OidcAuthenticator {
         if let Some(outcome) = self.inner.cached(token) {
             return Check::Ready(outcome);
         }
-        crate::metrics::cache_miss();
+        self.inner.counters.miss();
         let cache_key = self.inner.cache.key(token);
         match self.inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),
@@ -549,7 +552,7 @@ impl Authenticator for OidcAuthenticator {
         if let Some(outcome) = inner.cached(token) {
             return Check::Ready(outcome);
         }
-        crate::metrics::cache_miss();
+        self.inner.counters.miss();
         let cache_key = inner.cache.key(token);
         match inner.validate_jws(index, jws, token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

@@ -223,6 +223,7 @@ pub(crate) fn default_settings() -> Settings {
         cutoffs: None,
         #[cfg(feature = "oidc")]
         issuers: Vec::new(),
+        recorders: Arc::default(),
     }
 }
 

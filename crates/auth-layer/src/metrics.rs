@@ -2,8 +2,9 @@
 //! metric of the workspace.
 //!
 //! The application installs a recorder (the demo installs `metrics-exporter-prometheus`);
-//! with none installed nothing is recorded, nothing is allocated, the clock is not read,
-//! and a request pays a few thread-local reads. Every label value comes from a fixed set
+//! with none installed nothing is recorded and nothing is allocated: a request pays two
+//! readings of a cheap clock and a few thread-local reads. With one installed, a request let
+//! through moves handles the layer registered once per recorder ([`Recorders`]). Every label value comes from a fixed set
 //! written in the code (a method, an outcome, a log reason code, an endpoint name, a
 //! configured issuer URL), never from the request: no subject, key name, token, `kid` or
 //! path (SECURITY.md V1).
@@ -20,7 +21,8 @@
 //! | `auth_revocations_total` | none |
 //! | `auth_redis_up`, `auth_redis_lag_seconds` (gauges, feature `redis`) | none |
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use tower_auth_core::{AuthError, AuthErrorKind};
 
@@ -73,10 +75,159 @@ pub(crate) fn outcome_of(kind: AuthErrorKind) -> &'static str {
     }
 }
 
-/// A request let through: `exempt` on an exempt path, `allowed` otherwise. The name and
-/// labels are literals so that each key is a `static` with its hash computed at compile
-/// time: nothing is allocated or hashed per request.
-pub(crate) fn passed(method: &'static str, exempt: bool, started: Option<Instant>) {
+/// The fixed methods whose series a layer holds handles for, in the order of the arrays of
+/// [`Handles`]; a custom authenticator's method goes through the facade's lookup.
+const METHODS: [&str; 4] = ["api_key", "oidc", "hmac", "none"];
+
+fn method_index(method: &str) -> Option<usize> {
+    METHODS.iter().position(|known| *known == method)
+}
+
+/// The handles of one recorder for the series a request let through moves: registered once,
+/// then each request is an atomic add and a histogram sample, with no registry lookup.
+pub(crate) struct Handles {
+    allowed: [metrics::Counter; 4],
+    exempt: [metrics::Counter; 4],
+    seconds: [metrics::Histogram; 4],
+}
+
+impl Handles {
+    /// Registers the series with the current recorder. The names and labels are literals:
+    /// each key is a `static`.
+    fn register() -> Self {
+        macro_rules! by_method {
+            ($make:ident) => {
+                [
+                    $make!("api_key"),
+                    $make!("oidc"),
+                    $make!("hmac"),
+                    $make!("none"),
+                ]
+            };
+        }
+        macro_rules! allowed {
+            ($method:literal) => {
+                metrics::counter!("auth_requests_total", "method" => $method, "outcome" => "allowed", "reason" => "none")
+            };
+        }
+        macro_rules! exempt {
+            ($method:literal) => {
+                metrics::counter!("auth_requests_total", "method" => $method, "outcome" => "exempt", "reason" => "none")
+            };
+        }
+        macro_rules! seconds {
+            ($method:literal) => {
+                metrics::histogram!("auth_check_seconds", "method" => $method)
+            };
+        }
+        Self {
+            allowed: by_method!(allowed),
+            exempt: by_method!(exempt),
+            seconds: by_method!(seconds),
+        }
+    }
+}
+
+/// The handles of the layer, one set per recorder (see [`PerRecorder`]).
+pub(crate) type Recorders = PerRecorder<Handles>;
+
+/// A recorder as the facade hands it out: its address, size and alignment. `None` for a
+/// recorder of no size, whose address says nothing (every boxed or constant one of an
+/// alignment has the same), and which goes through the facade's lookup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RecorderId {
+    address: usize,
+    size: usize,
+    align: usize,
+}
+
+impl RecorderId {
+    fn of(recorder: &dyn metrics::Recorder) -> Option<Self> {
+        let size = std::mem::size_of_val(recorder);
+        (size != 0).then(|| Self {
+            address: std::ptr::from_ref(recorder).cast::<()>() as usize,
+            size,
+            align: std::mem::align_of_val(recorder),
+        })
+    }
+}
+
+/// How many recorders a layer keeps handles for: the application's global one and a few
+/// local ones (tests).
+const SLOTS: usize = 4;
+
+/// Metric handles, one set `H` per recorder recorded into, registered (by `register`) the
+/// first time a request is recorded with that recorder in scope (`metrics::with_recorder`:
+/// the thread's local recorder, else the global one, else the facade's no-op one).
+///
+/// So an application may install its recorder before or after building the layer: requests
+/// recorded before the installation went to the facade's no-op recorder (and are lost, as
+/// with any `metrics` user), the first one after it registers the series with the new
+/// recorder and every later one uses those handles. A test's local recorder
+/// (`metrics::with_local_recorder`) gets its own handles the same way. Past [`SLOTS`]
+/// recorders the caller falls back to the facade's per-call lookup, which is slower but
+/// records into the recorder in scope; so does a recorder of no size (the facade's no-op one,
+/// or an application's forwarding to statics), which cannot be told from another by its
+/// address. A recorder is recognised by its address, size and alignment: a local recorder
+/// dropped and replaced by another of its size at the same address while the same layer
+/// serves would keep the first one's handles, so a test builds its layer inside the scope of
+/// its recorder (as tests/tests/metrics.rs does); the global recorder lives as long as the
+/// process and is never mistaken.
+pub(crate) struct PerRecorder<H> {
+    slots: [OnceLock<(RecorderId, H)>; SLOTS],
+    register: fn() -> H,
+}
+
+impl Default for PerRecorder<Handles> {
+    fn default() -> Self {
+        Self {
+            slots: Default::default(),
+            register: Handles::register,
+        }
+    }
+}
+
+impl<H> PerRecorder<H> {
+    /// The handles for the recorder in scope, registering them on first use; `None` once
+    /// every slot holds another recorder's.
+    fn with_handles<T>(&self, f: impl FnOnce(Option<&H>) -> T) -> T {
+        metrics::with_recorder(|recorder| {
+            let Some(current) = RecorderId::of(recorder) else {
+                return f(None);
+            };
+            for slot in &self.slots {
+                let (id, handles) = slot.get_or_init(|| (current, (self.register)()));
+                if *id == current {
+                    return f(Some(handles));
+                }
+            }
+            f(None)
+        })
+    }
+}
+
+/// A request let through: `exempt` on an exempt path, `allowed` otherwise, and the time it
+/// took (`elapsed`).
+fn passed(recorders: &Recorders, method: &'static str, exempt: bool, elapsed: Duration) {
+    recorders.with_handles(|handles| match (handles, method_index(method)) {
+        (Some(handles), Some(index)) => {
+            let counters = if exempt {
+                &handles.exempt
+            } else {
+                &handles.allowed
+            };
+            counters[index].increment(1);
+            handles.seconds[index].record(elapsed);
+        }
+        // A recorder of no size (the no-op one), past the slots, or a custom
+        // authenticator's method: the facade's lookup.
+        _ => passed_by_lookup(method, exempt, elapsed),
+    });
+}
+
+/// [`passed`] through the facade's lookup. The name and labels are literals so that each key
+/// is a `static` with its hash computed at compile time: nothing is allocated or hashed.
+fn passed_by_lookup(method: &'static str, exempt: bool, elapsed: Duration) {
     macro_rules! count {
         ($($method:literal),*) => {
             match (method, exempt) {
@@ -90,26 +241,11 @@ pub(crate) fn passed(method: &'static str, exempt: bool, started: Option<Instant
         };
     }
     count!("api_key", "oidc", "hmac", "none");
-    check_seconds(method, started);
+    seconds_by_lookup(method, elapsed);
 }
 
-/// A request refused with `error`; `method` is the method that refused it, if one did.
-#[cold]
-pub(crate) fn refused(method: &'static str, error: &AuthError, started: Option<Instant>) {
-    metrics::counter!(REQUESTS_TOTAL, "method" => method, "outcome" => outcome_of(error.kind()), "reason" => error.reason())
-        .increment(1);
-    if error.kind() == AuthErrorKind::RateLimited {
-        metrics::counter!(RATE_LIMITED_TOTAL, "endpoint" => ENDPOINT_API).increment(1);
-    }
-    check_seconds(method, started);
-}
-
-/// Literal names and labels, as in [`passed`].
-fn check_seconds(method: &'static str, started: Option<Instant>) {
-    let Some(started) = started else {
-        return;
-    };
-    let elapsed = started.elapsed();
+/// `auth_check_seconds` through the facade's lookup, with literals as in [`passed_by_lookup`].
+fn seconds_by_lookup(method: &'static str, elapsed: Duration) {
     match method {
         "api_key" => {
             metrics::histogram!("auth_check_seconds", "method" => "api_key").record(elapsed)
@@ -121,20 +257,33 @@ fn check_seconds(method: &'static str, started: Option<Instant>) {
     }
 }
 
-/// Whether the application installed a recorder. The facade's no-op recorder is a unit
-/// struct, and a recorder that records anything holds its storage: only the no-op one has
-/// no size. (A zero-sized recorder of the application's own, forwarding to statics, gets
-/// the counters but not [`CHECK_SECONDS`].)
-fn recording() -> bool {
-    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+/// A request refused with `error`; `method` is the method that refused it, if one did. The
+/// reasons are many, so a refusal looks its series up through the facade (a refusal costs
+/// far more than that lookup anyway); the histogram's handle is held.
+#[cold]
+fn refused(recorders: &Recorders, method: &'static str, error: &AuthError, elapsed: Duration) {
+    metrics::counter!(REQUESTS_TOTAL, "method" => method, "outcome" => outcome_of(error.kind()), "reason" => error.reason())
+        .increment(1);
+    if error.kind() == AuthErrorKind::RateLimited {
+        metrics::counter!(RATE_LIMITED_TOTAL, "endpoint" => ENDPOINT_API).increment(1);
+    }
+    recorders.with_handles(|handles| match (handles, method_index(method)) {
+        (Some(handles), Some(index)) => handles.seconds[index].record(elapsed),
+        _ => seconds_by_lookup(method, elapsed),
+    });
 }
 
 /// One request's check as an operator sees it: when it began, for [`CHECK_SECONDS`], and
 /// its span (target `auth`, level DEBUG as tower-http's `TraceLayer` spans), which gets the
 /// method, outcome, reason and the credential's fingerprint, never the credential.
+///
+/// The check is timed whether or not a recorder is installed: the facade does not say
+/// whether the recorder in scope is its no-op one (a recorder of no size may be an
+/// application's own, forwarding to statics), and the clock is `quanta`'s, read from the
+/// CPU's time-stamp counter where it is invariant (a few nanoseconds, against about 30 for
+/// `std::time::Instant` on a VM), else from the OS's monotonic clock.
 pub(crate) struct Observation {
-    /// `None` without a recorder: reading the clock twice costs more than the rest of this.
-    started: Option<Instant>,
+    started: quanta::Instant,
     pub(crate) span: tracing::Span,
 }
 
@@ -142,7 +291,7 @@ impl Observation {
     pub(crate) fn start() -> Self {
         use tracing::field::Empty;
         Self {
-            started: recording().then(Instant::now),
+            started: quanta::Instant::now(),
             span: tracing::debug_span!(target: "auth", "auth", method = Empty, outcome = Empty, reason = Empty, fingerprint = Empty),
         }
     }
@@ -150,11 +299,12 @@ impl Observation {
     /// A request let through; `fingerprint` is only called when the span is recorded.
     pub(crate) fn passed(
         &self,
+        recorders: &Recorders,
         method: &'static str,
         exempt: bool,
         fingerprint: impl FnOnce() -> String,
     ) {
-        passed(method, exempt, self.started);
+        passed(recorders, method, exempt, self.started.elapsed());
         if !self.span.is_disabled() {
             let outcome = if exempt { "exempt" } else { "allowed" };
             self.record(method, outcome, NO_REASON, fingerprint);
@@ -164,11 +314,12 @@ impl Observation {
     /// A request refused with `error`.
     pub(crate) fn refused(
         &self,
+        recorders: &Recorders,
         method: &'static str,
         error: &AuthError,
         fingerprint: impl FnOnce() -> String,
     ) {
-        refused(method, error, self.started);
+        refused(recorders, method, error, self.started.elapsed());
         if !self.span.is_disabled() {
             self.record(
                 method,
@@ -199,26 +350,12 @@ impl Observation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    use std::collections::BTreeMap;
 
-    /// The literals in the macros above are the names the constants give.
-    #[test]
-    fn the_static_keys_use_the_documented_names() {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        metrics::with_local_recorder(&recorder, || {
-            for method in ["api_key", "oidc", "hmac", "none", "custom"] {
-                passed(method, false, Some(Instant::now()));
-                passed(method, true, Some(Instant::now()));
-            }
-            refused(
-                "api_key",
-                &AuthError::rate_limited(std::time::Duration::ZERO),
-                Some(Instant::now()),
-            );
-            assert!(recording());
-        });
-        let mut names = std::collections::BTreeMap::new();
+    /// Per metric name, the counters' sum and the histograms' sample count.
+    fn totals(snapshotter: &Snapshotter) -> BTreeMap<String, u64> {
+        let mut names = BTreeMap::new();
         for (key, _, _, value) in snapshotter.snapshot().into_vec() {
             let count = match value {
                 DebugValue::Counter(n) => n,
@@ -227,11 +364,144 @@ mod tests {
             };
             *names.entry(key.key().name().to_owned()).or_insert(0) += count;
         }
+        names
+    }
+
+    /// The literals in the macros above are the names the constants give.
+    #[test]
+    fn the_static_keys_use_the_documented_names() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let recorders = Recorders::default();
+        metrics::with_local_recorder(&recorder, || {
+            for method in ["api_key", "oidc", "hmac", "none", "custom"] {
+                passed(&recorders, method, false, Duration::ZERO);
+                passed(&recorders, method, true, Duration::ZERO);
+            }
+            refused(
+                &recorders,
+                "api_key",
+                &AuthError::rate_limited(Duration::ZERO),
+                Duration::ZERO,
+            );
+        });
+        let names = totals(&snapshotter);
         assert_eq!(names[REQUESTS_TOTAL], 11);
         assert_eq!(names[CHECK_SECONDS], 11);
         assert_eq!(names[RATE_LIMITED_TOTAL], 1);
         assert_eq!(names.len(), 3, "{names:?}");
-        // Without a recorder the check is not timed.
-        assert!(!recording());
+    }
+
+    /// A layer that recorded with no recorder, then into one recorder, then into another,
+    /// gives each recorder the requests made while it was in scope, through its own handles;
+    /// past the slots the facade's lookup still records into the recorder in scope.
+    #[test]
+    fn each_recorder_gets_the_requests_made_while_it_is_in_scope() {
+        let recorders = Recorders::default();
+        // Before any recorder: the no-op one, of no size, takes no slot.
+        passed(&recorders, "api_key", false, Duration::ZERO);
+        assert!(recorders.slots.iter().all(|slot| slot.get().is_none()));
+        let scopes: Vec<_> = (0..SLOTS + 2).map(|_| DebuggingRecorder::new()).collect();
+        for (n, recorder) in scopes.iter().enumerate() {
+            metrics::with_local_recorder(recorder, || {
+                for _ in 0..=n {
+                    passed(&recorders, "oidc", false, Duration::from_micros(3));
+                }
+            });
+        }
+        for (n, recorder) in scopes.iter().enumerate() {
+            let names = totals(&recorder.snapshotter());
+            assert_eq!(names[REQUESTS_TOTAL], n as u64 + 1, "recorder {n}");
+            assert_eq!(names[CHECK_SECONDS], n as u64 + 1, "recorder {n}");
+        }
+        // The first SLOTS recorders hold the slots; the others went through the lookup.
+        let held = recorders.slots.iter().filter(|slot| slot.get().is_some());
+        assert_eq!(held.count(), SLOTS);
+    }
+
+    /// An application's recorder of no size (forwarding to statics) gets
+    /// `auth_check_seconds` too: the check is timed whatever the recorder.
+    #[test]
+    fn a_recorder_of_no_size_gets_the_check_time() {
+        static INNER: OnceLock<DebuggingRecorder> = OnceLock::new();
+        struct Forward;
+        impl metrics::Recorder for Forward {
+            fn describe_counter(
+                &self,
+                key: metrics::KeyName,
+                unit: Option<metrics::Unit>,
+                description: metrics::SharedString,
+            ) {
+                INNER
+                    .get()
+                    .unwrap()
+                    .describe_counter(key, unit, description);
+            }
+            fn describe_gauge(
+                &self,
+                key: metrics::KeyName,
+                unit: Option<metrics::Unit>,
+                description: metrics::SharedString,
+            ) {
+                INNER.get().unwrap().describe_gauge(key, unit, description);
+            }
+            fn describe_histogram(
+                &self,
+                key: metrics::KeyName,
+                unit: Option<metrics::Unit>,
+                description: metrics::SharedString,
+            ) {
+                INNER
+                    .get()
+                    .unwrap()
+                    .describe_histogram(key, unit, description);
+            }
+            fn register_counter(
+                &self,
+                key: &metrics::Key,
+                metadata: &metrics::Metadata<'_>,
+            ) -> metrics::Counter {
+                INNER.get().unwrap().register_counter(key, metadata)
+            }
+            fn register_gauge(
+                &self,
+                key: &metrics::Key,
+                metadata: &metrics::Metadata<'_>,
+            ) -> metrics::Gauge {
+                INNER.get().unwrap().register_gauge(key, metadata)
+            }
+            fn register_histogram(
+                &self,
+                key: &metrics::Key,
+                metadata: &metrics::Metadata<'_>,
+            ) -> metrics::Histogram {
+                INNER.get().unwrap().register_histogram(key, metadata)
+            }
+        }
+        assert_eq!(std::mem::size_of::<Forward>(), 0);
+        let snapshotter = INNER.get_or_init(DebuggingRecorder::new).snapshotter();
+        let recorders = Recorders::default();
+        metrics::with_local_recorder(&Forward, || {
+            let observation = Observation::start();
+            observation.passed(&recorders, "api_key", false, String::new);
+            observation.refused(
+                &recorders,
+                "hmac",
+                &AuthError::rate_limited(Duration::ZERO),
+                String::new,
+            );
+        });
+        let mut seconds = BTreeMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            if let DebugValue::Histogram(samples) = value {
+                assert_eq!(key.key().name(), CHECK_SECONDS);
+                let method = key.key().labels().next().unwrap().value().to_owned();
+                seconds.insert(method, samples.len());
+            }
+        }
+        assert_eq!(
+            seconds,
+            BTreeMap::from([("api_key".into(), 1), ("hmac".into(), 1)])
+        );
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct Settings {
     /// The OIDC validators of the chain, whose issuers `/health` and `/ready` report.
     #[cfg(feature = "oidc")]
     pub(crate) issuers: Vec<tower_auth_oidc::OidcAuthenticator>,
+    /// The metric handles of each recorder the layer has recorded into.
+    pub(crate) recorders: Arc<crate::metrics::Recorders>,
 }
 
 /// Whether the application has taken the exchange and revocation endpoints to serve. Their
@@ -304,7 +306,7 @@ impl Settings {
         match verdict {
             Verdict::Pass(identity) => {
                 let method = identity.as_ref().map_or(NO_METHOD, |i| i.method().kind());
-                observation.passed(method, exempt, fingerprint);
+                observation.passed(&self.recorders, method, exempt, fingerprint);
             }
             Verdict::Reject(error) => {
                 let method = match error.kind() {
@@ -315,7 +317,12 @@ impl Settings {
                         .flatten()
                         .and_then(|credential| self.chain.method_for(credential)),
                 };
-                observation.refused(method.unwrap_or(NO_METHOD), error, fingerprint);
+                observation.refused(
+                    &self.recorders,
+                    method.unwrap_or(NO_METHOD),
+                    error,
+                    fingerprint,
+                );
             }
         }
     }
@@ -329,7 +336,7 @@ impl Settings {
         observation: &Observation,
     ) {
         if let Verdict::Reject(error) = verdict {
-            observation.refused(identity.method().kind(), error, || {
+            observation.refused(&self.recorders, identity.method().kind(), error, || {
                 self.fingerprint(request)
             });
         }

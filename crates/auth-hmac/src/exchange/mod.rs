@@ -94,6 +94,7 @@ macro_rules! endpoint_service {
     };
 }
 
+mod audit;
 mod clients;
 mod introspect;
 mod limiter;

@@ -124,6 +124,8 @@ pub(super) struct ClientAuth {
     /// Refusal events per source, limited (SECURITY.md E9): a locked-out source posting
     /// again and again writes one line, not one per post.
     logged: RejectionLog,
+    /// The `auth::audit` events of refusals: one per kind, source and window.
+    audited: super::audit::AuditFlood,
 }
 
 impl ClientAuth {
@@ -142,6 +144,7 @@ impl ClientAuth {
             forwarded_header,
             warned_no_peer: AtomicBool::new(false),
             logged: RejectionLog::default(),
+            audited: super::audit::AuditFlood::default(),
         }
     }
 
@@ -190,8 +193,8 @@ impl ClientAuth {
             Ok(attempt) => attempt,
             Err(wait) => {
                 crate::metrics::rate_limited(endpoint.metric());
-                if self.may_log(source) {
-                    tracing::warn!(target: "auth::audit", event = endpoint.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, "client authentication refused: too many failures");
+                if let Some(unlogged) = self.audited.permit(endpoint.limited(), source, now) {
+                    tracing::warn!(target: "auth::audit", event = endpoint.limited(), client_id = %Capped(client_id), source = ?source, retry_after = wait, unlogged_before = unlogged, "client authentication refused: too many failures; this source's next ones are counted until the next window");
                 }
                 return Err(Refusal::TooManyFailures(wait));
             }
@@ -211,8 +214,8 @@ impl ClientAuth {
                 } else {
                     "unknown_client"
                 };
-                if self.may_log(source) {
-                    tracing::info!(target: "auth::audit", event = endpoint.failed(), client_id = %Capped(client_id), source = ?source, reason, "client authentication refused");
+                if let Some(unlogged) = self.audited.permit(endpoint.failed(), source, now) {
+                    tracing::info!(target: "auth::audit", event = endpoint.failed(), client_id = %Capped(client_id), source = ?source, reason, unlogged_before = unlogged, "client authentication refused; this source's next ones are counted until the next window");
                 }
                 Err(Refusal::InvalidClient)
             }
