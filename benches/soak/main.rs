@@ -599,6 +599,13 @@ fn report(
         samples.len(),
         SAMPLE_EVERY.as_secs()
     );
+    // The shape: one sample a minute.
+    let series: Vec<String> = samples
+        .iter()
+        .filter(|s| s.at.as_secs() % 60 < SAMPLE_EVERY.as_secs())
+        .map(|s| format!("{}m {:.1}", s.at.as_secs() / 60, s.rss_kib as f64 / 1024.0))
+        .collect();
+    println!("RSS by minute (MiB): {}", series.join(", "));
     if growth >= 10.0 {
         println!("FAIL: RSS grew {growth:.1}% (limit 10%)");
         pass = false;
