@@ -76,6 +76,10 @@ mod config;
 pub mod dev_issuer;
 mod dpop;
 mod fetch;
+/// Doors for the fuzz targets in `fuzz/`; not an API, never enabled in production.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod introspect;
 mod keys;
 pub mod metrics;
