@@ -2,10 +2,14 @@
 //! `AUTH_METHOD_ROLES`, `AUTH_PUBLIC_PATHS`, `OIDC_CONFIG`, `AUTH_TOKEN_CLIENTS`,
 //! `AUTH_FAILURE_LIMIT`, `AUTH_TRUSTED_PROXIES`, `AUTH_STRIP_HEADERS`: never a panic, an
 //! error always names a variable, and never quotes an API key given.
+//!
+//! Round trip: an `AUTH_ADMINS` list that loads, written back (`Admins::to_variable`), reads
+//! back to an equal list, and a configuration with the written-back text loads too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tower_auth::AuthConfig;
+use tower_auth_core::Admins;
 
 const KEY: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const SECRET: &str = "Fz7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-fuzzing";
@@ -21,16 +25,53 @@ const VARIABLES: [&str; 9] = [
     "AUTH_STRIP_HEADERS",
 ];
 
-fuzz_target!(|input: (u8, String)| {
-    let (which, value) = input;
-    let variable = VARIABLES[usize::from(which) % VARIABLES.len()];
-    let get = |name: &str| match name {
-        n if n == variable => Some(value.clone()),
+fn load(variable: &str, value: &str) -> Result<AuthConfig, tower_auth_core::ConfigError> {
+    AuthConfig::from_lookup("", |name: &str| match name {
+        n if n == variable => Some(value.to_owned()),
         "API_KEYS" => Some(KEY.to_owned()),
         "HMAC_SECRET" => Some(SECRET.to_owned()),
         _ => None,
+    })
+}
+
+/// `AUTH_ADMINS` read as the variable is documented: a JSON array of strings, or a comma
+/// list whose entries are trimmed and empty ones dropped.
+fn admins(value: &str) -> Option<Admins> {
+    let value = value.trim();
+    let entries: Vec<String> = if value.starts_with('[') {
+        serde_json::from_str(value).ok()?
+    } else {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     };
-    if let Err(error) = AuthConfig::from_lookup("", get) {
+    Admins::parse("AUTH_ADMINS", entries).ok()
+}
+
+fuzz_target!(|input: (u8, String)| {
+    let (which, value) = input;
+    let variable = VARIABLES[usize::from(which) % VARIABLES.len()];
+    let loaded = load(variable, &value);
+    if variable == "AUTH_ADMINS" {
+        let parsed = admins(&value);
+        if loaded.is_ok() {
+            let parsed = parsed.expect("AUTH_ADMINS loads but is not an admin list");
+            let text = parsed.to_variable();
+            assert_eq!(
+                admins(&text).as_ref(),
+                Some(&parsed),
+                "written back, read back another list"
+            );
+            assert!(
+                load(variable, &text).is_ok(),
+                "written back, the configuration no longer loads"
+            );
+        }
+    }
+    if let Err(error) = loaded {
         assert!(!error.variable().is_empty());
         // A key never comes back in the message (other variables' values, paths and rules,
         // may be quoted to say what is wrong with them).

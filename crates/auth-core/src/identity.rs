@@ -302,7 +302,7 @@ impl IdentityBuilder {
 /// assert!(!admins.grants(&oidc("https://other.example.com"), "u-42", None));
 /// assert!(!admins.grants(&AuthMethod::Hmac { issuer: "tower-auth".into() }, "deploy", None));
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Admins {
     /// Every entry as written, for [`Admins::contains`].
     listed: HashSet<String>,
@@ -454,11 +454,52 @@ impl Admins {
     pub fn is_empty(&self) -> bool {
         self.listed.is_empty()
     }
+
+    /// The list in the text form of `AUTH_ADMINS`: a JSON array of the entries, sorted,
+    /// which reads back (as `AUTH_ADMINS` is read, then [`Admins::parse`]) to an equal list.
+    /// A JSON array and not a comma list, so that an entry keeps a comma or spaces it holds.
+    pub fn to_variable(&self) -> String {
+        let mut entries: Vec<&str> = self.listed.iter().map(String::as_str).collect();
+        entries.sort_unstable();
+        Value::from(entries).to_string()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_list_written_out_reads_back_equal() {
+        let read = |text: &str| {
+            Admins::parse(
+                "AUTH_ADMINS",
+                serde_json::from_str::<Vec<String>>(text).unwrap(),
+            )
+            .unwrap()
+        };
+        let admins = Admins::new([
+            "ops",
+            "api_key:deploy",
+            "hmac:ci, nightly",
+            "email:a@example.com",
+            "https://login.example.com#u-42",
+            "https://login.example.com#u-7",
+            " spaced \"quoted\" \u{e9}",
+        ]);
+        let text = admins.to_variable();
+        assert!(
+            text.starts_with("[\"") && text.contains("\"hmac:ci, nightly\""),
+            "{text}"
+        );
+        assert_eq!(read(&text), admins);
+        assert_eq!(read(&text).to_variable(), text);
+        assert_eq!(Admins::default().to_variable(), "[]");
+        assert_eq!(read("[]"), Admins::default());
+        // Equality is by entries: a list without one of them is another list.
+        assert_ne!(read(&text), Admins::new(["ops", "api_key:deploy"]));
+        assert_ne!(Admins::new(["hmac:ops"]), Admins::new(["ops"]));
+    }
 
     #[test]
     fn an_unshared_copy_is_equal_and_separate() {

@@ -44,7 +44,7 @@ pub(crate) struct Key {
     pub(crate) kid: Option<Box<str>>,
     pub(crate) kind: KeyKind,
     alg: Option<Algorithm>,
-    material: Box<[u8]>,
+    pub(crate) material: Box<[u8]>,
     pub(crate) decoding: DecodingKey,
     /// Set once the key leaves the issuer's key set; cached tokens it verified are then dropped.
     revoked: AtomicBool,
@@ -85,6 +85,12 @@ impl KeySet {
         self.keys
             .iter()
             .filter(move |k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// Every key, in the document's order.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Key>> + '_ {
+        self.keys.iter()
     }
 
     /// All keys that fit `alg`.
@@ -148,7 +154,15 @@ impl KeySet {
     }
 }
 
+/// Members of a private or symmetric JWK (RFC 7518 sections 6.2.2, 6.3.2 and 6.4.1).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
 pub(crate) fn usable_key(entry: &Value) -> Option<Key> {
+    // A key published with its private part is known to whoever read the document, who can
+    // then sign tokens with it: it verifies nothing (SECURITY.md Y1).
+    if PRIVATE_MEMBERS.iter().any(|m| entry.get(m).is_some()) {
+        return None;
+    }
     let jwk: Jwk = serde_json::from_value(entry.clone()).ok()?;
     let common = &jwk.common;
     // RFC 7517 section 4.2 / 4.3: a key for encryption, or one whose operations exclude
@@ -275,6 +289,24 @@ mod tests {
         .unwrap();
         let kids: Vec<_> = set.keys.iter().map(|k| k.kid.as_deref().unwrap()).collect();
         assert_eq!(kids, ["ok", "ec"]);
+    }
+
+    /// SECURITY.md Y1.
+    #[test]
+    fn keys_published_with_a_private_member_are_skipped() {
+        for member in PRIVATE_MEMBERS {
+            let mut leaked = rsa("leaked", 2048);
+            leaked[member] = json!(b64(&[7; 32]));
+            let mut leaked_ec = ec("leaked-ec");
+            leaked_ec[member] = json!(null);
+            let set = parse(json!([leaked, leaked_ec, rsa("public", 2048)])).unwrap();
+            let kids: Vec<_> = set.keys.iter().map(|k| k.kid.as_deref().unwrap()).collect();
+            assert_eq!(kids, ["public"], "{member}");
+        }
+        let mut okp = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64(&[9; 32])});
+        assert!(parse(json!([okp.clone()])).is_ok());
+        okp["d"] = json!(b64(&[3; 32]));
+        assert_eq!(parse(json!([okp])).err(), Some("jwks_no_usable_keys"));
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub mod dev_issuer;
 mod dpop;
 mod dpop_nonce;
 mod fetch;
+/// Doors for the fuzz targets in `fuzz/`; not an API, never enabled in production.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod introspect;
 mod keys;
 pub mod metrics;
