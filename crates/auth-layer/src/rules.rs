@@ -91,8 +91,14 @@ pub(crate) struct Rules {
     /// only, whose path is always exactly `/package.Service/Method`; an HTTP path never
     /// matches them, so they cannot become a prefix bypass for HTTP routes.
     exempt_grpc_services: Vec<Box<str>>,
-    /// `/pkg.Service/*` rules, stored as `/pkg.Service/`; longest prefix first.
+    /// `/pkg.Service/*` rules, stored as `/pkg.Service/`, in the order they were added.
     by_prefix: Vec<(Box<str>, Arc<RoleRequirement>)>,
+    /// Each `by_prefix` rule's prefix and place there, sorted by prefix (then place): a request
+    /// looks up each of its own prefixes ending in `/` by binary search, so the cost grows with
+    /// the path's segments and the log of the rules, not with the number of rules (issue 18).
+    prefix_index: Vec<(Box<str>, usize)>,
+    /// The longest prefix in `by_prefix`: longer prefixes of a path are not looked up.
+    longest_prefix: usize,
 }
 
 impl Default for Rules {
@@ -101,6 +107,8 @@ impl Default for Rules {
             exact: Vec::new(),
             exempt_grpc_services: Vec::new(),
             by_prefix: Vec::new(),
+            prefix_index: Vec::new(),
+            longest_prefix: 0,
         };
         for path in DEFAULT_PUBLIC_PATHS {
             rules.exact_mut(path).exempt = true;
@@ -155,19 +163,61 @@ impl Rules {
         {
             return PathRule::Require(r);
         }
-        match self
-            .by_prefix
-            .iter()
-            // `/admin/*` also covers `/admin` itself, which `nest_service("/admin", ..)` serves
-            // as its `/`.
-            .find(|(prefix, _)| {
-                path.starts_with(&**prefix)
-                    || normal.starts_with(&**prefix)
-                    || prefix.strip_suffix('/') == Some(&*normal)
-            }) {
-            Some((_, r)) => PathRule::Require(r),
+        match self.prefix_rule(path, &normal) {
+            Some(r) => PathRule::Require(r),
             None => PathRule::Authenticated,
         }
+    }
+
+    /// The `/pkg.Service/*` rule for `path` (whose rule form is `normal`): of the rules whose
+    /// prefix starts `path` or `normal`, or is `normal` with a `/` added (`/admin/*` also
+    /// covers `/admin` itself, which `nest_service("/admin", ..)` serves as its `/`), the
+    /// longest, and of equally long ones the first added.
+    ///
+    /// Every prefix ends in `/`, so the prefixes that can start `path` are the path's own
+    /// prefixes that end at one of its `/`: those (up to the longest rule's length) are looked
+    /// up in `prefix_index`, a binary search each, instead of testing every rule in turn.
+    fn prefix_rule(&self, path: &str, normal: &str) -> Option<&RoleRequirement> {
+        if self.by_prefix.is_empty() {
+            return None;
+        }
+        // (length, place in `by_prefix`) of the best match so far.
+        let mut best: Option<(usize, usize)> = None;
+        let mut consider = |len: usize, found: Option<usize>| {
+            if let Some(place) = found
+                && best.is_none_or(|(l, p)| len > l || (len == l && place < p))
+            {
+                best = Some((len, place));
+            }
+        };
+        for text in [path, normal] {
+            for (at, _) in text
+                .bytes()
+                .enumerate()
+                .take(self.longest_prefix)
+                .filter(|&(_, b)| b == b'/')
+            {
+                let candidate = &text[..=at];
+                consider(at + 1, self.find_prefix(|p| p.cmp(candidate)));
+            }
+        }
+        if normal.len() < self.longest_prefix {
+            let with_slash = |p: &str| p.bytes().cmp(normal.bytes().chain([b'/']));
+            consider(normal.len() + 1, self.find_prefix(with_slash));
+        }
+        best.map(|(_, place)| &*self.by_prefix[place].1)
+    }
+
+    /// The first-added place of the prefix for which `order` (the prefix against the one
+    /// looked for) says `Equal`.
+    fn find_prefix(&self, order: impl Fn(&str) -> std::cmp::Ordering) -> Option<usize> {
+        let at = self
+            .prefix_index
+            .partition_point(|(p, _)| order(p) == std::cmp::Ordering::Less);
+        self.prefix_index
+            .get(at)
+            .filter(|(p, _)| order(p) == std::cmp::Ordering::Equal)
+            .map(|&(_, place)| place)
     }
 
     /// Exempts an exact path, or every method of a gRPC service (`/pkg.Service/*`).
@@ -232,9 +282,12 @@ impl Rules {
         }
         match pattern.strip_suffix('*') {
             Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
+                let place = self.by_prefix.len();
                 self.by_prefix.push((prefix.into(), requirement));
-                self.by_prefix
-                    .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+                // After any earlier rule with the same prefix: the first added is found.
+                let at = self.prefix_index.partition_point(|(p, _)| **p <= *prefix);
+                self.prefix_index.insert(at, (prefix.into(), place));
+                self.longest_prefix = self.longest_prefix.max(prefix.len());
             }
             Some(_) => {
                 return Err(format!(
@@ -579,5 +632,96 @@ mod tests {
         let mut rules = Rules::default();
         parse_method_roles("V", "/health=admin", &mut rules).unwrap();
         assert!(matches!(rules.classify("/health", false), PathRule::Exempt));
+    }
+}
+
+/// The indexed lookup of `/pkg.Service/*` rules against the rule it replaced: test every rule
+/// in turn, longest first, and of equally long ones the first added (issue 18).
+#[cfg(test)]
+mod prefix_index_tests {
+    use super::*;
+
+    fn linear<'r>(rules: &'r Rules, path: &str) -> Option<&'r RoleRequirement> {
+        let normal = rule_path(path);
+        let mut by_length: Vec<_> = rules.by_prefix.iter().collect();
+        by_length.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        by_length
+            .into_iter()
+            .find(|(prefix, _)| {
+                path.starts_with(&**prefix)
+                    || normal.starts_with(&**prefix)
+                    || prefix.strip_suffix('/') == Some(&*normal)
+            })
+            .map(|(_, r)| &**r)
+    }
+
+    /// A small deterministic generator (xorshift), so that a failure can be replayed.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self, below: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % below as u64) as usize
+        }
+
+        fn text(&mut self, parts: usize) -> String {
+            const PIECES: [&str; 8] = ["/", "a", "b.c", "%61", "%2F", "//", "S1", "\u{e9}"];
+            (0..parts)
+                .map(|_| PIECES[self.next(PIECES.len())])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_indexed_lookup_picks_the_rule_the_linear_scan_picked() {
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let mut compared = 0;
+        for round in 0..300 {
+            let mut rules = Rules::default();
+            for i in 0..1 + g.next(12) {
+                let parts = 1 + g.next(3);
+                let pattern = format!("/{}/*", g.text(parts));
+                let requirement =
+                    Arc::new(RoleRequirement::new(false, vec![format!("r{round}-{i}")]).unwrap());
+                // Patterns the parser refuses (a `*` inside) are left out, as they would be.
+                let _ = rules.require(&pattern, requirement);
+            }
+            for _ in 0..40 {
+                let parts = g.next(6);
+                let path = format!("/{}", g.text(parts));
+                let indexed = rules.prefix_rule(&path, &rule_path(&path));
+                let expected = linear(&rules, &path);
+                assert_eq!(
+                    indexed.map(|r| &r.scope),
+                    expected.map(|r| &r.scope),
+                    "{path} with {:?}",
+                    rules.by_prefix.iter().map(|(p, _)| p).collect::<Vec<_>>()
+                );
+                compared += usize::from(expected.is_some());
+            }
+        }
+        // Not only misses: most rounds find a rule.
+        assert!(compared > 1000, "{compared}");
+    }
+
+    #[test]
+    fn equal_prefixes_keep_the_first_rule_and_longer_prefixes_win() {
+        let mut rules = Rules::default();
+        let rule = |role: &str| Arc::new(RoleRequirement::new(false, vec![role.into()]).unwrap());
+        rules.require("/pkg.A/*", rule("first")).unwrap();
+        rules.require("/pkg.A/*", rule("second")).unwrap();
+        rules.require("/pkg.A/sub/*", rule("longer")).unwrap();
+        let scope = |path: &str| {
+            rules
+                .prefix_rule(path, &rule_path(path))
+                .map(|r| r.scope.to_string())
+        };
+        assert_eq!(scope("/pkg.A/Get").as_deref(), Some("first"));
+        assert_eq!(scope("/pkg.A").as_deref(), Some("first"));
+        assert_eq!(scope("/pkg.A/sub/x").as_deref(), Some("longer"));
+        assert_eq!(scope("//pkg.A//sub//x").as_deref(), Some("longer"));
+        assert_eq!(scope("/pkg.B/Get"), None);
     }
 }
