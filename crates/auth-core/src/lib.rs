@@ -60,6 +60,7 @@ mod error;
 mod identity;
 pub mod jose;
 mod json;
+mod per_recorder;
 mod rejection_log;
 mod secret;
 mod source;
@@ -87,6 +88,8 @@ pub use credential::{
 pub use digest::{DigestBuildHasher, DigestHasher, sha256_digest};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM, GrpcCode, Protocol};
 pub use identity::{ADMIN_ROLE, Admins, AuthMethod, Identity, IdentityBuilder};
+#[doc(hidden)]
+pub use per_recorder::{PerRecorder, RegisterHandles};
 pub use rejection_log::{
     LOG_WINDOW, LOGGED_REJECTIONS_PER_SOURCE, LOGGED_REJECTIONS_WITHOUT_PEER, LogPermit,
     RejectionLog,

@@ -362,7 +362,7 @@ impl Inner {
                 },
             )
             .ok()?;
-        self.counters.hit();
+        crate::metrics::cache_hit(&self.counters);
         Some(match checked {
             Ok(identity) => Outcome::Authenticated(identity),
             Err((error, issuer)) => self.reject(token, &issuer, error),
@@ -519,7 +519,7 @@ impl Authenticator for OidcAuthenticator {
         if let Some(outcome) = self.inner.cached(token) {
             return Check::Ready(outcome);
         }
-        self.inner.counters.miss();
+        crate::metrics::cache_miss(&self.inner.counters);
         let cache_key = self.inner.cache.key(token);
         match self.inner.validate(token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),
@@ -552,7 +552,7 @@ impl Authenticator for OidcAuthenticator {
         if let Some(outcome) = inner.cached(token) {
             return Check::Ready(outcome);
         }
-        self.inner.counters.miss();
+        crate::metrics::cache_miss(&self.inner.counters);
         let cache_key = inner.cache.key(token);
         match inner.validate_jws(index, jws, token, cache_key, Mode::MayFetch) {
             Step::Done(outcome) => Check::Ready(outcome),

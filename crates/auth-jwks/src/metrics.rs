@@ -3,7 +3,7 @@
 //! label is the configured issuer URL, a set the operator wrote; `result` is one of
 //! [`FETCH_RESULTS`].
 
-use std::sync::OnceLock;
+use tower_auth_core::{PerRecorder, RegisterHandles};
 
 use crate::IssuerStatus;
 
@@ -66,100 +66,28 @@ pub(crate) struct CacheHandles {
     misses: metrics::Counter,
 }
 
-impl Default for CacheCounters {
-    fn default() -> Self {
+impl RegisterHandles for CacheHandles {
+    fn register() -> Self {
+        // Literal names: `static` keys.
         Self {
-            slots: Default::default(),
-            // Literal names: `static` keys.
-            register: || CacheHandles {
-                hits: metrics::counter!("auth_token_cache_hits_total"),
-                misses: metrics::counter!("auth_token_cache_misses_total"),
-            },
+            hits: metrics::counter!("auth_token_cache_hits_total"),
+            misses: metrics::counter!("auth_token_cache_misses_total"),
         }
     }
 }
 
-impl CacheCounters {
-    /// A token answered from the cache.
-    pub(crate) fn hit(&self) {
-        self.with_handles(|handles| match handles {
-            Some(handles) => handles.hits.increment(1),
-            None => metrics::counter!("auth_token_cache_hits_total").increment(1),
-        });
-    }
-
-    /// A token the cache did not hold, validated in full.
-    pub(crate) fn miss(&self) {
-        self.with_handles(|handles| match handles {
-            Some(handles) => handles.misses.increment(1),
-            None => metrics::counter!("auth_token_cache_misses_total").increment(1),
-        });
-    }
+/// A token answered from the cache.
+pub(crate) fn cache_hit(counters: &CacheCounters) {
+    counters.with_handles(|handles| match handles {
+        Some(handles) => handles.hits.increment(1),
+        None => metrics::counter!("auth_token_cache_hits_total").increment(1),
+    });
 }
 
-/// A recorder as the facade hands it out: its address, size and alignment. `None` for a
-/// recorder of no size, whose address says nothing (every boxed or constant one of an
-/// alignment has the same), and which goes through the facade's lookup.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct RecorderId {
-    address: usize,
-    size: usize,
-    align: usize,
-}
-
-impl RecorderId {
-    fn of(recorder: &dyn metrics::Recorder) -> Option<Self> {
-        let size = std::mem::size_of_val(recorder);
-        (size != 0).then(|| Self {
-            address: std::ptr::from_ref(recorder).cast::<()>() as usize,
-            size,
-            align: std::mem::align_of_val(recorder),
-        })
-    }
-}
-
-/// How many recorders a validator keeps handles for: the application's global one and a few
-/// local ones (tests).
-const SLOTS: usize = 4;
-
-/// (The same as tower-auth's, which cannot share it without the `oidc` feature.) Metric
-/// handles, one set `H` per recorder recorded into, registered (by `register`) the
-/// first time a request is recorded with that recorder in scope (`metrics::with_recorder`:
-/// the thread's local recorder, else the global one, else the facade's no-op one).
-///
-/// So an application may install its recorder before or after building the layer: requests
-/// recorded before the installation went to the facade's no-op recorder (and are lost, as
-/// with any `metrics` user), the first one after it registers the series with the new
-/// recorder and every later one uses those handles. A test's local recorder
-/// (`metrics::with_local_recorder`) gets its own handles the same way. Past [`SLOTS`]
-/// recorders the caller falls back to the facade's per-call lookup, which is slower but
-/// records into the recorder in scope; so does a recorder of no size (the facade's no-op one,
-/// or an application's forwarding to statics), which cannot be told from another by its
-/// address. A recorder is recognised by its address, size and alignment: a local recorder
-/// dropped and replaced by another of its size at the same address while the same layer
-/// serves would keep the first one's handles, so a test builds its layer inside the scope of
-/// its recorder (as tests/tests/metrics.rs does); the global recorder lives as long as the
-/// process and is never mistaken.
-pub(crate) struct PerRecorder<H> {
-    slots: [OnceLock<(RecorderId, H)>; SLOTS],
-    register: fn() -> H,
-}
-
-impl<H> PerRecorder<H> {
-    /// The handles for the recorder in scope, registering them on first use; `None` once
-    /// every slot holds another recorder's.
-    pub(crate) fn with_handles<T>(&self, f: impl FnOnce(Option<&H>) -> T) -> T {
-        metrics::with_recorder(|recorder| {
-            let Some(current) = RecorderId::of(recorder) else {
-                return f(None);
-            };
-            for slot in &self.slots {
-                let (id, handles) = slot.get_or_init(|| (current, (self.register)()));
-                if *id == current {
-                    return f(Some(handles));
-                }
-            }
-            f(None)
-        })
-    }
+/// A token the cache did not hold, validated in full.
+pub(crate) fn cache_miss(counters: &CacheCounters) {
+    counters.with_handles(|handles| match handles {
+        Some(handles) => handles.misses.increment(1),
+        None => metrics::counter!("auth_token_cache_misses_total").increment(1),
+    });
 }

@@ -21,10 +21,9 @@
 //! | `auth_revocations_total` | none |
 //! | `auth_redis_up`, `auth_redis_lag_seconds` (gauges, feature `redis`) | none |
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use tower_auth_core::{AuthError, AuthErrorKind};
+use tower_auth_core::{AuthError, AuthErrorKind, PerRecorder, RegisterHandles};
 
 /// `auth_requests_total{method, outcome, reason}`: each request the layer judged.
 pub const REQUESTS_TOTAL: &str = "auth_requests_total";
@@ -91,7 +90,7 @@ pub(crate) struct Handles {
     seconds: [metrics::Histogram; 4],
 }
 
-impl Handles {
+impl RegisterHandles for Handles {
     /// Registers the series with the current recorder. The names and labels are literals:
     /// each key is a `static`.
     fn register() -> Self {
@@ -130,81 +129,6 @@ impl Handles {
 
 /// The handles of the layer, one set per recorder (see [`PerRecorder`]).
 pub(crate) type Recorders = PerRecorder<Handles>;
-
-/// A recorder as the facade hands it out: its address, size and alignment. `None` for a
-/// recorder of no size, whose address says nothing (every boxed or constant one of an
-/// alignment has the same), and which goes through the facade's lookup.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct RecorderId {
-    address: usize,
-    size: usize,
-    align: usize,
-}
-
-impl RecorderId {
-    fn of(recorder: &dyn metrics::Recorder) -> Option<Self> {
-        let size = std::mem::size_of_val(recorder);
-        (size != 0).then(|| Self {
-            address: std::ptr::from_ref(recorder).cast::<()>() as usize,
-            size,
-            align: std::mem::align_of_val(recorder),
-        })
-    }
-}
-
-/// How many recorders a layer keeps handles for: the application's global one and a few
-/// local ones (tests).
-const SLOTS: usize = 4;
-
-/// Metric handles, one set `H` per recorder recorded into, registered (by `register`) the
-/// first time a request is recorded with that recorder in scope (`metrics::with_recorder`:
-/// the thread's local recorder, else the global one, else the facade's no-op one).
-///
-/// So an application may install its recorder before or after building the layer: requests
-/// recorded before the installation went to the facade's no-op recorder (and are lost, as
-/// with any `metrics` user), the first one after it registers the series with the new
-/// recorder and every later one uses those handles. A test's local recorder
-/// (`metrics::with_local_recorder`) gets its own handles the same way. Past [`SLOTS`]
-/// recorders the caller falls back to the facade's per-call lookup, which is slower but
-/// records into the recorder in scope; so does a recorder of no size (the facade's no-op one,
-/// or an application's forwarding to statics), which cannot be told from another by its
-/// address. A recorder is recognised by its address, size and alignment: a local recorder
-/// dropped and replaced by another of its size at the same address while the same layer
-/// serves would keep the first one's handles, so a test builds its layer inside the scope of
-/// its recorder (as tests/tests/metrics.rs does); the global recorder lives as long as the
-/// process and is never mistaken.
-pub(crate) struct PerRecorder<H> {
-    slots: [OnceLock<(RecorderId, H)>; SLOTS],
-    register: fn() -> H,
-}
-
-impl Default for PerRecorder<Handles> {
-    fn default() -> Self {
-        Self {
-            slots: Default::default(),
-            register: Handles::register,
-        }
-    }
-}
-
-impl<H> PerRecorder<H> {
-    /// The handles for the recorder in scope, registering them on first use; `None` once
-    /// every slot holds another recorder's.
-    fn with_handles<T>(&self, f: impl FnOnce(Option<&H>) -> T) -> T {
-        metrics::with_recorder(|recorder| {
-            let Some(current) = RecorderId::of(recorder) else {
-                return f(None);
-            };
-            for slot in &self.slots {
-                let (id, handles) = slot.get_or_init(|| (current, (self.register)()));
-                if *id == current {
-                    return f(Some(handles));
-                }
-            }
-            f(None)
-        })
-    }
-}
 
 /// A request let through: `exempt` on an exempt path, `allowed` otherwise, and the time it
 /// took (`elapsed`).
@@ -352,6 +276,7 @@ mod tests {
     use super::*;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
     use std::collections::BTreeMap;
+    use std::sync::OnceLock;
 
     /// Per metric name, the counters' sum and the histograms' sample count.
     fn totals(snapshotter: &Snapshotter) -> BTreeMap<String, u64> {
@@ -400,8 +325,10 @@ mod tests {
         let recorders = Recorders::default();
         // Before any recorder: the no-op one, of no size, takes no slot.
         passed(&recorders, "api_key", false, Duration::ZERO);
-        assert!(recorders.slots.iter().all(|slot| slot.get().is_none()));
-        let scopes: Vec<_> = (0..SLOTS + 2).map(|_| DebuggingRecorder::new()).collect();
+        assert_eq!(recorders.held(), 0);
+        let scopes: Vec<_> = (0..Recorders::SLOTS + 2)
+            .map(|_| DebuggingRecorder::new())
+            .collect();
         for (n, recorder) in scopes.iter().enumerate() {
             metrics::with_local_recorder(recorder, || {
                 for _ in 0..=n {
@@ -415,8 +342,7 @@ mod tests {
             assert_eq!(names[CHECK_SECONDS], n as u64 + 1, "recorder {n}");
         }
         // The first SLOTS recorders hold the slots; the others went through the lookup.
-        let held = recorders.slots.iter().filter(|slot| slot.get().is_some());
-        assert_eq!(held.count(), SLOTS);
+        assert_eq!(recorders.held(), Recorders::SLOTS);
     }
 
     /// An application's recorder of no size (forwarding to statics) gets
