@@ -361,6 +361,12 @@ mod tests {
     fn the_prometheus_recorder_is_kept_drained_between_scrapes() {
         install_prometheus().unwrap();
         // Without a thread draining them, the histograms keep every sample until a scrape.
+        // A new thread names itself once it runs: wait for that (bounded), not for a time.
+        let started = std::time::Instant::now();
+        while upkeep_threads() == 0 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::yield_now();
+        }
         assert_eq!(upkeep_threads(), 1);
         // Installed once per process: a second call starts no second thread.
         install_prometheus().unwrap();

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -50,6 +50,10 @@ struct Inner {
     prefix: String,
     /// Deltas counted here, not yet in Redis.
     pending: Mutex<HashMap<Box<[u8]>, Count>>,
+    /// The last window in which a full `pending` was pruned: pruning is a scan of the whole
+    /// table under the lock every check takes, so it runs at most once a window (a table
+    /// full of the current window's keys has nothing to prune until the window ends).
+    pruned: AtomicU64,
     /// The sums Redis last answered.
     sums: Mutex<HashMap<Box<[u8]>, Count>>,
     /// How many entries `sums` holds: a check skips the lock while none.
@@ -110,6 +114,7 @@ impl SharedCounts {
             clock,
             prefix: format!("{namespace}:fail:{scope}:"),
             pending: Mutex::new(HashMap::new()),
+            pruned: AtomicU64::new(u64::MAX),
             sums: Mutex::new(HashMap::new()),
             held: AtomicUsize::new(0),
             queued: Notify::new(),
@@ -143,7 +148,7 @@ impl SharedCounts {
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if pending.len() >= MAX_KEYS {
+        if pending.len() >= MAX_KEYS && self.inner.pruned.swap(window, Ordering::AcqRel) != window {
             pending.retain(|_, c| c.window == window);
         }
         let full = pending.len() >= MAX_KEYS;
@@ -388,6 +393,45 @@ mod tests {
         );
         assert!(!counts.is_connected());
         assert_eq!(counts.pending(), 2, "waiting for Redis");
+    }
+
+    /// SECURITY.md S17: a table full of one window's keys (Redis away, a flood of sources)
+    /// drops new keys without a scan per failure, and is pruned once the window has ended.
+    #[tokio::test]
+    async fn a_full_table_is_pruned_once_a_window() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = RedisSettings::new(&format!("redis://127.0.0.1:{port}")).unwrap();
+        let counts = SharedCounts::start(
+            &settings,
+            "t",
+            "source",
+            Duration::from_secs(60),
+            Clock::manual(1_000),
+        )
+        .unwrap();
+        for i in 0..MAX_KEYS as u32 {
+            counts.add(&i.to_be_bytes(), 1_000, 1);
+        }
+        counts.add(b"new", 1_000, 1);
+        counts.add(b"new", 1_010, 1);
+        assert_eq!(counts.count(b"new", 1_010), None, "no room in this window");
+        assert_eq!(
+            counts.inner.pruned.load(Ordering::Acquire),
+            16,
+            "pruned once"
+        );
+        assert_eq!(counts.pending(), MAX_KEYS);
+        counts.add(b"new", 1_020, 1);
+        assert_eq!(
+            counts.count(b"new", 1_020),
+            Some((1, 60)),
+            "the next window"
+        );
+        assert_eq!(counts.pending(), 1);
     }
 
     #[test]

@@ -304,7 +304,7 @@ impl AuthConfig {
         if !self.authenticators().contains(&AuthenticatorKind::Hmac) {
             tracing::warn!(
                 target: "auth",
-                "{variable} is set but AUTH_MODE leaves out hmac: no revocation is shared"
+                "{variable} is set but AUTH_MODE leaves out hmac: nothing is shared through Redis, neither revocations nor the failure limits (each replica counts AUTH_FAILURE_LIMIT on its own)"
             );
             return None;
         }
@@ -392,7 +392,7 @@ impl AuthConfig {
             if let (true, Some(issuer)) = (oidc < api_key, introspecting) {
                 tracing::warn!(
                     target: "auth",
-                    "AUTH_MODE puts oidc before api_key and {issuer} introspects opaque tokens: an API key sent as a bearer token is sent to that issuer before the key set sees it; put api_key first"
+                    "AUTH_MODE puts oidc before api_key and {issuer} introspects opaque tokens: an API key sent as a bearer token is sent to that issuer before the key set sees it; put api_key first (even then, a bearer value the key set does not hold, such as a revoked or mistyped key, goes on to introspection)"
                 );
             }
         }
