@@ -469,6 +469,11 @@ impl<S, R> Dpop<S, R> {
     /// Turns a Bearer request into a DPoP one with a fresh proof (with the server's nonce
     /// when it gave one); returns the origin its nonces are kept under.
     fn prove<B>(&self, request: &mut Request<B>) -> Option<String> {
+        self.prove_with(request).map(|(origin, _)| origin)
+    }
+
+    /// [`prove`](Self::prove), also giving the nonce the proof carries.
+    fn prove_with<B>(&self, request: &mut Request<B>) -> Option<(String, Option<String>)> {
         let uri = self.target(request)?;
         let origin = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
         let token = request
@@ -492,7 +497,7 @@ impl<S, R> Dpop<S, R> {
             headers.insert(AUTHORIZATION, authorization);
             headers.insert(DPOP_HEADER, proof);
         }
-        Some(origin)
+        Some((origin, nonce))
     }
 }
 
@@ -562,7 +567,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let original = request.clone();
         let mut request = request;
-        let origin = self.prove(&mut request);
+        let proved = self.prove_with(&mut request);
         // The service polled ready goes with the request; a clone stays behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -575,11 +580,14 @@ where
         };
         Box::pin(async move {
             let response = inner.call(request).await?;
-            let Some(origin) = origin else {
+            let Some((origin, used)) = proved else {
                 return Ok(response);
             };
-            let new = this.nonces.remember(&origin, response.headers());
-            if !(new && asks_for_nonce(response.headers())) {
+            this.nonces.remember(&origin, response.headers());
+            // Decided per request: another request's answer may have brought the nonce first,
+            // and this one must still be retried with it. The retry proves with the nonce now
+            // held; the same one again would get the same answer.
+            if !asks_for_nonce(response.headers()) || this.nonces.get(&origin) == used {
                 return Ok(response);
             }
             // Once, with the nonce just given: a second challenge is the answer.
@@ -676,6 +684,46 @@ mod tests {
             );
         }
         assert!(nonces.0.lock().unwrap().len() <= MAX_NONCE_ORIGINS);
+    }
+
+    /// Two requests in flight, both proven before the server's nonce was known, both
+    /// challenged with the same nonce: each is retried once with it, not only the first to
+    /// bring it home.
+    #[tokio::test]
+    async fn every_request_challenged_is_retried_even_when_another_brought_the_nonce() {
+        use tower::{Layer, ServiceExt};
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let server = tower::service_fn(move |request: Request<String>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let proof = request.headers()[DPOP_HEADER].to_str().unwrap().to_owned();
+            let claims = decode(proof.split('.').nth(1).unwrap());
+            let response = if claims["nonce"] == "n1" {
+                http::Response::new(String::from("ok"))
+            } else {
+                http::Response::builder()
+                    .status(401)
+                    .header("www-authenticate", r#"DPoP error="use_dpop_nonce""#)
+                    .header(DPOP_NONCE_HEADER, "n1")
+                    .body(String::new())
+                    .unwrap()
+            };
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        let mut service = DpopLayer::new(DpopKey::generate().unwrap())
+            .retry_nonce()
+            .layer(server);
+        let request = || {
+            Request::get("https://api.example/orders")
+                .header(AUTHORIZATION, "Bearer tok")
+                .body(String::new())
+                .unwrap()
+        };
+        let first = service.ready().await.unwrap().call(request());
+        let second = service.ready().await.unwrap().call(request());
+        assert_eq!(first.await.unwrap().status(), 200);
+        assert_eq!(second.await.unwrap().status(), 200);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[test]
