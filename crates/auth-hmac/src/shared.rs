@@ -122,6 +122,17 @@ impl RedisSettings {
         })
     }
 
+    /// The client of the configured Redis, for other state shared through it (tower-auth's
+    /// DPoP replay memory). Never log it: its connection details may hold a password.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// What replicas do once Redis cannot answer (`AUTH_REDIS_FAILURE`).
+    pub fn failure_mode(&self) -> RedisFailure {
+        self.failure
+    }
+
     /// What to do once the copy is older than the max staleness.
     #[must_use]
     pub fn failure(mut self, failure: RedisFailure) -> Self {
