@@ -123,8 +123,15 @@ impl RedisSettings {
         })
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
+    /// The client of the configured Redis, for other state shared through it (tower-auth's
+    /// DPoP replay memory). Never log it: its connection details may hold a password.
+    pub fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// What replicas do once Redis cannot answer (`AUTH_REDIS_FAILURE`).
+    pub fn failure_mode(&self) -> RedisFailure {
+        self.failure
     }
 
     /// What to do once the copy is older than the max staleness.

@@ -29,6 +29,8 @@
 //! ```
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -155,6 +157,8 @@ pub struct DpopVerifier {
     nonces: Option<Nonces>,
     /// Whether some issuer has `"dpop": "required"` or `"dpop_nonce": true`.
     configured: bool,
+    /// The memory shared with other replicas (Redis), asked after the local one.
+    shared: Option<Arc<dyn ReplayStore>>,
 }
 
 impl std::fmt::Debug for DpopVerifier {
@@ -164,6 +168,7 @@ impl std::fmt::Debug for DpopVerifier {
             .field("window_secs", &self.window)
             .field("origin", &self.origin)
             .field("nonce_issuers", &self.nonce_issuers)
+            .field("shared_replay", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -314,6 +319,7 @@ impl DpopVerifierBuilder {
                 .then(|| Nonces::new(self.nonce_key.as_ref(), self.nonce_slot)),
             configured: self.configured || !self.nonce_issuers.is_empty(),
             nonce_issuers: self.nonce_issuers,
+            shared: None,
         })
     }
 }
@@ -389,7 +395,7 @@ impl DpopVerifier {
     /// # Errors
     /// `invalid_request` (400) for two `DPoP` headers or a request without a host;
     /// `invalid_token` (401) for a missing or bad proof; `unavailable` (503) when the replay
-    /// memory is full.
+    /// memory is full, or always once a shared one is set (use [`check_at`](Self::check_at)).
     pub fn verify<B>(
         &self,
         request: &Request<B>,
@@ -414,6 +420,26 @@ impl DpopVerifier {
         token: &str,
         jkt: &str,
     ) -> Result<(), AuthError> {
+        if self.shared.is_some() {
+            return Err(AuthError::unavailable(
+                "dpop_replay_store_needs_check_at",
+                None,
+            ));
+        }
+        self.check_local(request, path, issuer, token, jkt)
+            .map(|_| ())
+    }
+
+    /// Every check, and the local replay memory: the proof's identity and expiry once it is
+    /// remembered there.
+    fn check_local<B>(
+        &self,
+        request: &Request<B>,
+        path: &str,
+        issuer: &str,
+        token: &str,
+        jkt: &str,
+    ) -> Result<(ReplayId, u64, u64), AuthError> {
         let mut proofs = request.headers().get_all(DPOP_HEADER).iter();
         let proof = proofs
             .next()
@@ -454,12 +480,57 @@ impl DpopVerifier {
         }
         // Only a proof that passed everything is remembered: one that failed cannot use up a
         // `jti` its key's holder may send.
-        let mut input = Vec::with_capacity(jkt.len() + 1 + proven.jti.len());
-        input.extend_from_slice(jkt.as_bytes());
-        input.push(0);
-        input.extend_from_slice(proven.jti.as_bytes());
+        let id = ReplayId::new(jkt, &proven.jti);
         let expires = proven.iat.saturating_add(self.window).saturating_add(1);
-        self.replay.insert(sha256_digest(&input), jkt, expires, now)
+        // The local memory first: a proof seen here is refused without a round trip.
+        match self.replay.remember(&id, expires, now) {
+            Remembered::Now(Ok(true)) => Ok((id, expires, now)),
+            Remembered::Now(Ok(false)) => Err(AuthError::invalid_token("dpop_proof_replayed")),
+            Remembered::Now(Err(error)) => Err(error),
+            Remembered::Later(_) => unreachable!("the local memory answers at once"),
+        }
+    }
+
+    /// [`verify_at`](Self::verify_at), asking the replay memory shared with other replicas
+    /// too when there is one ([`with_replay_store`](Self::with_replay_store)): the answer
+    /// may have to wait for it. Without a shared memory the answer is always `Done`.
+    pub fn check_at<B>(
+        &self,
+        request: &Request<B>,
+        path: &str,
+        issuer: &str,
+        token: &str,
+        jkt: &str,
+    ) -> ProofCheck {
+        let (id, expires, now) = match self.check_local(request, path, issuer, token, jkt) {
+            Ok(remembered) => remembered,
+            Err(error) => return ProofCheck::Done(Err(error)),
+        };
+        let Some(shared) = &self.shared else {
+            return ProofCheck::Done(Ok(()));
+        };
+        let verdict = |new: Result<bool, AuthError>| match new {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AuthError::invalid_token("dpop_proof_replayed")),
+            Err(error) => Err(error),
+        };
+        match shared.remember(&id, expires, now) {
+            Remembered::Now(new) => ProofCheck::Done(verdict(new)),
+            Remembered::Later(future) => {
+                ProofCheck::Pending(Box::pin(async move { verdict(future.await) }))
+            }
+        }
+    }
+
+    /// Shares the memory of accepted proofs with other replicas through `store` (the layer
+    /// uses Redis with `AUTH_REDIS_URL`): a proof is accepted only when both this process's
+    /// memory and `store` say it is new. [`check_at`](Self::check_at) asks it;
+    /// [`verify`](Self::verify) and [`verify_at`](Self::verify_at) cannot wait for it and
+    /// refuse every proof with 503 once it is set.
+    #[must_use]
+    pub fn with_replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     /// The request's target URI as a proof must name it (section 4.3, check 9).
@@ -686,6 +757,93 @@ fn normalise_htu(htu: &str) -> Option<String> {
     Some(format!("{origin}{}", normalise_path(uri.path())))
 }
 
+/// What names one accepted proof in a replay memory: the SHA-256 of its key's thumbprint
+/// and its `jti` (so a `jti`, which the client chose, is never stored or sent as it is, and
+/// every name has the same length), and the SHA-256 of the thumbprint alone.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayId {
+    proof: [u8; 32],
+    key: [u8; 32],
+}
+
+impl ReplayId {
+    /// The name of the proof with `jti` made with the key whose thumbprint is `jkt`.
+    pub fn new(jkt: &str, jti: &str) -> Self {
+        let mut input = Vec::with_capacity(jkt.len() + 1 + jti.len());
+        input.extend_from_slice(jkt.as_bytes());
+        input.push(0);
+        input.extend_from_slice(jti.as_bytes());
+        Self {
+            proof: sha256_digest(&input),
+            key: sha256_digest(jkt.as_bytes()),
+        }
+    }
+
+    /// The digest naming the proof (its key and `jti`).
+    pub fn proof(&self) -> &[u8; 32] {
+        &self.proof
+    }
+
+    /// The digest naming the proof's key, for a memory that bounds each key's share.
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+impl std::fmt::Debug for ReplayId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayId").finish_non_exhaustive()
+    }
+}
+
+/// What a shared replay memory answers later: whether the proof was new.
+pub type RememberFuture = Pin<Box<dyn Future<Output = Result<bool, AuthError>> + Send>>;
+
+/// A [`ReplayStore`]'s answer: now, or once a round trip is done.
+#[non_exhaustive]
+pub enum Remembered {
+    /// Whether the proof was new, or why the memory cannot say (503 when full).
+    Now(Result<bool, AuthError>),
+    /// The answer of a memory elsewhere.
+    Later(RememberFuture),
+}
+
+impl std::fmt::Debug for Remembered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Now(answer) => f.debug_tuple("Now").field(answer).finish(),
+            Self::Later(_) => f.write_str("Later"),
+        }
+    }
+}
+
+/// A memory of accepted proofs: "remember this proof until `expires` (Unix seconds), and
+/// tell me whether it was new". The verifier always has its own bounded in-memory one, asked
+/// first; [`DpopVerifier::with_replay_store`] adds one shared with other replicas.
+pub trait ReplayStore: Send + Sync + 'static {
+    /// Remembers `id` until `expires` unless it is already remembered; `Ok(true)` when it was
+    /// new, `Ok(false)` for a replay, an error (503) when the memory cannot say.
+    fn remember(&self, id: &ReplayId, expires: u64, now: u64) -> Remembered;
+}
+
+/// The outcome of [`DpopVerifier::check_at`]: decided, or waiting for the shared replay
+/// memory.
+pub enum ProofCheck {
+    /// Decided without waiting.
+    Done(Result<(), AuthError>),
+    /// Decided once the shared memory answers.
+    Pending(Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>),
+}
+
+impl std::fmt::Debug for ProofCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done(result) => f.debug_tuple("Done").field(result).finish(),
+            Self::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
 /// The `jti`s of accepted proofs (as digests with the key's thumbprint), each until its
 /// proof leaves the `iat` window; bounded, in shards to spread the locking.
 ///
@@ -753,17 +911,23 @@ impl ReplayCache {
         }
     }
 
-    /// Remembers `key` (a proof of the key whose thumbprint is `jkt`) until `expires`, or
-    /// refuses a key already remembered, or one more of a key over its share.
-    fn insert(&self, key: [u8; 32], jkt: &str, expires: u64, now: u64) -> Result<(), AuthError> {
+    /// Remembers `key` (a proof of the key whose thumbprint digest is `owner`) until
+    /// `expires`: `Ok(false)` for a key already remembered, 503 for one more of a key over
+    /// its share or when the memory is full.
+    fn insert(
+        &self,
+        key: [u8; 32],
+        owner: [u8; 32],
+        expires: u64,
+        now: u64,
+    ) -> Result<bool, AuthError> {
         let mut shard = self.shards[usize::from(key[0]) % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if shard.expiries.get(&key).is_some_and(|&at| at > now) {
-            return Err(AuthError::invalid_token("dpop_proof_replayed"));
+            return Ok(false);
         }
         // Always locked after a proof shard, never before: no two locks wait on each other.
-        let owner = sha256_digest(jkt.as_bytes());
         let mut keys = self.keys[usize::from(owner[0]) % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -786,7 +950,14 @@ impl ReplayCache {
         shard.expiries.insert(key, expires);
         keys.expiries.entry(owner).or_default().push(expires);
         keys.entries += 1;
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// The in-memory store: bounded, each key to its share, answering at once.
+impl ReplayStore for ReplayCache {
+    fn remember(&self, id: &ReplayId, expires: u64, now: u64) -> Remembered {
+        Remembered::Now(self.insert(id.proof, id.key, expires, now))
     }
 }
 
@@ -1292,6 +1463,121 @@ mod tests {
                 "DpopVerifier::replay_per_key"
             );
         }
+    }
+
+    fn now(answer: Remembered) -> Result<bool, AuthError> {
+        match answer {
+            Remembered::Now(answer) => answer,
+            Remembered::Later(_) => panic!("the memory answers at once"),
+        }
+    }
+
+    #[test]
+    fn the_memory_store_says_new_once_per_proof_until_it_expires() {
+        let store = ReplayCache::new(1024, 4);
+        let (a, b) = (ReplayId::new("key-a", "j1"), ReplayId::new("key-b", "j1"));
+        assert_ne!(a.proof(), b.proof(), "the jti is named with its key");
+        assert_eq!(a.key(), ReplayId::new("key-a", "j2").key());
+        assert!(now(store.remember(&a, NOW + 10, NOW)).unwrap());
+        assert!(!now(store.remember(&a, NOW + 10, NOW + 9)).unwrap());
+        assert!(now(store.remember(&b, NOW + 10, NOW)).unwrap());
+        // Once expired it is forgotten: the verifier's `iat` window refuses it by then.
+        assert!(now(store.remember(&a, NOW + 20, NOW + 10)).unwrap());
+        // One key's share (4) is all it may hold at once; another key is unaffected.
+        for i in 2..5 {
+            let id = ReplayId::new("key-a", &format!("j{i}"));
+            assert!(now(store.remember(&id, NOW + 20, NOW + 10)).unwrap());
+        }
+        let over = now(store.remember(&ReplayId::new("key-a", "j5"), NOW + 20, NOW + 10));
+        assert_eq!(over.unwrap_err().http_status().as_u16(), 503);
+        let other = ReplayId::new("key-c", "j5");
+        assert!(now(store.remember(&other, NOW + 20, NOW + 10)).unwrap());
+    }
+
+    /// A shared memory that answers later, as told, counting what it is asked.
+    struct Shared {
+        answer: Mutex<Result<bool, AuthError>>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ReplayStore for Shared {
+        fn remember(&self, _: &ReplayId, expires: u64, now: u64) -> Remembered {
+            assert!(expires > now);
+            self.asked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let answer = self.answer.lock().unwrap().clone();
+            Remembered::Later(Box::pin(async move {
+                tokio::task::yield_now().await;
+                answer
+            }))
+        }
+    }
+
+    async fn settle(check: ProofCheck) -> Result<(), &'static str> {
+        match check {
+            ProofCheck::Done(result) => result,
+            ProofCheck::Pending(future) => future.await,
+        }
+        .map_err(|e| e.reason())
+    }
+
+    /// SECURITY.md P24.
+    #[tokio::test]
+    async fn a_shared_memory_is_asked_after_the_local_one_and_has_the_last_word() {
+        let clock = Clock::manual(NOW);
+        let shared = Arc::new(Shared {
+            answer: Mutex::new(Ok(true)),
+            asked: 0.into(),
+        });
+        let verifier = verifier(&clock).with_replay_store(shared.clone());
+        let client = Client::new();
+        let asked = || shared.asked.load(std::sync::atomic::Ordering::Relaxed);
+        let check = |proof: &str| {
+            let request = request("https://api.example.com/orders", &[proof]);
+            verifier.check_at(&request, "/orders", ISSUER, TOKEN, &client.jkt())
+        };
+        let proof = client.proof("s1");
+        assert_eq!(settle(check(&proof)).await, Ok(()));
+        assert_eq!(asked(), 1);
+        // Seen here: refused without asking the shared memory.
+        assert_eq!(settle(check(&proof)).await, Err("dpop_proof_replayed"));
+        assert_eq!(asked(), 1);
+        // New here but seen by another replica: refused.
+        *shared.answer.lock().unwrap() = Ok(false);
+        assert_eq!(
+            settle(check(&client.proof("s2"))).await,
+            Err("dpop_proof_replayed")
+        );
+        // The shared memory cannot say: its error is the answer.
+        *shared.answer.lock().unwrap() = Err(AuthError::unavailable("down", None));
+        assert_eq!(settle(check(&client.proof("s3"))).await, Err("down"));
+        // A bad proof is refused before either memory is asked.
+        assert_eq!(
+            settle(check(&other_key_proof())).await,
+            Err("dpop_key_mismatch")
+        );
+        assert_eq!(asked(), 3);
+        // The synchronous calls cannot wait for it: 503 rather than a local-only verdict.
+        let error = verifier
+            .verify(
+                &request("https://api.example.com/orders", &[&client.proof("s4")]),
+                ISSUER,
+                TOKEN,
+                &client.jkt(),
+            )
+            .unwrap_err();
+        assert_eq!(error.http_status().as_u16(), 503);
+        // Without a shared memory the check is decided at once.
+        let local = self::verifier(&clock);
+        let request = request("https://api.example.com/orders", &[&client.proof("s5")]);
+        assert!(matches!(
+            local.check_at(&request, "/orders", ISSUER, TOKEN, &client.jkt()),
+            ProofCheck::Done(Ok(()))
+        ));
+    }
+
+    fn other_key_proof() -> String {
+        Client::new().proof("s9")
     }
 
     #[test]

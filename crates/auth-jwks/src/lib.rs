@@ -92,6 +92,7 @@ pub use config::{IntrospectionConfig, IssuerConfig, OidcConfig, OidcConfigBuilde
 pub use dpop::{
     DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt, jwk_thumbprint,
 };
+pub use dpop::{ProofCheck, RememberFuture, Remembered, ReplayId, ReplayStore};
 pub use dpop_nonce::{asks_for_nonce, is_nonce_round_trip};
 pub use source::{IssuerState, IssuerStatus};
 /// Which IdP connections go through which proxy ([`OidcConfigBuilder::proxies`]).

@@ -84,6 +84,9 @@ pub struct AuthConfig {
     /// `AUTH_REDIS_URL` and friends, with the full name of `AUTH_REDIS_URL`.
     #[cfg(feature = "redis")]
     redis: Option<(String, tower_auth_hmac::RedisSettings)>,
+    /// The same, for the memory of DPoP proofs the replicas share.
+    #[cfg(all(feature = "redis", feature = "oidc"))]
+    dpop_redis: Option<(String, tower_auth_hmac::RedisSettings)>,
     /// `API_KEY_BASIC` and `AUTH_COOKIE`.
     sources: crate::sources::CredentialSources,
     /// `AUTH_PROBLEM_JSON`.
@@ -191,6 +194,8 @@ impl AuthConfig {
             rules,
             limits,
             key_file_poll: DEFAULT_KEY_FILE_POLL,
+            #[cfg(all(feature = "redis", feature = "oidc"))]
+            dpop_redis: redis.clone(),
             #[cfg(feature = "redis")]
             redis,
             sources,
@@ -304,7 +309,7 @@ impl AuthConfig {
         if !self.authenticators().contains(&AuthenticatorKind::Hmac) {
             tracing::warn!(
                 target: "auth",
-                "{variable} is set but AUTH_MODE leaves out hmac: nothing is shared through Redis, neither revocations nor the failure limits (each replica counts AUTH_FAILURE_LIMIT on its own)"
+                "{variable} is set but AUTH_MODE leaves out hmac: neither revocations nor the failure limits are shared through Redis (each replica counts AUTH_FAILURE_LIMIT on its own); only DPoP proofs are, with OIDC"
             );
             return None;
         }
@@ -424,6 +429,11 @@ impl AuthConfig {
             .strip_suffix("AUTH_DPOP_ORIGIN")
             .unwrap_or_default();
         env::warn_dpop(&verifier, origin.is_some(), prefix);
+        #[cfg(feature = "redis")]
+        if let Some((variable, settings)) = &self.dpop_redis {
+            let store = crate::dpop_replay_redis::RedisReplay::new(settings, variable)?;
+            return Ok(verifier.with_replay_store(Arc::new(store)));
+        }
         Ok(verifier)
     }
 
@@ -739,6 +749,13 @@ mod tests {
         let error = config(&[("API_KEYS", K1), url]).unwrap_err();
         assert_eq!(error.variable(), "AUTH_REDIS_URL");
         assert!(error.to_string().contains("HMAC_SECRET"), "{error}");
+        // With OIDC_CONFIG alone the replicas share their DPoP proofs (SECURITY.md P24).
+        #[cfg(feature = "oidc")]
+        {
+            let oidc = r#"{"issuers":[{"issuer":"https://login.example.com","audience":"api"}]}"#;
+            let config = config(&[("OIDC_CONFIG", oidc), url]).unwrap();
+            assert!(config.dpop_redis.is_some());
+        }
         let error = config(&[("HMAC_SECRET", SECRET), url])
             .unwrap()
             .build_blocking()

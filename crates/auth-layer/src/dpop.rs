@@ -7,32 +7,55 @@
 //! | bound (`cnf.jkt`) | 401 `invalid_token` | the one `DPoP` proof must be valid and by the bound key |
 //! | unbound | accepted (unless its issuer has `"dpop": "required"`) | 401 `invalid_token` |
 
+use std::future::Future;
+use std::pin::Pin;
+
 use http::{HeaderValue, Request};
 use tower_auth_core::{AuthError, AuthMethod, Identity, is_dpop_scheme};
-use tower_auth_oidc::{DpopVerifier, confirmation_jkt};
+use tower_auth_oidc::{DpopVerifier, ProofCheck, confirmation_jkt};
+
+/// The verdict of [`bind`]: at once, or when the replay memory shared through Redis answers
+/// (`AUTH_REDIS_URL`: one round trip per proof).
+pub(crate) enum Bound {
+    Now(Result<Identity, AuthError>),
+    Pending(Pending),
+}
+
+/// The verdict on a proof waiting for the shared replay memory.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Identity, AuthError>> + Send>>;
 
 /// The verdict on an accepted token once its scheme and proof are judged.
 pub(crate) fn bind<B>(
     verifier: Option<&DpopVerifier>,
     request: &Request<B>,
     result: Result<Identity, AuthError>,
-) -> Result<Identity, AuthError> {
-    let identity = result?;
+) -> Bound {
+    let identity = match result {
+        Ok(identity) => identity,
+        Err(error) => return Bound::Now(Err(error)),
+    };
     let dpop = is_dpop_scheme(request.headers());
     let jkt = match identity.claims() {
-        Some(claims) => confirmation_jkt(claims)?,
+        Some(claims) => match confirmation_jkt(claims) {
+            Ok(jkt) => jkt,
+            Err(error) => return Bound::Now(Err(error)),
+        },
         None => None,
     };
-    match (dpop, jkt) {
-        (false, None) => Ok(identity),
+    let check = match (dpop, jkt) {
+        (false, None) => ProofCheck::Done(Ok(())),
         // RFC 9449 section 7.2: a bound token is no bearer token; whoever copied it
         // without the key would otherwise use it.
-        (false, Some(_)) => Err(AuthError::invalid_token("dpop_bound_token_as_bearer")),
-        (true, None) => Err(AuthError::invalid_token("dpop_scheme_unbound_token")),
+        (false, Some(_)) => {
+            ProofCheck::Done(Err(AuthError::invalid_token("dpop_bound_token_as_bearer")))
+        }
+        (true, None) => {
+            ProofCheck::Done(Err(AuthError::invalid_token("dpop_scheme_unbound_token")))
+        }
         (true, Some(jkt)) => {
             let (Some(verifier), AuthMethod::Oidc { issuer }) = (verifier, identity.method())
             else {
-                return Err(AuthError::invalid_token("dpop_scheme_unbound_token"));
+                return Bound::Now(Err(AuthError::invalid_token("dpop_scheme_unbound_token")));
             };
             // Under axum's `Router::nest` the request's path has lost its prefix; the proof
             // names the one the client sent, which axum keeps. SECURITY.md P23.
@@ -43,8 +66,13 @@ pub(crate) fn bind<B>(
                 .map_or(request.uri().path(), |original| original.0.path());
             #[cfg(not(feature = "axum"))]
             let path = request.uri().path();
-            verifier.verify_at(request, path, issuer, token(request), jkt)?;
-            Ok(identity)
+            verifier.check_at(request, path, issuer, token(request), jkt)
+        }
+    };
+    match check {
+        ProofCheck::Done(result) => Bound::Now(result.map(|()| identity)),
+        ProofCheck::Pending(proof) => {
+            Bound::Pending(Box::pin(async move { proof.await.map(|()| identity) }))
         }
     }
 }

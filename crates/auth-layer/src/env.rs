@@ -318,7 +318,9 @@ pub(crate) fn redis(
     hmac: Option<&Hmac>,
 ) -> Result<Option<tower_auth_hmac::RedisSettings>, ConfigError> {
     let settings = tower_auth_hmac::RedisSettings::from_lookup(vars.prefix, vars.get)?;
-    if settings.is_some() && hmac.is_none() {
+    // With `oidc`, replicas share the memory of DPoP proofs too (`dpop_replay_redis`).
+    let shares_proofs = cfg!(feature = "oidc") && vars.is_set("OIDC_CONFIG");
+    if settings.is_some() && hmac.is_none() && !shares_proofs {
         return Err(ConfigError::new(
             vars.name("AUTH_REDIS_URL"),
             format!(

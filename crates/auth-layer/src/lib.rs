@@ -80,7 +80,7 @@
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange and of `POST /auth/revoke` (feature `hmac`). |
 //! | `AUTH_REVOCATION_FILE` | A file that keeps revoked role tokens and subject cut-offs across restarts (feature `hmac`). |
-//! | `AUTH_REDIS_URL` | `redis://` URL of a Redis through which replicas share revoked role tokens, subject cut-offs and the failure counts of the exchange and `AUTH_FAILURE_LIMIT` (feature `redis`; needs `HMAC_SECRET`); refused, naming the feature, in a build without it. |
+//! | `AUTH_REDIS_URL` | `redis://` URL of a Redis through which replicas share revoked role tokens, subject cut-offs and the failure counts of the exchange and `AUTH_FAILURE_LIMIT` (feature `redis`; needs `HMAC_SECRET` or `OIDC_CONFIG`), and, with `OIDC_CONFIG`, the DPoP proofs they accepted; refused, naming the feature, in a build without it. |
 //! | `AUTH_REDIS_FAILURE` | `closed` (default: 503 for role tokens once the local copy is older than the max staleness) or `open` (keep serving, with an error event every minute). |
 //! | `AUTH_REDIS_MAX_STALE_SECS` | How long the local copy is trusted while Redis is unreachable, 1 to 86400, default 60. |
 //! | `AUTH_FAILURE_LIMIT` | `N/SECONDS`: a source that presents N invalid credentials within the window gets 429 until it ends, before any lookup ([`AuthLayerBuilder::failure_limit`]). |
@@ -94,6 +94,8 @@ mod client_cert;
 mod config;
 #[cfg(feature = "oidc")]
 mod dpop;
+#[cfg(all(feature = "redis", feature = "oidc"))]
+mod dpop_replay_redis;
 mod env;
 mod future;
 #[cfg(feature = "tonic")]

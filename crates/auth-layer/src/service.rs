@@ -113,6 +113,9 @@ pub(crate) enum Decision {
     /// Authenticator `index` needs to wait (a key fetch); on `NotMine` the chain resumes at
     /// `index + 1`.
     Wait(OutcomeFuture, usize, Observation),
+    /// A DPoP proof waits for the replay memory shared through Redis.
+    #[cfg(feature = "oidc")]
+    Proof(crate::dpop::Pending, Observation),
 }
 
 /// The answer for a request.
@@ -145,7 +148,17 @@ impl Settings {
             Err(error) => ChainStep::Done(Err(error)),
         };
         match step {
-            ChainStep::Done(result) => Decision::Now(self.judge(request, result, &observation)),
+            ChainStep::Done(result) => {
+                #[cfg(feature = "oidc")]
+                let result = match crate::dpop::bind(self.dpop.as_deref(), request, result) {
+                    crate::dpop::Bound::Now(result) => result,
+                    crate::dpop::Bound::Pending(proof) => {
+                        drop(_entered);
+                        return Decision::Proof(proof, observation);
+                    }
+                };
+                Decision::Now(self.judge(request, result, &observation))
+            }
             ChainStep::Waiting(check, index) => {
                 drop(_entered);
                 Decision::Wait(check, index, observation)
@@ -217,8 +230,6 @@ impl Settings {
         result: Result<Identity, AuthError>,
         observation: &Observation,
     ) -> Verdict {
-        #[cfg(feature = "oidc")]
-        let result = crate::dpop::bind(self.dpop.as_deref(), request, result);
         let result = result.and_then(|id| crate::client_cert::confirm(&self.limits, request, id));
         // One place for every method and both paths, after the token cache: a cached
         // identity is cut off as a fresh one is.
@@ -444,6 +455,29 @@ async fn wait<B>(
             outcome => break Chain::settle(outcome),
         }
     };
+    #[cfg(feature = "oidc")]
+    let result = match crate::dpop::bind(settings.dpop.as_deref(), &request, result) {
+        crate::dpop::Bound::Now(result) => result,
+        crate::dpop::Bound::Pending(proof) => proof.await,
+    };
+    match settings.judge(&request, result, &observation) {
+        Verdict::Pass(identity) => {
+            add_identity(&mut request, identity);
+            Answer::Pass(request)
+        }
+        Verdict::Reject(error) => Answer::Reject(settings.rejection(&request, &error)),
+    }
+}
+
+/// Awaits the shared replay memory's word on a DPoP proof, and judges the result.
+#[cfg(feature = "oidc")]
+async fn proven<B>(
+    settings: Arc<Settings>,
+    mut request: Request<B>,
+    proof: crate::dpop::Pending,
+    observation: Observation,
+) -> Answer<B> {
+    let result = proof.await;
     match settings.judge(&request, result, &observation) {
         Verdict::Pass(identity) => {
             add_identity(&mut request, identity);
@@ -528,6 +562,18 @@ where
                 let span = observation.span.clone();
                 let wait = wait(settings, request, check, index, observation);
                 AuthFuture::waiting(Box::pin(tracing::Instrument::instrument(wait, span)), inner)
+            }
+            #[cfg(feature = "oidc")]
+            Decision::Proof(proof, observation) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let settings = Arc::clone(&self.settings);
+                let span = observation.span.clone();
+                let proven = proven(settings, request, proof, observation);
+                AuthFuture::waiting(
+                    Box::pin(tracing::Instrument::instrument(proven, span)),
+                    inner,
+                )
             }
         }
     }
@@ -794,6 +840,8 @@ mod tests {
                 format!("reject {}", error.http_status().as_u16())
             }
             Decision::Wait(_, index, _) => format!("wait {index}"),
+            #[cfg(feature = "oidc")]
+            Decision::Proof(..) => "proof".into(),
         }
     }
 
