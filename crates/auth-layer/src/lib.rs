@@ -79,9 +79,10 @@
 //! | `AUTH_LEEWAY_SECS` | Clock leeway for role tokens' `exp` / `nbf`, default 60 (OIDC has `leeway_secs`). |
 //! | `AUTH_TOKEN_CLIENTS` | Registered clients of the `POST /auth/token` exchange and of `POST /auth/revoke` (feature `hmac`). |
 //! | `AUTH_REVOCATION_FILE` | A file that keeps revoked role tokens and subject cut-offs across restarts (feature `hmac`). |
-//! | `AUTH_REDIS_URL` | `redis://` URL of a Redis through which replicas share revoked role tokens, subject cut-offs and the failure counts of the exchange and `AUTH_FAILURE_LIMIT` (feature `redis`; needs `HMAC_SECRET`); refused, naming the feature, in a build without it. |
+//! | `AUTH_REDIS_URL` | `redis://` or `rediss://` (TLS) URL of a Redis through which replicas share revoked role tokens, subject cut-offs and the failure counts of the exchange and `AUTH_FAILURE_LIMIT` (feature `redis`; needs `HMAC_SECRET`); refused, naming the feature, in a build without it. |
 //! | `AUTH_REDIS_FAILURE` | `closed` (default: 503 for role tokens once the local copy is older than the max staleness) or `open` (keep serving, with an error event every minute). |
 //! | `AUTH_REDIS_MAX_STALE_SECS` | How long the local copy is trusted while Redis is unreachable, 1 to 86400, default 60. |
+//! | `AUTH_REDIS_CA_FILE` | PEM file of CAs trusted for a `rediss://` (TLS) `AUTH_REDIS_URL`, besides the platform's certificate store. |
 //! | `AUTH_FAILURE_LIMIT` | `N/SECONDS`: a source that presents N invalid credentials within the window gets 429 until it ends, before any lookup ([`AuthLayerBuilder::failure_limit`]). |
 //! | `AUTH_TRUSTED_PROXIES` | Addresses or CIDR blocks of the proxies whose forwarding header names the source address the exchange and `AUTH_FAILURE_LIMIT` count failures by; `AUTH_TRUSTED_PROXY_HEADER` says which header they write, `x-forwarded-for` (default) or `forwarded`. |
 //! | `AUTH_CLIENT_CERT_HEADER` | Header in which the `AUTH_TRUSTED_PROXIES` forward the client certificate, for certificate-bound tokens (RFC 8705): `x-forwarded-client-cert` as Envoy writes it, any other name a url-encoded PEM as nginx's `$ssl_client_escaped_cert`; ignored from any other peer ([`AuthLayerBuilder::client_cert_header`]). Without a proxy, serve with `tls::TlsListener` (feature `tls`). |
