@@ -804,3 +804,96 @@ async fn revocation_propagation_delay_over_200_revocations() {
     println!("revocation propagation over 200: p50 {p50:?}, p99 {p99:?}, max {max:?}");
     assert!(p99 < Duration::from_secs(1));
 }
+
+/// A `redis-server` that speaks only TLS (`--port 0`), on a free loopback port, with a
+/// certificate for 127.0.0.1 signed by the CA of `pki`; clients need no certificate.
+async fn tls_redis(pki: &auth_tests::pki::Pki) -> RedisServer {
+    let port = RedisServer::free_port();
+    let (cert, key) = pki.server_files();
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--tls-cert-file", &cert, "--tls-key-file", &key])
+        .args(["--tls-ca-cert-file", &pki.path("ca.pem")])
+        .args(["--tls-auth-clients", "no"])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--requirepass", REDIS_PASSWORD])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed for this test (apt-get install redis-server)");
+    let server = RedisServer {
+        port,
+        child: Some(child),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server
+}
+
+/// SECURITY.md S21, S3, S7: replicas share revocations over `rediss://`, trusting the CA
+/// of `AUTH_REDIS_CA_FILE`; a replica that trusts another CA (or only the platform's store)
+/// never talks to that server and, past the max staleness, answers 503 as when Redis is down.
+#[tokio::test]
+async fn revocations_are_shared_over_rediss_and_a_server_of_another_ca_is_refused() {
+    let (logs, _guard) = CapturedLogs::start();
+    let pki = auth_tests::pki::Pki::new();
+    let redis = tls_redis(&pki).await;
+    let url = format!("rediss://:{REDIS_PASSWORD}@127.0.0.1:{}", redis.port);
+    let ca = pki.path("ca.pem");
+    let tls = [
+        ("AUTH_REDIS_URL", url.as_str()),
+        ("AUTH_REDIS_CA_FILE", ca.as_str()),
+    ];
+    let first = Replica::start(&redis, &tls).await;
+    let second = Replica::start(&redis, &tls).await;
+    assert!(first.connected() && second.connected());
+    let token = first.token().await;
+    let other = first.token().await;
+    assert_eq!(second.status(&token).await, 200);
+    first.revoke(&token).await;
+    let delay = within(
+        Duration::from_secs(1),
+        "revocation reaches the replica over TLS",
+        async || second.status(&token).await == 401,
+    )
+    .await;
+    println!("revocation reached the other replica over rediss:// after {delay:?}");
+    assert_eq!(second.status(&other).await, 200);
+
+    let stranger = auth_tests::pki::Pki::new();
+    let wrong_ca = stranger.path("ca.pem");
+    for extra in [
+        vec![("AUTH_REDIS_CA_FILE", wrong_ca.as_str())],
+        // The platform's store does not know the test's CA either.
+        vec![],
+    ] {
+        let mut vars = vec![
+            ("AUTH_REDIS_URL", url.as_str()),
+            ("AUTH_REDIS_MAX_STALE_SECS", "1"),
+        ];
+        vars.extend(extra);
+        let refused = Replica::start(&redis, &vars).await;
+        assert!(!refused.connected());
+        let own = refused.token().await;
+        let reply = within(
+            Duration::from_secs(10),
+            "closed answers 503 past the max staleness",
+            async || refused.status(&own).await == 503,
+        )
+        .await;
+        println!("a replica refusing the server's certificate answered 503 after {reply:?}");
+        assert!(!refused.connected(), "never connected");
+        assert_eq!(refused.pending(), 0);
+        let reply = refused.whoami(&own).await;
+        assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    }
+    assert!(first.connected() && second.connected());
+    let text = logs.text();
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
+}

@@ -71,8 +71,9 @@ pub enum RedisFailure {
     Open,
 }
 
-/// Where and how a [`RevocationList`] is shared: a `redis://` URL, the failure mode and the
-/// maximum staleness of the local copy. `Debug` shows neither the URL nor its password.
+/// Where and how a [`RevocationList`] is shared: a `redis://` or `rediss://` URL (with the
+/// CAs trusted for TLS), the failure mode and the maximum staleness of the local copy.
+/// `Debug` shows neither the URL nor its password.
 #[derive(Clone)]
 pub struct RedisSettings {
     client: redis::Client,
@@ -83,6 +84,7 @@ pub struct RedisSettings {
 impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSettings")
+            .field("tls", &self.is_tls())
             .field("failure", &self.failure)
             .field("max_stale", &self.max_stale)
             .finish_non_exhaustive()
@@ -90,43 +92,108 @@ impl fmt::Debug for RedisSettings {
 }
 
 impl RedisSettings {
-    /// Settings for the Redis at `url` (`redis://[user:password@]host[:port][/db]`), failing
-    /// closed after [`DEFAULT_REDIS_MAX_STALE`]. The error never quotes the URL, which may
-    /// hold a password.
+    /// Settings for the Redis at `url` (`redis://` or, for TLS, `rediss://`, then
+    /// `[user:password@]host[:port][/db]`), failing closed after [`DEFAULT_REDIS_MAX_STALE`].
+    /// `rediss://` trusts the platform's certificate store (add a private CA with
+    /// [`ca`](Self::ca)) and makes the crypto backend of this build the process-wide default of
+    /// rustls if none is installed. The error never quotes the URL, which may hold a password.
     ///
     /// # Errors
-    /// Not a `redis://` URL (`rediss://` is refused: this build has no TLS to Redis).
+    /// Not a `redis://` or `rediss://` URL with a host; a `#fragment` (`#insecure` would skip
+    /// the certificate check); a query parameter other than `protocol`; `rediss://` in a build
+    /// without a crypto backend.
     pub fn new(url: &str) -> Result<Self, String> {
         let url = url.trim();
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        match scheme.as_deref() {
-            Some("redis") => {}
-            Some("rediss") => {
-                return Err(
-                    "rediss:// (TLS) is not supported by this build: use redis:// to a Redis on a private network or through a local TLS tunnel".into(),
-                );
-            }
-            _ => return Err("is not a redis:// URL".into()),
+        let tls = match scheme.as_deref() {
+            Some("redis") => false,
+            Some("rediss") => true,
+            _ => return Err("is not a redis:// or rediss:// URL".into()),
+        };
+        if url.contains('#') {
+            return Err("has a #fragment: the server's certificate is always checked (trust a private CA with AUTH_REDIS_CA_FILE)".into());
         }
-        let client = redis::Client::open(url)
-            .map_err(|_| "is not a valid redis:// URL (host, port, database, credentials)")?;
+        if let Some((_, query)) = url.split_once('?')
+            && form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key != "protocol")
+        {
+            return Err("has a query parameter other than `protocol` (the CA of rediss:// is given by AUTH_REDIS_CA_FILE)".into());
+        }
+        let invalid = "is not a valid redis:// or rediss:// URL (host, port, database, credentials, protocol)";
+        let client = redis::Client::open(url).map_err(|_| invalid)?;
         if !matches!(
             client.get_connection_info().addr(),
-            redis::ConnectionAddr::Tcp(host, _) if !host.is_empty()
+            redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } if !host.is_empty()
         ) {
             return Err("names no host".into());
         }
-        Ok(Self {
+        let settings = Self {
             client,
             failure: RedisFailure::Closed,
             max_stale: DEFAULT_REDIS_MAX_STALE,
-        })
+        };
+        if tls {
+            return settings.trusting(&[]);
+        }
+        Ok(settings)
     }
 
     /// The client of the configured Redis, for other state shared through it (tower-auth's
     /// DPoP replay memory). Never log it: its connection details may hold a password.
     pub fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// Trusts the CAs of `bundle` for `rediss://`, besides the platform's certificate store.
+    ///
+    /// # Errors
+    /// The URL is `redis://`: a CA there would suggest a TLS connection that is not made.
+    pub fn ca(self, bundle: &tower_auth_http::CaBundle) -> Result<Self, String> {
+        if !self.is_tls() {
+            return Err("is set but the URL is redis://, not rediss:// (TLS)".into());
+        }
+        self.trusting(&[bundle])
+    }
+
+    fn trusting(mut self, extra: &[&tower_auth_http::CaBundle]) -> Result<Self, String> {
+        // redis builds its rustls configuration with the process-wide default provider.
+        tower_auth_http::install_default_tls_provider().map_err(|e| e.to_string())?;
+        let roots = tower_auth_http::trusted_certificates_pem(extra);
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(roots.into_bytes()),
+        };
+        self.client =
+            redis::Client::build_with_tls(self.client.get_connection_info().clone(), certificates)
+                .map_err(|_| "its trusted certificates were refused by the Redis client")?;
+        Ok(self)
+    }
+
+    /// Whether the connection is TLS (`rediss://`).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self.client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        )
+    }
+
+    /// A connection to this Redis, made on first use (this never waits for Redis) and remade
+    /// after an error, with the timeouts and jittered backoff every Redis user of tower-auth
+    /// shares: connection in 1 s, answers in 2 s, retries from 100 ms up to 5 s. Over
+    /// `rediss://` the server's certificate is checked against the trusted roots; a server
+    /// that fails the check is never spoken to, as if Redis were down.
+    ///
+    /// # Errors
+    /// None in practice for checked settings; the Redis client's own, should it refuse.
+    /// Call it inside a Tokio runtime.
+    pub fn connect(&self) -> redis::RedisResult<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_min_delay(BACKOFF_MIN)
+            .set_max_delay(BACKOFF_MAX)
+            .set_number_of_retries(2);
+        ConnectionManager::new_lazy_with_config(self.client.clone(), config)
     }
 
     /// What replicas do once Redis cannot answer (`AUTH_REDIS_FAILURE`).
@@ -148,13 +215,16 @@ impl RedisSettings {
         self
     }
 
-    /// `AUTH_REDIS_URL`, `AUTH_REDIS_FAILURE` (`open` or `closed`, default `closed`) and
-    /// `AUTH_REDIS_MAX_STALE_SECS` (1 to 86400, default 60), each name prefixed with
-    /// `prefix`; `None` when `AUTH_REDIS_URL` is unset.
+    /// `AUTH_REDIS_URL`, `AUTH_REDIS_FAILURE` (`open` or `closed`, default `closed`),
+    /// `AUTH_REDIS_MAX_STALE_SECS` (1 to 86400, default 60) and `AUTH_REDIS_CA_FILE` (a PEM
+    /// bundle of CAs trusted for `rediss://`, besides the platform's store), each name
+    /// prefixed with `prefix`; `None` when `AUTH_REDIS_URL` is unset.
     ///
     /// # Errors
-    /// A value that is not as described, or `AUTH_REDIS_FAILURE` or
-    /// `AUTH_REDIS_MAX_STALE_SECS` without `AUTH_REDIS_URL`; the error names the variable.
+    /// A value that is not as described (a CA file that cannot be read or holds no
+    /// well-formed certificate, or one with a `redis://` URL), or `AUTH_REDIS_FAILURE`,
+    /// `AUTH_REDIS_MAX_STALE_SECS` or `AUTH_REDIS_CA_FILE` without `AUTH_REDIS_URL`; the error
+    /// names the variable.
     pub fn from_lookup(
         prefix: &str,
         get: impl Fn(&str) -> Option<String>,
@@ -163,10 +233,16 @@ impl RedisSettings {
         let url_var = name("AUTH_REDIS_URL");
         let failure_var = name("AUTH_REDIS_FAILURE");
         let stale_var = name("AUTH_REDIS_MAX_STALE_SECS");
+        let ca_var = name("AUTH_REDIS_CA_FILE");
         let failure = get(&failure_var);
         let stale = get(&stale_var);
+        let ca_file = get(&ca_var);
         let Some(url) = get(&url_var) else {
-            for (var, value) in [(&failure_var, &failure), (&stale_var, &stale)] {
+            for (var, value) in [
+                (&failure_var, &failure),
+                (&stale_var, &stale),
+                (&ca_var, &ca_file),
+            ] {
                 if value.is_some() {
                     return Err(ConfigError::new(
                         var,
@@ -177,6 +253,17 @@ impl RedisSettings {
             return Ok(None);
         };
         let mut settings = Self::new(&url).map_err(|e| ConfigError::new(&url_var, e))?;
+        if let Some(path) = ca_file {
+            let path = path.trim();
+            if path.is_empty() {
+                return Err(ConfigError::new(ca_var, "is empty"));
+            }
+            let bundle = tower_auth_http::CaBundle::read(std::path::Path::new(path))
+                .map_err(|e| ConfigError::new(&ca_var, format!("{path}: {e}")))?;
+            settings = settings
+                .ca(&bundle)
+                .map_err(|e| ConfigError::new(&ca_var, e))?;
+        }
         if let Some(failure) = failure {
             settings.failure = match failure.trim() {
                 "closed" => RedisFailure::Closed,
@@ -476,16 +563,7 @@ impl RevocationList {
         for (method, sub, cutoff) in self.cutoffs().unexpired(now) {
             shared.publish_cutoff(&method, &sub, cutoff);
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_min_delay(BACKOFF_MIN)
-            .set_max_delay(BACKOFF_MAX)
-            .set_number_of_retries(2);
-        let (reader, writer) = (
-            ConnectionManager::new_lazy_with_config(settings.client.clone(), config.clone()),
-            ConnectionManager::new_lazy_with_config(settings.client, config),
-        );
+        let (reader, writer) = (settings.connect(), settings.connect());
         let mut follower = Follower {
             list: self.clone(),
             shared: Arc::clone(&shared),
@@ -982,7 +1060,6 @@ mod tests {
         assert_eq!(ok.max_stale, DEFAULT_REDIS_MAX_STALE);
         assert!(!format!("{ok:?}").contains("s3cret"));
         for bad in [
-            "rediss://:s3cret-pass@cache:6380",
             "http://:s3cret-pass@cache",
             "s3cret-pass",
             "redis+unix:///tmp/s3cret-pass.sock",
@@ -993,9 +1070,110 @@ mod tests {
             assert_eq!(error.variable(), "APP_AUTH_REDIS_URL", "{bad}");
             assert!(!error.to_string().contains("s3cret"), "{error}");
         }
-        let tls = settings(&[("APP_AUTH_REDIS_URL", "rediss://cache")]).unwrap_err();
-        assert!(tls.to_string().contains("rediss://"), "{tls}");
+        assert!(!ok.is_tls());
         assert!(settings(&[]).unwrap().is_none());
+    }
+
+    /// A CA certificate (P-256) made with openssl for these tests; its key was thrown away.
+    const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBpTCCAUugAwIBAgIUNk0IefD8PFsRMySeNdULJEt+lngwCgYIKoZIzj0EAwIw
+JzElMCMGA1UEAwwcdG93ZXItYXV0aC1odHRwIHVuaXQgdGVzdCBDQTAgFw0yNjEx
+MzAwNzUxNTFaGA8yMTI2MTEwNjA3NTE1MVowJzElMCMGA1UEAwwcdG93ZXItYXV0
+aC1odHRwIHVuaXQgdGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJDO
+X+/77H+6AhJCwowX8TiGluuwyoQIHnbvTCimNClWi1SeRYDy5bAt6Hb50dfIkxpf
+FGD0qkbcanvj8llQE4ijUzBRMB0GA1UdDgQWBBQzRi6nSMxGXVd1WLTkReEEvhap
+8jAfBgNVHSMEGDAWgBQzRi6nSMxGXVd1WLTkReEEvhap8jAPBgNVHRMBAf8EBTAD
+AQH/MAoGCCqGSM49BAMCA0gAMEUCIC8DfGB1OrOEvdDPufT7BK0PYPw6f9UewpQd
+imosRVS4AiEA/tzZgC6nDhktRhEyFelm5rN8Re478V1oR6QGmjHTSHY=
+-----END CERTIFICATE-----
+";
+
+    /// SECURITY.md S21, G16.
+    #[test]
+    fn rediss_is_tls_with_the_platform_roots_and_an_optional_ca_file() {
+        let tls = settings(&[("APP_AUTH_REDIS_URL", "rediss://:s3cret-pass@cache:6380/1")])
+            .unwrap()
+            .unwrap();
+        assert!(tls.is_tls());
+        assert!(!format!("{tls:?}").contains("s3cret"));
+        assert!(
+            rustls::crypto::CryptoProvider::get_default().is_some(),
+            "a provider for the Redis client's rustls"
+        );
+        let resp3 = RedisSettings::new("rediss://cache?protocol=resp3").unwrap();
+        assert!(resp3.is_tls());
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("redis-ca.pem");
+        std::fs::write(&ca, CA).unwrap();
+        let ca = ca.to_str().unwrap();
+        let with_ca = settings(&[
+            ("APP_AUTH_REDIS_URL", "rediss://cache:6380"),
+            ("APP_AUTH_REDIS_CA_FILE", ca),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(with_ca.is_tls());
+
+        let key = dir.path().join("s3cret.key");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let key = key.to_str().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let garbage = garbage.to_str().unwrap();
+        for (url, file, says) in [
+            (
+                "rediss://cache",
+                "/nonexistent/redis-ca.pem",
+                "cannot be read",
+            ),
+            ("rediss://cache", key, "no PEM certificate"),
+            ("rediss://cache", garbage, "not a well-formed"),
+            ("rediss://cache", " ", "is empty"),
+            ("redis://cache", ca, "not rediss://"),
+        ] {
+            let error = settings(&[
+                ("APP_AUTH_REDIS_URL", url),
+                ("APP_AUTH_REDIS_CA_FILE", file),
+            ])
+            .unwrap_err();
+            assert_eq!(error.variable(), "APP_AUTH_REDIS_CA_FILE", "{file}");
+            assert!(error.to_string().contains(says), "{error}");
+            assert!(!error.to_string().contains("AAAA"), "{error}");
+        }
+        let alone = settings(&[("APP_AUTH_REDIS_CA_FILE", ca)]).unwrap_err();
+        assert_eq!(alone.variable(), "APP_AUTH_REDIS_CA_FILE");
+        assert!(alone.to_string().contains("APP_AUTH_REDIS_URL"), "{alone}");
+    }
+
+    /// SECURITY.md G16: no way around the certificate check, and no CA in the URL that the
+    /// client would silently ignore.
+    #[test]
+    fn rediss_urls_that_would_weaken_or_misplace_tls_are_refused() {
+        for bad in [
+            "rediss://:s3cret-pass@cache:6380#insecure",
+            "rediss://:s3cret-pass@cache:6380/#insecure",
+            "redis://:s3cret-pass@cache#tls",
+            "rediss://:s3cret-pass@cache:6380?tls",
+            "rediss://:s3cret-pass@cache:6380/?tls=/etc/ca.pem",
+            "rediss://:s3cret-pass@cache:6380/?ca_file=/etc/ca.pem&protocol=resp3",
+            "redis://:s3cret-pass@cache/?tls=true",
+            "rediss://:s3cret-pass@cache/?protocol=resp9",
+        ] {
+            let error = settings(&[("APP_AUTH_REDIS_URL", bad)]).unwrap_err();
+            assert_eq!(error.variable(), "APP_AUTH_REDIS_URL", "{bad}");
+            assert!(!error.to_string().contains("s3cret"), "{error}");
+        }
+        let tls = settings(&[("APP_AUTH_REDIS_URL", "rediss://cache?tls")]).unwrap_err();
+        assert!(tls.to_string().contains("AUTH_REDIS_CA_FILE"), "{tls}");
     }
 
     /// SECURITY.md G12.

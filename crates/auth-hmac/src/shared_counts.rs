@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tower_auth_core::Clock;
@@ -121,13 +121,8 @@ impl SharedCounts {
             connected: AtomicBool::new(false),
             task: Mutex::new(None),
         });
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(crate::shared::CONNECT_TIMEOUT))
-            .set_response_timeout(Some(crate::shared::RESPONSE_TIMEOUT))
-            .set_min_delay(crate::shared::BACKOFF_MIN)
-            .set_max_delay(crate::shared::BACKOFF_MAX)
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_lazy_with_config(settings.client().clone(), config)
+        let conn = settings
+            .connect()
             .unwrap_or_else(|e| unreachable!("a checked client is usable: {:?}", e.kind()));
         let task = runtime.spawn(flush(Arc::downgrade(&inner), conn));
         *inner.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());

@@ -368,6 +368,21 @@ pub(crate) fn tls_config(
     }
 }
 
+/// Makes this crate's crypto backend the process-wide default of rustls, unless one is
+/// installed already (then that one stays): for clients that build their TLS configuration
+/// with `rustls::ClientConfig::builder()`, such as the Redis client, which would otherwise
+/// panic in a build with both of rustls's backends and no default.
+///
+/// # Errors
+/// [`HttpError::NoCryptoBackend`] in a build with neither `aws_lc_rs` nor `rust_crypto`.
+pub fn install_default_tls_provider() -> Result<(), HttpError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may win the race; its provider is as good.
+        let _ = rustls::crypto::CryptoProvider::install_default(tls_provider()?);
+    }
+    Ok(())
+}
+
 #[cfg(feature = "aws_lc_rs")]
 fn tls_provider() -> Result<rustls::crypto::CryptoProvider, HttpError> {
     Ok(rustls::crypto::aws_lc_rs::default_provider())

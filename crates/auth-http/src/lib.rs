@@ -42,10 +42,10 @@ mod roots;
 mod test_server;
 mod url;
 
-pub use client::{DEFAULT_TIMEOUT, HttpClient, MAX_BODY, Reply};
+pub use client::{DEFAULT_TIMEOUT, HttpClient, MAX_BODY, Reply, install_default_tls_provider};
 pub use client_cert::{ClientCertError, ClientCertificate};
 pub use discovery::{Discovery, Metadata};
 pub use error::HttpError;
 pub use proxy::Proxies;
-pub use roots::{CaBundle, CaError, MAX_CA_FILE};
+pub use roots::{CaBundle, CaError, MAX_CA_FILE, trusted_certificates_pem};
 pub use url::{is_loopback, parse_endpoint, parse_url, require_tls_off_loopback};

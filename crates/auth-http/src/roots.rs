@@ -139,6 +139,28 @@ fn native_roots() -> &'static [CertificateDer<'static>] {
     })
 }
 
+/// The certificates of the platform's store and of `extra`, as one PEM text: the trust of a
+/// TLS client that takes its roots as PEM (the Redis client of tower-auth-hmac). The webpki
+/// roots are trust anchors, not certificates, and are not part of it.
+pub fn trusted_certificates_pem(extra: &[&CaBundle]) -> String {
+    use base64::Engine as _;
+    let mut pem = String::new();
+    let certs = native_roots()
+        .iter()
+        .chain(extra.iter().flat_map(|bundle| bundle.certs.iter()));
+    for cert in certs {
+        let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            // Base64 is ASCII.
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
 /// The webpki roots, the platform's, and `extra`.
 pub(crate) fn root_store(extra: &[&CaBundle]) -> RootCertStore {
     let mut roots = RootCertStore {
@@ -205,6 +227,21 @@ imosRVS4AiEA/tzZgC6nDhktRhEyFelm5rN8Re478V1oR6QGmjHTSHY=
         assert_eq!(
             CaBundle::from_pem(mixed.as_bytes()).unwrap_err(),
             CaError::Malformed
+        );
+    }
+
+    #[test]
+    fn the_trusted_pem_holds_the_extra_bundle_and_parses_back() {
+        let bundle = CaBundle::from_pem(CERT.as_bytes()).unwrap();
+        let pem = trusted_certificates_pem(&[&bundle]);
+        let back: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back.len(), native_roots().len() + 1);
+        assert_eq!(back.last(), bundle.certs.first());
+        assert!(
+            pem.ends_with(CERT),
+            "64-column lines, as openssl writes them"
         );
     }
 

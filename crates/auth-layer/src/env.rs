@@ -340,6 +340,7 @@ pub(crate) fn redis(vars: &Vars<'_>) -> Result<(), ConfigError> {
         "AUTH_REDIS_URL",
         "AUTH_REDIS_FAILURE",
         "AUTH_REDIS_MAX_STALE_SECS",
+        "AUTH_REDIS_CA_FILE",
     ] {
         if vars.is_set(var) {
             return Err(ConfigError::new(
