@@ -118,6 +118,12 @@ impl KeySet {
             if key.kid.is_some() && keys.iter().any(|k| k.kid == key.kid && k.kind == key.kind) {
                 return Err("jwks_duplicate_kid");
             }
+            // The same key twice (possible without a kid) is one key: otherwise a refresh
+            // maps both to the first previous one, the second counts as removed and every
+            // refresh looks like a key set change.
+            if keys.iter().any(|k| k.same_as(&key)) {
+                continue;
+            }
             let key = previous
                 .keys
                 .iter()
@@ -382,5 +388,19 @@ mod tests {
         assert_eq!(first.revoke_missing(&second), 1);
         assert!(!first.keys[0].is_revoked());
         assert!(first.keys[1].is_revoked());
+    }
+
+    /// Found by the `jwks` fuzz target: the same kid-less key published twice is kept once,
+    /// so that reading the document again carries every key over and changes nothing.
+    #[test]
+    fn a_key_published_twice_is_kept_once_and_carried_over() {
+        let mut twice = rsa("x", 2048);
+        twice.as_object_mut().unwrap().remove("kid");
+        let document = json!({"keys": [twice.clone(), rsa("a", 2048), twice]}).to_string();
+        let first = KeySet::parse(document.as_bytes(), &KeySet::default()).unwrap();
+        assert_eq!(first.keys.len(), 2);
+        let again = KeySet::parse(document.as_bytes(), &first).unwrap();
+        assert!(first.same_keys(&again));
+        assert_eq!(first.revoke_missing(&again), 0);
     }
 }
