@@ -7,6 +7,8 @@ pub mod idp;
 pub mod oidc_provider;
 pub mod pki;
 pub mod proxy;
+#[cfg(feature = "interop")]
+pub mod redis_server;
 pub mod token_endpoint;
 
 use std::collections::HashMap;

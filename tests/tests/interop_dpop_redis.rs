@@ -8,10 +8,10 @@
 #![cfg(feature = "interop")]
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auth_tests::idp::{SigningKey, TestIdp, b64};
+use auth_tests::redis_server::RedisServer;
 use auth_tests::{CapturedLogs, KEY_A, Reply, config, get};
 use serde_json::json;
 use tower_auth_core::{Clock, sha256_digest};
@@ -21,71 +21,6 @@ use tower_auth_oidc::jwk_thumbprint;
 const REDIS_PASSWORD: &str = "redis-Pa55-dpop-never-logged";
 /// What every proof names: both replicas are this service (`AUTH_DPOP_ORIGIN`).
 const ORIGIN: &str = "https://api.example.com";
-
-/// A `redis-server` on 127.0.0.1, without persistence, killed when dropped.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn started() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--requirepass", REDIS_PASSWORD])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", self.port)
-    }
-
-    /// Runs `redis-cli` against the server and returns what it printed.
-    fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .env("REDISCLI_AUTH", REDIS_PASSWORD)
-            .output()
-            .expect("redis-cli comes with redis-server");
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// The client's key, the IdP and a token bound to the key.
 struct Setup {
@@ -163,7 +98,7 @@ fn error_of(reply: &Reply) -> String {
 #[tokio::test]
 async fn a_proof_accepted_by_one_replica_is_refused_by_another() {
     let (logs, _guard) = CapturedLogs::start();
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let setup = Setup::new().await;
     let (one, two) = (
         setup.replica(&redis, &[]).await,
@@ -200,7 +135,7 @@ async fn a_proof_accepted_by_one_replica_is_refused_by_another() {
 #[tokio::test]
 async fn redis_down_closed_answers_503_and_open_serves_from_local_memory() {
     let (logs, _guard) = CapturedLogs::start();
-    let mut redis = RedisServer::started().await;
+    let mut redis = RedisServer::started(REDIS_PASSWORD).await;
     let setup = Setup::new().await;
     let closed = setup.replica(&redis, &[]).await;
     let open = setup

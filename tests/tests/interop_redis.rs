@@ -9,9 +9,9 @@
 #![cfg(feature = "interop")]
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use auth_tests::redis_server::RedisServer;
 use auth_tests::{CapturedLogs, KEY_A, Reply, config, get, jump, send_body};
 use axum::Router;
 use axum::routing::get as get_route;
@@ -26,91 +26,6 @@ const AGENT_SECRET: &str = "registration-secret-of-the-metrics-agent";
 /// Redis's password: in the URL, and never in a log line.
 const REDIS_PASSWORD: &str = "redis-Pa55-never-logged";
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-
-/// A `redis-server` on 127.0.0.1, without persistence, killed when dropped.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// A port nothing listens on now: bound to 127.0.0.1:0, then let go.
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// Not started yet: `url` refuses connections until [`start`](Self::start).
-    fn stopped() -> Self {
-        Self {
-            port: Self::free_port(),
-            child: None,
-        }
-    }
-
-    async fn started() -> Self {
-        let mut server = Self::stopped();
-        server.start().await;
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", self.port)
-    }
-
-    /// Starts `redis-server` on the port and waits (5 s at most) until it accepts
-    /// connections.
-    async fn start(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--requirepass", REDIS_PASSWORD])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Runs `redis-cli` against the server (the password through the environment) and
-    /// returns what it printed.
-    fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .env("REDISCLI_AUTH", REDIS_PASSWORD)
-            .output()
-            .expect("redis-cli comes with redis-server");
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    }
-
-    /// Kills the server (its data is gone: it keeps none on disk).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn clients() -> String {
     let digest = hex::encode(sha256_digest(AGENT_SECRET.as_bytes()));
@@ -218,7 +133,7 @@ async fn within<F: AsyncFnMut() -> bool>(within: Duration, what: &str, mut done:
 #[tokio::test]
 async fn a_token_revoked_on_one_replica_is_refused_by_the_others_within_a_second() {
     let (logs, _guard) = CapturedLogs::start();
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let replicas = [
         Replica::start(&redis, &[]).await,
         Replica::start(&redis, &[]).await,
@@ -266,7 +181,7 @@ async fn a_token_revoked_on_one_replica_is_refused_by_the_others_within_a_second
 #[tokio::test]
 async fn start_up_with_redis_down_is_bounded_and_serves_then_catches_up() {
     let (logs, _guard) = CapturedLogs::start();
-    let mut redis = RedisServer::stopped();
+    let mut redis = RedisServer::stopped(REDIS_PASSWORD);
     let started = Instant::now();
     let replica = Replica::start(&redis, &[]).await;
     let took = started.elapsed();
@@ -309,7 +224,7 @@ async fn start_up_with_redis_down_is_bounded_and_serves_then_catches_up() {
 /// multi-threaded runtime loads the revocations too; outside one it is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_blocking_shares_revocations_inside_a_multi_threaded_runtime() {
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let first = Replica::start(&redis, &[]).await;
     let token = first.token().await;
     first.revoke(&token).await;
@@ -350,7 +265,7 @@ async fn build_blocking_shares_revocations_inside_a_multi_threaded_runtime() {
 #[tokio::test]
 async fn redis_lost_closed_refuses_after_max_stale_open_serves_and_both_recover() {
     let (logs, _guard) = CapturedLogs::start();
-    let mut redis = RedisServer::started().await;
+    let mut redis = RedisServer::started(REDIS_PASSWORD).await;
     let stale = ("AUTH_REDIS_MAX_STALE_SECS", "5");
     let closed = Replica::start(&redis, &[stale]).await;
     let open = Replica::start(&redis, &[stale, ("AUTH_REDIS_FAILURE", "open")]).await;
@@ -442,7 +357,7 @@ async fn redis_lost_closed_refuses_after_max_stale_open_serves_and_both_recover(
 #[tokio::test]
 async fn entries_in_redis_expire_and_malformed_ones_are_skipped() {
     let (logs, _guard) = CapturedLogs::start();
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let first = Replica::start(&redis, &[]).await;
     let (set, stream) = (
         "tower-auth:auth-hmac:revoked",
@@ -491,7 +406,7 @@ async fn a_revocation_file_and_redis_feed_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("revoked.json");
     let file = ("AUTH_REVOCATION_FILE", path.to_str().unwrap());
-    let old_redis = RedisServer::started().await;
+    let old_redis = RedisServer::started(REDIS_PASSWORD).await;
     let before = Replica::start(&old_redis, &[file]).await;
     let token = before.token().await;
     before.revoke(&token).await;
@@ -499,7 +414,7 @@ async fn a_revocation_file_and_redis_feed_each_other() {
     drop(before);
 
     // Another Redis that never heard of it: the replica with the file writes it there.
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let with_file = Replica::start(&redis, &[file]).await;
     let without = Replica::start(&redis, &[]).await;
     within(
@@ -534,7 +449,7 @@ async fn a_revocation_file_and_redis_feed_each_other() {
 #[tokio::test]
 async fn a_subject_cut_off_on_one_replica_is_refused_by_the_others_within_a_second() {
     let (logs, _guard) = CapturedLogs::start();
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     // No clock leeway: a token of the second after the cut-off works (SECURITY.md S19).
     let exact = [("AUTH_LEEWAY_SECS", "0")];
     let replicas = [
@@ -606,7 +521,7 @@ fn mid_window() -> u64 {
 /// together; each replica alone saw fewer than the limit.
 #[tokio::test]
 async fn the_failure_limit_counts_the_failures_of_every_replica() {
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let limit = format!("4/{}", mid_window());
     let vars = [("AUTH_FAILURE_LIMIT", limit.as_str())];
     let replicas = [
@@ -647,7 +562,7 @@ async fn the_failure_limit_counts_the_failures_of_every_replica() {
 /// wrong secrets sent to every replica together.
 #[tokio::test]
 async fn the_exchange_lock_out_counts_the_failures_of_every_replica() {
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
     let config = tower_auth_hmac::HmacConfig::builder(HMAC_SECRET)
         .build()
@@ -720,7 +635,7 @@ async fn the_exchange_lock_out_counts_the_failures_of_every_replica() {
 #[tokio::test]
 async fn cutting_a_subject_off_again_moves_its_one_member_in_redis() {
     use tower_auth_core::{AuthMethod, Clock};
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
     let clock = Clock::manual(1_700_000_000);
     let list = tower_auth_hmac::RevocationList::new(clock.clone());
@@ -770,7 +685,7 @@ async fn cutting_a_subject_off_again_moves_its_one_member_in_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_propagation_delay_over_200_revocations() {
     use tower_auth_core::Clock;
-    let redis = RedisServer::started().await;
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
     let settings = tower_auth_hmac::RedisSettings::new(&redis.url()).unwrap();
     let (one, two) = (
         tower_auth_hmac::RevocationList::new(Clock::system()),
@@ -805,37 +720,6 @@ async fn revocation_propagation_delay_over_200_revocations() {
     assert!(p99 < Duration::from_secs(1));
 }
 
-/// A `redis-server` that speaks only TLS (`--port 0`), on a free loopback port, with a
-/// certificate for 127.0.0.1 signed by the CA of `pki`; clients need no certificate.
-async fn tls_redis(pki: &auth_tests::pki::Pki) -> RedisServer {
-    let port = RedisServer::free_port();
-    let (cert, key) = pki.server_files();
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port.to_string()])
-        .args(["--tls-cert-file", &cert, "--tls-key-file", &key])
-        .args(["--tls-ca-cert-file", &pki.path("ca.pem")])
-        .args(["--tls-auth-clients", "no"])
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--requirepass", REDIS_PASSWORD])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed for this test (apt-get install redis-server)");
-    let server = RedisServer {
-        port,
-        child: Some(child),
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    server
-}
-
 /// SECURITY.md S21, S3, S7: replicas share revocations over `rediss://`, trusting the CA
 /// of `AUTH_REDIS_CA_FILE`; a replica that trusts another CA (or only the platform's store)
 /// never talks to that server and, past the max staleness, answers 503 as when Redis is down.
@@ -843,8 +727,9 @@ async fn tls_redis(pki: &auth_tests::pki::Pki) -> RedisServer {
 async fn revocations_are_shared_over_rediss_and_a_server_of_another_ca_is_refused() {
     let (logs, _guard) = CapturedLogs::start();
     let pki = auth_tests::pki::Pki::new();
-    let redis = tls_redis(&pki).await;
-    let url = format!("rediss://:{REDIS_PASSWORD}@127.0.0.1:{}", redis.port);
+    let (cert, key) = pki.server_files();
+    let redis = RedisServer::started_tls(REDIS_PASSWORD, &cert, &key, &pki.path("ca.pem")).await;
+    let url = redis.url();
     let ca = pki.path("ca.pem");
     let tls = [
         ("AUTH_REDIS_URL", url.as_str()),
