@@ -104,7 +104,12 @@ fn shared_counts(c: &mut Criterion) {
         b.iter(|| assert!(held.count(black_box(&unknown), clock.now_unix()).is_none()));
     });
     group.bench_function("100_held/source_with_count", |b| {
-        b.iter(|| assert!(held.count(black_box(&source(7)), clock.now_unix()).is_some()));
+        b.iter(|| {
+            assert!(
+                held.count(black_box(&source(7)), clock.now_unix())
+                    .is_some()
+            )
+        });
     });
     group.bench_function("none_held/source_without_count", |b| {
         b.iter(|| assert!(none.count(black_box(&unknown), clock.now_unix()).is_none()));
