@@ -558,6 +558,56 @@ async fn the_failure_limit_counts_the_failures_of_every_replica() {
     assert!(ttl > 0, "it expires");
 }
 
+/// SECURITY.md S17, Y7: a source that used up `AUTH_FAILURE_LIMIT` on one replica is
+/// refused by another within a read-back round of its first request there, though that
+/// replica never counted a failure of it (before, a replica read back only the sums of the
+/// sources it had counted: L guesses on one replica, then one on each other, L + N - 1).
+#[tokio::test]
+async fn a_source_over_its_limit_on_one_replica_is_refused_by_one_it_never_failed_on() {
+    let redis = RedisServer::started(REDIS_PASSWORD).await;
+    let limit = format!("4/{}", mid_window());
+    let vars = [("AUTH_FAILURE_LIMIT", limit.as_str())];
+    let replicas = [
+        Replica::start(&redis, &vars).await,
+        Replica::start(&redis, &vars).await,
+    ];
+    let token = replicas[0].token().await;
+    for _ in 0..4 {
+        assert_eq!(replicas[0].status("not-a-role-token").await, 401);
+    }
+    assert_eq!(
+        replicas[0].status(&token).await,
+        429,
+        "the limit, on replica 1"
+    );
+    within(
+        Duration::from_secs(1),
+        "replica 1 writes the failures",
+        async || {
+            let keys = redis.cli(&["--scan", "--pattern", "tower-auth:*:fail:source:*"]);
+            keys.lines()
+                .next()
+                .is_some_and(|key| redis.cli(&["GET", key]) == "4")
+        },
+    )
+    .await;
+    // What remains (S17): replica 2 checks the source's first request before it has read
+    // the source's sum.
+    assert_eq!(replicas[1].status(&token).await, 200, "the first request");
+    let delay = within(
+        Duration::from_secs(1),
+        "replica 2 reads the sum of a source it never counted",
+        async || replicas[1].status(&token).await == 429,
+    )
+    .await;
+    println!("a source over its limit on replica 1 was refused by replica 2 after {delay:?}");
+    assert_eq!(
+        replicas[1].status("not-a-role-token").await,
+        429,
+        "no guess on replica 2"
+    );
+}
+
 /// SECURITY.md S17: the token exchange's lock-out of a (client, source) pair holds for the
 /// wrong secrets sent to every replica together.
 #[tokio::test]

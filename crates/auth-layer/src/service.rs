@@ -135,8 +135,9 @@ impl Settings {
         }
         let observation = Observation::start();
         let _entered = observation.span.enter();
-        // A source over its failure limit is answered before its credential is looked at:
-        // two atomic loads, and only with `AUTH_FAILURE_LIMIT` set.
+        // A source over its failure limit is answered before its credential is looked at,
+        // only with `AUTH_FAILURE_LIMIT` set: for a source without failures, two atomic loads
+        // (with `AUTH_REDIS_URL`, a keyed hash and three more; no lock: SECURITY.md Y8).
         if self.limits.failure_limit_enabled()
             && let Some(wait) = self.limits.blocked(self.limits.source(request))
         {
