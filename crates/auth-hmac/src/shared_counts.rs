@@ -8,8 +8,9 @@
 //! looks at the local count and at the last shared sum (plus what is queued here), so a
 //! replica learns what the others counted within one refresh, or at its own first failure
 //! for a key it never saw. A check that finds nothing here for a key asks for its sum in the
-//! next refresh (at most [`ASKED`] keys a round), so a key over its limit on other replicas
-//! is refused here too within a round of its first check here (that first check passes).
+//! next refresh (at most [`ASKED`] keys a round, one per slot), so a key over its limit on
+//! other replicas is refused here too within a round of its first check here (that first
+//! check passes), unless the round was full or another key of its slot was asked for.
 //! Windows are fixed and aligned on the Unix epoch (`now / window`), the same on every
 //! replica whatever its start.
 //!
@@ -43,6 +44,10 @@ pub(crate) const REFRESH: Duration = Duration::from_millis(250);
 /// Keys counted at once (queued deltas, and shared sums held): past it, a new key counts
 /// locally only.
 const MAX_KEYS: usize = 65_536;
+/// Sums read back for keys never counted here are kept only while the table holds fewer than
+/// this: whatever other replicas counted, half of [`MAX_KEYS`] stays for this replica's own
+/// keys (SECURITY.md S18).
+const MAX_FOREIGN: usize = MAX_KEYS / 2;
 /// Keys written or read in one round trip.
 const BATCH: usize = 1_000;
 /// Keys without a count here whose sums one round reads (on top of the [`BATCH`]es): past
@@ -316,6 +321,10 @@ impl SharedCounts {
 /// every [`REFRESH`], until the counts are dropped (noticed within a refresh or a backoff).
 async fn flush(inner: Weak<Inner>, mut conn: ConnectionManager) {
     let mut failures = 0u32;
+    // A round woken early by new deltas only writes: reading sums back (held ones and keys
+    // asked for) happens once per REFRESH, so a trickle of failures cannot make rounds of
+    // up to 2 x 1,000 GETs run back to back.
+    let mut last_read: Option<tokio::time::Instant> = None;
     loop {
         let Some(strong) = inner.upgrade() else {
             return;
@@ -323,7 +332,11 @@ async fn flush(inner: Weak<Inner>, mut conn: ConnectionManager) {
         if Arc::strong_count(&strong) == 1 {
             return;
         }
-        if round(&strong, &mut conn).await {
+        let read = last_read.is_none_or(|at| at.elapsed() >= REFRESH);
+        if read {
+            last_read = Some(tokio::time::Instant::now());
+        }
+        if round(&strong, &mut conn, read).await {
             failures = 0;
             if strong
                 .pending
@@ -355,8 +368,9 @@ struct Plan {
 }
 
 impl Plan {
-    /// Takes a round's work from the tables, and starts a new round of asking.
-    fn take(inner: &Inner) -> Self {
+    /// Takes a round's work from the tables; with `read`, also the sums to read back, and
+    /// starts a new round of asking (a round without it only writes deltas).
+    fn take(inner: &Inner, read: bool) -> Self {
         let window = inner.clock.now_unix() / inner.window_secs;
         let deltas: Vec<(Box<[u8]>, Count)> = {
             let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -367,6 +381,14 @@ impl Plan {
                 .filter_map(|k| pending.remove_entry(&k))
                 .collect()
         };
+        if !read {
+            return Self {
+                window,
+                deltas,
+                reads: Vec::new(),
+                asked: Vec::new(),
+            };
+        }
         let asked = {
             let mut asked = inner.asked.lock().unwrap_or_else(PoisonError::into_inner);
             inner.rounds.fetch_add(1, Ordering::AcqRel);
@@ -442,9 +464,10 @@ impl Plan {
                 continue;
             }
             let count = Count { window: at, value };
+            let room = if kept { MAX_KEYS } else { MAX_FOREIGN };
             if let Some(held) = sums.get_mut(key) {
                 *held = count;
-            } else if sums.len() < MAX_KEYS {
+            } else if sums.len() < room {
                 sums.insert(key.clone(), count);
             } else {
                 continue;
@@ -456,8 +479,8 @@ impl Plan {
 
 /// One round trip: writes up to [`BATCH`] deltas, reads the current window's other sums and
 /// those asked for; whether Redis answered.
-async fn round(inner: &Arc<Inner>, conn: &mut ConnectionManager) -> bool {
-    let plan = Plan::take(inner);
+async fn round(inner: &Arc<Inner>, conn: &mut ConnectionManager, read: bool) -> bool {
+    let plan = Plan::take(inner, read);
     if plan.is_empty() {
         inner.connected.store(true, Ordering::Release);
         return true;
@@ -539,6 +562,59 @@ mod tests {
         assert_eq!(counts.pending(), 2, "waiting for Redis");
     }
 
+    /// SECURITY.md S18: sums read back for keys never counted here stop being kept once the
+    /// table is half full, so that other replicas' failures leave room for this one's own.
+    #[tokio::test]
+    async fn sums_counted_elsewhere_take_at_most_half_the_table() {
+        let counts = offline(Clock::manual(1_000));
+        {
+            let mut sums = counts.inner.sums.lock().unwrap();
+            for i in 0..MAX_FOREIGN as u32 {
+                sums.insert(
+                    key(&i.to_be_bytes()),
+                    Count {
+                        window: 16,
+                        value: 1,
+                    },
+                );
+            }
+        }
+        counts.add(b"own", 1_000, 1);
+        assert_eq!(counts.count(b"foreign", 1_000), None);
+        let plan = Plan::take(&counts.inner, true);
+        assert_eq!(plan.asked, [key(b"foreign")]);
+        assert_eq!(plan.deltas.len(), 1);
+        // INCRBY's sum for the own key, then the held sums' GETs, then the foreign key's.
+        let values = std::iter::once(Some(1))
+            .chain(plan.reads.iter().map(|_| Some(1)))
+            .chain(std::iter::once(Some(9)))
+            .collect();
+        plan.absorb(&counts.inner, values);
+        assert_eq!(
+            counts.count(b"own", 1_000),
+            Some((1, 20)),
+            "own keys still fit"
+        );
+        assert_eq!(counts.count(b"foreign", 1_000), None, "not kept past half");
+    }
+
+    /// A round woken early by new failures writes them without reading sums back.
+    #[tokio::test]
+    async fn a_round_without_reading_only_writes() {
+        let counts = offline(Clock::manual(1_000));
+        counts.add(b"counted", 1_000, 1);
+        assert_eq!(counts.count(b"new", 1_000), None);
+        let plan = Plan::take(&counts.inner, false);
+        assert_eq!(plan.deltas.len(), 1);
+        assert!(plan.reads.is_empty() && plan.asked.is_empty());
+        let plan = Plan::take(&counts.inner, true);
+        assert_eq!(
+            plan.asked,
+            [key(b"new")],
+            "still asked for at the next read"
+        );
+    }
+
     /// SECURITY.md S17: a table full of one window's keys (Redis away, a flood of sources)
     /// drops new keys without a scan per failure, and is pruned once the window has ended.
     #[tokio::test]
@@ -610,7 +686,7 @@ mod tests {
         assert_eq!(counts.count(b"new", 1_000), None);
         assert_eq!(counts.count(b"new", 1_000), None);
         assert_eq!(asked(), [key(b"new")], "once a round");
-        let plan = Plan::take(&counts.inner);
+        let plan = Plan::take(&counts.inner, true);
         assert_eq!(plan.asked, [key(b"new")]);
         assert_eq!(plan.deltas.len(), 1, "written, its sum comes back");
         assert!(asked().is_empty());
@@ -620,7 +696,7 @@ mod tests {
             assert_eq!(counts.count(&i.to_be_bytes(), 1_000), None);
         }
         assert_eq!(asked().len(), ASKED, "a flood of sources fills one round");
-        let plan = Plan::take(&counts.inner);
+        let plan = Plan::take(&counts.inner, true);
         assert_eq!(plan.asked.len(), ASKED);
         assert!(plan.reads.is_empty() && plan.deltas.is_empty());
     }
@@ -632,9 +708,14 @@ mod tests {
     async fn a_key_asked_for_is_known_after_one_round() {
         let counts = offline(Clock::manual(1_000));
         counts.add(b"counted", 1_000, 1);
+        // Keys of one slot are asked for once a round for all: these three need their own
+        // (the hasher is random per process).
+        let slot = |key: &[u8]| std::ptr::from_ref(counts.inner.slot(key));
+        assert!(slot(b"elsewhere") != slot(b"nowhere"), "one slot: rerun");
+        assert!(slot(b"elsewhere") != slot(b"counted") && slot(b"nowhere") != slot(b"counted"));
         assert_eq!(counts.count(b"elsewhere", 1_000), None);
         assert_eq!(counts.count(b"nowhere", 1_000), None);
-        let plan = Plan::take(&counts.inner);
+        let plan = Plan::take(&counts.inner, true);
         assert_eq!(plan.asked.len(), 2);
         // Redis's answer, in the pipeline's order: the sum after `INCRBY`, then one `GET`
         // per key asked for (nil for a key no replica counted).
@@ -647,7 +728,7 @@ mod tests {
         assert_eq!(counts.count(b"elsewhere", 1_000), Some((5, 20)));
         assert_eq!(counts.count(b"counted", 1_000), Some((3, 20)));
         assert_eq!(counts.count(b"nowhere", 1_000), None);
-        let plan = Plan::take(&counts.inner);
+        let plan = Plan::take(&counts.inner, true);
         assert_eq!(
             plan.reads,
             [key(b"elsewhere"), key(b"counted")],

@@ -137,7 +137,9 @@ impl Settings {
         let _entered = observation.span.enter();
         // A source over its failure limit is answered before its credential is looked at,
         // only with `AUTH_FAILURE_LIMIT` set: for a source without failures, two atomic loads
-        // (with `AUTH_REDIS_URL`, a keyed hash and three more; no lock: SECURITY.md Y8).
+        // (with `AUTH_REDIS_URL`, a keyed hash and three more, and no lock except once a round
+        // per slot to ask for its sum, or when a source of its slot failed in this window:
+        // SECURITY.md Y8).
         if self.limits.failure_limit_enabled()
             && let Some(wait) = self.limits.blocked(self.limits.source(request))
         {
