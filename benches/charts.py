@@ -85,7 +85,8 @@ def read_load_table(path, heading="### Under wrk on loopback"):
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
     rows = []
     for line in lines[start + 1:]:
-        if line.startswith("#"):
+        # The first table under the heading: the newest run.
+        if line.startswith("#") or (rows and not line.startswith("|")):
             break
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 7 and re.match(r"^[a-z][a-z_0-9]*$", cells[0]) and cells[3].endswith("%"):
