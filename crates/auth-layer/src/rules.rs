@@ -410,6 +410,8 @@ pub(crate) fn parse_method_roles(
     Ok(())
 }
 
+/// Used by the fuzz targets (`tower_auth::fuzzing`) and tests only.
+#[cfg(any(test, feature = "fuzzing"))]
 impl Rules {
     /// The role rules in the syntax of `AUTH_METHOD_ROLES`, which [`parse_method_roles`] reads
     /// back (into rules without role rules) to rules that [`Rules::same_role_rules`] finds
@@ -456,6 +458,7 @@ impl Rules {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 impl RoleRequirement {
     /// Whether every role is needed: true as well for one role, however it was written.
     fn needs_all(&self) -> bool {
