@@ -3,13 +3,18 @@
 //! `AUTH_FAILURE_LIMIT`, `AUTH_TRUSTED_PROXIES`, `AUTH_STRIP_HEADERS`: never a panic, an
 //! error always names a variable, and never quotes an API key given.
 //!
-//! Round trip: an `AUTH_ADMINS` list that loads, written back (`Admins::to_variable`), reads
-//! back to an equal list, and a configuration with the written-back text loads too.
+//! Round trip: a value of `AUTH_ADMINS`, `API_KEYS`, `OIDC_CONFIG` or `AUTH_METHOD_ROLES`
+//! that loads, written back (`Admins::to_variable`, `ApiKeySet::to_variable`,
+//! `OidcConfig::to_variable`, `tower_auth::fuzzing::MethodRoles::to_variable`), reads back to
+//! an equal value (for `OIDC_CONFIG`, `OidcConfig::same_variable`), and a configuration with
+//! the written-back text loads too. Written-back `API_KEYS` never holds a plaintext key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tower_auth::AuthConfig;
-use tower_auth_core::Admins;
+use tower_auth::fuzzing::{MethodRoles, method_roles};
+use tower_auth_core::{Admins, ApiKeySet};
+use tower_auth_oidc::OidcConfig;
 
 const KEY: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const SECRET: &str = "Fz7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-fuzzing";
@@ -51,6 +56,71 @@ fn admins(value: &str) -> Option<Admins> {
     Admins::parse("AUTH_ADMINS", entries).ok()
 }
 
+/// `API_KEYS` read as the configuration reads it (no `AUTH_ADMINS` is set here).
+fn api_keys(value: &str) -> Option<ApiKeySet> {
+    ApiKeySet::parse("API_KEYS", value, &Admins::default()).ok()
+}
+
+fn oidc(value: &str) -> Option<OidcConfig> {
+    OidcConfig::from_json("OIDC_CONFIG", value).ok()
+}
+
+fn roles(value: &str) -> Option<MethodRoles> {
+    method_roles(value).ok()
+}
+
+/// The written-back text of a value that loads: it reads back equal, and loads.
+fn round_trip(variable: &str, value: &str) {
+    let text = match variable {
+        "API_KEYS" => {
+            let parsed = api_keys(value).expect("API_KEYS loads but is not a key set");
+            let text = parsed.to_variable(&Admins::default());
+            assert_eq!(
+                api_keys(&text).as_ref(),
+                Some(&parsed),
+                "written back, read back another key set"
+            );
+            // Keys are written as digests: no plaintext key of the comma form comes back.
+            if !value.trim().starts_with('[') {
+                for key in value.split(',').map(str::trim) {
+                    assert!(
+                        key.starts_with("sha256:") || !text.contains(key),
+                        "a plaintext key written back"
+                    );
+                }
+            }
+            text
+        }
+        "OIDC_CONFIG" => {
+            let parsed = oidc(value).expect("OIDC_CONFIG loads but does not parse");
+            let text = parsed
+                .to_variable()
+                .expect("a configuration read from OIDC_CONFIG can be written back");
+            let again = oidc(&text).expect("written back, OIDC_CONFIG no longer parses");
+            assert!(
+                again.same_variable(&parsed),
+                "written back, read back another configuration"
+            );
+            text
+        }
+        "AUTH_METHOD_ROLES" => {
+            let parsed = roles(value).expect("AUTH_METHOD_ROLES loads but does not parse");
+            let text = parsed.to_variable();
+            assert_eq!(
+                roles(&text).as_ref(),
+                Some(&parsed),
+                "written back, read back other rules"
+            );
+            text
+        }
+        _ => return,
+    };
+    assert!(
+        load(variable, &text).is_ok(),
+        "{variable}: written back, the configuration no longer loads"
+    );
+}
+
 fuzz_target!(|input: (u8, String)| {
     let (which, value) = input;
     let variable = VARIABLES[usize::from(which) % VARIABLES.len()];
@@ -70,6 +140,9 @@ fuzz_target!(|input: (u8, String)| {
                 "written back, the configuration no longer loads"
             );
         }
+    }
+    if loaded.is_ok() {
+        round_trip(variable, &value);
     }
     if let Err(error) = loaded {
         assert!(!error.variable().is_empty());

@@ -271,6 +271,12 @@ impl ApiKeySet {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Every key's digest and identity, in no particular order (for
+    /// [`to_variable`](Self::to_variable) and equality, in `api_key_text.rs`).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8; 32], &Identity)> + '_ {
+        self.buckets.values().flatten().map(|(d, i)| (d, i))
+    }
 }
 
 /// A key's digest: from `sha256:<hex>`, or by hashing a plaintext key that passes the strength check.

@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 mod api_key;
+mod api_key_text;
 mod authenticator;
 mod capped;
 mod chain;

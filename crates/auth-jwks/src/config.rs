@@ -29,7 +29,7 @@ pub(crate) const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
 
 /// A CA bundle as configured, read and checked when the configuration is built.
 #[derive(Clone)]
-enum CaSource {
+pub(crate) enum CaSource {
     File(PathBuf),
     Pem(Arc<[u8]>),
 }
@@ -142,6 +142,8 @@ pub(crate) struct Introspection {
     pub(crate) endpoint: Option<Uri>,
     pub(crate) client_id: String,
     pub(crate) secret: Secret,
+    /// The file `secret` was read from, if it was (`client_secret_file`).
+    pub(crate) secret_file: Option<PathBuf>,
 }
 
 impl IssuerConfig {
@@ -264,6 +266,8 @@ pub(crate) struct Issuer {
     pub(crate) required_typ: Option<String>,
     /// This issuer's own CA bundle (`ca_file`), trusted besides the configuration-wide one.
     pub(crate) ca: Option<CaBundle>,
+    /// Where `ca` was read from, to write the configuration back (`config_text.rs`).
+    pub(crate) ca_source: Option<CaSource>,
     pub(crate) dpop: crate::dpop::DpopPolicy,
     pub(crate) dpop_nonce: bool,
     pub(crate) introspection: Option<Introspection>,
@@ -739,6 +743,7 @@ fn check_issuer(raw: IssuerConfig) -> Result<Issuer, String> {
         algorithms,
         required_typ: raw.required_typ,
         ca,
+        ca_source: raw.ca,
         dpop: raw.dpop,
         dpop_nonce: raw.dpop_nonce,
         introspection,
@@ -765,6 +770,10 @@ fn check_introspection(
     if raw.client_id.is_empty() {
         return Err("introspection client_id must not be empty".into());
     }
+    let secret_file = match &raw.secret {
+        SecretSource::File(path) => Some(path.clone()),
+        SecretSource::Value(_) => None,
+    };
     let secret = match raw.secret {
         SecretSource::Value(secret) => secret,
         SecretSource::File(path) => {
@@ -788,6 +797,7 @@ fn check_introspection(
         endpoint,
         client_id: raw.client_id,
         secret,
+        secret_file,
     })
 }
 

@@ -72,6 +72,7 @@
 mod authenticator;
 mod cache;
 mod config;
+mod config_text;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
 mod dpop;

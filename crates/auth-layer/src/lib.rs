@@ -99,6 +99,10 @@ mod dpop;
 mod dpop_replay_redis;
 mod env;
 mod future;
+/// Doors for the fuzz targets in `fuzz/`; not an API, never enabled in production.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 #[cfg(feature = "axum")]

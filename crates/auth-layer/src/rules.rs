@@ -410,6 +410,62 @@ pub(crate) fn parse_method_roles(
     Ok(())
 }
 
+/// Used by the fuzz targets (`tower_auth::fuzzing`) and tests only.
+#[cfg(any(test, feature = "fuzzing"))]
+impl Rules {
+    /// The role rules in the syntax of `AUTH_METHOD_ROLES`, which [`parse_method_roles`] reads
+    /// back (into rules without role rules) to rules that [`Rules::same_role_rules`] finds
+    /// equal: the exact-path rules sorted by path, then the `/pkg.Service/*` rules in the order
+    /// they were added (a later rule for an earlier prefix included: it is never the one
+    /// found, and is kept so), joined by `;`. A rule needs all of its roles joined by `+`,
+    /// any one of those joined by `|`; one role is written alone (it needs all of one).
+    ///
+    /// Rules added in code ([`AuthLayerBuilder`](crate::AuthLayerBuilder)) may hold what the
+    /// syntax cannot say (a path with `;` or `=`, or surrounding spaces); the variable's own
+    /// rules never do. Exemptions are not written: they are `AUTH_PUBLIC_PATHS`.
+    pub(crate) fn method_roles(&self) -> String {
+        self.role_rules()
+            .map(|(pattern, requirement)| {
+                let joiner = if requirement.all { "+" } else { "|" };
+                format!("{pattern}={}", requirement.roles.join(joiner))
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// Whether `self` and `other` have the same role rules: the same exact paths with the same
+    /// requirements, and the same `/pkg.Service/*` rules in the same order. Exemptions are not
+    /// compared.
+    pub(crate) fn same_role_rules(&self, other: &Rules) -> bool {
+        self.role_rules()
+            .map(|(pattern, r)| (pattern, r.needs_all(), &r.roles))
+            .eq(other
+                .role_rules()
+                .map(|(pattern, r)| (pattern, r.needs_all(), &r.roles)))
+    }
+
+    /// Every role rule, as its pattern (`/pkg.Service/*` for a prefix) and requirement.
+    fn role_rules(&self) -> impl Iterator<Item = (Cow<'_, str>, &RoleRequirement)> {
+        let exact = self.exact.iter().filter_map(|(path, e)| {
+            let requirement = e.requirement.as_deref()?;
+            Some((Cow::Borrowed(&**path), requirement))
+        });
+        let by_prefix = self
+            .by_prefix
+            .iter()
+            .map(|(prefix, r)| (Cow::Owned(format!("{prefix}*")), &**r));
+        exact.chain(by_prefix)
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl RoleRequirement {
+    /// Whether every role is needed: true as well for one role, however it was written.
+    fn needs_all(&self) -> bool {
+        self.all || self.roles.len() == 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,5 +779,78 @@ mod prefix_index_tests {
         assert_eq!(scope("/pkg.A/sub/x").as_deref(), Some("longer"));
         assert_eq!(scope("//pkg.A//sub//x").as_deref(), Some("longer"));
         assert_eq!(scope("/pkg.B/Get"), None);
+    }
+}
+
+/// `AUTH_METHOD_ROLES` written back (issue 18).
+#[cfg(test)]
+mod method_roles_text_tests {
+    use super::*;
+
+    fn method_roles(value: &str) -> Rules {
+        let mut rules = Rules::default();
+        parse_method_roles("AUTH_METHOD_ROLES", value, &mut rules).unwrap();
+        rules
+    }
+
+    #[test]
+    fn method_roles_written_back_read_back_the_same() {
+        for (value, written) in [
+            ("", ""),
+            (" ; ;", ""),
+            ("/admin=admin", "/admin=admin"),
+            (
+                " /pkg.Svc/Get = reader + auditor ; /pkg.Admin/*=admin;/admin=admin | ops ;",
+                "/admin=admin|ops;/pkg.Svc/Get=reader+auditor;/pkg.Admin/*=admin",
+            ),
+            // A later rule for the same path replaces the earlier one; a later rule for the
+            // same prefix is kept, behind the first.
+            (
+                "/b=x;/a=y;/b=z;/p/*=1;/q.R/*=2;/p/*=3",
+                "/a=y;/b=z;/p/*=1;/q.R/*=2;/p/*=3",
+            ),
+            // Roles with `=`, repeated roles, odd but allowed paths, the root prefix.
+            (
+                "/x y=a=b+a=b;/%61dmin/=r;/*=any;/health=admin",
+                "/%61dmin/=r;/health=admin;/x y=a=b+a=b;/*=any",
+            ),
+            ("/\u{e9}t\u{e9}=r|s|r", "/\u{e9}t\u{e9}=r|s|r"),
+        ] {
+            let rules = method_roles(value);
+            let text = rules.method_roles();
+            assert_eq!(text, written, "{value}");
+            let again = method_roles(&text);
+            assert!(again.same_role_rules(&rules), "{value} -> {text}");
+            assert_eq!(again.method_roles(), text);
+        }
+    }
+
+    #[test]
+    fn role_rules_differ_by_path_roles_or_order() {
+        let base = method_roles("/a=x+y;/p/*=1;/q/*=2");
+        for other in [
+            "/a=x|y",
+            "/a=x+y;/p/*=1",
+            "/a=x+y;/q/*=2;/p/*=1",
+            "/a=y+x;/p/*=1;/q/*=2",
+            "/b=x+y;/p/*=1;/q/*=2",
+            "/a=x+y;/p/*=1;/q/*=2;/p/*=3",
+            "/a=x+y+x;/p/*=1;/q/*=2",
+        ] {
+            assert!(!method_roles(other).same_role_rules(&base), "{other}");
+        }
+        // Exemptions are not role rules; one role is needed however it is joined.
+        let mut exempt = method_roles("/a=x+y;/p/*=1;/q/*=2");
+        exempt.clear_exemptions();
+        exempt.exempt("/other").unwrap();
+        assert!(exempt.same_role_rules(&base));
+        let mut one = Rules::default();
+        one.require(
+            "/a",
+            Arc::new(RoleRequirement::new(false, vec!["x".into()]).unwrap()),
+        )
+        .unwrap();
+        assert!(one.same_role_rules(&method_roles("/a=x")));
+        assert!(method_roles(&one.method_roles()).same_role_rules(&one));
     }
 }
