@@ -820,38 +820,6 @@ async fn identity_carries_subject_email_roles_and_claims() {
     );
 }
 
-/// The token cache keeps a token's claims as the payload's text: a hit hands out the same
-/// identity, claims and all, as the check that validated the token.
-#[tokio::test]
-async fn a_cached_token_gives_the_identity_and_claims_of_the_cold_check() {
-    let s = setup_with(|i| i.roles_claim("realm_access.roles")).await;
-    let token = s.idp.token_with(&s.ed, |c| {
-        c["sub"] = json!("u-7");
-        c["email"] = json!("u7@example.com");
-        c["name"] = json!("Seven \u{e9}\"q\"");
-        c["realm_access"] = json!({"roles": ["orders:write"]});
-        c["n"] = json!([1.5, -2, null, {"deep": [true]}]);
-    });
-    let cold = accepted(run(&s.auth, &token).await);
-    assert_eq!(s.auth.cached_tokens(), 1);
-    for _ in 0..3 {
-        let hit = accepted(run(&s.auth, &token).await);
-        assert_eq!(
-            (hit.subject(), hit.email(), hit.name(), hit.method()),
-            (cold.subject(), cold.email(), cold.name(), cold.method())
-        );
-        assert_eq!(hit.roles(), cold.roles());
-        assert_eq!(
-            (hit.expires_at(), hit.issued_at()),
-            (cold.expires_at(), cold.issued_at())
-        );
-        assert_eq!(hit.claims(), cold.claims());
-        assert_eq!(hit.claims().unwrap()["n"][3]["deep"][0], true);
-        assert_eq!(hit.confirmation(), None);
-        assert_eq!(format!("{hit:?}"), format!("{cold:?}"));
-    }
-}
-
 #[tokio::test]
 async fn api_key_credentials_are_not_ours() {
     let s = setup().await;

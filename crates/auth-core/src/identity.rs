@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
@@ -69,7 +69,7 @@ struct Inner {
     email_verified: bool,
     method: AuthMethod,
     roles: BTreeSet<String>,
-    claims: Claims,
+    claims: Option<Map<String, Value>>,
     expires_at: Option<SystemTime>,
     /// RFC 8705: the `x5t#S256` thumbprint of the certificate the token is bound to.
     bound_certificate: Option<Box<str>>,
@@ -87,7 +87,7 @@ impl Identity {
                 email_verified: false,
                 method,
                 roles: BTreeSet::new(),
-                claims: Claims::None,
+                claims: None,
                 expires_at: None,
                 bound_certificate: None,
                 issued_at: None,
@@ -148,54 +148,7 @@ impl Identity {
 
     /// The verified claims of a token, where the credential was one.
     pub fn claims(&self) -> Option<&Map<String, Value>> {
-        self.0.claims.get()
-    }
-
-    /// The claims' `cnf` (confirmation) member, where there are claims and it is present:
-    /// what [`claims`](Self::claims)`()["cnf"]` is, without parsing claims kept as text
-    /// ([`with_deferred_claims`](Self::with_deferred_claims)).
-    pub fn confirmation(&self) -> Option<&Value> {
-        match &self.0.claims {
-            Claims::None => None,
-            Claims::Parsed(claims) => claims.get("cnf"),
-            Claims::Deferred(deferred) => deferred.cnf.as_ref(),
-        }
-    }
-
-    /// A copy of this identity (with a reference count of its own) whose claims are kept as
-    /// `json`, the text they were read from, and parsed when [`claims`](Self::claims) is
-    /// first called on it or its clones: a cache that holds many identities whose claims are
-    /// seldom read keeps a few hundred bytes of text each instead of a parsed map (about
-    /// 2 KiB for a dozen claims). `None` when this identity has no claims.
-    ///
-    /// `json` must be the text the claims were read from, as a strict JSON object (a
-    /// token's decoded payload, given to [`IdentityBuilder::claims`] as parsed): it is not
-    /// parsed again here, which would cost what it saves (debug builds check it).
-    #[doc(hidden)]
-    #[must_use]
-    pub fn with_deferred_claims(&self, json: &[u8]) -> Option<Identity> {
-        let claims = self.claims()?;
-        debug_assert!(
-            crate::json::parse_strict_object(json).as_ref() == Some(claims),
-            "deferred claims must be the text the claims were read from"
-        );
-        let inner = &*self.0;
-        Some(Identity(Arc::new(Inner {
-            subject: inner.subject.clone(),
-            name: inner.name.clone(),
-            email: inner.email.clone(),
-            email_verified: inner.email_verified,
-            method: inner.method.clone(),
-            roles: inner.roles.clone(),
-            claims: Claims::Deferred(Box::new(Deferred {
-                json: json.into(),
-                cnf: claims.get("cnf").cloned(),
-                parsed: OnceLock::new(),
-            })),
-            expires_at: inner.expires_at,
-            bound_certificate: inner.bound_certificate.clone(),
-            issued_at: inner.issued_at,
-        })))
+        self.0.claims.as_ref()
     }
 
     /// When the credential stops being valid, where that is known.
@@ -224,42 +177,9 @@ impl fmt::Debug for Identity {
             .field("subject", &self.0.subject)
             .field("method", &self.0.method)
             .field("roles", &self.0.roles)
-            .field("claims", &self.claims().map(Map::len))
+            .field("claims", &self.0.claims.as_ref().map(Map::len))
             .field("expires_at", &self.0.expires_at)
             .finish_non_exhaustive()
-    }
-}
-
-/// A credential's claims, parsed, or kept as the JSON text they were read from.
-#[derive(Clone)]
-enum Claims {
-    None,
-    Parsed(Map<String, Value>),
-    Deferred(Box<Deferred>),
-}
-
-/// Claims kept as text until they are first asked for ([`Identity::with_deferred_claims`]).
-#[derive(Clone)]
-struct Deferred {
-    /// The JSON object the claims were read from (a token's decoded payload).
-    json: Box<[u8]>,
-    /// Its `cnf` member, which the layer reads on every request (the DPoP binding): kept
-    /// apart so that reading it does not parse the rest.
-    cnf: Option<Value>,
-    parsed: OnceLock<Map<String, Value>>,
-}
-
-impl Claims {
-    fn get(&self) -> Option<&Map<String, Value>> {
-        match self {
-            Self::None => None,
-            Self::Parsed(claims) => Some(claims),
-            // The text was read as a strict JSON object before it was kept: it reads the same
-            // again (an empty map only if it did not, which the constructor rules out).
-            Self::Deferred(deferred) => Some(deferred.parsed.get_or_init(|| {
-                crate::json::parse_strict_object(&deferred.json).unwrap_or_default()
-            })),
-        }
     }
 }
 
@@ -313,7 +233,7 @@ impl IdentityBuilder {
 
     /// Keeps the verified claims of a token.
     pub fn claims(mut self, claims: Map<String, Value>) -> Self {
-        self.inner.claims = Claims::Parsed(claims);
+        self.inner.claims = Some(claims);
         self
     }
 
@@ -617,54 +537,6 @@ mod tests {
 
     fn key(name: &str) -> AuthMethod {
         AuthMethod::ApiKey { name: name.into() }
-    }
-
-    #[test]
-    fn deferred_claims_read_as_the_parsed_ones() {
-        let json = br#"{"sub":"u1","cnf":{"jkt":"abc"},"roles":["a","b"],"n":1.5,"deep":{"x":[null,true]}}"#;
-        let claims = crate::json::parse_strict_object(json).unwrap();
-        let identity = Identity::builder("u1", oidc("https://i"))
-            .email("u1@example.com")
-            .role("a")
-            .claims(claims.clone())
-            .build();
-        let deferred = identity.with_deferred_claims(json).unwrap();
-        assert!(!Arc::ptr_eq(&identity.0, &deferred.0));
-        assert!(matches!(deferred.0.claims, Claims::Deferred(_)));
-        // The layer's per-request read does not parse the rest.
-        assert_eq!(
-            deferred.confirmation(),
-            Some(&serde_json::json!({"jkt": "abc"}))
-        );
-        assert_eq!(deferred.confirmation(), identity.confirmation());
-        let Claims::Deferred(kept) = &deferred.0.claims else {
-            unreachable!()
-        };
-        assert!(kept.parsed.get().is_none());
-        // Clones made before the first read share the parse; copies keep their own.
-        let copy = deferred.unshared();
-        let clone = deferred.clone();
-        assert_eq!(deferred.claims(), Some(&claims));
-        assert!(kept.parsed.get().is_some());
-        assert_eq!(clone.claims(), Some(&claims));
-        assert_eq!(copy.claims(), Some(&claims));
-        assert_eq!(
-            (deferred.subject(), deferred.email(), deferred.method()),
-            (identity.subject(), identity.email(), identity.method())
-        );
-        assert_eq!(deferred.roles(), identity.roles());
-        assert_eq!(format!("{deferred:?}"), format!("{identity:?}"));
-        // Without claims there is nothing to defer, and no confirmation.
-        let none = Identity::builder("k", key("k")).build();
-        assert!(none.with_deferred_claims(b"{}").is_none());
-        assert!(none.confirmation().is_none() && none.claims().is_none());
-        let unbound = Identity::builder("u2", oidc("https://i"))
-            .claims(crate::json::parse_strict_object(br#"{"sub":"u2"}"#).unwrap())
-            .build();
-        assert!(unbound.confirmation().is_none());
-        let unbound = unbound.with_deferred_claims(br#"{"sub":"u2"}"#).unwrap();
-        assert!(unbound.confirmation().is_none());
-        assert_eq!(unbound.claims().unwrap()["sub"], "u2");
     }
 
     #[test]

@@ -461,14 +461,14 @@ impl Inner {
         };
         let identity = identity(claims, issuer, exp, &self.admins);
         if let Some(cache_key) = cache_key {
-            // The cache keeps the claims as the payload's text (a few hundred bytes instead
-            // of a parsed map of about 2 KiB), parsed again only if a hit's claims are read;
-            // this request gets the parsed ones.
-            let cached = identity
-                .with_deferred_claims(jws.payload())
-                .unwrap_or_else(|| identity.clone());
-            self.cache
-                .insert(cache_key, token, cached, exp, key, Arc::clone(source));
+            self.cache.insert(
+                cache_key,
+                token,
+                identity.clone(),
+                exp,
+                key,
+                Arc::clone(source),
+            );
         }
         Step::Done(Outcome::Authenticated(identity))
     }

@@ -86,16 +86,7 @@ pub enum DpopPolicy {
 /// # Errors
 /// `invalid_token` for a malformed `cnf` or `jkt`.
 pub fn confirmation_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, AuthError> {
-    confirmation_jkt_of(claims.get("cnf"))
-}
-
-/// [`confirmation_jkt`] of a `cnf` member already found: `Identity::confirmation` gives it
-/// without parsing claims an identity keeps as text.
-///
-/// # Errors
-/// `invalid_token` for a malformed `cnf` or `jkt`.
-pub fn confirmation_jkt_of(cnf: Option<&Value>) -> Result<Option<&str>, AuthError> {
-    match cnf {
+    match claims.get("cnf") {
         None => Ok(None),
         Some(Value::Object(cnf)) => match cnf.get("jkt") {
             None => Ok(None),

@@ -90,8 +90,7 @@ mod validate;
 pub use authenticator::OidcAuthenticator;
 pub use config::{IntrospectionConfig, IssuerConfig, OidcConfig, OidcConfigBuilder};
 pub use dpop::{
-    DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt,
-    confirmation_jkt_of, jwk_thumbprint,
+    DPOP_HEADER, DpopPolicy, DpopVerifier, DpopVerifierBuilder, confirmation_jkt, jwk_thumbprint,
 };
 pub use dpop::{ProofCheck, RememberFuture, Remembered, ReplayId, ReplayStore};
 pub use dpop_nonce::{asks_for_nonce, is_nonce_round_trip};

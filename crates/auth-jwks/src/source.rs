@@ -429,7 +429,7 @@ impl Source {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::config::{IssuerConfig, OidcConfig};
 
@@ -437,7 +437,7 @@ pub(crate) mod tests {
         source_for("https://idp.example", refresh)
     }
 
-    pub(crate) fn source_for(issuer: &str, refresh: u64) -> Arc<Source> {
+    fn source_for(issuer: &str, refresh: u64) -> Arc<Source> {
         let config = OidcConfig::builder()
             .issuer(IssuerConfig::new(issuer, "api"))
             .jwks_refresh_interval(Duration::from_secs(refresh))

@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use http::{HeaderValue, Request};
 use tower_auth_core::{AuthError, AuthMethod, Identity, is_dpop_scheme};
-use tower_auth_oidc::{DpopVerifier, ProofCheck, confirmation_jkt_of};
+use tower_auth_oidc::{DpopVerifier, ProofCheck, confirmation_jkt};
 
 /// The verdict of [`bind`]: at once, or when the replay memory shared through Redis answers
 /// (`AUTH_REDIS_URL`: one round trip per proof).
@@ -35,10 +35,12 @@ pub(crate) fn bind<B>(
         Err(error) => return Bound::Now(Err(error)),
     };
     let dpop = is_dpop_scheme(request.headers());
-    // The `cnf` member alone: a cached token's claims are kept as text, not parsed here.
-    let jkt = match confirmation_jkt_of(identity.confirmation()) {
-        Ok(jkt) => jkt,
-        Err(error) => return Bound::Now(Err(error)),
+    let jkt = match identity.claims() {
+        Some(claims) => match confirmation_jkt(claims) {
+            Ok(jkt) => jkt,
+            Err(error) => return Bound::Now(Err(error)),
+        },
+        None => None,
     };
     let check = match (dpop, jkt) {
         (false, None) => ProofCheck::Done(Ok(())),

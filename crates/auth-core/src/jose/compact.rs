@@ -171,11 +171,6 @@ impl<'t> CompactJws<'t> {
             .ok_or(JoseError::MalformedPayload)
     }
 
-    /// The payload, decoded: the text [`claims`](Self::claims) reads.
-    pub fn payload(&self) -> &[u8] {
-        &self.payload
-    }
-
     /// What the signature covers: `header.payload`, as sent.
     pub fn signing_input(&self) -> &'t str {
         self.signing_input
