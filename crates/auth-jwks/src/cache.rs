@@ -305,6 +305,47 @@ mod tests {
         assert!(c.may_hold(&same_slot) && !c.may_hold(a));
     }
 
+    /// A hit is the whole token: another token with the same cache key (the same last 32
+    /// characters, all of its signature that the key reads) is a miss, wherever it differs.
+    #[tokio::test]
+    async fn a_hit_needs_the_whole_token() {
+        let c = cache(10);
+        let sig = "S".repeat(86);
+        let token = format!("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.{sig}");
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let key = Arc::new(crate::keys::usable_key(&jwk).unwrap());
+        let source = crate::source::tests::source_for("https://idp.example", 300);
+        let identity = Identity::builder(
+            "a",
+            tower_auth_core::AuthMethod::Hmac { issuer: "i".into() },
+        )
+        .build();
+        let k = c.key(&token).unwrap();
+        c.insert(k, &token, identity, u64::MAX, key, source);
+        let now = Instant::now();
+        let get = |t: &str| {
+            c.get(c.key(t).unwrap(), t, 0, now, |_, id| {
+                id.subject().to_owned()
+            })
+        };
+        assert!(matches!(get(&token), Ok(s) if s == "a"));
+        let mut others = vec![
+            token.replace(".eyJzdWIiOiJhIn0.", ".eyJzdWIiOiJiIn0."),
+            token.replacen("eyJhbGciOiJFZERTQSJ9", "eyJhbGciOiJFUzI1NiJ9", 1),
+            format!("x{token}"),
+            token[1..].to_owned(),
+        ];
+        let mut early = token.clone().into_bytes();
+        early[40] = b'T';
+        others.push(String::from_utf8(early).unwrap());
+        for other in &others {
+            assert_eq!(c.key(other), Some(k), "{other}");
+            assert!(matches!(get(other), Err(Miss::Absent)), "{other}");
+        }
+        // And the token itself is still served (the misses did not evict it).
+        assert!(get(&token).is_ok());
+    }
+
     #[test]
     fn a_cache_that_is_off_holds_nothing() {
         let c = cache(0);

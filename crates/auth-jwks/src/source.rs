@@ -429,7 +429,7 @@ impl Source {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{IssuerConfig, OidcConfig};
 
@@ -437,7 +437,7 @@ mod tests {
         source_for("https://idp.example", refresh)
     }
 
-    fn source_for(issuer: &str, refresh: u64) -> Arc<Source> {
+    pub(crate) fn source_for(issuer: &str, refresh: u64) -> Arc<Source> {
         let config = OidcConfig::builder()
             .issuer(IssuerConfig::new(issuer, "api"))
             .jwks_refresh_interval(Duration::from_secs(refresh))
