@@ -9,7 +9,7 @@
 # answer each request may get at each moment (benches/soak/model.rs says how), and counts the
 # wrong ones. It samples the demo's RSS and open file descriptors every 5 s.
 #
-#   benches/soak.sh                       # 10 minutes, 16 HTTP connections + 16 gRPC streams
+#   benches/soak.sh                       # 16 minutes (warm-up, then 10 judged), 16 HTTP connections + 16 gRPC streams
 #   SOAK_SECONDS=120 benches/soak.sh      # shorter
 #   HTTP_CONNECTIONS=8 GRPC_STREAMS=8 benches/soak.sh
 #
@@ -18,7 +18,7 @@
 # when the soak fails. Only 127.0.0.1 is used; the demo is stopped on exit.
 set -euo pipefail
 
-SOAK_SECONDS=${SOAK_SECONDS:-600}
+SOAK_SECONDS=${SOAK_SECONDS:-960}
 HTTP_CONNECTIONS=${HTTP_CONNECTIONS:-16}
 GRPC_STREAMS=${GRPC_STREAMS:-16}
 

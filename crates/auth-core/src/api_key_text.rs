@@ -21,7 +21,10 @@ impl ApiKeySet {
     ///
     /// [`ADMIN_ROLE`] is left out of a key's roles when `admins` grants it to that key (reading
     /// the text with the same `admins` grants it again), so that the text does not make a key
-    /// an administrator for good that a later `AUTH_ADMINS` no longer lists.
+    /// an administrator for good that a later `AUTH_ADMINS` no longer lists. Pass the
+    /// `admins` the set was parsed with: with another list, a grant of the parsing list that
+    /// `admins` lacks is written as an `admin` role and outlives `AUTH_ADMINS`, and a key
+    /// that has `admin` as its own role and is also in `admins` loses it in the text.
     ///
     /// ```
     /// use tower_auth_core::{Admins, ApiKeySet};
@@ -151,6 +154,7 @@ mod tests {
         }
     }
 
+    /// SECURITY.md Y3.
     #[test]
     fn the_text_holds_digests_names_and_roles_but_not_an_admin_grant() {
         let admins = Admins::new(["api_key:ops"]);

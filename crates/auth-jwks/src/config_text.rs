@@ -36,6 +36,10 @@ impl OidcConfig {
     /// assert!(text.contains(r#""roles_claim":"roles""#), "{text}");
     /// assert!(OidcConfig::from_json("OIDC_CONFIG", &text).unwrap().same_variable(&config));
     /// ```
+    ///
+    /// Behind the hidden `fuzzing` feature (the round-trip tests and the fuzz targets): the
+    /// text holds an inline client secret in the clear, so it is not offered to applications.
+    #[doc(hidden)]
     pub fn to_variable(&self) -> Option<String> {
         let issuers = self
             .issuers
@@ -65,6 +69,7 @@ impl OidcConfig {
     ///
     /// What the variable has no field for is not compared: the clock, proxies, timeouts, the
     /// unknown-`kid` cool-down, `OIDC_CA_FILE`, and the name errors give the variable.
+    #[doc(hidden)]
     pub fn same_variable(&self, other: &OidcConfig) -> bool {
         self.issuers.len() == other.issuers.len()
             && self

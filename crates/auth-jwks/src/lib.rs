@@ -72,6 +72,9 @@
 mod authenticator;
 mod cache;
 mod config;
+// The writer hands out an inline client secret as plain text: only for the round-trip tests
+// and the fuzz targets, not a public API (SECURITY.md Y3).
+#[cfg(any(test, feature = "fuzzing"))]
 mod config_text;
 #[cfg(feature = "dev-issuer")]
 pub mod dev_issuer;
