@@ -142,7 +142,9 @@ pub(crate) struct Introspection {
     pub(crate) endpoint: Option<Uri>,
     pub(crate) client_id: String,
     pub(crate) secret: Secret,
-    /// The file `secret` was read from, if it was (`client_secret_file`).
+    /// The file `secret` was read from, if it was (`client_secret_file`). Read only by the
+    /// writer of `config_text.rs`, compiled for tests and the `fuzzing` feature.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub(crate) secret_file: Option<PathBuf>,
 }
 
@@ -266,7 +268,9 @@ pub(crate) struct Issuer {
     pub(crate) required_typ: Option<String>,
     /// This issuer's own CA bundle (`ca_file`), trusted besides the configuration-wide one.
     pub(crate) ca: Option<CaBundle>,
-    /// Where `ca` was read from, to write the configuration back (`config_text.rs`).
+    /// Where `ca` was read from, to write the configuration back (`config_text.rs`, compiled
+    /// for tests and the `fuzzing` feature).
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub(crate) ca_source: Option<CaSource>,
     pub(crate) dpop: crate::dpop::DpopPolicy,
     pub(crate) dpop_nonce: bool,
