@@ -70,11 +70,7 @@ impl Group<'_> {
 }
 
 fn checks(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let _entered = rt.enter();
     let keys = support::keys();
     let jwks_url = rt.block_on(support::serve_jwks(&keys));

@@ -28,11 +28,7 @@ fn b64(bytes: impl AsRef<[u8]>) -> String {
 }
 
 fn mtls(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let certificate = PeerCertificate::from_der(vec![0x30; 900]);
     let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
     let point = ec.public_key().as_ref().to_vec();

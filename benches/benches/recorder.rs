@@ -39,11 +39,7 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(300);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let keys = support::keys();
     let jwks_url = rt.block_on(support::serve_jwks(&keys));
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();

@@ -439,11 +439,7 @@ fn flood(rt: &tokio::runtime::Runtime, jwks_url: &str) {
 }
 
 fn scale(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let _entered = rt.enter();
     let ed = Ed25519KeyPair::generate().unwrap();
     let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA", "use": "sig",

@@ -20,11 +20,7 @@ static GLOBAL: Counting = Counting;
 fn service(c: &mut Criterion) {
     // The key server and the key refreshes run on the worker; requests are driven on the
     // bench thread (`block_on`), like the per-check bench.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let keys = support::keys();
     let jwks_url = rt.block_on(support::serve_jwks(&keys));
     let mut group = c.benchmark_group("service_hello_world");

@@ -145,7 +145,8 @@ proptest! {
         let parsed = OidcConfig::from_json("OIDC_CONFIG", &json).unwrap();
         let text = parsed.to_variable().unwrap();
         let again = OidcConfig::from_json("OIDC_CONFIG", &text).unwrap();
-        prop_assert!(again.same_variable(&parsed), "{} -> {}", json, text);
+        // No JSON in the message: it may hold a client secret.
+        prop_assert!(again.same_variable(&parsed), "written back, read back another configuration");
         prop_assert_eq!(again.to_variable().unwrap(), text);
         let debug = format!("{:?}", parsed);
         prop_assert!(!debug.contains("s3cret"), "a client secret in Debug");

@@ -39,6 +39,16 @@ use tower_auth_oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 
 /// The criterion settings of every benchmark here: 1 s of warm-up, 3 s of measurement and 30
 /// samples (BENCHMARKS.md quotes them).
+/// The benches' runtime: the key server, the key refreshes and other background tasks run on
+/// its one worker; requests are driven on the bench thread (`block_on`).
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub(crate) fn criterion() -> criterion::Criterion {
     criterion::Criterion::default()
         .warm_up_time(Duration::from_secs(1))

@@ -8,47 +8,17 @@
 //! Needs `redis-server` (Debian package `redis-server`):
 //! `cargo bench -p tower-auth-hmac --features redis --bench shared_revocations`
 
+mod support;
+
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use support::start_redis;
 use tower_auth_core::{Admins, Authenticator, Check, Credential, Outcome};
 use tower_auth_hmac::{HmacAuthenticator, HmacConfig, RedisSettings, RevocationList};
 
 const SECRET: &str = "k7Qm2VxP9rTz4LwN8bYc3HdF6sJg5KeA-bench";
-
-/// `redis-server` on 127.0.0.1 without persistence, killed when dropped.
-struct RedisServer(Child);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> (RedisServer, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed for this bench (apt-get install redis-server)");
-    let server = RedisServer(child);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (server, port)
-}
 
 /// A list holding 1,000 revocations of other tokens.
 fn filled_list() -> RevocationList {

@@ -392,6 +392,7 @@ mod tests {
 
     /// Found by the `jwks` fuzz target: the same kid-less key published twice is kept once,
     /// so that reading the document again carries every key over and changes nothing.
+    /// SECURITY.md Y2.
     #[test]
     fn a_key_published_twice_is_kept_once_and_carried_over() {
         let mut twice = rsa("x", 2048);
